@@ -1,0 +1,1341 @@
+# =============================================================================
+# Serverless transaction-file pipeline (see ../README.md and ../docs/)
+#
+#   S3 (*.csv, *.json) --event--> processor Lambda --> DynamoDB transactions
+#        invalid records --> DLQ --> DLQ processor Lambda --> DynamoDB errors
+#        transient failures / resumes --> main queue --> processor Lambda
+# =============================================================================
+
+# -----------------------------------------------------------------------------
+# Data sources (the only four the client allows)
+# -----------------------------------------------------------------------------
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
+# Pinned to the zones the private subnets are planned for, so a zone AWS adds later cannot
+# move a subnet.
+data "aws_availability_zones" "available" {
+  state = "available"
+
+  filter {
+    name   = "zone-name"
+    values = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
+  }
+}
+
+# One archive per function, each zipping exactly one file: the Python handler, or the Rust
+# bootstrap binary when lambda_runtime = "rust".
+data "archive_file" "lambda_zip" {
+  for_each = local.lambda_sources
+
+  type             = "zip"
+  source_file      = each.value
+  output_path      = "${path.module}/.build/${each.key}-${local.runtime_key}.zip"
+  output_file_mode = local.is_rust ? "0755" : "0644"
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(each.value)
+      error_message = "Lambda source ${each.value} does not exist. For lambda_runtime = \"rust\" build the aarch64 bootstrap binaries first with `make build-rust` (or set rust_bootstrap_dir)."
+    }
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Names and common values
+# -----------------------------------------------------------------------------
+locals {
+  env        = var.environment
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = "aws"
+
+  is_rust     = var.lambda_runtime == "rust"
+  runtime_key = local.is_rust ? "rust" : "python"
+  rust_dir    = coalesce(var.rust_bootstrap_dir, "${path.module}/../build/lambda/rust")
+
+  lambda_sources = {
+    processor     = local.is_rust ? "${local.rust_dir}/processor/bootstrap" : "${path.module}/processor_function.py"
+    dlq_processor = local.is_rust ? "${local.rust_dir}/dlq-processor/bootstrap" : "${path.module}/dlq_processor_function.py"
+  }
+  lambda_runtime_id = local.is_rust ? "provided.al2023" : "python3.11"
+  lambda_handlers = {
+    processor     = local.is_rust ? "bootstrap" : "processor_function.lambda_handler"
+    dlq_processor = local.is_rust ? "bootstrap" : "dlq_processor_function.lambda_handler"
+  }
+
+  names = {
+    bucket              = "s3-transactions-${local.env}-${local.account_id}"
+    processor           = "lambda-transaction-processor-${local.env}"
+    dlq_processor       = "lambda-dlq-processor-${local.env}"
+    processor_role      = "iam-role-transaction-processor-${local.env}"
+    dlq_processor_role  = "iam-role-dlq-processor-${local.env}"
+    transactions_table  = "dynamodb-transactions-${local.env}"
+    errors_table        = "dynamodb-errors-${local.env}"
+    main_queue          = "sqs-transaction-retry-${local.env}"
+    dlq                 = "sqs-transaction-dlq-${local.env}"
+    topic               = "sns-pipeline-alerts-${local.env}"
+    error_rate_alarm    = "cw-alarm-processor-error-rate-${local.env}"
+    dlq_depth_alarm     = "cw-alarm-dlq-depth-${local.env}"
+    dashboard           = "cw-dashboard-transactions-${local.env}"
+    vpc                 = "vpc-transactions-${local.env}"
+    metrics_namespace   = "TransactionPipeline"
+    processor_log_group = "/aws/lambda/lambda-transaction-processor-${local.env}"
+    dlq_log_group       = "/aws/lambda/lambda-dlq-processor-${local.env}"
+  }
+
+  # ARNs built from names, so that key policies can name the resources they protect without
+  # a dependency cycle (the resources themselves reference the keys).
+  arns = {
+    bucket              = "arn:${local.partition}:s3:::${local.names.bucket}"
+    processor           = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.names.processor}"
+    dlq_processor       = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.names.dlq_processor}"
+    transactions_table  = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.names.transactions_table}"
+    errors_table        = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.names.errors_table}"
+    main_queue          = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.main_queue}"
+    dlq                 = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.dlq}"
+    topic               = "arn:${local.partition}:sns:${local.region}:${local.account_id}:${local.names.topic}"
+    processor_log_group = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.names.processor_log_group}"
+    dlq_log_group       = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.names.dlq_log_group}"
+    alarms              = "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:cw-alarm-*-${local.env}"
+  }
+
+  root_principal = "arn:${local.partition}:iam::${local.account_id}:root"
+
+  # Key policy statement every key starts with, so that the account can never lose control.
+  kms_root_statement = {
+    Sid       = "EnableRootAccountAccess"
+    Effect    = "Allow"
+    Principal = { AWS = local.root_principal }
+    Action    = "kms:*"
+    Resource  = "*"
+  }
+
+  lambda_common = {
+    memory_size = 512
+    timeout     = 300
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Deployment identifier (tags only: names stay deterministic)
+# -----------------------------------------------------------------------------
+resource "random_id" "deployment" {
+  byte_length = 8
+
+  keepers = {
+    environment = local.env
+  }
+}
+
+# -----------------------------------------------------------------------------
+# KMS: one key for S3, one for DynamoDB, one for Lambda environment, SQS, Logs and SNS
+# -----------------------------------------------------------------------------
+resource "aws_kms_key" "s3" {
+  description             = "Encrypts objects in ${local.names.bucket}"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = 7
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      local.kms_root_statement,
+      {
+        Sid       = "AllowS3ServiceForTransactionsBucket"
+        Effect    = "Allow"
+        Principal = { Service = "s3.amazonaws.com" }
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+          ArnLike      = { "aws:SourceArn" = local.arns.bucket }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_kms_alias" "s3" {
+  name          = "alias/s3-transactions-${local.env}"
+  target_key_id = aws_kms_key.s3.key_id
+}
+
+resource "aws_kms_key" "dynamodb" {
+  description             = "Encrypts the transactions and errors tables"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = 7
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      local.kms_root_statement,
+      {
+        Sid       = "AllowDynamoDBServiceForPipelineTables"
+        Effect    = "Allow"
+        Principal = { Service = "dynamodb.amazonaws.com" }
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+          ArnLike      = { "aws:SourceArn" = [local.arns.transactions_table, local.arns.errors_table] }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_kms_alias" "dynamodb" {
+  name          = "alias/dynamodb-transactions-${local.env}"
+  target_key_id = aws_kms_key.dynamodb.key_id
+}
+
+resource "aws_kms_key" "lambda" {
+  description             = "Encrypts Lambda environment variables, both SQS queues, both log groups and the alarm topic"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = 7
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      local.kms_root_statement,
+      {
+        Sid       = "AllowLambdaEnvironmentEncryption"
+        Effect    = "Allow"
+        Principal = { Service = "lambda.amazonaws.com" }
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = {
+            "kms:EncryptionContext:LambdaFunctionName" = [local.names.processor, local.names.dlq_processor]
+          }
+        }
+      },
+      {
+        Sid       = "AllowSqsForPipelineQueues"
+        Effect    = "Allow"
+        Principal = { Service = "sqs.amazonaws.com" }
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+          ArnLike      = { "aws:SourceArn" = [local.arns.main_queue, local.arns.dlq] }
+        }
+      },
+      {
+        # CloudWatch Logs uses the regional principal and names the log group in the
+        # encryption context.
+        Sid       = "AllowCloudWatchLogsForPipelineLogGroups"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${local.region}.amazonaws.com" }
+        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+        Resource  = "*"
+        Condition = {
+          ArnEquals = {
+            "kms:EncryptionContext:aws:logs:arn" = [local.arns.processor_log_group, local.arns.dlq_log_group]
+          }
+        }
+      },
+      {
+        # Alarms publish to the encrypted topic as cloudwatch.amazonaws.com: without this
+        # statement every notification is dropped.
+        Sid       = "AllowCloudWatchAlarmsToPublishToEncryptedTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:GenerateDataKey*", "kms:Decrypt"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+          ArnLike      = { "aws:SourceArn" = local.arns.alarms }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_kms_alias" "lambda" {
+  name          = "alias/lambda-encryption-${local.env}"
+  target_key_id = aws_kms_key.lambda.key_id
+}
+
+# -----------------------------------------------------------------------------
+# S3: upload bucket
+# -----------------------------------------------------------------------------
+resource "aws_s3_bucket" "transactions" {
+  #checkov:skip=CKV_AWS_18:Access logging needs a second bucket; CloudTrail data events cover auditing in this dev stack.
+  #checkov:skip=CKV_AWS_144:Cross-region replication is out of scope for the single-region (eu-central-1) dev stack.
+  bucket        = local.names.bucket
+  force_destroy = true
+}
+
+resource "aws_s3_bucket_versioning" "transactions" {
+  bucket = aws_s3_bucket.transactions.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "transactions" {
+  bucket = aws_s3_bucket.transactions.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.s3.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "transactions" {
+  bucket = aws_s3_bucket.transactions.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_policy" "transactions" {
+  bucket = aws_s3_bucket.transactions.id
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AllowRootAccountAccess"
+        Effect    = "Allow"
+        Principal = { AWS = local.root_principal }
+        Action    = "s3:*"
+        Resource  = [aws_s3_bucket.transactions.arn, "${aws_s3_bucket.transactions.arn}/*"]
+      },
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "s3:*"
+        Resource  = [aws_s3_bucket.transactions.arn, "${aws_s3_bucket.transactions.arn}/*"]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+      {
+        # Uploads without an encryption header get the bucket's default SSE-KMS; an upload
+        # that asks for anything else is refused.
+        Sid       = "DenyUploadsNotEncryptedWithKms"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "s3:PutObject"
+        Resource  = "${aws_s3_bucket.transactions.arn}/*"
+        Condition = {
+          StringNotEquals = { "s3:x-amz-server-side-encryption" = "aws:kms" }
+          Null            = { "s3:x-amz-server-side-encryption" = "false" }
+        }
+      },
+    ]
+  })
+
+  depends_on = [aws_s3_bucket_public_access_block.transactions]
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "transactions" {
+  bucket = aws_s3_bucket.transactions.id
+
+  rule {
+    id     = "transition-to-glacier-after-90-days"
+    status = "Enabled"
+
+    filter {
+      prefix = ""
+    }
+
+    transition {
+      days          = 90
+      storage_class = "GLACIER"
+    }
+
+    noncurrent_version_transition {
+      noncurrent_days = 90
+      storage_class   = "GLACIER"
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.transactions]
+}
+
+resource "aws_s3_bucket_notification" "transactions" {
+  bucket = aws_s3_bucket.transactions.id
+
+  lambda_function {
+    id                  = "process-csv-uploads"
+    lambda_function_arn = aws_lambda_function.processor.arn
+    events              = ["s3:ObjectCreated:*"]
+    filter_suffix       = ".csv"
+  }
+
+  lambda_function {
+    id                  = "process-json-uploads"
+    lambda_function_arn = aws_lambda_function.processor.arn
+    events              = ["s3:ObjectCreated:*"]
+    filter_suffix       = ".json"
+  }
+
+  depends_on = [aws_lambda_permission.allow_s3_invoke_processor]
+}
+
+# -----------------------------------------------------------------------------
+# DynamoDB: transactions and errors tables
+# -----------------------------------------------------------------------------
+resource "aws_dynamodb_table" "transactions" {
+  name                        = local.names.transactions_table
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "transaction_id"
+  range_key                   = "timestamp"
+  deletion_protection_enabled = false
+
+  attribute {
+    name = "transaction_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "timestamp"
+    type = "N"
+  }
+
+  attribute {
+    name = "status"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "status-index"
+    hash_key        = "status"
+    range_key       = "timestamp"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.dynamodb.arn
+  }
+}
+
+resource "aws_dynamodb_table" "errors" {
+  name                        = local.names.errors_table
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "error_id"
+  range_key                   = "timestamp"
+  deletion_protection_enabled = false
+
+  attribute {
+    name = "error_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "timestamp"
+    type = "N"
+  }
+
+  attribute {
+    name = "transaction_id"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "transaction_id-index"
+    hash_key        = "transaction_id"
+    range_key       = "timestamp"
+    projection_type = "ALL"
+  }
+
+  # Error rows hold masked record data; they expire after error_retention_days.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.dynamodb.arn
+  }
+}
+
+# -----------------------------------------------------------------------------
+# SQS: dead letter queue first, then the main (retry) queue that redrives into it
+# -----------------------------------------------------------------------------
+resource "aws_sqs_queue" "dlq" {
+  name                              = local.names.dlq
+  message_retention_seconds         = 1209600
+  visibility_timeout_seconds        = 300
+  kms_master_key_id                 = aws_kms_key.lambda.arn
+  kms_data_key_reuse_period_seconds = 300
+}
+
+resource "aws_sqs_queue" "main" {
+  name                              = local.names.main_queue
+  message_retention_seconds         = 1209600
+  visibility_timeout_seconds        = 300
+  kms_master_key_id                 = aws_kms_key.lambda.arn
+  kms_data_key_reuse_period_seconds = 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    maxReceiveCount     = 3
+  })
+}
+
+# -----------------------------------------------------------------------------
+# CloudWatch Logs: one encrypted log group per function
+# -----------------------------------------------------------------------------
+resource "aws_cloudwatch_log_group" "processor" {
+  #checkov:skip=CKV_AWS_338:The client requires 30-day retention for this dev stack.
+  name              = local.names.processor_log_group
+  retention_in_days = 30
+  kms_key_id        = aws_kms_key.lambda.arn
+}
+
+resource "aws_cloudwatch_log_group" "dlq_processor" {
+  #checkov:skip=CKV_AWS_338:The client requires 30-day retention for this dev stack.
+  name              = local.names.dlq_log_group
+  retention_in_days = 30
+  kms_key_id        = aws_kms_key.lambda.arn
+}
+
+# -----------------------------------------------------------------------------
+# IAM: transaction processor role (least privilege)
+# -----------------------------------------------------------------------------
+resource "aws_iam_role" "processor" {
+  name        = local.names.processor_role
+  description = "Execution role of ${local.names.processor}"
+
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_policy" "processor" {
+  name        = "iam-policy-transaction-processor-${local.env}"
+  description = "Least-privilege permissions of ${local.names.processor}"
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # GetObjectVersion: the processor reads the exact object version named by the event.
+        Sid      = "ReadTransactionFiles"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:GetObjectVersion"]
+        Resource = "${aws_s3_bucket.transactions.arn}/*"
+      },
+      {
+        Sid      = "StoreTransactions"
+        Effect   = "Allow"
+        Action   = "dynamodb:PutItem"
+        Resource = aws_dynamodb_table.transactions.arn
+      },
+      {
+        Sid      = "SendInvalidRecordsToDlq"
+        Effect   = "Allow"
+        Action   = "sqs:SendMessage"
+        Resource = aws_sqs_queue.dlq.arn
+      },
+      {
+        # The processor is also the consumer of its own retry queue (design.md section 1).
+        Sid    = "UseRetryQueue"
+        Effect = "Allow"
+        Action = [
+          "sqs:SendMessage",
+          "sqs:ReceiveMessage",
+          "sqs:DeleteMessage",
+          "sqs:GetQueueAttributes",
+          "sqs:ChangeMessageVisibility",
+        ]
+        Resource = aws_sqs_queue.main.arn
+      },
+      {
+        Sid      = "DecryptTransactionFiles"
+        Effect   = "Allow"
+        Action   = "kms:Decrypt"
+        Resource = aws_kms_key.s3.arn
+      },
+      {
+        Sid      = "UseQueueAndEnvironmentKey"
+        Effect   = "Allow"
+        Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource = aws_kms_key.lambda.arn
+      },
+      {
+        Sid      = "WriteOwnLogs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = [aws_cloudwatch_log_group.processor.arn, "${aws_cloudwatch_log_group.processor.arn}:*"]
+      },
+      {
+        # X-Ray trace APIs do not support resource-level permissions.
+        Sid      = "WriteTraces"
+        Effect   = "Allow"
+        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        Resource = "*"
+      },
+      {
+        Sid      = "DenyDestructiveActions"
+        Effect   = "Deny"
+        Action   = ["s3:DeleteBucket", "dynamodb:DeleteTable"]
+        Resource = "*"
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "processor" {
+  role       = aws_iam_role.processor.name
+  policy_arn = aws_iam_policy.processor.arn
+}
+
+# -----------------------------------------------------------------------------
+# IAM: DLQ processor role (least privilege)
+# -----------------------------------------------------------------------------
+resource "aws_iam_role" "dlq_processor" {
+  name        = local.names.dlq_processor_role
+  description = "Execution role of ${local.names.dlq_processor}"
+
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_policy" "dlq_processor" {
+  name        = "iam-policy-dlq-processor-${local.env}"
+  description = "Least-privilege permissions of ${local.names.dlq_processor}"
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # GetQueueAttributes and ChangeMessageVisibility are what the event source mapping
+        # needs besides receive and delete.
+        Sid    = "ConsumeDlq"
+        Effect = "Allow"
+        Action = [
+          "sqs:ReceiveMessage",
+          "sqs:DeleteMessage",
+          "sqs:GetQueueAttributes",
+          "sqs:ChangeMessageVisibility",
+        ]
+        Resource = aws_sqs_queue.dlq.arn
+      },
+      {
+        Sid      = "StoreErrors"
+        Effect   = "Allow"
+        Action   = "dynamodb:PutItem"
+        Resource = aws_dynamodb_table.errors.arn
+      },
+      {
+        Sid      = "DecryptQueueAndEnvironment"
+        Effect   = "Allow"
+        Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource = aws_kms_key.lambda.arn
+      },
+      {
+        Sid      = "WriteOwnLogs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = [aws_cloudwatch_log_group.dlq_processor.arn, "${aws_cloudwatch_log_group.dlq_processor.arn}:*"]
+      },
+      {
+        # X-Ray trace APIs do not support resource-level permissions.
+        Sid      = "WriteTraces"
+        Effect   = "Allow"
+        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        Resource = "*"
+      },
+      {
+        Sid      = "DenyDestructiveActions"
+        Effect   = "Deny"
+        Action   = ["s3:DeleteBucket", "dynamodb:DeleteTable"]
+        Resource = "*"
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "dlq_processor" {
+  role       = aws_iam_role.dlq_processor.name
+  policy_arn = aws_iam_policy.dlq_processor.arn
+}
+
+# -----------------------------------------------------------------------------
+# Lambda: transaction processor
+# -----------------------------------------------------------------------------
+resource "aws_lambda_function" "processor" {
+  #checkov:skip=CKV_AWS_117:The client requires no VPC attachment; S3 and DynamoDB are reached through gateway endpoints.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile outside this dev stack.
+  function_name                  = local.names.processor
+  description                    = "Validates uploaded transaction files and stores valid records"
+  role                           = aws_iam_role.processor.arn
+  runtime                        = local.lambda_runtime_id
+  handler                        = local.lambda_handlers.processor
+  filename                       = data.archive_file.lambda_zip["processor"].output_path
+  source_code_hash               = data.archive_file.lambda_zip["processor"].output_base64sha256
+  architectures                  = ["arm64"]
+  memory_size                    = local.lambda_common.memory_size
+  timeout                        = local.lambda_common.timeout
+  reserved_concurrent_executions = 100
+  kms_key_arn                    = aws_kms_key.lambda.arn
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  # Asynchronous (S3) invocations that fail every retry land on the retry queue, whose
+  # consumer processes the file again.
+  dead_letter_config {
+    target_arn = aws_sqs_queue.main.arn
+  }
+
+  environment {
+    variables = {
+      DYNAMODB_TABLE_NAME   = aws_dynamodb_table.transactions.name
+      SQS_QUEUE_URL         = aws_sqs_queue.main.url
+      DLQ_URL               = aws_sqs_queue.dlq.url
+      ENVIRONMENT           = local.env
+      MAX_FILE_BYTES        = tostring(var.max_file_bytes)
+      TIME_SAFETY_MARGIN_MS = tostring(var.time_safety_margin_ms)
+    }
+  }
+
+  tags = {
+    DeploymentId = random_id.deployment.hex
+  }
+
+  depends_on = [
+    aws_iam_role.processor,
+    aws_iam_role_policy_attachment.processor,
+    aws_cloudwatch_log_group.processor,
+  ]
+}
+
+resource "aws_lambda_function_event_invoke_config" "processor" {
+  function_name                = aws_lambda_function.processor.function_name
+  maximum_retry_attempts       = 2
+  maximum_event_age_in_seconds = 21600
+}
+
+resource "aws_lambda_permission" "allow_s3_invoke_processor" {
+  statement_id   = "AllowExecutionFromTransactionsBucket"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.processor.function_name
+  principal      = "s3.amazonaws.com"
+  source_arn     = aws_s3_bucket.transactions.arn
+  source_account = local.account_id
+}
+
+resource "aws_lambda_event_source_mapping" "retry_queue_to_processor" {
+  event_source_arn        = aws_sqs_queue.main.arn
+  function_name           = aws_lambda_function.processor.arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+}
+
+# -----------------------------------------------------------------------------
+# Lambda: DLQ processor
+# -----------------------------------------------------------------------------
+resource "aws_lambda_function" "dlq_processor" {
+  #checkov:skip=CKV_AWS_117:The client requires no VPC attachment; DynamoDB is reached through a gateway endpoint.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile outside this dev stack.
+  #checkov:skip=CKV_AWS_116:This function is invoked only by its SQS event source mapping; a failed message stays on the DLQ and is retried, so an async dead letter queue would never receive anything.
+  function_name                  = local.names.dlq_processor
+  description                    = "Stores every dead-lettered message in the errors table"
+  role                           = aws_iam_role.dlq_processor.arn
+  runtime                        = local.lambda_runtime_id
+  handler                        = local.lambda_handlers.dlq_processor
+  filename                       = data.archive_file.lambda_zip["dlq_processor"].output_path
+  source_code_hash               = data.archive_file.lambda_zip["dlq_processor"].output_base64sha256
+  architectures                  = ["arm64"]
+  memory_size                    = local.lambda_common.memory_size
+  timeout                        = local.lambda_common.timeout
+  reserved_concurrent_executions = 50
+  kms_key_arn                    = aws_kms_key.lambda.arn
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  environment {
+    variables = {
+      ERRORS_TABLE_NAME    = aws_dynamodb_table.errors.name
+      ENVIRONMENT          = local.env
+      ERROR_RETENTION_DAYS = tostring(var.error_retention_days)
+    }
+  }
+
+  tags = {
+    DeploymentId = random_id.deployment.hex
+  }
+
+  depends_on = [
+    aws_iam_role.dlq_processor,
+    aws_iam_role_policy_attachment.dlq_processor,
+    aws_cloudwatch_log_group.dlq_processor,
+  ]
+}
+
+resource "aws_lambda_event_source_mapping" "dlq_to_dlq_processor" {
+  event_source_arn        = aws_sqs_queue.dlq.arn
+  function_name           = aws_lambda_function.dlq_processor.arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+}
+
+# -----------------------------------------------------------------------------
+# VPC: private subnets whose route tables carry the S3 and DynamoDB gateway endpoints
+# -----------------------------------------------------------------------------
+resource "aws_vpc" "main" {
+  #checkov:skip=CKV2_AWS_11:No workload runs in this VPC (the Lambdas are not attached); flow logs would record nothing.
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+
+  tags = {
+    Name = local.names.vpc
+  }
+}
+
+# Locks down the default security group so nothing can use it by accident.
+resource "aws_default_security_group" "main" {
+  vpc_id = aws_vpc.main.id
+
+  tags = {
+    Name = "sg-default-transactions-${local.env}"
+  }
+}
+
+resource "aws_subnet" "private" {
+  count = 2
+
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = cidrsubnet(var.vpc_cidr, 8, count.index)
+  availability_zone       = data.aws_availability_zones.available.names[count.index]
+  map_public_ip_on_launch = false
+
+  tags = {
+    Name = "subnet-private-${count.index + 1}-${local.env}"
+  }
+}
+
+resource "aws_route_table" "private" {
+  vpc_id = aws_vpc.main.id
+
+  tags = {
+    Name = "rtb-private-${local.env}"
+  }
+}
+
+resource "aws_route_table_association" "private" {
+  count = length(aws_subnet.private)
+
+  subnet_id      = aws_subnet.private[count.index].id
+  route_table_id = aws_route_table.private.id
+}
+
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.main.id
+  service_name      = "com.amazonaws.${local.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id]
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AllowFullS3AccessInDev"
+      Effect    = "Allow"
+      Principal = "*"
+      Action    = "s3:*"
+      Resource  = "*"
+    }]
+  })
+
+  tags = {
+    Name = "vpce-s3-${local.env}"
+  }
+}
+
+resource "aws_vpc_endpoint" "dynamodb" {
+  vpc_id            = aws_vpc.main.id
+  service_name      = "com.amazonaws.${local.region}.dynamodb"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id]
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AllowFullDynamoDBAccessInDev"
+      Effect    = "Allow"
+      Principal = "*"
+      Action    = "dynamodb:*"
+      Resource  = "*"
+    }]
+  })
+
+  tags = {
+    Name = "vpce-dynamodb-${local.env}"
+  }
+}
+
+# -----------------------------------------------------------------------------
+# SNS: alarm notifications
+# -----------------------------------------------------------------------------
+resource "aws_sns_topic" "alerts" {
+  name              = local.names.topic
+  kms_master_key_id = aws_kms_key.lambda.arn
+}
+
+resource "aws_sns_topic_policy" "alerts" {
+  arn = aws_sns_topic.alerts.arn
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AllowRootAccountFullAccess"
+        Effect    = "Allow"
+        Principal = { AWS = local.root_principal }
+        Action    = "sns:*"
+        Resource  = aws_sns_topic.alerts.arn
+      },
+      {
+        Sid       = "AllowCloudWatchAlarmsToPublish"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alerts.arn
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+          ArnLike      = { "aws:SourceArn" = local.arns.alarms }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_sns_topic_subscription" "alerts_email" {
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "email"
+  endpoint  = var.alert_email
+}
+
+# -----------------------------------------------------------------------------
+# CloudWatch: alarms
+# -----------------------------------------------------------------------------
+resource "aws_cloudwatch_metric_alarm" "processor_error_rate" {
+  alarm_name          = local.names.error_rate_alarm
+  alarm_description   = "Transaction processor error rate above 1 % in two consecutive 5-minute periods"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 1
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+
+  metric_query {
+    id          = "error_rate"
+    expression  = "IF(invocations > 0, 100 * errors / invocations, 0)"
+    label       = "Error rate (%)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Errors"
+      period      = 300
+      stat        = "Sum"
+      dimensions  = { FunctionName = aws_lambda_function.processor.function_name }
+    }
+  }
+
+  metric_query {
+    id = "invocations"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Invocations"
+      period      = 300
+      stat        = "Sum"
+      dimensions  = { FunctionName = aws_lambda_function.processor.function_name }
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
+  alarm_name          = local.names.dlq_depth_alarm
+  alarm_description   = "More than 100 messages waiting on the dead letter queue in two consecutive 5-minute periods"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.dlq.name }
+  statistic           = "Maximum"
+  period              = 300
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 100
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+}
+
+# -----------------------------------------------------------------------------
+# CloudWatch: dashboard (5-minute granularity)
+# -----------------------------------------------------------------------------
+locals {
+  dashboard_functions = [aws_lambda_function.processor.function_name, aws_lambda_function.dlq_processor.function_name]
+  dashboard_tables    = [aws_dynamodb_table.transactions.name, aws_dynamodb_table.errors.name]
+  pipeline_metric     = { namespace = local.names.metrics_namespace, dims = ["Environment", local.env] }
+
+  dashboard_widgets = [
+    {
+      title = "Transaction processing rate (records per 5 min)"
+      stat  = "Sum"
+      metrics = [for m in ["RecordsProcessed", "RecordsInvalid", "RecordsDuplicate", "RecordsRetried"] :
+      concat([local.pipeline_metric.namespace, m], local.pipeline_metric.dims)]
+    },
+    {
+      title   = "Lambda invocations"
+      stat    = "Sum"
+      metrics = [for f in local.dashboard_functions : ["AWS/Lambda", "Invocations", "FunctionName", f]]
+    },
+    {
+      title = "Error rate by function (%)"
+      stat  = "Sum"
+      # concat(...) joins one level only; flatten() would also flatten each metric row.
+      metrics = concat([for i, f in local.dashboard_functions : [
+        [{ expression = "IF(inv${i} > 0, 100 * err${i} / inv${i}, 0)", label = "${f} error rate", id = "rate${i}" }],
+        ["AWS/Lambda", "Errors", "FunctionName", f, { id = "err${i}", visible = false }],
+        ["AWS/Lambda", "Invocations", "FunctionName", f, { id = "inv${i}", visible = false }],
+      ]]...)
+    },
+    {
+      title = "Queue depth over time (messages)"
+      stat  = "Maximum"
+      metrics = [for q in [aws_sqs_queue.dlq.name, aws_sqs_queue.main.name] :
+      ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q]]
+    },
+    {
+      title = "DynamoDB consumed capacity units"
+      stat  = "Sum"
+      metrics = concat([for t in local.dashboard_tables : [
+        ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", t],
+        ["AWS/DynamoDB", "ConsumedReadCapacityUnits", "TableName", t],
+      ]]...)
+    },
+    {
+      title = "Average processing latency (ms)"
+      stat  = "Average"
+      metrics = concat(
+        [for f in local.dashboard_functions : ["AWS/Lambda", "Duration", "FunctionName", f]],
+        [concat([local.pipeline_metric.namespace, "FileProcessingTime"], local.pipeline_metric.dims)],
+      )
+    },
+    {
+      title = "Failed files and stored errors"
+      stat  = "Sum"
+      metrics = [for m in ["FilesFailed", "ErrorsStored"] :
+      concat([local.pipeline_metric.namespace, m], local.pipeline_metric.dims)]
+    },
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "transactions" {
+  dashboard_name = local.names.dashboard
+
+  dashboard_body = jsonencode({
+    widgets = [for i, w in local.dashboard_widgets : {
+      type   = "metric"
+      x      = (i % 2) * 12
+      y      = floor(i / 2) * 6
+      width  = 12
+      height = 6
+      properties = {
+        title   = w.title
+        region  = local.region
+        stat    = w.stat
+        period  = 300
+        view    = "timeSeries"
+        stacked = false
+        metrics = w.metrics
+      }
+    }]
+  })
+}
+
+# -----------------------------------------------------------------------------
+# Outputs (one per created resource that tests and operators need)
+# -----------------------------------------------------------------------------
+output "kms_s3_key_id" {
+  description = "ID of the KMS key that encrypts the upload bucket."
+  value       = aws_kms_key.s3.key_id
+}
+
+output "kms_s3_key_arn" {
+  description = "ARN of the KMS key that encrypts the upload bucket."
+  value       = aws_kms_key.s3.arn
+}
+
+output "kms_s3_alias_name" {
+  description = "Alias of the S3 KMS key."
+  value       = aws_kms_alias.s3.name
+}
+
+output "kms_dynamodb_key_id" {
+  description = "ID of the KMS key that encrypts both DynamoDB tables."
+  value       = aws_kms_key.dynamodb.key_id
+}
+
+output "kms_dynamodb_key_arn" {
+  description = "ARN of the KMS key that encrypts both DynamoDB tables."
+  value       = aws_kms_key.dynamodb.arn
+}
+
+output "kms_dynamodb_alias_name" {
+  description = "Alias of the DynamoDB KMS key."
+  value       = aws_kms_alias.dynamodb.name
+}
+
+output "kms_lambda_key_id" {
+  description = "ID of the KMS key for Lambda environment variables, SQS, CloudWatch Logs and SNS."
+  value       = aws_kms_key.lambda.key_id
+}
+
+output "kms_lambda_key_arn" {
+  description = "ARN of the KMS key for Lambda environment variables, SQS, CloudWatch Logs and SNS."
+  value       = aws_kms_key.lambda.arn
+}
+
+output "kms_lambda_alias_name" {
+  description = "Alias of the Lambda/SQS/Logs/SNS KMS key."
+  value       = aws_kms_alias.lambda.name
+}
+
+output "s3_bucket_name" {
+  description = "Name of the bucket producers upload transaction files to."
+  value       = aws_s3_bucket.transactions.bucket
+}
+
+output "s3_bucket_arn" {
+  description = "ARN of the upload bucket."
+  value       = aws_s3_bucket.transactions.arn
+}
+
+output "processor_function_name" {
+  description = "Name of the transaction processor Lambda function."
+  value       = aws_lambda_function.processor.function_name
+}
+
+output "processor_function_arn" {
+  description = "ARN of the transaction processor Lambda function."
+  value       = aws_lambda_function.processor.arn
+}
+
+output "processor_role_arn" {
+  description = "ARN of the transaction processor's execution role."
+  value       = aws_iam_role.processor.arn
+}
+
+output "processor_policy_arn" {
+  description = "ARN of the transaction processor's least-privilege policy."
+  value       = aws_iam_policy.processor.arn
+}
+
+output "dlq_processor_function_name" {
+  description = "Name of the DLQ processor Lambda function."
+  value       = aws_lambda_function.dlq_processor.function_name
+}
+
+output "dlq_processor_function_arn" {
+  description = "ARN of the DLQ processor Lambda function."
+  value       = aws_lambda_function.dlq_processor.arn
+}
+
+output "dlq_processor_role_arn" {
+  description = "ARN of the DLQ processor's execution role."
+  value       = aws_iam_role.dlq_processor.arn
+}
+
+output "dlq_processor_policy_arn" {
+  description = "ARN of the DLQ processor's least-privilege policy."
+  value       = aws_iam_policy.dlq_processor.arn
+}
+
+output "lambda_runtime" {
+  description = "Implementation deployed for both functions: python3.11 or rust."
+  value       = var.lambda_runtime
+}
+
+output "processor_environment_variables" {
+  description = "Environment variables of the transaction processor."
+  value       = aws_lambda_function.processor.environment[0].variables
+  sensitive   = true
+}
+
+output "dlq_processor_environment_variables" {
+  description = "Environment variables of the DLQ processor."
+  value       = aws_lambda_function.dlq_processor.environment[0].variables
+  sensitive   = true
+}
+
+output "transactions_table_name" {
+  description = "Name of the DynamoDB table of processed transactions."
+  value       = aws_dynamodb_table.transactions.name
+}
+
+output "transactions_table_arn" {
+  description = "ARN of the DynamoDB table of processed transactions."
+  value       = aws_dynamodb_table.transactions.arn
+}
+
+output "errors_table_name" {
+  description = "Name of the DynamoDB table of error records."
+  value       = aws_dynamodb_table.errors.name
+}
+
+output "errors_table_arn" {
+  description = "ARN of the DynamoDB table of error records."
+  value       = aws_dynamodb_table.errors.arn
+}
+
+output "dynamodb_table_endpoints" {
+  description = "Regional DynamoDB endpoint and table names, for clients that address the tables directly."
+  value = {
+    endpoint           = "https://dynamodb.${local.region}.amazonaws.com"
+    transactions_table = aws_dynamodb_table.transactions.name
+    errors_table       = aws_dynamodb_table.errors.name
+  }
+  sensitive = true
+}
+
+output "main_queue_url" {
+  description = "URL of the main (retry) queue."
+  value       = aws_sqs_queue.main.url
+}
+
+output "main_queue_arn" {
+  description = "ARN of the main (retry) queue."
+  value       = aws_sqs_queue.main.arn
+}
+
+output "dlq_url" {
+  description = "URL of the dead letter queue."
+  value       = aws_sqs_queue.dlq.url
+}
+
+output "dlq_arn" {
+  description = "ARN of the dead letter queue."
+  value       = aws_sqs_queue.dlq.arn
+}
+
+output "retry_queue_event_source_mapping_uuid" {
+  description = "UUID of the event source mapping from the main queue to the processor."
+  value       = aws_lambda_event_source_mapping.retry_queue_to_processor.uuid
+}
+
+output "dlq_event_source_mapping_uuid" {
+  description = "UUID of the event source mapping from the DLQ to the DLQ processor."
+  value       = aws_lambda_event_source_mapping.dlq_to_dlq_processor.uuid
+}
+
+output "processor_log_group_name" {
+  description = "CloudWatch log group of the transaction processor."
+  value       = aws_cloudwatch_log_group.processor.name
+}
+
+output "dlq_processor_log_group_name" {
+  description = "CloudWatch log group of the DLQ processor."
+  value       = aws_cloudwatch_log_group.dlq_processor.name
+}
+
+output "error_rate_alarm_name" {
+  description = "Alarm on the processor's error rate."
+  value       = aws_cloudwatch_metric_alarm.processor_error_rate.alarm_name
+}
+
+output "dlq_depth_alarm_name" {
+  description = "Alarm on the DLQ's depth."
+  value       = aws_cloudwatch_metric_alarm.dlq_depth.alarm_name
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.transactions.dashboard_name
+}
+
+output "sns_topic_arn" {
+  description = "ARN of the alarm notification topic."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "sns_email_subscription_arn" {
+  description = "ARN of the e-mail subscription (pending until confirmed)."
+  value       = aws_sns_topic_subscription.alerts_email.arn
+}
+
+output "vpc_id" {
+  description = "ID of the VPC that holds the gateway endpoints."
+  value       = aws_vpc.main.id
+}
+
+output "private_subnet_ids" {
+  description = "IDs of the private subnets."
+  value       = aws_subnet.private[*].id
+}
+
+output "private_route_table_id" {
+  description = "ID of the private route table that carries the gateway endpoint routes."
+  value       = aws_route_table.private.id
+}
+
+output "s3_vpc_endpoint_id" {
+  description = "ID of the S3 gateway endpoint."
+  value       = aws_vpc_endpoint.s3.id
+}
+
+output "dynamodb_vpc_endpoint_id" {
+  description = "ID of the DynamoDB gateway endpoint."
+  value       = aws_vpc_endpoint.dynamodb.id
+}
+
+output "deployment_id" {
+  description = "Random identifier of this deployment (tag DeploymentId on the functions)."
+  value       = random_id.deployment.hex
+}
+
+output "aws_region" {
+  description = "Region the stack is deployed in."
+  value       = local.region
+}

@@ -1,0 +1,157 @@
+# -----------------------------------------------------------------------------
+# Terraform and provider versions
+# -----------------------------------------------------------------------------
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = "~> 3.5"
+    }
+    archive = {
+      source  = "hashicorp/archive"
+      version = "~> 2.4"
+    }
+  }
+}
+
+# -----------------------------------------------------------------------------
+# AWS provider: one region, governance tags on every resource
+# -----------------------------------------------------------------------------
+provider "aws" {
+  region = "eu-central-1"
+
+  default_tags {
+    tags = {
+      Environment        = var.environment
+      DataClassification = var.data_classification
+      Compliance         = var.compliance
+      Owner              = var.owner
+      ManagedBy          = "Terraform"
+    }
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Variables
+# -----------------------------------------------------------------------------
+variable "environment" {
+  description = "Environment name used in every resource name ({resource-type}-{purpose}-{environment}) and in the Environment tag."
+  type        = string
+  default     = "dev"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
+    error_message = "environment must be 2 to 10 lower-case letters or digits, starting with a letter (it becomes part of S3, IAM and DynamoDB names)."
+  }
+}
+
+variable "lambda_runtime" {
+  description = "Implementation of both Lambda functions: \"python3.11\" (the Python handlers in this directory) or \"rust\" (bootstrap binaries for provided.al2023 on arm64, built by `make build-rust`)."
+  type        = string
+  default     = "python3.11"
+
+  validation {
+    condition     = contains(["python3.11", "rust"], var.lambda_runtime)
+    error_message = "lambda_runtime must be \"python3.11\" or \"rust\"."
+  }
+}
+
+variable "rust_bootstrap_dir" {
+  description = "Directory holding processor/bootstrap and dlq-processor/bootstrap built for aarch64 (used when lambda_runtime = \"rust\"). Null means ../build/lambda/rust relative to this directory."
+  type        = string
+  default     = null
+}
+
+variable "alert_email" {
+  description = "E-mail address subscribed to the alarm topic (the subscription needs manual confirmation)."
+  type        = string
+  default     = "devops-alerts@example.com"
+
+  validation {
+    condition     = can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
+    error_message = "alert_email must be an e-mail address."
+  }
+}
+
+variable "owner" {
+  description = "Team that owns the pipeline (Owner tag)."
+  type        = string
+  default     = "platform-engineering"
+
+  validation {
+    condition     = length(var.owner) > 0 && length(var.owner) <= 256
+    error_message = "owner must be 1 to 256 characters."
+  }
+}
+
+variable "data_classification" {
+  description = "Data classification of the transaction data (DataClassification tag)."
+  type        = string
+  default     = "confidential"
+
+  validation {
+    condition     = contains(["public", "internal", "confidential", "restricted"], var.data_classification)
+    error_message = "data_classification must be one of public, internal, confidential, restricted."
+  }
+}
+
+variable "compliance" {
+  description = "Compliance regime the data falls under (Compliance tag)."
+  type        = string
+  default     = "GDPR"
+
+  validation {
+    condition     = length(var.compliance) > 0 && length(var.compliance) <= 256
+    error_message = "compliance must be 1 to 256 characters."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "CIDR block of the VPC whose private route tables carry the S3 and DynamoDB gateway endpoints."
+  type        = string
+  default     = "10.40.0.0/16"
+
+  validation {
+    condition     = can(cidrnetmask(var.vpc_cidr)) && tonumber(split("/", var.vpc_cidr)[1]) <= 24
+    error_message = "vpc_cidr must be an IPv4 CIDR block of /24 or larger."
+  }
+}
+
+variable "max_file_bytes" {
+  description = "Largest object the processor reads; a larger one is recorded as a FILE_TOO_LARGE file error."
+  type        = number
+  default     = 268435456
+
+  validation {
+    condition     = var.max_file_bytes >= 1024 && var.max_file_bytes <= 5368709120
+    error_message = "max_file_bytes must be between 1 KiB and 5 GiB."
+  }
+}
+
+variable "time_safety_margin_ms" {
+  description = "When less than this remains of an invocation, the processor queues a resume_file message and stops."
+  type        = number
+  default     = 30000
+
+  validation {
+    condition     = var.time_safety_margin_ms >= 5000 && var.time_safety_margin_ms < 300000
+    error_message = "time_safety_margin_ms must be at least 5000 and below the 300000 ms function timeout."
+  }
+}
+
+variable "error_retention_days" {
+  description = "Days an error row stays in the errors table before DynamoDB TTL removes it (GDPR data minimisation)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.error_retention_days >= 1 && var.error_retention_days <= 3650
+    error_message = "error_retention_days must be between 1 and 3650."
+  }
+}

@@ -1,0 +1,190 @@
+"""Start and stop the local AWS emulator (moto server) on a free loopback port.
+
+Used by the tests, the Makefile (through the CLI below) and the demo. Everything that talks to
+the emulator gets its address from `Emulator.aws_env()`, i.e. the standard `AWS_ENDPOINT_URL`
+variable, so the same code runs unchanged against AWS.
+
+CLI:
+    python -m pipeline_local.emulator start --state build/emulator.json
+    python -m pipeline_local.emulator stop --state build/emulator.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REGION = "eu-central-1"
+ACCOUNT_ID = "123456789012"
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    """Ask the kernel for a free loopback port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def aws_env_for(endpoint: str) -> dict[str, str]:
+    """Environment that points boto3, aws-sdk-rust and Terraform at the emulator."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+@dataclass
+class Emulator:
+    """A running moto server, owned by this process (proc set) or found through a state file."""
+
+    port: int
+    pid: int
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def aws_env(self) -> dict[str, str]:
+        return aws_env_for(self.endpoint)
+
+    def _post(self, path: str, body: bytes = b"") -> bytes:
+        req = urllib.request.Request(self.endpoint + path, data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return bytes(resp.read())
+
+    def reset(self) -> None:
+        """Wipe every resource in the emulator."""
+        self._post("/moto-api/reset")
+
+    def set_auth_enforcement(self, enforce: bool) -> None:
+        """Turn moto's IAM enforcement on (every following request checked) or off."""
+        self._post("/moto-api/reset-auth", b"0" if enforce else b"inf")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self.proc = None
+            return
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(self.pid):
+            time.sleep(0.1)
+        if _alive(self.pid):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child still answers kill(0); treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log: Path | None) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log else ""
+            raise RuntimeError(f"moto server exited with code {proc.returncode}: {tail}")
+        try:
+            with urllib.request.urlopen(endpoint + "/moto-api/data.json", timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"moto server did not answer on {endpoint} within {READY_TIMEOUT_S} s")
+
+
+def start_emulator(port: int | None = None, log_path: Path | None = None) -> Emulator:
+    """Start `moto_server` as a child process on a free loopback port and wait for it."""
+    port = port or free_port()
+    env = dict(os.environ)
+    # Attaching AWS-managed policies (AWSLambdaBasicExecutionRole, ...) needs moto to know them.
+    env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    env.setdefault("AWS_DEFAULT_REGION", REGION)
+    # Lambda code never runs inside moto here (no Docker); the local dispatcher runs it.
+    env.setdefault("MOTO_DOCKER_NETWORK_MODE", "host")
+    moto_server = Path(sys.executable).with_name("moto_server")
+    cmd = [str(moto_server) if moto_server.exists() else "moto_server", "-H", HOST, "-p", str(port)]
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    finally:
+        if log_path:
+            out.close()  # type: ignore[union-attr]
+    _wait_ready(f"http://{HOST}:{port}", proc, log_path)
+    return Emulator(port=port, pid=proc.pid, proc=proc)
+
+
+def load_state(state: Path) -> Emulator:
+    data = json.loads(state.read_text())
+    return Emulator(port=int(data["port"]), pid=int(data["pid"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["start", "stop", "env"])
+    parser.add_argument("--state", type=Path, default=Path("build/emulator.json"))
+    parser.add_argument("--log", type=Path, default=Path("build/emulator.log"))
+    args = parser.parse_args(argv)
+
+    if args.action == "start":
+        if args.state.exists():
+            old = load_state(args.state)
+            if _alive(old.pid):
+                print(f"emulator already running at {old.endpoint} (pid {old.pid})")
+                return 0
+        args.state.parent.mkdir(parents=True, exist_ok=True)
+        emu = start_emulator(log_path=args.log)
+        # Detach: the Makefile stops it later through the state file.
+        emu.proc = None
+        args.state.write_text(json.dumps({"port": emu.port, "pid": emu.pid}))
+        print(f"emulator started at {emu.endpoint} (pid {emu.pid}, log {args.log})")
+    elif args.action == "stop":
+        if not args.state.exists():
+            print("emulator not running")
+            return 0
+        emu = load_state(args.state)
+        emu.stop()
+        args.state.unlink()
+        print(f"emulator stopped (pid {emu.pid})")
+    else:
+        emu = load_state(args.state)
+        for key, value in emu.aws_env().items():
+            print(f"export {key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
