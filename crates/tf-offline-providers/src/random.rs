@@ -1,0 +1,576 @@
+//! Stand-in for `hashicorp/random` 3.7.2: the `random_id` resource.
+//!
+//! Same schema and plan behaviour as the real resource: `byte_length` and
+//! `prefix` force a new id, `keepers` forces one when its non-null values
+//! change, the computed encodings keep their prior values otherwise (so a
+//! second plan shows no change). Import takes `[prefix,]b64url` like the real one.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{AttributeConstraint, AttributeType, Schema};
+use tf_provider::value::{Value, ValueEmpty, ValueMap, ValueNumber, ValueString};
+use tf_provider::{map, AttributePath, Diagnostics, DynamicResource, Provider, Resource};
+
+use crate::schema_util::{attr, schema};
+
+/// Largest `byte_length` accepted (the real provider has no limit; this only
+/// keeps a typo from allocating gigabytes).
+const MAX_BYTE_LENGTH: i64 = 1 << 20;
+
+/// The `hashicorp/random` provider: no configuration, one resource.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RandomProvider;
+
+#[async_trait]
+impl Provider for RandomProvider {
+    type Config<'a> = ValueEmpty;
+    type MetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(schema(
+            "Offline stand-in for the hashicorp/random provider.",
+            HashMap::new(),
+            HashMap::new(),
+        ))
+    }
+
+    fn get_resources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
+        Some(map! { "id" => RandomId })
+    }
+}
+
+/// Configuration and state of `resource "random_id"`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RandomIdState<'a> {
+    pub id: ValueString<'a>,
+    pub keepers: ValueMap<'a, ValueString<'a>>,
+    pub byte_length: ValueNumber,
+    pub prefix: ValueString<'a>,
+    pub b64_url: ValueString<'a>,
+    pub b64_std: ValueString<'a>,
+    pub hex: ValueString<'a>,
+    pub dec: ValueString<'a>,
+}
+
+impl RandomIdState<'_> {
+    fn mark_computed_unknown(&mut self) {
+        self.id = Value::Unknown;
+        self.b64_url = Value::Unknown;
+        self.b64_std = Value::Unknown;
+        self.hex = Value::Unknown;
+        self.dec = Value::Unknown;
+    }
+}
+
+/// The encodings of one id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encodings {
+    /// base64, URL alphabet, no padding, without the prefix.
+    pub id: String,
+    pub b64_url: String,
+    pub b64_std: String,
+    pub hex: String,
+    pub dec: String,
+}
+
+/// Computes the encodings like the real provider: `id` without the prefix,
+/// the others with the prefix in front.
+pub fn encodings(bytes: &[u8], prefix: &str) -> Encodings {
+    let id = URL_SAFE_NO_PAD.encode(bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Encodings {
+        b64_url: format!("{prefix}{id}"),
+        b64_std: format!("{prefix}{}", STANDARD.encode(bytes)),
+        hex: format!("{prefix}{hex}"),
+        dec: format!("{prefix}{}", big_endian_to_decimal(bytes)),
+        id,
+    }
+}
+
+/// The unsigned big-endian integer in `bytes`, in decimal without padding
+/// ("0" for no bytes or all zeros), like Go's `big.Int.SetBytes(..).String()`.
+pub fn big_endian_to_decimal(bytes: &[u8]) -> String {
+    const BASE: u64 = 1_000_000_000;
+    // Little-endian limbs in base 10^9.
+    let mut limbs: Vec<u64> = Vec::new();
+    for &byte in bytes {
+        let mut carry = u64::from(byte);
+        for limb in limbs.iter_mut() {
+            let value = *limb * 256 + carry;
+            *limb = value % BASE;
+            carry = value / BASE;
+        }
+        while carry > 0 {
+            limbs.push(carry % BASE);
+            carry /= BASE;
+        }
+    }
+    match limbs.split_last() {
+        None => "0".to_owned(),
+        Some((most, rest)) => {
+            let mut out = most.to_string();
+            for limb in rest.iter().rev() {
+                out.push_str(&format!("{limb:09}"));
+            }
+            out
+        }
+    }
+}
+
+fn with_encodings<'a>(mut state: RandomIdState<'a>, bytes: &[u8]) -> RandomIdState<'a> {
+    let prefix = state
+        .prefix
+        .as_ref_option()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let enc = encodings(bytes, &prefix);
+    state.id = Value::Value(enc.id.into());
+    state.b64_url = Value::Value(enc.b64_url.into());
+    state.b64_std = Value::Value(enc.b64_std.into());
+    state.hex = Value::Value(enc.hex.into());
+    state.dec = Value::Value(enc.dec.into());
+    state
+}
+
+/// `byte_length` as a usize, or an error message for the diagnostic.
+fn byte_length(value: &ValueNumber) -> Result<Option<usize>, String> {
+    match value {
+        Value::Value(n) if (1..=MAX_BYTE_LENGTH).contains(n) => usize::try_from(*n)
+            .map(Some)
+            .map_err(|_| format!("byte_length {n} does not fit this platform")),
+        Value::Value(n) => Err(format!(
+            "byte_length must be between 1 and {MAX_BYTE_LENGTH}, got {n}"
+        )),
+        Value::Null => Err("byte_length is required".into()),
+        Value::Unknown => Ok(None),
+    }
+}
+
+/// The real provider's `RequiresReplaceIfValuesNotNull` for `keepers`:
+/// replace when a key gains a non-null value, a value changes, or a key
+/// disappears; adding keys with null values does not replace.
+pub fn keepers_require_replace(
+    prior: &ValueMap<'_, ValueString<'_>>,
+    config: &ValueMap<'_, ValueString<'_>>,
+) -> bool {
+    if config == prior {
+        return false;
+    }
+    match (prior, config) {
+        (Value::Null, Value::Value(new)) => new.values().any(|v| !v.is_null()),
+        (Value::Value(old), Value::Value(new)) => {
+            let changed = new.iter().any(|(key, value)| match old.get(key) {
+                None => !value.is_null(),
+                Some(old_value) => old_value != value,
+            });
+            let removed = old.keys().any(|key| !new.contains_key(key));
+            changed || removed
+        }
+        // Removing the whole map, or a map not known yet.
+        _ => true,
+    }
+}
+
+/// The attributes whose change forces a new id.
+fn replace_triggers(prior: &RandomIdState<'_>, proposed: &RandomIdState<'_>) -> Vec<AttributePath> {
+    let mut triggers = Vec::new();
+    if prior.byte_length != proposed.byte_length {
+        triggers.push(AttributePath::new("byte_length"));
+    }
+    if prior.prefix != proposed.prefix {
+        triggers.push(AttributePath::new("prefix"));
+    }
+    if keepers_require_replace(&prior.keepers, &proposed.keepers) {
+        triggers.push(AttributePath::new("keepers"));
+    }
+    triggers
+}
+
+/// Parses an import id `[prefix,]b64url` into a state.
+fn import_state<'a>(id: &str) -> Result<RandomIdState<'a>, String> {
+    let (prefix, encoded) = match id.rfind(',') {
+        Some(sep) => (&id[..sep], &id[sep + 1..]),
+        None => ("", id),
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|err| format!("the id {encoded:?} is not unpadded URL-safe base64: {err}"))?;
+    let byte_length = i64::try_from(bytes.len()).map_err(|_| "id too long".to_string())?;
+    let state = RandomIdState {
+        byte_length: Value::Value(byte_length),
+        keepers: Value::Null,
+        prefix: if prefix.is_empty() {
+            Value::Null
+        } else {
+            Value::Value(Cow::Owned(prefix.to_owned()))
+        },
+        ..Default::default()
+    };
+    Ok(with_encodings(state, &bytes))
+}
+
+/// The `random_id` resource.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RandomId;
+
+#[async_trait]
+impl Resource for RandomId {
+    type State<'a> = RandomIdState<'a>;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        use AttributeConstraint::{Computed, Optional, Required};
+        let string = || AttributeType::String;
+        Some(schema(
+            "The resource `random_id` generates random numbers that are intended to be used as \
+             unique identifiers for other resources. (Offline stand-in.)",
+            map! {
+                "keepers" => attr(AttributeType::Map(Box::new(string())), Optional,
+                    "Arbitrary map of values that, when changed, will trigger recreation of resource."),
+                "byte_length" => attr(AttributeType::Number, Required,
+                    "The number of random bytes to produce. The minimum value is 1, which produces \
+                     eight bits of randomness."),
+                "prefix" => attr(string(), Optional,
+                    "Arbitrary string to prefix the output value with. This string is supplied as-is, \
+                     meaning it is not guaranteed to be URL-safe or base64 encoded."),
+                "b64_url" => attr(string(), Computed,
+                    "The generated id presented in base64, using the URL-friendly character set: \
+                     case-sensitive letters, digits and the characters `_` and `-`."),
+                "b64_std" => attr(string(), Computed,
+                    "The generated id presented in base64 without additional transformations."),
+                "hex" => attr(string(), Computed,
+                    "The generated id presented in padded hexadecimal digits. This result will always \
+                     be twice as long as the requested byte length."),
+                "dec" => attr(string(), Computed,
+                    "The generated id presented in non-padded decimal digits."),
+                "id" => attr(string(), Computed,
+                    "The generated id presented in base64 without additional transformations or prefix."),
+            },
+            HashMap::new(),
+        ))
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        // Null here means "not given"; Terraform itself reports a missing required attribute.
+        if config.byte_length.is_null() {
+            return Some(());
+        }
+        match byte_length(&config.byte_length) {
+            Ok(_) => Some(()),
+            Err(message) => {
+                diags.error(
+                    "Invalid byte_length",
+                    message,
+                    AttributePath::new("byte_length"),
+                );
+                None
+            }
+        }
+    }
+
+    async fn read<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        // Nothing exists outside the state.
+        Some((state, private_state))
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let mut state = proposed_state;
+        state.mark_computed_unknown();
+        Some((state, ValueEmpty::Null))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        let triggers = replace_triggers(&prior_state, &proposed_state);
+        let mut state = proposed_state;
+        if triggers.is_empty() {
+            // The computed values stay as they are (UseStateForUnknown).
+            state.id = prior_state.id;
+            state.b64_url = prior_state.b64_url;
+            state.b64_std = prior_state.b64_std;
+            state.hex = prior_state.hex;
+            state.dec = prior_state.dec;
+        } else {
+            state.mark_computed_unknown();
+        }
+        Some((state, prior_private_state, triggers))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(prior_private_state)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let length = match byte_length(&planned_state.byte_length) {
+            Ok(Some(length)) => length,
+            Ok(None) => {
+                diags.error(
+                    "Invalid byte_length",
+                    "byte_length is still unknown at apply time",
+                    AttributePath::new("byte_length"),
+                );
+                return None;
+            }
+            Err(message) => {
+                diags.error(
+                    "Invalid byte_length",
+                    message,
+                    AttributePath::new("byte_length"),
+                );
+                return None;
+            }
+        };
+        let mut bytes = vec![0u8; length];
+        if let Err(err) = getrandom::fill(&mut bytes) {
+            diags.root_error(
+                "Random Read Error",
+                format!("While generating a random id, reading random bytes failed: {err}"),
+            );
+            return None;
+        }
+        Some((with_encodings(planned_state, &bytes), planned_private_state))
+    }
+
+    async fn update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((planned_state, planned_private_state))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        _planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        Some(())
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        match import_state(&id) {
+            Ok(state) => Some((state, ValueEmpty::Null)),
+            Err(message) => {
+                diags.root_error(
+                    "Import Random ID Error",
+                    format!("While attempting to import a random id there was a decoding error: {message}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn keepers<'a>(pairs: &[(&'a str, Option<&'a str>)]) -> ValueMap<'a, ValueString<'a>> {
+        Value::Value(
+            pairs
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(*k), v.map(Cow::Borrowed).into()))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    }
+
+    #[test]
+    fn encodings_agree_with_each_other() {
+        let bytes = [0xfb, 0xff, 0x00, 0x10, 0x7e];
+        let enc = encodings(&bytes, "");
+        assert_eq!(enc.id, "-_8AEH4");
+        assert_eq!(enc.b64_url, enc.id);
+        assert_eq!(enc.b64_std, "+/8AEH4=");
+        assert_eq!(enc.hex, "fbff00107e");
+        assert_eq!(enc.dec, "1082314985598");
+        assert_eq!(u64::from_str_radix(&enc.hex, 16).ok(), enc.dec.parse().ok());
+
+        let prefixed = encodings(&bytes, "pre-");
+        assert_eq!(prefixed.id, enc.id, "id never carries the prefix");
+        assert_eq!(prefixed.b64_url, "pre--_8AEH4");
+        assert_eq!(prefixed.b64_std, "pre-+/8AEH4=");
+        assert_eq!(prefixed.hex, "pre-fbff00107e");
+        assert_eq!(prefixed.dec, "pre-1082314985598");
+    }
+
+    #[test]
+    fn decimal_handles_large_and_edge_values() {
+        assert_eq!(big_endian_to_decimal(&[]), "0");
+        assert_eq!(big_endian_to_decimal(&[0, 0]), "0");
+        assert_eq!(big_endian_to_decimal(&[0, 1]), "1");
+        assert_eq!(big_endian_to_decimal(&[0xff; 8]), u64::MAX.to_string());
+        assert_eq!(big_endian_to_decimal(&[0xff; 16]), u128::MAX.to_string());
+        assert_eq!(
+            big_endian_to_decimal(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (1u128 << 120).to_string()
+        );
+        // 10^9 boundaries inside the limb arithmetic.
+        assert_eq!(
+            big_endian_to_decimal(&1_000_000_000u64.to_be_bytes()),
+            "1000000000"
+        );
+        assert_eq!(
+            big_endian_to_decimal(&999_999_999u64.to_be_bytes()),
+            "999999999"
+        );
+    }
+
+    #[test]
+    fn created_state_is_consistent() {
+        let planned = RandomIdState {
+            byte_length: Value::Value(8),
+            prefix: Value::Value("x-".into()),
+            ..Default::default()
+        };
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("randomness");
+        let state = with_encodings(planned, &bytes);
+        let id = state.id.as_ref_option().expect("id").to_string();
+        assert_eq!(id.len(), 11);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&id).expect("b64url"), bytes);
+        assert_eq!(state.b64_url, Value::Value(format!("x-{id}").into()));
+        let hex = state.hex.as_ref_option().expect("hex").to_string();
+        let dec = state.dec.as_ref_option().expect("dec").to_string();
+        let from_hex = u64::from_str_radix(hex.trim_start_matches("x-"), 16).expect("hex");
+        assert_eq!(
+            dec.trim_start_matches("x-").parse::<u64>().ok(),
+            Some(from_hex)
+        );
+    }
+
+    #[test]
+    fn byte_length_bounds() {
+        assert_eq!(byte_length(&Value::Value(8)), Ok(Some(8)));
+        assert_eq!(byte_length(&Value::Unknown), Ok(None));
+        assert!(byte_length(&Value::Value(0)).is_err());
+        assert!(byte_length(&Value::Value(-3)).is_err());
+        assert!(byte_length(&Value::Value(MAX_BYTE_LENGTH + 1)).is_err());
+    }
+
+    #[test]
+    fn keepers_replacement_rules() {
+        let a = keepers(&[("k", Some("1"))]);
+        assert!(!keepers_require_replace(&a, &a.clone()));
+        assert!(keepers_require_replace(&a, &keepers(&[("k", Some("2"))])));
+        assert!(keepers_require_replace(&a, &keepers(&[])), "removed key");
+        assert!(keepers_require_replace(&a, &Value::Null));
+        assert!(keepers_require_replace(&a, &Value::Unknown));
+        assert!(
+            !keepers_require_replace(&a, &keepers(&[("k", Some("1")), ("n", None)])),
+            "added null value"
+        );
+        assert!(keepers_require_replace(
+            &a,
+            &keepers(&[("k", Some("1")), ("n", Some("v"))])
+        ));
+        assert!(!keepers_require_replace(
+            &Value::Null,
+            &keepers(&[("n", None)])
+        ));
+        assert!(keepers_require_replace(
+            &Value::Null,
+            &keepers(&[("n", Some("v"))])
+        ));
+        assert!(!keepers_require_replace(&Value::Null, &Value::Null));
+    }
+
+    #[test]
+    fn plan_keeps_values_unless_a_force_new_attribute_changes() {
+        let prior = with_encodings(
+            RandomIdState {
+                byte_length: Value::Value(4),
+                keepers: keepers(&[("hash", Some("abc"))]),
+                ..Default::default()
+            },
+            &[1, 2, 3, 4],
+        );
+        assert!(replace_triggers(&prior, &prior.clone()).is_empty());
+
+        let mut longer = prior.clone();
+        longer.byte_length = Value::Value(5);
+        assert_eq!(
+            replace_triggers(&prior, &longer),
+            vec![AttributePath::new("byte_length")]
+        );
+
+        let mut prefixed = prior.clone();
+        prefixed.prefix = Value::Value("p".into());
+        assert_eq!(
+            replace_triggers(&prior, &prefixed),
+            vec![AttributePath::new("prefix")]
+        );
+
+        let mut rekeyed = prior.clone();
+        rekeyed.keepers = keepers(&[("hash", Some("def"))]);
+        assert_eq!(
+            replace_triggers(&prior, &rekeyed),
+            vec![AttributePath::new("keepers")]
+        );
+    }
+
+    #[test]
+    fn import_parses_prefix_and_id() {
+        let state = import_state("pre,AQIDBA").expect("import");
+        assert_eq!(state.byte_length, Value::Value(4));
+        assert_eq!(state.prefix, Value::Value("pre".into()));
+        assert_eq!(state.id, Value::Value("AQIDBA".into()));
+        assert_eq!(state.hex, Value::Value("pre01020304".into()));
+        assert_eq!(state.dec, Value::Value("pre16909060".into()));
+        let plain = import_state("AQIDBA").expect("import");
+        assert_eq!(plain.prefix, Value::Null);
+        assert!(import_state("not base64!").is_err());
+    }
+}
