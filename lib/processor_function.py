@@ -1,0 +1,1712 @@
+"""Transaction file processor: S3 events and the main queue's retry consumer.
+
+Implements sections 2 to 6 and 8 of design.md. Packaged alone by archive_file: standard library
+and boto3 only, no sibling modules. Endpoints come only from the standard AWS_ENDPOINT_URL /
+AWS_ENDPOINT_URL_<SERVICE> variables, which boto3 reads itself.
+
+Decisions beyond design.md
+--------------------------
+Where design.md leaves something open, this module decides as follows; the list is meant to be
+shared with the Rust implementation and the conformance suite.
+
+Values and validation
+ P1. Trimming removes leading/trailing " ", "\\t", "\\n", "\\r" and "\\f" (ASCII whitespace, as
+     Rust's is_ascii_whitespace) from every value and every CSV header name. A value that is
+     empty after trimming is absent, in JSON too ("" like null).
+ P2. JSON value types: a string is its trimmed text; a number is its token text, for every field
+     (so account_id 12345678 is "12345678" and amount 1e3 is INVALID_FORMAT); null is absent;
+     a boolean, array or object is INVALID_FORMAT for that field. An array element that is not
+     an object is INVALID_FORMAT with field null (message "record: ...").
+ P3. Check order: transaction_id, account_id, amount (syntax, then value), currency (missing /
+     type / UNKNOWN_CURRENCY), amount precision (it needs the currency; PRECISION_EXCEEDED,
+     field amount), transaction_type, timestamp, merchant_id, description, then unknown keys
+     (UNKNOWN_FIELD naming the smallest unknown key in code point order). First error wins.
+ P4. amount: ASCII digits only; canonical form = integer part without leading zeros ("0" when
+     empty), fraction without trailing zeros, no point when the fraction is empty. "-0" is
+     INVALID_VALUE. Precision = number of fraction digits after removing trailing zeros.
+ P5. currency: ASCII-only upper-casing (a non-ASCII value is UNKNOWN_CURRENCY). The table is ISO
+     4217 list one as published 2026-01-01. The codes whose minor unit is "N.A." (XAG XAU XBA
+     XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX: metals, bond units, SDR, testing, "no currency")
+     have no defined precision and are not transaction currencies here: UNKNOWN_CURRENCY.
+ P6. transaction_type: ASCII case-insensitive; stored upper case.
+ P7. timestamp grammar: YYYY-MM-DD("T"|"t")hh:mm:ss[.fraction]("Z"|"z"|("+"|"-")hh:mm), ASCII
+     digits, fraction of 1 or more digits truncated to milliseconds; no space separator; second
+     60 (leap second), month/day/hour/minute out of range, offset hour > 23 or minute > 59 are
+     INVALID_FORMAT; "-00:00" is UTC. Range: 2000-01-01T00:00:00Z <= instant <
+     2100-01-01T00:00:00Z, else INVALID_VALUE.
+ P8. Lengths count Unicode code points. "Control characters" are category Cc (U+0000-U+001F,
+     U+007F-U+009F); tab is one. merchant_id has no character rule, only its length.
+ P9. record_hash input: transaction_id, account_id, canonical amount, currency, transaction_type,
+     timestamp as decimal epoch milliseconds, merchant_id or "" when absent, description or ""
+     when absent; joined with U+001F, encoded UTF-8; lower-case hex SHA-256.
+
+CSV
+ P10. Dialect: "," delimiter, '"' quote, doubled quotes inside quoted cells (Python csv, excel
+      dialect, strict). Anything but "," or the line end after a closing quote, an unterminated
+      quoted cell at end of file, or a bare CR inside an unquoted cell is MALFORMED_ROW; a '"'
+      inside an unquoted cell is kept as a literal character; NUL is ordinary data.
+ P11. source_line is the 1-based physical line (count of LF bytes before the row, plus one) on
+      which the row starts; the header, blank lines and line breaks inside quoted cells all
+      count. Lines that are empty (or only CR) are skipped, before and after the header.
+ P12. Row checks, in this order: a row over 1 MiB (its bytes including line breaks) is
+      MALFORMED_ROW; a row with bytes that are not UTF-8 is INVALID_ENCODING; an unreadable row
+      (P10, or a cell over 131072 characters) is MALFORMED_ROW; a row whose cell count differs
+      from the header's is MALFORMED_ROW. These row errors have field null, transaction_id null
+      and record null. After an unreadable row, reading resumes on the next physical line.
+ P13. Header: the first non-blank line; optional UTF-8 BOM before it. Names are trimmed and
+      matched case-sensitively. Checked left to right: an unknown (or empty) name or a duplicate
+      is INVALID_HEADER; then the first missing required column in table order (the message
+      names the column; the file_error has no field, see P19). A header that is not UTF-8 is
+      INVALID_ENCODING; one that is unreadable or over 1 MiB is MALFORMED_FILE. A file without
+      any non-blank line is EMPTY_FILE; a header and no data row is EMPTY_FILE.
+
+JSON
+ P14. The document is read whole (bounded by MAX_FILE_BYTES; design.md section 2 allows it).
+      UTF-8 with an optional BOM. Only whitespace -> EMPTY_FILE. NaN/Infinity, an escape that
+      leaves a lone UTF-16 surrogate, or nesting deeper than 64 levels (the top-level value is
+      level 1) -> MALFORMED_FILE. Duplicate keys: the last one wins. The object form must have
+      exactly one key, "transactions", holding an array; anything else -> MALFORMED_FILE.
+
+Processing
+ P15. File type by key suffix, case-insensitive: ".csv" or ".json"; any other key is a
+      MALFORMED_FILE file error (not read).
+ P16. GetObject: 404 / NoSuchKey / NoSuchVersion / NotFound (and InvalidArgument when a version
+      id was given) -> OBJECT_NOT_FOUND; any other failure (403 included) is raised as
+      retryable. Without a version id in the event, the VersionId that GetObject returns is used
+      for lineage, messages and resume_file (pins the version being read).
+ P17. Rows with the same (transaction_id, timestamp) inside one batch are written in file order
+      (later ones wait for earlier ones), so the first in file order wins deterministically.
+ P18. Any PutItem failure other than the condition check (after boto3's retries) becomes a
+      retry_record; a condition failure without the old item is treated the same way.
+ P19. record_error and file_error messages carry source.last_modified (addition to section 5):
+      the epoch-ms LastModified of the object version read; when the object could not be read,
+      the S3 event's eventTime; else null. file_error: source.line null and no field,
+      transaction_id or record keys (its error_message names the column or part at fault).
+      record_error.transaction_id: the trimmed value when it passes the transaction_id rule,
+      else null.
+ P20. Masked record in messages: the record's values as the validator sees them (trimmed text;
+      numbers as token text; booleans/arrays/objects as compact JSON text); null values omitted;
+      description dropped; account_id shown as "****" + its last 4 characters ("****" when 4
+      characters or fewer, or not text). At most 32 keys (input order), keys cut to 64 and
+      values to 256 characters. Message bodies are ASCII JSON (non-ASCII escaped).
+ P21. retry_record: {"kind", "record": {validated fields; amount = canonical string; timestamp =
+      epoch ms integer; merchant_id / description only when present}, "source": {bucket, key,
+      version_id, line, last_modified}, "error": {"code", "message"}, "failed_at",
+      "processor"}. resume_file: exactly {"kind", "bucket", "key", "version_id", "start_line"};
+      start_line = source_line of the first row not yet handled; the consumer handles rows
+      whose source_line >= start_line. A file not yet started when the clock runs out is
+      deferred the same way with start_line 0.
+ P22. A main-queue message that is none of retry_record, resume_file or an S3 event is forwarded
+      unchanged to the DLQ (stored there as UNKNOWN_FORMAT) instead of failing three times.
+ P23. S3 event records whose eventName does not start with "ObjectCreated" are ignored (logged).
+ P24. Metric RecordsProcessed counts newly stored items; RecordsRetried counts retry_records
+      sent (or retry_records that failed again on the queue path).
+"""
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+VERSION = "1.0.0"
+PROCESSOR = f"python3.11/{VERSION}"
+
+DEFAULT_MAX_FILE_BYTES = 268_435_456
+DEFAULT_TIME_SAFETY_MARGIN_MS = 30_000
+BATCH_ROWS = 1000
+WRITE_WORKERS = 16
+READ_CHUNK_BYTES = 1 << 20
+MAX_ROW_BYTES = 1 << 20
+MAX_JSON_DEPTH = 64
+SQS_MAX_BYTES = 262_144
+SQS_BATCH_ENTRIES = 10
+SEND_ATTEMPTS = 4
+ECHO_MAX_KEYS = 32
+ECHO_MAX_KEY_CHARS = 64
+ECHO_MAX_VALUE_CHARS = 256
+MAX_TEXT_IN_MESSAGE = 1024
+METRIC_NAMESPACE = "TransactionPipeline"
+
+MIN_TIMESTAMP_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
+
+FIELDS = (
+    "transaction_id",
+    "account_id",
+    "amount",
+    "currency",
+    "transaction_type",
+    "timestamp",
+    "merchant_id",
+    "description",
+)
+REQUIRED_FIELDS = FIELDS[:6]
+TRANSACTION_TYPES = frozenset({"DEBIT", "CREDIT", "TRANSFER", "PAYMENT", "REFUND"})
+
+# ISO 4217 list one (published 2026-01-01): alphabetic code -> minor unit. The "N.A." codes are
+# deliberately absent (decision P5).
+CURRENCY_MINOR_UNITS: Mapping[str, int] = {
+    "AED": 2, "AFN": 2, "ALL": 2, "AMD": 2, "AOA": 2, "ARS": 2, "AUD": 2, "AWG": 2, "AZN": 2,
+    "BAM": 2, "BBD": 2, "BDT": 2, "BHD": 3, "BIF": 0, "BMD": 2, "BND": 2, "BOB": 2, "BOV": 2,
+    "BRL": 2, "BSD": 2, "BTN": 2, "BWP": 2, "BYN": 2, "BZD": 2, "CAD": 2, "CDF": 2, "CHE": 2,
+    "CHF": 2, "CHW": 2, "CLF": 4, "CLP": 0, "CNY": 2, "COP": 2, "COU": 2, "CRC": 2, "CUP": 2,
+    "CVE": 2, "CZK": 2, "DJF": 0, "DKK": 2, "DOP": 2, "DZD": 2, "EGP": 2, "ERN": 2, "ETB": 2,
+    "EUR": 2, "FJD": 2, "FKP": 2, "GBP": 2, "GEL": 2, "GHS": 2, "GIP": 2, "GMD": 2, "GNF": 0,
+    "GTQ": 2, "GYD": 2, "HKD": 2, "HNL": 2, "HTG": 2, "HUF": 2, "IDR": 2, "ILS": 2, "INR": 2,
+    "IQD": 3, "IRR": 2, "ISK": 0, "JMD": 2, "JOD": 3, "JPY": 0, "KES": 2, "KGS": 2, "KHR": 2,
+    "KMF": 0, "KPW": 2, "KRW": 0, "KWD": 3, "KYD": 2, "KZT": 2, "LAK": 2, "LBP": 2, "LKR": 2,
+    "LRD": 2, "LSL": 2, "LYD": 3, "MAD": 2, "MDL": 2, "MGA": 2, "MKD": 2, "MMK": 2, "MNT": 2,
+    "MOP": 2, "MRU": 2, "MUR": 2, "MVR": 2, "MWK": 2, "MXN": 2, "MXV": 2, "MYR": 2, "MZN": 2,
+    "NAD": 2, "NGN": 2, "NIO": 2, "NOK": 2, "NPR": 2, "NZD": 2, "OMR": 3, "PAB": 2, "PEN": 2,
+    "PGK": 2, "PHP": 2, "PKR": 2, "PLN": 2, "PYG": 0, "QAR": 2, "RON": 2, "RSD": 2, "RUB": 2,
+    "RWF": 0, "SAR": 2, "SBD": 2, "SCR": 2, "SDG": 2, "SEK": 2, "SGD": 2, "SHP": 2, "SLE": 2,
+    "SOS": 2, "SRD": 2, "SSP": 2, "STN": 2, "SVC": 2, "SYP": 2, "SZL": 2, "THB": 2, "TJS": 2,
+    "TMT": 2, "TND": 3, "TOP": 2, "TRY": 2, "TTD": 2, "TWD": 2, "TZS": 2, "UAH": 2, "UGX": 0,
+    "USD": 2, "USN": 2, "UYI": 0, "UYU": 2, "UYW": 4, "UZS": 2, "VED": 2, "VES": 2, "VND": 0,
+    "VUV": 0, "WST": 2, "XAD": 2, "XAF": 0, "XCD": 2, "XCG": 2, "XOF": 0, "XPF": 0, "YER": 2,
+    "ZAR": 2, "ZMW": 2, "ZWG": 2,
+}  # fmt: skip
+
+# Record-level error codes.
+MISSING_FIELD = "MISSING_FIELD"
+INVALID_FORMAT = "INVALID_FORMAT"
+INVALID_VALUE = "INVALID_VALUE"
+UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
+PRECISION_EXCEEDED = "PRECISION_EXCEEDED"
+UNKNOWN_FIELD = "UNKNOWN_FIELD"
+MALFORMED_ROW = "MALFORMED_ROW"
+INVALID_ENCODING = "INVALID_ENCODING"
+DUPLICATE_CONFLICT = "DUPLICATE_CONFLICT"
+# File-level error codes.
+EMPTY_FILE = "EMPTY_FILE"
+MALFORMED_FILE = "MALFORMED_FILE"
+INVALID_HEADER = "INVALID_HEADER"
+FILE_TOO_LARGE = "FILE_TOO_LARGE"
+OBJECT_NOT_FOUND = "OBJECT_NOT_FOUND"
+
+_TRIM = " \t\n\r\f"
+_BOM = b"\xef\xbb\xbf"
+_FIELD_SET = frozenset(FIELDS)
+_TRANSACTION_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_ACCOUNT_ID_RE = re.compile(r"[A-Za-z0-9]{1,34}")
+_AMOUNT_RE = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
+_TIMESTAMP_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NotFound", "404"})
+
+_BOTO_CONFIG = BotoConfig(
+    retries={"mode": "standard", "max_attempts": 5},
+    max_pool_connections=WRITE_WORKERS * 2,
+)
+s3_client = boto3.client("s3", config=_BOTO_CONFIG)
+dynamodb_client = boto3.client("dynamodb", config=_BOTO_CONFIG)
+sqs_client = boto3.client("sqs", config=_BOTO_CONFIG)
+
+
+# --------------------------------------------------------------------------------------------
+# Logging and metrics: one JSON object per line on stdout.
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "timestamp": int(record.created * 1000),
+            "logger": record.name,
+        }
+        doc.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+class _StdoutHandler(logging.Handler):
+    """Writes to the current sys.stdout (the Lambda runtime ships stdout to CloudWatch)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:  # logging must never break processing
+            self.handleError(record)
+
+
+LOGGER = logging.getLogger("transaction_processor")
+for _old_handler in [h for h in LOGGER.handlers if h.get_name() == "json-stdout"]:
+    LOGGER.removeHandler(_old_handler)  # a re-import (tests) must not duplicate log lines
+_handler = _StdoutHandler()
+_handler.set_name("json-stdout")
+_handler.setFormatter(_JsonFormatter())
+LOGGER.addHandler(_handler)
+LOGGER.setLevel(logging.INFO)
+LOGGER.propagate = False
+
+
+def log_event(level: int, message: str, **fields: Any) -> None:
+    """One JSON log line. Callers pass only ids, codes and counts, never record contents."""
+    LOGGER.log(level, message, extra={"fields": fields})
+
+
+def emit_metrics(environment: str, values: Mapping[str, tuple[float, str]]) -> None:
+    """Write one CloudWatch Embedded Metric Format line: {name: (value, unit)}."""
+    doc: dict[str, Any] = {
+        "_aws": {
+            "Timestamp": now_ms(),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["Environment"]],
+                    "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
+                }
+            ],
+        },
+        "Environment": environment,
+    }
+    for name, (value, _) in values.items():
+        doc[name] = value
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration and dependencies.
+
+
+@dataclass(frozen=True)
+class Config:
+    table_name: str
+    queue_url: str
+    dlq_url: str
+    environment: str = "dev"
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    time_safety_margin_ms: int = DEFAULT_TIME_SAFETY_MARGIN_MS
+    batch_rows: int = BATCH_ROWS
+    write_workers: int = WRITE_WORKERS
+
+
+def load_config(env: Mapping[str, str]) -> Config:
+    required = ("DYNAMODB_TABLE_NAME", "SQS_QUEUE_URL", "DLQ_URL")
+    missing = [name for name in required if not env.get(name)]
+    if missing:
+        raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
+    return Config(
+        table_name=env["DYNAMODB_TABLE_NAME"],
+        queue_url=env["SQS_QUEUE_URL"],
+        dlq_url=env["DLQ_URL"],
+        environment=env.get("ENVIRONMENT") or "dev",
+        max_file_bytes=int(env.get("MAX_FILE_BYTES") or DEFAULT_MAX_FILE_BYTES),
+        time_safety_margin_ms=int(
+            env.get("TIME_SAFETY_MARGIN_MS") or DEFAULT_TIME_SAFETY_MARGIN_MS
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Aws:
+    s3: Any
+    dynamodb: Any
+    sqs: Any
+
+
+class TransientError(Exception):
+    """A failure that a later retry can fix: the invocation (or queue message) must fail."""
+
+
+@dataclass
+class Invocation:
+    """Per-invocation context: request id for logs and the clock for resume_file.
+
+    The clock may stop work only after at least one batch was finished in this invocation, so
+    every invocation makes progress (design.md section 5).
+    """
+
+    request_id: str = ""
+    remaining_ms: Callable[[], int] | None = None
+    margin_ms: int = DEFAULT_TIME_SAFETY_MARGIN_MS
+    batches_done: int = 0
+
+    def batch_done(self) -> None:
+        self.batches_done += 1
+
+    def expired(self) -> bool:
+        if self.batches_done == 0 or self.remaining_ms is None:
+            return False
+        return self.remaining_ms() < self.margin_ms
+
+    def log(self, level: int, message: str, **fields: Any) -> None:
+        log_event(level, message, request_id=self.request_id, **fields)
+
+
+# --------------------------------------------------------------------------------------------
+# Records and validation (design.md sections 2 and 3).
+
+
+class JsonNumber(str):
+    """The verbatim text of a JSON number token; it never goes through a binary float."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class RecordError:
+    code: str
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class FileError:
+    code: str
+    message: str  # names the offending column or part of the file
+
+
+@dataclass(frozen=True)
+class Transaction:
+    transaction_id: str
+    account_id: str
+    amount: str  # canonical decimal text (decision P4)
+    currency: str
+    transaction_type: str
+    timestamp: int  # epoch milliseconds, UTC
+    merchant_id: str | None = None
+    description: str | None = None
+
+    def canonical_fields(self) -> tuple[str, ...]:
+        return (
+            self.transaction_id,
+            self.account_id,
+            self.amount,
+            self.currency,
+            self.transaction_type,
+            str(self.timestamp),
+            self.merchant_id or "",
+            self.description or "",
+        )
+
+
+@dataclass(frozen=True)
+class Amount:
+    canonical: str
+    fraction_digits: int
+
+
+def record_hash(tx: Transaction) -> str:
+    """Hex SHA-256 of the validated fields in table order, joined with U+001F (decision P9)."""
+    return hashlib.sha256("\x1f".join(tx.canonical_fields()).encode("utf-8")).hexdigest()
+
+
+def trim(text: str) -> str:
+    return text.strip(_TRIM)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def field_text(record: Mapping[str, Any], name: str) -> str | RecordError | None:
+    """The trimmed text of a field, None when absent, or INVALID_FORMAT for a wrong JSON type."""
+    value = record.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return trim(value) or None
+    return RecordError(INVALID_FORMAT, name, f"{name}: wrong JSON type ({_json_type(value)})")
+
+
+def _required(record: Mapping[str, Any], name: str) -> str | RecordError:
+    text = field_text(record, name)
+    if text is None:
+        return RecordError(MISSING_FIELD, name, f"{name}: required field is missing or empty")
+    return text
+
+
+def parse_amount(text: str) -> Amount | RecordError:
+    """Syntax, then value (> 0 and < 10^12), exactly on the digits (decision P4)."""
+    match = _AMOUNT_RE.fullmatch(text)
+    if match is None:
+        return RecordError(
+            INVALID_FORMAT,
+            "amount",
+            "amount: must be a plain decimal number like 12.34 (no exponent, '+', separators)",
+        )
+    negative, integer, fraction = match.group(1), match.group(2), match.group(3) or ""
+    int_digits = integer.lstrip("0")
+    frac_digits = fraction.rstrip("0")
+    if negative or not (int_digits or frac_digits):
+        return RecordError(INVALID_VALUE, "amount", "amount: must be greater than 0")
+    if len(int_digits) > 12:
+        return RecordError(INVALID_VALUE, "amount", "amount: must be less than 10^12")
+    canonical = (int_digits or "0") + (f".{frac_digits}" if frac_digits else "")
+    return Amount(canonical, len(frac_digits))
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if _is_leap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def parse_rfc3339_ms(text: str) -> int | None:
+    """Epoch milliseconds (fraction truncated) of an RFC 3339 date-time, None if malformed."""
+    match = _TIMESTAMP_RE.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    if not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
+        return None
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    offset = 0
+    if match.group(8):
+        off_hour, off_minute = int(match.group(9)), int(match.group(10))
+        if off_hour > 23 or off_minute > 59:
+            return None
+        offset = (off_hour * 3600 + off_minute * 60) * (1 if match.group(8) == "+" else -1)
+    millis = int(((match.group(7) or "") + "000")[:3])
+    seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+    return (seconds - offset) * 1000 + millis
+
+
+def parse_timestamp(text: str) -> int | RecordError:
+    millis = parse_rfc3339_ms(text)
+    if millis is None:
+        return RecordError(
+            INVALID_FORMAT,
+            "timestamp",
+            "timestamp: must be an RFC 3339 date-time with offset, e.g. 2024-01-31T12:00:00Z",
+        )
+    if not MIN_TIMESTAMP_MS <= millis < MAX_TIMESTAMP_MS:
+        return RecordError(
+            INVALID_VALUE,
+            "timestamp",
+            "timestamp: must be from 2000-01-01T00:00:00Z to before 2100-01-01T00:00:00Z",
+        )
+    return millis
+
+
+def _upper_ascii(text: str) -> str | None:
+    return text.upper() if text.isascii() else None
+
+
+def validate_record(record: Mapping[str, Any]) -> Transaction | RecordError:
+    """Validate one input record; the first error in table order wins (decision P3)."""
+    transaction_id = _required(record, "transaction_id")
+    if isinstance(transaction_id, RecordError):
+        return transaction_id
+    if not _TRANSACTION_ID_RE.fullmatch(transaction_id):
+        return RecordError(
+            INVALID_FORMAT,
+            "transaction_id",
+            "transaction_id: must be 1 to 64 characters of A-Z a-z 0-9 . _ : -",
+        )
+    account_id = _required(record, "account_id")
+    if isinstance(account_id, RecordError):
+        return account_id
+    if not _ACCOUNT_ID_RE.fullmatch(account_id):
+        return RecordError(
+            INVALID_FORMAT, "account_id", "account_id: must be 1 to 34 characters of A-Z a-z 0-9"
+        )
+    amount_text = _required(record, "amount")
+    if isinstance(amount_text, RecordError):
+        return amount_text
+    amount = parse_amount(amount_text)
+    if isinstance(amount, RecordError):
+        return amount
+    currency_text = _required(record, "currency")
+    if isinstance(currency_text, RecordError):
+        return currency_text
+    currency = _upper_ascii(currency_text)
+    minor_unit = CURRENCY_MINOR_UNITS.get(currency) if currency else None
+    if currency is None or minor_unit is None:
+        return RecordError(
+            UNKNOWN_CURRENCY, "currency", "currency: not an accepted ISO 4217 currency code"
+        )
+    if amount.fraction_digits > minor_unit:
+        return RecordError(
+            PRECISION_EXCEEDED,
+            "amount",
+            f"amount: more than {minor_unit} fraction digits for {currency}",
+        )
+    type_text = _required(record, "transaction_type")
+    if isinstance(type_text, RecordError):
+        return type_text
+    transaction_type = _upper_ascii(type_text)
+    if transaction_type not in TRANSACTION_TYPES:
+        return RecordError(
+            INVALID_VALUE,
+            "transaction_type",
+            "transaction_type: must be one of DEBIT, CREDIT, TRANSFER, PAYMENT, REFUND",
+        )
+    timestamp_text = _required(record, "timestamp")
+    if isinstance(timestamp_text, RecordError):
+        return timestamp_text
+    timestamp = parse_timestamp(timestamp_text)
+    if isinstance(timestamp, RecordError):
+        return timestamp
+    merchant_id = field_text(record, "merchant_id")
+    if isinstance(merchant_id, RecordError):
+        return merchant_id
+    if merchant_id is not None and len(merchant_id) > 64:
+        return RecordError(INVALID_FORMAT, "merchant_id", "merchant_id: at most 64 characters")
+    description = field_text(record, "description")
+    if isinstance(description, RecordError):
+        return description
+    if description is not None and (len(description) > 256 or _CONTROL_RE.search(description)):
+        return RecordError(
+            INVALID_FORMAT,
+            "description",
+            "description: at most 256 characters and no control characters",
+        )
+    unknown = sorted(key for key in record if key not in _FIELD_SET)
+    if unknown:
+        name = str(unknown[0])[:ECHO_MAX_VALUE_CHARS]
+        return RecordError(UNKNOWN_FIELD, name, f"{name}: unknown field")
+    return Transaction(
+        transaction_id=transaction_id,
+        account_id=account_id,
+        amount=amount.canonical,
+        currency=currency,
+        transaction_type=transaction_type,
+        timestamp=timestamp,
+        merchant_id=merchant_id,
+        description=description,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading files: CSV as a stream of rows, JSON as one document.
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    line: int  # CSV: 1-based physical line where the row starts; JSON: 0-based array index
+    values: Mapping[str, Any] | None
+    error: RecordError | None = None
+
+
+class _RowTooLong(Exception):
+    pass
+
+
+def physical_lines(chunks: Iterable[bytes], limit: int = MAX_ROW_BYTES) -> Iterator[bytes | None]:
+    """Split a byte stream on LF (kept); a line longer than `limit` bytes yields None instead.
+
+    Holds at most one line (bounded by `limit`) besides the current chunk: memory stays flat.
+    """
+    buffer = bytearray()
+    overflow = False
+    for chunk in chunks:
+        start = 0
+        size = len(chunk)
+        while start < size:
+            newline = chunk.find(b"\n", start)
+            end = size if newline < 0 else newline + 1
+            if not overflow:
+                if newline >= 0 and not buffer and end - start <= limit:
+                    yield chunk[start:end]
+                    start = end
+                    continue
+                buffer += chunk[start:end]
+                if len(buffer) > limit:
+                    overflow = True
+                    buffer.clear()
+            if newline >= 0:
+                if overflow:
+                    overflow = False
+                    yield None
+                else:
+                    yield bytes(buffer)
+                    buffer.clear()
+            start = end
+    if overflow:
+        yield None
+    elif buffer:
+        yield bytes(buffer)
+
+
+class _LineFeed:
+    """Feeds decoded physical lines to csv.reader and tracks the current row's lines and bytes.
+
+    Invalid UTF-8 is decoded with surrogateescape so that csv can still find the row's end; the
+    row is then reported as INVALID_ENCODING.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._lines = physical_lines(chunks)
+        self.lines_read = 0
+        self.row_bytes = 0
+        self.row_invalid = False
+
+    def start_row(self) -> None:
+        self.row_bytes = 0
+        self.row_invalid = False
+
+    def __iter__(self) -> "_LineFeed":
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self._lines)
+        self.lines_read += 1
+        if raw is None:
+            raise _RowTooLong
+        if self.lines_read == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        self.row_bytes += len(raw)
+        if self.row_bytes > MAX_ROW_BYTES:
+            raise _RowTooLong
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.row_invalid = True
+            return raw.decode("utf-8", "surrogateescape")
+
+
+def _next_csv_row(reader: Any, feed: _LineFeed) -> tuple[int, list[str] | RecordError | None]:
+    """(start line, cells or row-level error) of the next non-blank row; cells None at the end.
+
+    The start line is the physical line on which the row begins (decisions P11, P12).
+    """
+    while True:
+        feed.start_row()
+        line = feed.lines_read + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return line, None
+        except _RowTooLong:
+            return line, RecordError(MALFORMED_ROW, None, "row: longer than 1 MiB")
+        except csv.Error as exc:
+            if feed.row_invalid:
+                return line, RecordError(INVALID_ENCODING, None, "row: bytes are not valid UTF-8")
+            return line, RecordError(MALFORMED_ROW, None, f"row: unreadable CSV ({exc})")
+        if not cells:
+            continue
+        if feed.row_invalid:
+            return line, RecordError(INVALID_ENCODING, None, "row: bytes are not valid UTF-8")
+        return line, cells
+
+
+def check_header(names: Sequence[str]) -> FileError | None:
+    """INVALID_HEADER for an unknown, empty or duplicate name, or a missing column (P13)."""
+    seen: set[str] = set()
+    for name in names:
+        shown = name[:ECHO_MAX_KEY_CHARS]
+        if name not in _FIELD_SET:
+            return FileError(INVALID_HEADER, f"header: unknown column {shown!r}")
+        if name in seen:
+            return FileError(INVALID_HEADER, f"header: duplicate column {shown!r}")
+        seen.add(name)
+    for name in REQUIRED_FIELDS:
+        if name not in seen:
+            return FileError(INVALID_HEADER, f"header: missing required column {name!r}")
+    return None
+
+
+def csv_rows(chunks: Iterable[bytes]) -> FileError | Iterator[SourceRow]:
+    """Read the header now; return a lazy iterator over the data rows (never all in memory)."""
+    feed = _LineFeed(chunks)
+    reader = csv.reader(feed, strict=True)
+    _, header = _next_csv_row(reader, feed)
+    if header is None:
+        return FileError(EMPTY_FILE, "file: no header row")
+    if isinstance(header, RecordError):
+        if header.code == INVALID_ENCODING:
+            return FileError(INVALID_ENCODING, "header: bytes are not valid UTF-8")
+        return FileError(MALFORMED_FILE, "header: " + header.message.removeprefix("row: "))
+    names = [trim(name) for name in header]
+    problem = check_header(names)
+    if problem is not None:
+        return problem
+    return _csv_data_rows(reader, feed, names)
+
+
+def _csv_data_rows(reader: Any, feed: _LineFeed, names: list[str]) -> Iterator[SourceRow]:
+    width = len(names)
+    while True:
+        line, row = _next_csv_row(reader, feed)
+        if row is None:
+            return
+        if isinstance(row, RecordError):
+            yield SourceRow(line, None, row)
+        elif len(row) != width:
+            error = RecordError(
+                MALFORMED_ROW, None, f"row: {len(row)} cells where the header has {width}"
+            )
+            yield SourceRow(line, None, error)
+        else:
+            yield SourceRow(line, dict(zip(names, row, strict=True)))
+
+
+# --------------------------------------------------------------------------------------------
+# JSON documents.
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _exceeds_depth(document: Any, limit: int) -> bool:
+    if type(document) is not list and type(document) is not dict:
+        return False
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
+def _has_lone_surrogate(document: Any) -> bool:
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE_RE.search(node):
+                return True
+        elif type(node) is dict:
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(node)
+    return False
+
+
+def parse_json_document(data: bytes) -> FileError | list[Any]:
+    """The list of records of a JSON file, or its file error (P14)."""
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return FileError(INVALID_ENCODING, "file: not valid UTF-8")
+    del data
+    if not trim(text):
+        return FileError(EMPTY_FILE, "file: no JSON content")
+    try:
+        document = json.loads(
+            text, parse_float=JsonNumber, parse_int=JsonNumber, parse_constant=_reject_constant
+        )
+    except RecursionError:
+        return FileError(MALFORMED_FILE, f"file: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    except ValueError as exc:
+        return FileError(MALFORMED_FILE, f"file: not valid JSON ({str(exc)[:200]})")
+    if _exceeds_depth(document, MAX_JSON_DEPTH):
+        return FileError(MALFORMED_FILE, f"file: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if _SURROGATE_ESCAPE_RE.search(text) and _has_lone_surrogate(document):
+        return FileError(MALFORMED_FILE, "file: JSON string escapes a lone UTF-16 surrogate")
+    del text
+    if isinstance(document, list):
+        records = document
+    elif (
+        isinstance(document, dict)
+        and list(document) == ["transactions"]
+        and isinstance(document["transactions"], list)
+    ):
+        records = document["transactions"]
+    else:
+        return FileError(
+            MALFORMED_FILE, 'file: top level must be an array or {"transactions": [...]}'
+        )
+    if not records:
+        return FileError(EMPTY_FILE, "file: no records")
+    return records
+
+
+def json_rows(records: list[Any]) -> Iterator[SourceRow]:
+    for index, record in enumerate(records):
+        if isinstance(record, dict):
+            yield SourceRow(index, record)
+        else:
+            error = RecordError(INVALID_FORMAT, None, "record: must be a JSON object")
+            yield SourceRow(index, None, error)
+
+
+def file_format(key: str) -> str | None:
+    lowered = key.lower()
+    if lowered.endswith(".csv"):
+        return "csv"
+    if lowered.endswith(".json"):
+        return "json"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Messages (design.md section 5).
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    bucket: str
+    key: str
+    version_id: str | None
+    last_modified: int | None
+
+    def to_json(self, line: int | None) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id,
+            "line": line,
+            "last_modified": self.last_modified,
+        }
+
+
+def mask_account(value: Any) -> str:
+    """'****' plus the last 4 characters; only '****' for short or non-text values (P20)."""
+    if not isinstance(value, str):
+        return "****"
+    text = trim(value)
+    return "****" + text[-4:] if len(text) > 4 else "****"
+
+
+def _echo_text(value: Any) -> str:
+    if isinstance(value, str):
+        text = trim(value)
+    else:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text[:ECHO_MAX_VALUE_CHARS]
+
+
+def masked_record(values: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The input record for the errors path: account_id masked, description dropped (P20)."""
+    if values is None:
+        return None
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if len(out) >= ECHO_MAX_KEYS:
+            break
+        if key == "description" or value is None:
+            continue
+        name = str(key)[:ECHO_MAX_KEY_CHARS]
+        out[name] = mask_account(value) if key == "account_id" else _echo_text(value)
+    return out
+
+
+def candidate_transaction_id(values: Mapping[str, Any] | None) -> str | None:
+    if values is None:
+        return None
+    text = field_text(values, "transaction_id")
+    if isinstance(text, str) and _TRANSACTION_ID_RE.fullmatch(text):
+        return text
+    return None
+
+
+def record_error_message(
+    error: RecordError,
+    source: SourceInfo,
+    line: int,
+    values: Mapping[str, Any] | None,
+    failed_at: int,
+    transaction_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "kind": "record_error",
+        "error_code": error.code,
+        "error_message": error.message[:MAX_TEXT_IN_MESSAGE],
+        "field": error.field,
+        "transaction_id": transaction_id or candidate_transaction_id(values),
+        "source": source.to_json(line),
+        "record": masked_record(values),
+        "failed_at": failed_at,
+        "processor": PROCESSOR,
+    }
+
+
+def file_error_message(error: FileError, source: SourceInfo, failed_at: int) -> dict[str, Any]:
+    return {
+        "kind": "file_error",
+        "error_code": error.code,
+        "error_message": error.message[:MAX_TEXT_IN_MESSAGE],
+        "source": source.to_json(None),
+        "failed_at": failed_at,
+        "processor": PROCESSOR,
+    }
+
+
+def transaction_to_json(tx: Transaction) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "transaction_id": tx.transaction_id,
+        "account_id": tx.account_id,
+        "amount": tx.amount,
+        "currency": tx.currency,
+        "transaction_type": tx.transaction_type,
+        "timestamp": tx.timestamp,
+    }
+    if tx.merchant_id is not None:
+        doc["merchant_id"] = tx.merchant_id
+    if tx.description is not None:
+        doc["description"] = tx.description
+    return doc
+
+
+def retry_record_message(
+    tx: Transaction, source: SourceInfo, line: int, code: str, message: str, failed_at: int
+) -> dict[str, Any]:
+    return {
+        "kind": "retry_record",
+        "record": transaction_to_json(tx),
+        "source": source.to_json(line),
+        "error": {"code": code, "message": message[:MAX_TEXT_IN_MESSAGE]},
+        "failed_at": failed_at,
+        "processor": PROCESSOR,
+    }
+
+
+def resume_file_message(
+    bucket: str, key: str, version_id: str | None, start_line: int
+) -> dict[str, Any]:
+    return {
+        "kind": "resume_file",
+        "bucket": bucket,
+        "key": key,
+        "version_id": version_id,
+        "start_line": start_line,
+    }
+
+
+def encode_message(body: Mapping[str, Any]) -> str:
+    """Compact ASCII JSON under the SQS limit; an echoed record is dropped if it is too big."""
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+    if len(text) > SQS_MAX_BYTES and body.get("record") is not None:
+        if body.get("kind") == "retry_record":  # pragma: no cover - validated records are small
+            raise ValueError("retry_record message over the SQS size limit")
+        text = json.dumps({**body, "record": None}, separators=(",", ":"), ensure_ascii=True)
+    return text
+
+
+def _message_batches(bodies: Sequence[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode("utf-8"))
+        if batch and (len(batch) == SQS_BATCH_ENTRIES or size + length > SQS_MAX_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(body)
+        size += length
+    if batch:
+        yield batch
+
+
+def send_messages(sqs: Any, queue_url: str, bodies: Sequence[str]) -> None:
+    """SendMessageBatch in batches of 10; retry every Failed entry; raise if any is still failing.
+
+    Raising (TransientError) makes the invocation or the queue message fail and be retried, so
+    no message is ever lost.
+    """
+    for batch in _message_batches(bodies):
+        pending = {str(index): body for index, body in enumerate(batch)}
+        problem = ""
+        for attempt in range(SEND_ATTEMPTS):
+            if attempt:
+                time.sleep(0.05 * 2**attempt)
+            entries = [{"Id": ident, "MessageBody": body} for ident, body in pending.items()]
+            try:
+                response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                problem = _error_code(exc)
+                continue
+            succeeded = {entry.get("Id") for entry in response.get("Successful") or []}
+            failed = response.get("Failed") or []
+            if failed:
+                problem = str(failed[0].get("Code") or "Failed entry")
+            pending = {i: b for i, b in pending.items() if i not in succeeded}
+            if not pending:
+                break
+        if pending:
+            raise TransientError(
+                f"SendMessageBatch left {len(pending)} message(s) unsent: {problem}"
+            )
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "ClientError")
+    return type(exc).__name__
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message") or "")[:MAX_TEXT_IN_MESSAGE]
+    return str(exc)[:MAX_TEXT_IN_MESSAGE]
+
+
+# --------------------------------------------------------------------------------------------
+# DynamoDB writes (design.md section 4).
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    status: str  # "stored" | "duplicate" | "conflict" | "failed"
+    error_code: str = ""
+    error_message: str = ""
+
+
+def build_item(
+    tx: Transaction, source: SourceInfo, line: int, ingested_at: int
+) -> dict[str, dict[str, str]]:
+    item: dict[str, dict[str, str]] = {
+        "transaction_id": {"S": tx.transaction_id},
+        "account_id": {"S": tx.account_id},
+        "amount": {"N": tx.amount},
+        "currency": {"S": tx.currency},
+        "transaction_type": {"S": tx.transaction_type},
+        "timestamp": {"N": str(tx.timestamp)},
+    }
+    if tx.merchant_id is not None:
+        item["merchant_id"] = {"S": tx.merchant_id}
+    if tx.description is not None:
+        item["description"] = {"S": tx.description}
+    item["status"] = {"S": "PROCESSED"}
+    item["source_bucket"] = {"S": source.bucket}
+    item["source_key"] = {"S": source.key}
+    if source.version_id:
+        item["source_version_id"] = {"S": source.version_id}
+    item["source_line"] = {"N": str(line)}
+    item["ingested_at"] = {"N": str(ingested_at)}
+    item["processor"] = {"S": PROCESSOR}
+    item["record_hash"] = {"S": record_hash(tx)}
+    return item
+
+
+def put_transaction(dynamodb: Any, table_name: str, item: Mapping[str, Any]) -> WriteOutcome:
+    """Conditional PutItem; compare record_hash with the stored item when it already exists."""
+    try:
+        dynamodb.put_item(
+            TableName=table_name,
+            Item=item,
+            ConditionExpression="attribute_not_exists(transaction_id)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return WriteOutcome("stored")
+    except ClientError as exc:
+        code = _error_code(exc)
+        if code == "ConditionalCheckFailedException":
+            old = exc.response.get("Item") or {}
+            old_hash = (old.get("record_hash") or {}).get("S")
+            if old_hash is None:
+                return WriteOutcome("failed", code, "stored item not returned for comparison")
+            if old_hash == item["record_hash"]["S"]:
+                return WriteOutcome("duplicate")
+            return WriteOutcome("conflict")
+        return WriteOutcome("failed", code, _error_text(exc))
+    except BotoCoreError as exc:
+        return WriteOutcome("failed", _error_code(exc), _error_text(exc))
+
+
+def write_items(
+    dynamodb: Any,
+    table_name: str,
+    items: Sequence[Mapping[str, Any]],
+    pool: ThreadPoolExecutor,
+) -> list[WriteOutcome]:
+    """Concurrent conditional writes; items sharing a key go in file order (decision P17)."""
+    waves: list[list[int]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, item in enumerate(items):
+        key = (item["transaction_id"]["S"], item["timestamp"]["N"])
+        wave = seen.get(key, 0)
+        seen[key] = wave + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(index)
+    outcomes: list[WriteOutcome] = [WriteOutcome("failed")] * len(items)
+    for wave_indexes in waves:
+        results = pool.map(
+            lambda i: put_transaction(dynamodb, table_name, items[i]),
+            wave_indexes,
+        )
+        for index, outcome in zip(wave_indexes, results, strict=True):
+            outcomes[index] = outcome
+    return outcomes
+
+
+# --------------------------------------------------------------------------------------------
+# File processing.
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    bucket: str
+    key: str
+    version_id: str | None = None
+    event_time: int | None = None  # epoch ms of the S3 event, fallback for last_modified
+
+
+@dataclass
+class FileResult:
+    bucket: str
+    key: str
+    version_id: str | None = None
+    rows: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    retried: int = 0
+    file_error: str | None = None
+    resume_line: int | None = None
+    elapsed_ms: int = 0
+
+
+@dataclass
+class BatchCounts:
+    stored: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    retried: int = 0
+
+
+@dataclass(frozen=True)
+class OpenedObject:
+    body: Any
+    content_length: int
+    last_modified: int | None
+    version_id: str | None
+
+
+def _is_not_found(exc: ClientError, with_version: bool) -> bool:
+    code = _error_code(exc)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in _NOT_FOUND_CODES or status == 404 or (with_version and code == "InvalidArgument")
+
+
+def _datetime_ms(value: Any) -> int | None:
+    if value is None or not hasattr(value, "timestamp"):
+        return None
+    return int(value.timestamp()) * 1000 + value.microsecond // 1000
+
+
+def open_object(s3: Any, ref: ObjectRef) -> OpenedObject | FileError:
+    params: dict[str, str] = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        params["VersionId"] = ref.version_id
+    try:
+        response = s3.get_object(**params)
+    except ClientError as exc:
+        if _is_not_found(exc, bool(ref.version_id)):
+            return FileError(OBJECT_NOT_FOUND, "file: object (version) not found")
+        raise TransientError(f"GetObject failed: {_error_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise TransientError(f"GetObject failed: {_error_code(exc)}") from exc
+    return OpenedObject(
+        body=response["Body"],
+        content_length=int(response.get("ContentLength") or 0),
+        last_modified=_datetime_ms(response.get("LastModified")),
+        version_id=ref.version_id or response.get("VersionId") or None,
+    )
+
+
+def handle_batch(
+    aws: Aws,
+    cfg: Config,
+    source: SourceInfo,
+    batch: Sequence[SourceRow],
+    pool: ThreadPoolExecutor,
+) -> BatchCounts:
+    """Validate, write and report one batch; all its messages are sent before it returns."""
+    counts = BatchCounts()
+    timestamp = now_ms()
+    dlq_messages: list[str] = []
+    retry_messages: list[str] = []
+    valid: list[tuple[SourceRow, Transaction]] = []
+    for row in batch:
+        result = row.error or validate_record(row.values or {})
+        if isinstance(result, RecordError):
+            message = record_error_message(result, source, row.line, row.values, timestamp)
+            dlq_messages.append(encode_message(message))
+        else:
+            valid.append((row, result))
+    counts.invalid = len(dlq_messages)
+    items = [build_item(tx, source, row.line, timestamp) for row, tx in valid]
+    outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool)
+    for (row, tx), outcome in zip(valid, outcomes, strict=True):
+        if outcome.status == "stored":
+            counts.stored += 1
+        elif outcome.status == "duplicate":
+            counts.duplicates += 1
+        elif outcome.status == "conflict":
+            counts.invalid += 1
+            error = RecordError(
+                DUPLICATE_CONFLICT,
+                "transaction_id",
+                "transaction_id: already stored with the same timestamp and different content",
+            )
+            message = record_error_message(
+                error, source, row.line, row.values, timestamp, tx.transaction_id
+            )
+            dlq_messages.append(encode_message(message))
+        else:
+            counts.retried += 1
+            message = retry_record_message(
+                tx, source, row.line, outcome.error_code, outcome.error_message, timestamp
+            )
+            retry_messages.append(encode_message(message))
+    send_messages(aws.sqs, cfg.dlq_url, dlq_messages)
+    send_messages(aws.sqs, cfg.queue_url, retry_messages)
+    return counts
+
+
+def _run_batches(
+    aws: Aws,
+    cfg: Config,
+    source: SourceInfo,
+    rows: Iterator[SourceRow],
+    start_line: int,
+    inv: Invocation,
+    result: FileResult,
+) -> None:
+    with ThreadPoolExecutor(max_workers=cfg.write_workers) as pool:
+        pending = next(rows, None)
+        while pending is not None:
+            batch: list[SourceRow] = []
+            while pending is not None and len(batch) < cfg.batch_rows:
+                result.rows += 1
+                if pending.line >= start_line:
+                    batch.append(pending)
+                pending = next(rows, None)
+            if batch:
+                counts = handle_batch(aws, cfg, source, batch, pool)
+                result.stored += counts.stored
+                result.duplicates += counts.duplicates
+                result.invalid += counts.invalid
+                result.retried += counts.retried
+                inv.batch_done()
+            if pending is not None and inv.expired():
+                message = resume_file_message(
+                    source.bucket, source.key, source.version_id, pending.line
+                )
+                send_messages(aws.sqs, cfg.queue_url, [encode_message(message)])
+                result.resume_line = pending.line
+                return
+
+
+def _report_file_error(
+    aws: Aws, cfg: Config, source: SourceInfo, error: FileError, result: FileResult
+) -> None:
+    send_messages(
+        aws.sqs, cfg.dlq_url, [encode_message(file_error_message(error, source, now_ms()))]
+    )
+    result.file_error = error.code
+
+
+def process_object(
+    aws: Aws, cfg: Config, ref: ObjectRef, start_line: int, inv: Invocation
+) -> FileResult:
+    """Process one object from `start_line` on. File errors are results; raises TransientError."""
+    started = time.monotonic()
+    result = FileResult(bucket=ref.bucket, key=ref.key, version_id=ref.version_id)
+    unread = SourceInfo(ref.bucket, ref.key, ref.version_id, ref.event_time)
+    kind = file_format(ref.key)
+    if kind is None:
+        error = FileError(MALFORMED_FILE, "file: unsupported type, expected a .csv or .json key")
+        _report_file_error(aws, cfg, unread, error, result)
+        return _finish(cfg, inv, result, started)
+    opened = open_object(aws.s3, ref)
+    if isinstance(opened, FileError):
+        _report_file_error(aws, cfg, unread, opened, result)
+        return _finish(cfg, inv, result, started)
+    result.version_id = opened.version_id
+    source = SourceInfo(ref.bucket, ref.key, opened.version_id, opened.last_modified)
+    try:
+        if opened.content_length > cfg.max_file_bytes:
+            error = FileError(FILE_TOO_LARGE, f"file: larger than {cfg.max_file_bytes} bytes")
+            _report_file_error(aws, cfg, source, error, result)
+            return _finish(cfg, inv, result, started)
+        if kind == "csv":
+            rows: FileError | Iterator[SourceRow] = csv_rows(
+                opened.body.iter_chunks(READ_CHUNK_BYTES)
+            )
+        else:
+            # JSON is read whole, bounded by MAX_FILE_BYTES (design.md section 2, P14).
+            records = parse_json_document(opened.body.read())
+            rows = records if isinstance(records, FileError) else json_rows(records)
+        if isinstance(rows, FileError):
+            _report_file_error(aws, cfg, source, rows, result)
+            return _finish(cfg, inv, result, started)
+        _run_batches(aws, cfg, source, rows, start_line, inv, result)
+        if result.rows == 0:
+            _report_file_error(aws, cfg, source, FileError(EMPTY_FILE, "file: no rows"), result)
+    except (BotoCoreError, OSError) as exc:
+        raise TransientError(f"reading the object failed: {_error_code(exc)}") from exc
+    finally:
+        opened.body.close()
+    return _finish(cfg, inv, result, started)
+
+
+def _finish(cfg: Config, inv: Invocation, result: FileResult, started: float) -> FileResult:
+    result.elapsed_ms = int((time.monotonic() - started) * 1000)
+    level = logging.WARNING if result.file_error else logging.INFO
+    inv.log(
+        level,
+        "file error" if result.file_error else "file processed",
+        bucket=result.bucket,
+        key=result.key,
+        version_id=result.version_id,
+        rows=result.rows,
+        stored=result.stored,
+        duplicates=result.duplicates,
+        invalid=result.invalid,
+        retried=result.retried,
+        file_error=result.file_error,
+        resume_line=result.resume_line,
+        elapsed_ms=result.elapsed_ms,
+    )
+    emit_metrics(
+        cfg.environment,
+        {
+            "RecordsProcessed": (result.stored, "Count"),
+            "RecordsInvalid": (result.invalid, "Count"),
+            "RecordsDuplicate": (result.duplicates, "Count"),
+            "RecordsRetried": (result.retried, "Count"),
+            "FilesFailed": (1 if result.file_error else 0, "Count"),
+            "FileProcessingTime": (result.elapsed_ms, "Milliseconds"),
+        },
+    )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Events.
+
+
+def s3_event_refs(event: Any) -> list[ObjectRef] | None:
+    """Objects named by an S3 event (keys URL-decoded), or None if this is not an S3 event."""
+    if not isinstance(event, dict):
+        return None
+    records = event.get("Records")
+    if not isinstance(records, list) or not records:
+        return None
+    refs: list[ObjectRef] = []
+    for record in records:
+        if not isinstance(record, dict) or record.get("eventSource") != "aws:s3":
+            return None
+        try:
+            bucket = record["s3"]["bucket"]["name"]
+            raw_key = record["s3"]["object"]["key"]
+            version_id = record["s3"]["object"].get("versionId")
+        except (KeyError, TypeError, AttributeError):
+            return None
+        if not isinstance(bucket, str) or not isinstance(raw_key, str):
+            return None
+        name = record.get("eventName")
+        if isinstance(name, str) and not name.startswith("ObjectCreated"):
+            log_event(logging.INFO, "ignored S3 event", event_name=name, bucket=bucket)
+            continue
+        event_time = record.get("eventTime")
+        refs.append(
+            ObjectRef(
+                bucket=bucket,
+                key=unquote_plus(raw_key),
+                version_id=version_id if isinstance(version_id, str) and version_id else None,
+                event_time=parse_rfc3339_ms(event_time) if isinstance(event_time, str) else None,
+            )
+        )
+    return refs
+
+
+def _is_sqs_event(event: Any) -> bool:
+    if not isinstance(event, dict):
+        return False
+    records = event.get("Records")
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+    )
+
+
+@dataclass(frozen=True)
+class RetryWork:
+    message_id: str
+    transaction: Transaction
+    source: SourceInfo
+    line: int
+
+
+@dataclass(frozen=True)
+class FileWork:
+    message_id: str
+    targets: tuple[tuple[ObjectRef, int], ...]
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def transaction_from_json(doc: Any) -> Transaction | None:
+    """Rebuild a validated record from a retry_record message (None if it is not one)."""
+    if not isinstance(doc, dict) or set(doc) - _FIELD_SET:
+        return None
+    timestamp = _int_or_none(doc.get("timestamp"))
+    if timestamp is None or not MIN_TIMESTAMP_MS <= timestamp < MAX_TIMESTAMP_MS:
+        return None
+    texts = {name: doc.get(name) for name in FIELDS if name != "timestamp"}
+    if any(value is not None and not isinstance(value, str) for value in texts.values()):
+        return None
+    # Re-validate every text field; the timestamp was checked above as epoch milliseconds.
+    checked = validate_record({**texts, "timestamp": "2000-01-01T00:00:00Z"})
+    if isinstance(checked, RecordError) or checked.amount != doc.get("amount"):
+        return None
+    return Transaction(
+        transaction_id=checked.transaction_id,
+        account_id=checked.account_id,
+        amount=checked.amount,
+        currency=checked.currency,
+        transaction_type=checked.transaction_type,
+        timestamp=timestamp,
+        merchant_id=checked.merchant_id,
+        description=checked.description,
+    )
+
+
+def _source_from_json(doc: Any) -> tuple[SourceInfo, int] | None:
+    if not isinstance(doc, dict):
+        return None
+    bucket, key, version = doc.get("bucket"), doc.get("key"), doc.get("version_id")
+    line = _int_or_none(doc.get("line"))
+    if not isinstance(bucket, str) or not isinstance(key, str) or line is None:
+        return None
+    if version is not None and not isinstance(version, str):
+        return None
+    return SourceInfo(bucket, key, version or None, _int_or_none(doc.get("last_modified"))), line
+
+
+def parse_queue_message(message_id: str, body: str) -> RetryWork | FileWork | None:
+    """Classify a main-queue message body; None when it is not in a known format."""
+    try:
+        return _parse_queue_message(message_id, json.loads(body))
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError):
+        return None
+
+
+def _parse_queue_message(message_id: str, doc: Any) -> RetryWork | FileWork | None:
+    if not isinstance(doc, dict):
+        return None
+    kind = doc.get("kind")
+    if kind == "retry_record":
+        tx = transaction_from_json(doc.get("record"))
+        located = _source_from_json(doc.get("source"))
+        if tx is None or located is None:
+            return None
+        return RetryWork(message_id, tx, located[0], located[1])
+    if kind == "resume_file":
+        bucket, key, version = doc.get("bucket"), doc.get("key"), doc.get("version_id")
+        start = _int_or_none(doc.get("start_line"))
+        if not isinstance(bucket, str) or not isinstance(key, str) or start is None:
+            return None
+        if version is not None and not isinstance(version, str):
+            return None
+        return FileWork(message_id, ((ObjectRef(bucket, key, version or None), start),))
+    if kind is None:
+        refs = s3_event_refs(doc)
+        if refs is not None:
+            return FileWork(message_id, tuple((ref, 0) for ref in refs))
+    return None
+
+
+def _process_files(
+    aws: Aws, cfg: Config, work: FileWork, inv: Invocation, results: list[FileResult]
+) -> None:
+    for ref, start_line in work.targets:
+        if inv.expired():
+            # Out of time before this file started: defer it (decision P21).
+            message = resume_file_message(ref.bucket, ref.key, ref.version_id, start_line)
+            send_messages(aws.sqs, cfg.queue_url, [encode_message(message)])
+            results.append(FileResult(ref.bucket, ref.key, ref.version_id, resume_line=start_line))
+            continue
+        results.append(process_object(aws, cfg, ref, start_line, inv))
+
+
+def _retry_writes(aws: Aws, cfg: Config, works: Sequence[RetryWork], inv: Invocation) -> list[str]:
+    """Write retried records; return the message ids that must be redelivered."""
+    if not works:
+        return []
+    timestamp = now_ms()
+    items = [build_item(w.transaction, w.source, w.line, timestamp) for w in works]
+    with ThreadPoolExecutor(max_workers=cfg.write_workers) as pool:
+        outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool)
+    inv.batch_done()
+    failed: list[str] = []
+    counts = BatchCounts()
+    conflicts: list[tuple[RetryWork, str]] = []
+    for work, outcome in zip(works, outcomes, strict=True):
+        if outcome.status == "stored":
+            counts.stored += 1
+        elif outcome.status == "duplicate":
+            counts.duplicates += 1
+        elif outcome.status == "conflict":
+            counts.invalid += 1
+            error = RecordError(
+                DUPLICATE_CONFLICT,
+                "transaction_id",
+                "transaction_id: already stored with the same timestamp and different content",
+            )
+            values = transaction_to_json(work.transaction)
+            values["timestamp"] = str(work.transaction.timestamp)
+            message = record_error_message(
+                error, work.source, work.line, values, timestamp, work.transaction.transaction_id
+            )
+            conflicts.append((work, encode_message(message)))
+        else:
+            counts.retried += 1
+            failed.append(work.message_id)
+    for work, body in conflicts:
+        try:
+            send_messages(aws.sqs, cfg.dlq_url, [body])
+        except TransientError:
+            failed.append(work.message_id)
+    inv.log(
+        logging.INFO,
+        "retried records",
+        messages=len(works),
+        stored=counts.stored,
+        duplicates=counts.duplicates,
+        invalid=counts.invalid,
+        failed_again=counts.retried,
+    )
+    emit_metrics(
+        cfg.environment,
+        {
+            "RecordsProcessed": (counts.stored, "Count"),
+            "RecordsInvalid": (counts.invalid, "Count"),
+            "RecordsDuplicate": (counts.duplicates, "Count"),
+            "RecordsRetried": (counts.retried, "Count"),
+        },
+    )
+    return failed
+
+
+def handle_sqs_event(
+    aws: Aws, cfg: Config, records: Sequence[Mapping[str, Any]], inv: Invocation
+) -> dict[str, Any]:
+    """Main-queue batch: returns batchItemFailures for the messages to redeliver only."""
+    failed: list[str] = []
+    retries: list[RetryWork] = []
+    files: list[FileWork] = []
+    unknown: list[tuple[str, str]] = []
+    for record in records:
+        message_id = str(record.get("messageId") or "")
+        body = record.get("body")
+        body = body if isinstance(body, str) else json.dumps(body)
+        work = parse_queue_message(message_id, body)
+        if isinstance(work, RetryWork):
+            retries.append(work)
+        elif isinstance(work, FileWork):
+            files.append(work)
+        else:
+            unknown.append((message_id, body))
+    for message_id, body in unknown:
+        try:
+            send_messages(aws.sqs, cfg.dlq_url, [body])
+            inv.log(logging.WARNING, "unknown message forwarded to DLQ", message_id=message_id)
+        except TransientError:
+            failed.append(message_id)
+    failed.extend(_retry_writes(aws, cfg, retries, inv))
+    results: list[FileResult] = []
+    for work in files:
+        try:
+            _process_files(aws, cfg, work, inv, results)
+        except Exception:  # one bad message must not fail the whole batch
+            LOGGER.exception(
+                "queue message failed",
+                extra={"fields": {"request_id": inv.request_id, "message_id": work.message_id}},
+            )
+            failed.append(work.message_id)
+    return {"batchItemFailures": [{"itemIdentifier": ident} for ident in failed]}
+
+
+def handle_s3_event(
+    aws: Aws, cfg: Config, refs: Sequence[ObjectRef], inv: Invocation
+) -> dict[str, Any]:
+    """Direct S3 notification: bad files are results; TransientError propagates (retry)."""
+    results: list[FileResult] = []
+    _process_files(aws, cfg, FileWork("", tuple((ref, 0) for ref in refs)), inv, results)
+    return {
+        "files": [
+            {
+                "bucket": r.bucket,
+                "key": r.key,
+                "version_id": r.version_id,
+                "rows": r.rows,
+                "stored": r.stored,
+                "duplicates": r.duplicates,
+                "invalid": r.invalid,
+                "retried": r.retried,
+                "file_error": r.file_error,
+                "resume_line": r.resume_line,
+            }
+            for r in results
+        ]
+    }
+
+
+def handle_event(event: Any, context: Any, aws: Aws, cfg: Config) -> dict[str, Any]:
+    """Dispatch one invocation: main-queue batch, S3 notification, or anything else."""
+    inv = Invocation(
+        request_id=str(getattr(context, "aws_request_id", "") or ""),
+        remaining_ms=getattr(context, "get_remaining_time_in_millis", None),
+        margin_ms=cfg.time_safety_margin_ms,
+    )
+    if _is_sqs_event(event):
+        return handle_sqs_event(aws, cfg, event["Records"], inv)
+    refs = s3_event_refs(event)
+    if refs is not None:
+        return handle_s3_event(aws, cfg, refs, inv)
+    # Not an event this function knows: keep it (UNKNOWN_FORMAT in the errors table).
+    send_messages(aws.sqs, cfg.dlq_url, [json.dumps(event, default=str)])
+    inv.log(logging.WARNING, "unknown event forwarded to DLQ")
+    return {"forwarded": True}
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point (processor_function.lambda_handler)."""
+    cfg = load_config(os.environ)
+    return handle_event(event, context, Aws(s3_client, dynamodb_client, sqs_client), cfg)
