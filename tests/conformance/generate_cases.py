@@ -1,0 +1,2506 @@
+"""Source of tests/conformance/cases/*: inputs and hand-written expectations (from design.md).
+
+    .venv/bin/python tests/conformance/generate_cases.py   # rewrites tests/conformance/cases/
+
+Every expected value below is typed by hand from the spec (and, where the spec is silent, from
+the handlers' "Decisions beyond design.md", cited by number in the case descriptions); nothing
+is recorded from an implementation. The helpers only add the constant per-item attributes
+(status, source_bucket, tokens) and turn a UTC date-time computed by hand into epoch ms.
+Edit the cases here, regenerate, and commit both.
+"""
+
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "cases"
+HEADER = (
+    "transaction_id,account_id,amount,currency,transaction_type,timestamp,merchant_id,description"
+)
+
+
+def ms(utc: str) -> int:
+    """'2024-01-15T10:30:00.123' (already UTC, computed by hand) -> epoch ms."""
+    if "." in utc:
+        base, frac = utc.split(".")
+        frac_ms = int(frac.ljust(3, "0")[:3])
+    else:
+        base, frac_ms = utc, 0
+    when = dt.datetime.fromisoformat(base).replace(tzinfo=dt.UTC)
+    return int(when.timestamp()) * 1000 + frac_ms
+
+
+class N:
+    """A DynamoDB number written as an exact JSON number token."""
+
+    def __init__(self, text: str) -> None:
+        Decimal(text)
+        self.text = text
+
+
+def tx(
+    tid,
+    acct,
+    amount,
+    cur,
+    typ,
+    ts_utc,
+    line,
+    *,
+    key,
+    merchant=None,
+    desc=None,
+    version="$VERSION_1",
+):
+    item = {
+        "transaction_id": tid,
+        "timestamp": ms(ts_utc),
+        "account_id": acct,
+        "amount": N(amount),
+        "currency": cur,
+        "transaction_type": typ,
+        "status": "PROCESSED",
+        "source_bucket": "$BUCKET",
+        "source_key": key,
+        "source_version_id": version,
+        "source_line": line,
+        "processor": "$PROCESSOR",
+        "record_hash": "$RECORD_HASH",
+    }
+    if merchant is not None:
+        item["merchant_id"] = merchant
+    if desc is not None:
+        item["description"] = desc
+    return item
+
+
+def err(code, field, tid, line, *, key, etype="VALIDATION", version="$VERSION_1"):
+    return {
+        "error_code": code,
+        "error_type": etype,
+        "field": field,
+        "transaction_id": tid,
+        "source_line": line,
+        "source_bucket": "$BUCKET",
+        "source_key": key,
+        "source_version_id": version,
+    }
+
+
+def file_err(code, *, key, version="$VERSION_1"):
+    return {
+        "error_code": code,
+        "error_type": "FILE",
+        "field": None,
+        "transaction_id": None,
+        "source_line": None,
+        "source_bucket": "$BUCKET",
+        "source_key": key,
+        "source_version_id": version,
+    }
+
+
+def dumps(obj, indent=2) -> str:
+    def enc(o):
+        if isinstance(o, N):
+            return f"@@N@@{o.text}@@"
+        raise TypeError(o)
+
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, default=enc)
+    return re.sub(r'"@@N@@([^@]+)@@"', r"\1", text) + "\n"
+
+
+CASES: list[str] = []
+
+
+def case(name, inputs: dict[str, bytes | str], expected: dict, config: dict | None = None):
+    CASES.append(name)
+    d = ROOT / name
+    d.mkdir(parents=True)
+    for fname, content in inputs.items():
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        (d / fname).write_bytes(data)
+    if config:
+        (d / "case.json").write_text(dumps(config))
+    expected.setdefault("queues", {"main": 0, "dlq": 0})
+    big = {k: v for k, v in expected.items() if isinstance(v, list) and len(v) > 50}
+    if not big:
+        (d / "expected.json").write_text(dumps(expected))
+        return
+    # Large lists: one compact item per line, to keep the file small and diffable.
+    parts = []
+    for k, v in expected.items():
+        if k in big:
+            lines = ",\n".join("    " + dumps(i, indent=None).strip() for i in v)
+            parts.append(f'  "{k}": [\n{lines}\n  ]')
+        else:
+            parts.append(f'  "{k}": ' + dumps(v).strip().replace("\n", "\n  "))
+    (d / "expected.json").write_text("{\n" + ",\n".join(parts) + "\n}\n")
+
+
+def csv(*rows: str, header: str = HEADER, eol: str = "\n", final_eol: bool = True) -> str:
+    text = eol.join([header, *rows])
+    return text + (eol if final_eol else "")
+
+
+# ==========================================================================================
+# The cases
+
+
+# Case 02's input, kept as written (an indented literal would change its bytes).
+JSON_02 = """[
+  {"transaction_id": "J-1", "account_id": "DE89370400440532013000", "amount": "250.00", "currency": "EUR",
+   "transaction_type": "DEBIT", "timestamp": "2024-05-01T08:00:00Z", "merchant_id": "M-1", "description": "Groceries"},
+  {"transaction_id": "J-2", "account_id": "ACC123", "amount": 42.5, "currency": "chf",
+   "transaction_type": "refund", "timestamp": "2024-05-01T09:15:30.250+02:00"},
+  {"transaction_id": " J-3 ", "account_id": "ACC123", "amount": 7, "currency": "JPY",
+   "transaction_type": "PAYMENT", "timestamp": "2024-05-02T00:00:00Z", "merchant_id": null, "description": ""}
+]
+"""
+
+
+def build() -> None:
+    """Write every case folder (the folder is emptied first)."""
+    if ROOT.exists():
+        shutil.rmtree(ROOT)
+    ROOT.mkdir(parents=True)
+
+    IBAN_DE = "DE89370400440532013000"
+    IBAN_GB = "GB29NWBK60161331926819"
+
+    # ---------------------------------------------------------------- 01 basic CSV
+    name = "01-csv-valid-basic"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                f"TX-0001,{IBAN_DE},125.50,EUR,DEBIT,2024-01-15T10:30:00Z,MERCH-001,Coffee beans",
+                f"TX-0002,{IBAN_GB},99.99,GBP,credit,2024-01-15T11:00:00+01:00,,",
+                "TX-0003, FR1420041010050500013M02606 , 1000 ,usd, Payment ,2024-02-29T23:59:59.5Z, M2 , Rent for March ",
+                "TX-0004,NL91ABNA0417164300,5000,JPY,TRANSFER,2024-03-01T00:00:00-05:00,,Wire",
+                "TX-0005,KW81CBKU0000000000001234560101,1.234,KWD,REFUND,2024-03-02T12:00:00.123Z,SHOP_9,",
+            )
+        },
+        {
+            "transactions": [
+                tx(
+                    "TX-0001",
+                    IBAN_DE,
+                    "125.5",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-15T10:30:00",
+                    2,
+                    key=K,
+                    merchant="MERCH-001",
+                    desc="Coffee beans",
+                ),
+                tx("TX-0002", IBAN_GB, "99.99", "GBP", "CREDIT", "2024-01-15T10:00:00", 3, key=K),
+                tx(
+                    "TX-0003",
+                    "FR1420041010050500013M02606",
+                    "1000",
+                    "USD",
+                    "PAYMENT",
+                    "2024-02-29T23:59:59.500",
+                    4,
+                    key=K,
+                    merchant="M2",
+                    desc="Rent for March",
+                ),
+                tx(
+                    "TX-0004",
+                    "NL91ABNA0417164300",
+                    "5000",
+                    "JPY",
+                    "TRANSFER",
+                    "2024-03-01T05:00:00",
+                    5,
+                    key=K,
+                    desc="Wire",
+                ),
+                tx(
+                    "TX-0005",
+                    "KW81CBKU0000000000001234560101",
+                    "1.234",
+                    "KWD",
+                    "REFUND",
+                    "2024-03-02T12:00:00.123",
+                    6,
+                    key=K,
+                    merchant="SHOP_9",
+                ),
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 5, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "valid CSV rows: trimming, case-insensitive type and currency, offsets, optional fields",
+        },
+    )
+
+    # ---------------------------------------------------------------- 02 JSON array
+    name = "02-json-array-valid"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {"input.json": JSON_02},
+        {
+            "transactions": [
+                tx(
+                    "J-1",
+                    IBAN_DE,
+                    "250",
+                    "EUR",
+                    "DEBIT",
+                    "2024-05-01T08:00:00",
+                    0,
+                    key=K,
+                    merchant="M-1",
+                    desc="Groceries",
+                ),
+                tx("J-2", "ACC123", "42.5", "CHF", "REFUND", "2024-05-01T07:15:30.250", 1, key=K),
+                tx("J-3", "ACC123", "7", "JPY", "PAYMENT", "2024-05-02T00:00:00", 2, key=K),
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 3, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "top-level JSON array; amount as string and number; null and empty optional fields are absent; source_line is the 0-based index",
+        },
+    )
+
+    # ---------------------------------------------------------------- 03 JSON wrapped
+    name = "03-json-wrapped-valid"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {
+            "input.json": json.dumps(
+                {
+                    "transactions": [
+                        {
+                            "transaction_id": "W-1",
+                            "account_id": "ACC1",
+                            "amount": "10.00",
+                            "currency": "EUR",
+                            "transaction_type": "CREDIT",
+                            "timestamp": "2024-07-01T12:00:00Z",
+                        },
+                        {
+                            "transaction_id": "W-2",
+                            "amount": "11.00",
+                            "currency": "EUR",
+                            "transaction_type": "CREDIT",
+                            "timestamp": "2024-07-01T12:00:00Z",
+                        },
+                        {
+                            "transaction_id": "W-3",
+                            "account_id": "ACC1",
+                            "amount": "12.00",
+                            "currency": "EUR",
+                            "transaction_type": "DEBIT",
+                            "timestamp": "2024-07-01T12:00:01Z",
+                            "merchant_id": "SHOP",
+                        },
+                    ]
+                },
+                indent=1,
+            )
+        },
+        {
+            "transactions": [
+                tx("W-1", "ACC1", "10", "EUR", "CREDIT", "2024-07-01T12:00:00", 0, key=K),
+                tx(
+                    "W-3",
+                    "ACC1",
+                    "12",
+                    "EUR",
+                    "DEBIT",
+                    "2024-07-01T12:00:01",
+                    2,
+                    key=K,
+                    merchant="SHOP",
+                ),
+            ],
+            "errors": [err("MISSING_FIELD", "account_id", "W-2", 1, key=K)],
+            "accounting": {"rows_in": 3, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": '{"transactions": [...]} form; source_line is the index in that array',
+        },
+    )
+
+    # ---------------------------------------------------------------- 04 BOM + CRLF
+    name = "04-csv-bom-crlf"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": b"\xef\xbb\xbf"
+            + csv(
+                "B-1,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,M1,first",
+                "B-2,ACC1,2.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "B-3,ACC1,3.00,EUR,DEBIT,2024-01-01T00:00:00Z,M3,last row without line break",
+                eol="\r\n",
+                final_eol=False,
+            ).encode()
+        },
+        {
+            "transactions": [
+                tx(
+                    "B-1",
+                    "ACC1",
+                    "1",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    2,
+                    key=K,
+                    merchant="M1",
+                    desc="first",
+                ),
+                tx("B-2", "ACC1", "2", "EUR", "DEBIT", "2024-01-01T00:00:00", 3, key=K),
+                tx(
+                    "B-3",
+                    "ACC1",
+                    "3",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    4,
+                    key=K,
+                    merchant="M3",
+                    desc="last row without line break",
+                ),
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 3, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "UTF-8 BOM, CRLF line ends, no final line break: the BOM is not part of the first column name, CR is not part of the last value",
+        },
+    )
+
+    # ---------------------------------------------------------------- 05 quoting
+    name = "05-csv-quoting"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                'Q-1,ACC1,"1,5",EUR,DEBIT,2024-01-01T00:00:00Z,,',
+                'Q-2,ACC1,10.00,EUR,DEBIT,2024-01-01T00:00:00Z,"ACME, Inc.","He said ""hi"", twice"',
+                'Q-3,ACC1,11.00,EUR,DEBIT,2024-01-01T00:00:00Z,M,"line one\nline two"',
+                'Q-4,ACC1,12.00,EUR,CREDIT,2024-01-01T00:00:00Z,"",""',
+                '"Q-5","ACC1","13.00","EUR","CREDIT","2024-01-01T00:00:00Z","M5","all, quoted"',
+            )
+        },
+        {
+            "transactions": [
+                tx(
+                    "Q-2",
+                    "ACC1",
+                    "10",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    3,
+                    key=K,
+                    merchant="ACME, Inc.",
+                    desc='He said "hi", twice',
+                ),
+                tx("Q-4", "ACC1", "12", "EUR", "CREDIT", "2024-01-01T00:00:00", 6, key=K),
+                tx(
+                    "Q-5",
+                    "ACC1",
+                    "13",
+                    "EUR",
+                    "CREDIT",
+                    "2024-01-01T00:00:00",
+                    7,
+                    key=K,
+                    merchant="M5",
+                    desc="all, quoted",
+                ),
+            ],
+            "errors": [
+                err("INVALID_FORMAT", "amount", "Q-1", 2, key=K),
+                err("INVALID_FORMAT", "description", "Q-3", 4, key=K),
+            ],
+            "accounting": {"rows_in": 5, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "RFC 4180 quoting: embedded commas and doubled quotes; a quoted newline (a control character in description) spans lines 4-5, so the next row is on line 6",
+        },
+    )
+
+    # ---------------------------------------------------------------- 06 missing fields (CSV)
+    name = "06-csv-missing-field"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                ",ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "M-2,,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "M-3,ACC1,,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "M-4,ACC1,1.00,,DEBIT,2024-01-01T00:00:00Z,,",
+                "M-5,ACC1,1.00,EUR,,2024-01-01T00:00:00Z,,",
+                "M-6,ACC1,1.00,EUR,DEBIT,,,",
+                "M-7,ACC1,   ,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "M-8,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("M-8", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 9, key=K)
+            ],
+            "errors": [
+                err("MISSING_FIELD", "transaction_id", None, 2, key=K),
+                err("MISSING_FIELD", "account_id", "M-2", 3, key=K),
+                err("MISSING_FIELD", "amount", "M-3", 4, key=K),
+                err("MISSING_FIELD", "currency", "M-4", 5, key=K),
+                err("MISSING_FIELD", "transaction_type", "M-5", 6, key=K),
+                err("MISSING_FIELD", "timestamp", "M-6", 7, key=K),
+                err("MISSING_FIELD", "amount", "M-7", 8, key=K),
+            ],
+            "accounting": {"rows_in": 8, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "an empty (or, after trimming, blank) cell is an absent field: MISSING_FIELD for each required field",
+        },
+    )
+
+    # ---------------------------------------------------------------- 07 JSON nulls
+    name = "07-json-null-and-missing"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {
+            "input.json": json.dumps(
+                [
+                    {
+                        "transaction_id": None,
+                        "account_id": "ACC1",
+                        "amount": "1",
+                        "currency": "EUR",
+                        "transaction_type": "DEBIT",
+                        "timestamp": "2024-01-01T00:00:00Z",
+                    },
+                    {
+                        "transaction_id": "N-1",
+                        "account_id": "ACC1",
+                        "currency": "EUR",
+                        "transaction_type": "DEBIT",
+                        "timestamp": "2024-01-01T00:00:00Z",
+                    },
+                    {
+                        "transaction_id": "N-2",
+                        "account_id": "ACC1",
+                        "amount": "1",
+                        "currency": "EUR",
+                        "transaction_type": "DEBIT",
+                        "timestamp": None,
+                    },
+                    {
+                        "transaction_id": "N-3",
+                        "account_id": "ACC1",
+                        "amount": "1",
+                        "currency": "EUR",
+                        "transaction_type": None,
+                        "timestamp": "2024-01-01T00:00:00Z",
+                    },
+                    {
+                        "transaction_id": "N-4",
+                        "account_id": "ACC1",
+                        "amount": "1",
+                        "currency": "EUR",
+                        "transaction_type": "DEBIT",
+                        "timestamp": "2024-01-01T00:00:00Z",
+                        "merchant_id": None,
+                        "description": None,
+                    },
+                    {},
+                    {
+                        "transaction_id": "N-6",
+                        "account_id": "ACC1",
+                        "amount": "1",
+                        "currency": "  ",
+                        "transaction_type": "DEBIT",
+                        "timestamp": "2024-01-01T00:00:00Z",
+                    },
+                ],
+                indent=1,
+            )
+        },
+        {
+            "transactions": [
+                tx("N-4", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K)
+            ],
+            "errors": [
+                err("MISSING_FIELD", "transaction_id", None, 0, key=K),
+                err("MISSING_FIELD", "amount", "N-1", 1, key=K),
+                err("MISSING_FIELD", "timestamp", "N-2", 2, key=K),
+                err("MISSING_FIELD", "transaction_type", "N-3", 3, key=K),
+                err("MISSING_FIELD", "transaction_id", None, 5, key=K),
+                err("MISSING_FIELD", "currency", "N-6", 6, key=K),
+            ],
+            "accounting": {"rows_in": 7, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "JSON null means absent; an empty object misses transaction_id first (table order); a blank JSON string is absent too (handler decision P1)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 08 transaction_id format
+    name = "08-transaction-id-limits"
+    K = f"in/{name}.csv"
+    ID64 = "abc.DEF_123:456-" * 4
+    ID65 = ID64 + "x"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                f"{ID64},ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                f"{ID65},ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "TX 1,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "TX/1,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "TXé1,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "  TX-trim  ,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "a:b.c_d-e,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "X,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx(ID64, "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("TX-trim", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 7, key=K),
+                tx("a:b.c_d-e", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 8, key=K),
+                tx("X", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 9, key=K),
+            ],
+            "errors": [
+                err("INVALID_FORMAT", "transaction_id", None, 3, key=K),
+                err("INVALID_FORMAT", "transaction_id", None, 4, key=K),
+                err("INVALID_FORMAT", "transaction_id", None, 5, key=K),
+                err("INVALID_FORMAT", "transaction_id", None, 6, key=K),
+            ],
+            "accounting": {"rows_in": 8, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "transaction_id: 1 to 64 chars of [A-Za-z0-9._:-]; 64 ok, 65 and other characters INVALID_FORMAT (an invalid id is not known: transaction_id null, handler decision P19)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 09 account_id
+    name = "09-account-id-limits"
+    K = f"in/{name}.csv"
+    A34 = "DE" + "1234567890" * 3 + "12"
+    A35 = A34 + "3"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                f"A-1,{A34},1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                f"A-2,{A35},1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "A-3,DE89-3704,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "A-4,de89370400440532013000,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "A-5,Z,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "A-6,DE 89 3704,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("A-1", A34, "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx(
+                    "A-4",
+                    "de89370400440532013000",
+                    "1",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    5,
+                    key=K,
+                ),
+                tx("A-5", "Z", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 6, key=K),
+            ],
+            "errors": [
+                err("INVALID_FORMAT", "account_id", "A-2", 3, key=K),
+                err("INVALID_FORMAT", "account_id", "A-3", 4, key=K),
+                err("INVALID_FORMAT", "account_id", "A-6", 7, key=K),
+            ],
+            "accounting": {"rows_in": 6, "duplicates": 0},
+        },
+        {"key": K, "description": "account_id: 1 to 34 chars of [A-Za-z0-9]"},
+    )
+
+    # ---------------------------------------------------------------- 10 amount syntax
+    name = "10-amount-syntax"
+    K = f"in/{name}.csv"
+    bad = [
+        "1e3",
+        "+5",
+        '"1,000"',
+        ".5",
+        "5.",
+        "abc",
+        "1 000",
+        "0x10",
+        "--5",
+        "\uff15",  # FULLWIDTH DIGIT FIVE: not [0-9]
+        "1.2.3",
+        "NaN",
+        "Infinity",
+        "-",
+        "1E-2",
+    ]
+    rows = [f"S-{i:02d},ACC1,{a},EUR,DEBIT,2024-01-01T00:00:00Z,," for i, a in enumerate(bad)]
+    rows += [
+        "S-90,ACC1,00012.50,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+        "S-91,ACC1,  7.10  ,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+    ]
+    case(
+        name,
+        {"input.csv": csv(*rows)},
+        {
+            "transactions": [
+                tx(
+                    "S-90",
+                    "ACC1",
+                    "12.5",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    2 + len(bad),
+                    key=K,
+                ),
+                tx(
+                    "S-91",
+                    "ACC1",
+                    "7.1",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    3 + len(bad),
+                    key=K,
+                ),
+            ],
+            "errors": [
+                err("INVALID_FORMAT", "amount", f"S-{i:02d}", 2 + i, key=K) for i in range(len(bad))
+            ],
+            "accounting": {"rows_in": len(rows), "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "amount syntax -?[0-9]+(\\.[0-9]+)?: exponent, sign, separators, .5, 5., non-ASCII digits are INVALID_FORMAT; leading zeros are fine",
+        },
+    )
+
+    # ---------------------------------------------------------------- 11 amount value
+    name = "11-amount-value"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "V-1,ACC1,0,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "V-2,ACC1,-5,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "V-3,ACC1,0.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "V-4,ACC1,-0,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "V-5,ACC1,1000000000000,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "V-6,ACC1,1000000000000.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "V-7,ACC1,-0.001,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "V-8,ACC1,999999999999.99,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "V-9,ACC1,0.01,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "V-10,ACC1,999999999999,JPY,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx(
+                    "V-8",
+                    "ACC1",
+                    "999999999999.99",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    9,
+                    key=K,
+                ),
+                tx("V-9", "ACC1", "0.01", "EUR", "DEBIT", "2024-01-01T00:00:00", 10, key=K),
+                tx(
+                    "V-10", "ACC1", "999999999999", "JPY", "DEBIT", "2024-01-01T00:00:00", 11, key=K
+                ),
+            ],
+            "errors": [
+                err("INVALID_VALUE", "amount", "V-1", 2, key=K),
+                err("INVALID_VALUE", "amount", "V-2", 3, key=K),
+                err("INVALID_VALUE", "amount", "V-3", 4, key=K),
+                err("INVALID_VALUE", "amount", "V-4", 5, key=K),
+                err("INVALID_VALUE", "amount", "V-5", 6, key=K),
+                err("INVALID_VALUE", "amount", "V-6", 7, key=K),
+                err("INVALID_VALUE", "amount", "V-7", 8, key=K),
+            ],
+            "accounting": {"rows_in": 10, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "amount > 0 and < 10^12 (INVALID_VALUE); value is checked before precision (-0.001)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 12 precision
+    name = "12-amount-precision"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "P-1,ACC1,10.123,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-2,ACC1,10.500,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-3,ACC1,10.5000000,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-4,ACC1,100.5,JPY,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-5,ACC1,100.0,JPY,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-6,ACC1,100.00,JPY,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-7,ACC1,1.2345,KWD,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-8,ACC1,1.2340,KWD,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-9,ACC1,0.001,BHD,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-10,ACC1,0.001,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-11,ACC1,0.0010,USD,DEBIT,2024-01-01T00:00:00Z,,",
+                "P-12,ACC1,5.10,usd,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("P-2", "ACC1", "10.5", "EUR", "DEBIT", "2024-01-01T00:00:00", 3, key=K),
+                tx("P-3", "ACC1", "10.5", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+                tx("P-5", "ACC1", "100", "JPY", "DEBIT", "2024-01-01T00:00:00", 6, key=K),
+                tx("P-6", "ACC1", "100", "JPY", "DEBIT", "2024-01-01T00:00:00", 7, key=K),
+                tx("P-8", "ACC1", "1.234", "KWD", "DEBIT", "2024-01-01T00:00:00", 9, key=K),
+                tx("P-9", "ACC1", "0.001", "BHD", "DEBIT", "2024-01-01T00:00:00", 10, key=K),
+                tx("P-12", "ACC1", "5.1", "USD", "DEBIT", "2024-01-01T00:00:00", 13, key=K),
+            ],
+            "errors": [
+                err("PRECISION_EXCEEDED", "amount", "P-1", 2, key=K),
+                err("PRECISION_EXCEEDED", "amount", "P-4", 5, key=K),
+                err("PRECISION_EXCEEDED", "amount", "P-7", 8, key=K),
+                err("PRECISION_EXCEEDED", "amount", "P-10", 11, key=K),
+                err("PRECISION_EXCEEDED", "amount", "P-11", 12, key=K),
+            ],
+            "accounting": {"rows_in": 12, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "fraction digits up to the currency's minor unit (EUR 2, JPY 0, KWD 3, BHD 3); trailing zeros beyond it are fine",
+        },
+    )
+
+    # ---------------------------------------------------------------- 13 currency
+    name = "13-currency"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "C-1,ACC1,10,XYZ,DEBIT,2024-01-01T00:00:00Z,,",
+                "C-2,ACC1,10,EURO,DEBIT,2024-01-01T00:00:00Z,,",
+                "C-3,ACC1,10,E1R,DEBIT,2024-01-01T00:00:00Z,,",
+                "C-4,ACC1,10,€,DEBIT,2024-01-01T00:00:00Z,,",
+                "C-5,ACC1,10,usd,DEBIT,2024-01-01T00:00:00Z,,",
+                "C-6,ACC1,10, gbp ,DEBIT,2024-01-01T00:00:00Z,,",
+                "C-7,ACC1,10,Sek,DEBIT,2024-01-01T00:00:00Z,,",
+                "C-8,ACC1,10,EU,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("C-5", "ACC1", "10", "USD", "DEBIT", "2024-01-01T00:00:00", 6, key=K),
+                tx("C-6", "ACC1", "10", "GBP", "DEBIT", "2024-01-01T00:00:00", 7, key=K),
+                tx("C-7", "ACC1", "10", "SEK", "DEBIT", "2024-01-01T00:00:00", 8, key=K),
+            ],
+            "errors": [
+                err("UNKNOWN_CURRENCY", "currency", "C-1", 2, key=K),
+                err("UNKNOWN_CURRENCY", "currency", "C-2", 3, key=K),
+                err("UNKNOWN_CURRENCY", "currency", "C-3", 4, key=K),
+                err("UNKNOWN_CURRENCY", "currency", "C-4", 5, key=K),
+                err("UNKNOWN_CURRENCY", "currency", "C-8", 9, key=K),
+            ],
+            "accounting": {"rows_in": 8, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "currency upper-cased then looked up; anything else is UNKNOWN_CURRENCY",
+        },
+    )
+
+    # ---------------------------------------------------------------- 14 transaction_type
+    name = "14-transaction-type"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "T-1,ACC1,1,EUR,debit,2024-01-01T00:00:00Z,,",
+                "T-2,ACC1,1,EUR,Transfer,2024-01-01T00:00:00Z,,",
+                "T-3,ACC1,1,EUR,pAyMeNt,2024-01-01T00:00:00Z,,",
+                "T-4,ACC1,1,EUR, REFUND ,2024-01-01T00:00:00Z,,",
+                "T-5,ACC1,1,EUR,CREDIT,2024-01-01T00:00:00Z,,",
+                "T-6,ACC1,1,EUR,WITHDRAWAL,2024-01-01T00:00:00Z,,",
+                "T-7,ACC1,1,EUR,DEB IT,2024-01-01T00:00:00Z,,",
+                "T-8,ACC1,1,EUR,DEBITS,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("T-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("T-2", "ACC1", "1", "EUR", "TRANSFER", "2024-01-01T00:00:00", 3, key=K),
+                tx("T-3", "ACC1", "1", "EUR", "PAYMENT", "2024-01-01T00:00:00", 4, key=K),
+                tx("T-4", "ACC1", "1", "EUR", "REFUND", "2024-01-01T00:00:00", 5, key=K),
+                tx("T-5", "ACC1", "1", "EUR", "CREDIT", "2024-01-01T00:00:00", 6, key=K),
+            ],
+            "errors": [
+                err("INVALID_VALUE", "transaction_type", "T-6", 7, key=K),
+                err("INVALID_VALUE", "transaction_type", "T-7", 8, key=K),
+                err("INVALID_VALUE", "transaction_type", "T-8", 9, key=K),
+            ],
+            "accounting": {"rows_in": 8, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "transaction_type enum, case-insensitive on input, stored upper case; anything else INVALID_VALUE",
+        },
+    )
+
+    # ---------------------------------------------------------------- 15 timestamp format
+    name = "15-timestamp-format"
+    K = f"in/{name}.csv"
+    bad_ts = [
+        "2024-01-15T10:30:00",
+        "2024-01-15",
+        "2024-02-30T00:00:00Z",
+        "2023-02-29T12:00:00Z",
+        "2024-13-01T00:00:00Z",
+        "2024-01-15T25:00:00Z",
+        "1705314600000",
+        "2024-01-15T10:30:00+0100",
+        "2024-01-15T10:30Z",
+        "15/01/2024 10:30",
+        "yesterday",
+        "2016-12-31T23:59:60Z",
+        "2024-01-15 10:30:00Z",
+        "2024-01-15T10:30:00+24:00",
+    ]
+    rows = [f"F-{i:02d},ACC1,1,EUR,DEBIT,{t},," for i, t in enumerate(bad_ts)]
+    good = [
+        ("G-1", "2024-02-29T12:00:00Z", "2024-02-29T12:00:00"),
+        ("G-2", "2024-01-15T10:30:00.123456Z", "2024-01-15T10:30:00.123"),
+        ("G-3", "2024-01-15T10:30:00.9999+05:30", "2024-01-15T05:00:00.999"),
+        ("G-4", "2024-06-30T23:59:59-07:00", "2024-07-01T06:59:59"),
+        ("G-5", "2024-12-31T23:00:00.5-01:00", "2025-01-01T00:00:00.500"),
+        ("G-6", "2024-03-10T02:30:00+00:00", "2024-03-10T02:30:00"),
+        ("G-7", "2024-01-15t10:30:00z", "2024-01-15T10:30:00"),
+        ("G-8", "2024-01-15T10:30:00.5-00:00", "2024-01-15T10:30:00.500"),
+    ]
+    rows += [f"{tid},ACC1,1,EUR,DEBIT,{t},," for tid, t, _ in good]
+    case(
+        name,
+        {"input.csv": csv(*rows)},
+        {
+            "transactions": [
+                tx(tid, "ACC1", "1", "EUR", "DEBIT", utc, 2 + len(bad_ts) + i, key=K)
+                for i, (tid, _, utc) in enumerate(good)
+            ],
+            "errors": [
+                err("INVALID_FORMAT", "timestamp", f"F-{i:02d}", 2 + i, key=K)
+                for i in range(len(bad_ts))
+            ],
+            "accounting": {"rows_in": len(rows), "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "RFC 3339 date-time with offset (seconds required, offset with colon, real dates); fractions truncated to ms; offsets converted to UTC. Handler decision P7: lower-case t/z accepted, no space separator, no leap second",
+        },
+    )
+
+    # ---------------------------------------------------------------- 16 timestamp range
+    name = "16-timestamp-range"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "R-1,ACC1,1,EUR,DEBIT,1999-12-31T23:59:59.999Z,,",
+                "R-2,ACC1,1,EUR,DEBIT,2000-01-01T00:00:00Z,,",
+                "R-3,ACC1,1,EUR,DEBIT,2000-01-01T00:30:00+01:00,,",
+                "R-4,ACC1,1,EUR,DEBIT,2099-12-31T23:59:59.999Z,,",
+                "R-5,ACC1,1,EUR,DEBIT,2100-01-01T00:00:00.001Z,,",
+                "R-6,ACC1,1,EUR,DEBIT,1970-01-01T00:00:00Z,,",
+                "R-7,ACC1,1,EUR,DEBIT,9999-12-31T23:59:59Z,,",
+                "R-8,ACC1,1,EUR,DEBIT,0001-01-01T00:00:00Z,,",
+                "R-9,ACC1,1,EUR,DEBIT,2099-12-31T23:30:00-00:30,,",
+                "R-10,ACC1,1,EUR,DEBIT,2099-12-31T23:59:59+01:00,,",
+                "R-11,ACC1,1,EUR,DEBIT,2100-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("R-2", "ACC1", "1", "EUR", "DEBIT", "2000-01-01T00:00:00", 3, key=K),
+                tx("R-4", "ACC1", "1", "EUR", "DEBIT", "2099-12-31T23:59:59.999", 5, key=K),
+                tx("R-10", "ACC1", "1", "EUR", "DEBIT", "2099-12-31T22:59:59", 11, key=K),
+            ],
+            "errors": [
+                err("INVALID_VALUE", "timestamp", "R-1", 2, key=K),
+                err("INVALID_VALUE", "timestamp", "R-3", 4, key=K),
+                err("INVALID_VALUE", "timestamp", "R-5", 6, key=K),
+                err("INVALID_VALUE", "timestamp", "R-6", 7, key=K),
+                err("INVALID_VALUE", "timestamp", "R-7", 8, key=K),
+                err("INVALID_VALUE", "timestamp", "R-8", 9, key=K),
+                err("INVALID_VALUE", "timestamp", "R-9", 10, key=K),
+                err("INVALID_VALUE", "timestamp", "R-11", 12, key=K),
+            ],
+            "accounting": {"rows_in": 11, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "timestamp between 2000-01-01 and 2100-01-01 (UTC instant, upper bound exclusive: handler decision P7); outside is INVALID_VALUE",
+        },
+    )
+
+    # ---------------------------------------------------------------- 17 merchant / description
+    name = "17-merchant-description-limits"
+    K = f"in/{name}.csv"
+    M64 = "M" * 64
+    D256 = "d" * 256
+    E256 = "é" * 256
+    case(
+        name,
+        {
+            "input.csv": csv(
+                f"L-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,{M64},",
+                f"L-2,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,{M64}X,",
+                f"L-3,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,{D256}",
+                f"L-4,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,{D256}x",
+                "L-5,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,tab\there",
+                f"L-6,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,{E256}",
+                "L-7,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,Café Zürich,Café ☕ für 2",
+                "L-8,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,bell\x07",
+            )
+        },
+        {
+            "transactions": [
+                tx(
+                    "L-1",
+                    "ACC1",
+                    "1",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    2,
+                    key=K,
+                    merchant=M64,
+                ),
+                tx("L-3", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K, desc=D256),
+                tx("L-6", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 7, key=K, desc=E256),
+                tx(
+                    "L-7",
+                    "ACC1",
+                    "1",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    8,
+                    key=K,
+                    merchant="Café Zürich",
+                    desc="Café ☕ für 2",
+                ),
+            ],
+            "errors": [
+                err("INVALID_FORMAT", "merchant_id", "L-2", 3, key=K),
+                err("INVALID_FORMAT", "description", "L-4", 5, key=K),
+                err("INVALID_FORMAT", "description", "L-5", 6, key=K),
+                err("INVALID_FORMAT", "description", "L-8", 9, key=K),
+            ],
+            "accounting": {"rows_in": 8, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "merchant_id up to 64 chars, description up to 256 chars (characters, not bytes) without control characters",
+        },
+    )
+
+    # ---------------------------------------------------------------- 18 unknown JSON fields
+    name = "18-json-unknown-field"
+    K = f"in/{name}.json"
+    base = {
+        "account_id": "ACC1",
+        "amount": "1",
+        "currency": "EUR",
+        "transaction_type": "DEBIT",
+        "timestamp": "2024-01-01T00:00:00Z",
+    }
+    case(
+        name,
+        {
+            "input.json": json.dumps(
+                [
+                    {"transaction_id": "U-1", **base, "foo": 1},
+                    {"transaction_id": "U-2", **base, "Amount": "2"},
+                    {"transaction_id": "U-3", **base},
+                    {"transaction_id": "U-4", **base, "status": "PROCESSED"},
+                    {"transaction_id": "U-5", **{**base, "amount": "1,5"}, "zzz": 1, "aaa": 2},
+                    {"transaction_id": "U-6", **base, "zzz": 1, "aaa": 2},
+                ],
+                indent=1,
+            )
+        },
+        {
+            "transactions": [
+                tx("U-3", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K)
+            ],
+            "errors": [
+                err("UNKNOWN_FIELD", "foo", "U-1", 0, key=K),
+                err("UNKNOWN_FIELD", "Amount", "U-2", 1, key=K),
+                err("UNKNOWN_FIELD", "status", "U-4", 3, key=K),
+                err("INVALID_FORMAT", "amount", "U-5", 4, key=K),
+                err("UNKNOWN_FIELD", "aaa", "U-6", 5, key=K),
+            ],
+            "accounting": {"rows_in": 6, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "unknown JSON keys (case-sensitive) make the record invalid: UNKNOWN_FIELD naming the key; checked after the table fields, smallest unknown key named (handler decision P3)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 19 JSON wrong types
+    name = "19-json-wrong-types"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {
+            "input.json": json.dumps(
+                [
+                    {"transaction_id": "Y-1", **{**base, "amount": True}},
+                    {"transaction_id": "Y-2", **{**base, "amount": [1]}},
+                    {"transaction_id": "Y-3", **{**base, "account_id": {"iban": "X"}}},
+                    {"transaction_id": "Y-4", **base, "description": False},
+                    {"transaction_id": "Y-5", **{**base, "timestamp": 1705314600000}},
+                    {"transaction_id": "Y-6", **base, "merchant_id": ["M"]},
+                    "oops",
+                    5,
+                    ["Y-9"],
+                    None,
+                    {"transaction_id": "Y-11", **base},
+                ],
+                indent=1,
+            )
+        },
+        {
+            "transactions": [
+                tx("Y-11", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 10, key=K)
+            ],
+            "errors": [
+                err("INVALID_FORMAT", "amount", "Y-1", 0, key=K),
+                err("INVALID_FORMAT", "amount", "Y-2", 1, key=K),
+                err("INVALID_FORMAT", "account_id", "Y-3", 2, key=K),
+                err("INVALID_FORMAT", "description", "Y-4", 3, key=K),
+                err("INVALID_FORMAT", "timestamp", "Y-5", 4, key=K),
+                err("INVALID_FORMAT", "merchant_id", "Y-6", 5, key=K),
+                err("INVALID_FORMAT", None, None, 6, key=K),
+                err("INVALID_FORMAT", None, None, 7, key=K),
+                err("INVALID_FORMAT", None, None, 8, key=K),
+                err("INVALID_FORMAT", None, None, 9, key=K),
+            ],
+            "accounting": {"rows_in": 11, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "booleans, arrays, objects as field values and non-object records are INVALID_FORMAT",
+        },
+    )
+
+    # ---------------------------------------------------------------- 20 JSON exact decimals
+    name = "20-json-exact-decimals"
+    K = f"in/{name}.json"
+    recs = [
+        ("D-01", "999999999999.99", "EUR"),
+        ("D-02", "0.10000000000000000000000000001", "EUR"),
+        ("D-03", "1.00000000000000000000001", "EUR"),
+        ("D-04", "999999999999.999999999999", "EUR"),
+        ("D-05", "1000000000000.0000000000001", "EUR"),
+        ("D-06", "12345678901.23", "EUR"),
+        ("D-07", "10.500", "EUR"),
+        ("D-08", "1e3", "EUR"),
+        ("D-09", "1E-2", "EUR"),
+        ("D-10", "-0", "EUR"),
+        ("D-11", '"0.30000000000000000000"', "EUR"),
+        ("D-12", "0.1", "KWD"),
+        ("D-13", "123456789012.345", "KWD"),
+        ("D-14", "999999999999.9990", "KWD"),
+        ("D-15", "0.30000000000000004", "EUR"),
+        ("D-16", "99999999999999999999999999999999999999", "EUR"),
+    ]
+    body = ",\n".join(
+        f'  {{"transaction_id": "{tid}", "account_id": "ACC1", "amount": {amount}, '
+        f'"currency": "{cur}", "transaction_type": "CREDIT", "timestamp": "2024-01-01T00:00:00Z"}}'
+        for tid, amount, cur in recs
+    )
+    case(
+        name,
+        {"input.json": "[\n" + body + "\n]\n"},
+        {
+            "transactions": [
+                tx(
+                    "D-01",
+                    "ACC1",
+                    "999999999999.99",
+                    "EUR",
+                    "CREDIT",
+                    "2024-01-01T00:00:00",
+                    0,
+                    key=K,
+                ),
+                tx(
+                    "D-06",
+                    "ACC1",
+                    "12345678901.23",
+                    "EUR",
+                    "CREDIT",
+                    "2024-01-01T00:00:00",
+                    5,
+                    key=K,
+                ),
+                tx("D-07", "ACC1", "10.5", "EUR", "CREDIT", "2024-01-01T00:00:00", 6, key=K),
+                tx("D-11", "ACC1", "0.3", "EUR", "CREDIT", "2024-01-01T00:00:00", 10, key=K),
+                tx("D-12", "ACC1", "0.1", "KWD", "CREDIT", "2024-01-01T00:00:00", 11, key=K),
+                tx(
+                    "D-13",
+                    "ACC1",
+                    "123456789012.345",
+                    "KWD",
+                    "CREDIT",
+                    "2024-01-01T00:00:00",
+                    12,
+                    key=K,
+                ),
+                tx(
+                    "D-14",
+                    "ACC1",
+                    "999999999999.999",
+                    "KWD",
+                    "CREDIT",
+                    "2024-01-01T00:00:00",
+                    13,
+                    key=K,
+                ),
+            ],
+            "errors": [
+                err("PRECISION_EXCEEDED", "amount", "D-02", 1, key=K),
+                err("PRECISION_EXCEEDED", "amount", "D-03", 2, key=K),
+                err("PRECISION_EXCEEDED", "amount", "D-04", 3, key=K),
+                err("INVALID_VALUE", "amount", "D-05", 4, key=K),
+                err("INVALID_FORMAT", "amount", "D-08", 7, key=K),
+                err("INVALID_FORMAT", "amount", "D-09", 8, key=K),
+                err("INVALID_VALUE", "amount", "D-10", 9, key=K),
+                err("PRECISION_EXCEEDED", "amount", "D-15", 14, key=K),
+                err("INVALID_VALUE", "amount", "D-16", 15, key=K),
+            ],
+            "accounting": {"rows_in": 16, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "JSON number tokens checked by their own text, never through a binary float: many-digit fractions, values near 10^12, exponents",
+        },
+    )
+
+    # ---------------------------------------------------------------- 21-23 JSON depth
+    def nested(depth: int) -> str:
+        return "[" * depth + "]" * depth
+
+    rec = (
+        '{"transaction_id": "Z-1", "account_id": "ACC1", "amount": "1", "currency": "EUR", '
+        '"transaction_type": "DEBIT", "timestamp": "2024-01-01T00:00:00Z"'
+    )
+    name = "21-json-depth-100"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {
+            "input.json": "["
+            + rec
+            + "}, "
+            + rec.replace("Z-1", "Z-2")
+            + ', "meta": '
+            + nested(98)
+            + "}]"
+        },
+        {
+            "transactions": [],
+            "errors": [file_err("MALFORMED_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "a document nested 100 levels deep is MALFORMED_FILE; no record of the file is stored, not even the valid first one",
+        },
+    )
+    name = "22-json-depth-64-accepted"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {
+            "input.json": "["
+            + rec
+            + "}, "
+            + rec.replace("Z-1", "Z-2")
+            + ', "meta": '
+            + nested(62)
+            + "}]"
+        },
+        {
+            "transactions": [
+                tx("Z-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
+            ],
+            "errors": [err("UNKNOWN_FIELD", "meta", "Z-2", 1, key=K)],
+            "accounting": {"rows_in": 2, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "exactly 64 levels (top-level array = 1, record = 2, 62 nested arrays) is not a file error",
+        },
+    )
+    name = "23-json-depth-65"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {
+            "input.json": "["
+            + rec
+            + "}, "
+            + rec.replace("Z-1", "Z-2")
+            + ', "meta": '
+            + nested(63)
+            + "}]"
+        },
+        {
+            "transactions": [],
+            "errors": [file_err("MALFORMED_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "65 levels (one more than case 22) is deeper than 64: MALFORMED_FILE",
+        },
+    )
+
+    # ---------------------------------------------------------------- 24-29 JSON file errors
+    name = "24-json-invalid-utf8"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {"input.json": ("[" + rec + ', "description": "caf').encode() + b"\xe9" + b'"}]'},
+        {
+            "transactions": [],
+            "errors": [file_err("INVALID_ENCODING", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "a JSON document that is not UTF-8 (a Latin-1 byte) is INVALID_ENCODING",
+        },
+    )
+    name = "25-json-malformed"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {"input.json": "[" + rec + "}, " + rec.replace("Z-1", "Z-2")},
+        {
+            "transactions": [],
+            "errors": [file_err("MALFORMED_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "truncated JSON is MALFORMED_FILE; the complete first record is not stored",
+        },
+    )
+    name = "26-json-wrong-top-level"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {"input.json": '"just a string"\n'},
+        {
+            "transactions": [],
+            "errors": [file_err("MALFORMED_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "a top-level string is the wrong top-level JSON type: MALFORMED_FILE",
+        },
+    )
+    name = "27-json-object-without-transactions"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {"input.json": '{"records": [' + rec + "}]}\n"},
+        {
+            "transactions": [],
+            "errors": [file_err("MALFORMED_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": 'an object that is not {"transactions": [...]} is MALFORMED_FILE',
+        },
+    )
+    name = "28-json-empty-array"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {"input.json": "[]\n"},
+        {
+            "transactions": [],
+            "errors": [file_err("EMPTY_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {"key": K, "description": "an empty array is EMPTY_FILE"},
+    )
+    name = "29-json-wrapped-empty"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {"input.json": '{"transactions": []}'},
+        {
+            "transactions": [],
+            "errors": [file_err("EMPTY_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {"key": K, "description": "an empty wrapped array is EMPTY_FILE"},
+    )
+
+    # ---------------------------------------------------------------- 30-36 CSV file errors
+    name = "30-csv-empty-file"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {"input.csv": b""},
+        {
+            "transactions": [],
+            "errors": [file_err("EMPTY_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {"key": K, "description": "no bytes: EMPTY_FILE"},
+    )
+    name = "31-csv-header-only"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {"input.csv": csv()},
+        {
+            "transactions": [],
+            "errors": [file_err("EMPTY_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {"key": K, "description": "a header and no rows: EMPTY_FILE"},
+    )
+    name = "32-csv-header-missing-column"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "H-1,ACC1,1,EUR,DEBIT,,",
+                header="transaction_id,account_id,amount,currency,transaction_type,merchant_id,description",
+            )
+        },
+        {
+            "transactions": [],
+            "errors": [file_err("INVALID_HEADER", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "header without the required timestamp column: INVALID_HEADER (a file error has no field: its message names the column), nothing stored",
+        },
+    )
+    name = "33-csv-header-unknown-column"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "H-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,,x", header=HEADER + ",note"
+            )
+        },
+        {
+            "transactions": [],
+            "errors": [file_err("INVALID_HEADER", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {"key": K, "description": "header with an unknown column: INVALID_HEADER"},
+    )
+    name = "34-csv-header-duplicate-column"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "H-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,,1", header=HEADER + ",amount"
+            )
+        },
+        {
+            "transactions": [],
+            "errors": [file_err("INVALID_HEADER", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {"key": K, "description": "header with a duplicate column: INVALID_HEADER"},
+    )
+    name = "35-csv-header-reordered-optional-absent"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "2024-01-01T00:00:00Z,5.25,O-1,eur,ACC1,refund",
+                "2024-01-02T00:00:00Z,6,O-2,EUR,ACC2,DEBIT",
+                header="timestamp,amount,transaction_id,currency,account_id,transaction_type",
+            )
+        },
+        {
+            "transactions": [
+                tx("O-1", "ACC1", "5.25", "EUR", "REFUND", "2024-01-01T00:00:00", 2, key=K),
+                tx("O-2", "ACC2", "6", "EUR", "DEBIT", "2024-01-02T00:00:00", 3, key=K),
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 2, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "columns in any order; optional columns may be left out of the header",
+        },
+    )
+    name = "36-csv-header-invalid-utf8"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": b"transaction_id,account_id,amount,currency,transaction_type,timestamp,merchant_id,descripci\xf3n\n"
+            b"H-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,\n"
+        },
+        {
+            "transactions": [],
+            "errors": [file_err("INVALID_ENCODING", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {"key": K, "description": "a CSV header that is not UTF-8: INVALID_ENCODING file error"},
+    )
+
+    # ---------------------------------------------------------------- 37-38 CSV row errors
+    name = "37-csv-row-invalid-utf8"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": (
+                csv("E-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,ok").encode()
+                + b"E-2,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,caf\xe9\n"
+                + b"E-3,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,\xe2\x82\n"
+                + b"E-4,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,caf\xc3\xa9\n"
+            )
+        },
+        {
+            "transactions": [
+                tx("E-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K, desc="ok"),
+                tx(
+                    "E-4", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 5, key=K, desc="café"
+                ),
+            ],
+            "errors": [
+                err("INVALID_ENCODING", None, None, 3, key=K),
+                err("INVALID_ENCODING", None, None, 4, key=K),
+            ],
+            "accounting": {"rows_in": 4, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "rows whose bytes are not UTF-8 (Latin-1 byte, truncated sequence) are INVALID_ENCODING; the rows around them are stored",
+        },
+    )
+    name = "38-csv-malformed-row"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "W-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "W-2,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,,extra",
+                "W-3,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z",
+                "W-4,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("W-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("W-4", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 5, key=K),
+            ],
+            "errors": [
+                err("MALFORMED_ROW", None, None, 3, key=K),
+                err("MALFORMED_ROW", None, None, 4, key=K),
+            ],
+            "accounting": {"rows_in": 4, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "rows with too many or too few cells are MALFORMED_ROW; the rows around them are stored",
+        },
+    )
+
+    # ---------------------------------------------------------------- 39 first error wins
+    name = "39-first-error-in-table-order"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "X-1,BAD-ACCT,1,XYZ,DEBIT,2024-01-01T00:00:00Z,,",
+                "X-2,ACC1,,EUR,DEBIT,not-a-date,,",
+                f"X-3,ACC1,1,EUR,WITHDRAWAL,2024-01-01T00:00:00Z,,{'d' * 300}",
+                "X-4,ACC1,1,XYZ,DEBIT,not-a-date,,",
+                "X 5,,1,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "X-6,ACC1,abc,XYZ,DEBIT,2024-01-01T00:00:00Z,,",
+                "X-7,ACC1,0,XYZ,DEBIT,2024-01-01T00:00:00Z,,",
+                "X-8,ACC1,1,EUR,DEBIT,1999-01-01T00:00:00Z," + "M" * 65 + ",",
+                "X-9,ACC1,1.234,XYZ,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [],
+            "errors": [
+                err("INVALID_FORMAT", "account_id", "X-1", 2, key=K),
+                err("MISSING_FIELD", "amount", "X-2", 3, key=K),
+                err("INVALID_VALUE", "transaction_type", "X-3", 4, key=K),
+                err("UNKNOWN_CURRENCY", "currency", "X-4", 5, key=K),
+                err("INVALID_FORMAT", "transaction_id", None, 6, key=K),
+                err("INVALID_FORMAT", "amount", "X-6", 7, key=K),
+                err("INVALID_VALUE", "amount", "X-7", 8, key=K),
+                err("INVALID_VALUE", "timestamp", "X-8", 9, key=K),
+                err("UNKNOWN_CURRENCY", "currency", "X-9", 10, key=K),
+            ],
+            "accounting": {"rows_in": 9, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "a record with several errors is reported once, with its first error in the order of the field table; the precision check needs the currency, so an unknown currency comes first (handler decision P3)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 40-43 duplicates
+    name = "40-duplicates-within-file"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "DUP-1,ACC1,10.50,EUR,DEBIT,2024-01-01T00:00:00Z,M,desc",
+                "DUP-1,ACC1,10.50,EUR,DEBIT,2024-01-01T00:00:00Z,M,desc",
+                "DUP-1, ACC1 ,10.500,eur,debit,2024-01-01T01:00:00+01:00,M ,desc ",
+                "DUP-2,ACC1,3,EUR,CREDIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx(
+                    "DUP-1",
+                    "ACC1",
+                    "10.5",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    2,
+                    key=K,
+                    merchant="M",
+                    desc="desc",
+                ),
+                tx("DUP-2", "ACC1", "3", "EUR", "CREDIT", "2024-01-01T00:00:00", 5, key=K),
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 4, "duplicates": 2},
+        },
+        {
+            "key": K,
+            "description": "a record repeated in the file (also after normalisation: trimming, case, trailing zeros, offset) is a duplicate, not an error; the first one is stored",
+        },
+    )
+    name = "41-duplicate-conflict"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "CF-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,M,first",
+                "CF-1,ACC1,11,EUR,DEBIT,2024-01-01T00:00:00Z,M,first",
+                "CF-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,M,changed",
+                "CF-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,,first",
+            )
+        },
+        {
+            "transactions": [
+                tx(
+                    "CF-1",
+                    "ACC1",
+                    "10",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    2,
+                    key=K,
+                    merchant="M",
+                    desc="first",
+                ),
+            ],
+            "errors": [
+                err("DUPLICATE_CONFLICT", "transaction_id", "CF-1", 3, key=K),
+                err("DUPLICATE_CONFLICT", "transaction_id", "CF-1", 4, key=K),
+                err("DUPLICATE_CONFLICT", "transaction_id", "CF-1", 5, key=K),
+            ],
+            "accounting": {"rows_in": 4, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "same key (transaction_id, timestamp) with a different record_hash (amount, description, merchant) is DUPLICATE_CONFLICT; the first write wins",
+        },
+    )
+    name = "42-same-id-different-timestamp"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "SI-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "SI-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00.001Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("SI-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("SI-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00.001", 3, key=K),
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 2, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "the table key is (transaction_id, timestamp): the same id at another instant is another item (attribute_not_exists only sees the item with the same key)",
+        },
+    )
+    name = "43-preexisting-items"
+    K = f"in/{name}.csv"
+    pre_same = tx(
+        "PRE-1",
+        "ACC1",
+        "10",
+        "EUR",
+        "DEBIT",
+        "2024-01-01T00:00:00",
+        7,
+        key="in/earlier.csv",
+        version="v-earlier",
+        desc="same",
+    )
+    pre_same["ingested_at"] = 1700000000000
+    pre_same["processor"] = "python3.11/0.0.0-earlier"
+    pre_diff = tx(
+        "PRE-2",
+        "ACC1",
+        "20",
+        "EUR",
+        "DEBIT",
+        "2024-01-01T00:00:00",
+        8,
+        key="in/earlier.csv",
+        version="v-earlier",
+    )
+    pre_diff["ingested_at"] = 1700000000001
+    pre_diff["processor"] = "rust/0.0.0-earlier"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "PRE-1,ACC1,10.00,EUR,debit,2024-01-01T00:00:00Z,,same",
+                "PRE-2,ACC1,21,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "PRE-3,ACC1,30,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                pre_same,
+                pre_diff,
+                tx("PRE-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+            ],
+            "errors": [err("DUPLICATE_CONFLICT", "transaction_id", "PRE-2", 3, key=K)],
+            "accounting": {"rows_in": 3, "duplicates": 1},
+        },
+        {
+            "key": K,
+            "preexisting": [pre_same, pre_diff],
+            "description": "items stored earlier (by either implementation): same record_hash is a duplicate, a different one a conflict; stored items are never overwritten",
+        },
+    )
+
+    # ---------------------------------------------------------------- 44-45 replays
+    name = "44-replay-same-event"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "RP-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "RP-2,ACC1,0,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "RP-3,ACC1,30,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("RP-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("RP-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+            ],
+            "errors": [err("INVALID_VALUE", "amount", "RP-2", 3, key=K)],
+            "accounting": {"rows_in": 3, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "redeliver": 2,
+            "description": "the same S3 event delivered three times (at-least-once): no new item, no new error row",
+        },
+    )
+    name = "45-replay-new-version"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "RV-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "RV-2,ACC1,0,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "RV-3,ACC1,30,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("RV-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("RV-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+            ],
+            "errors": [
+                err("INVALID_VALUE", "amount", "RV-2", 3, key=K),
+                err("INVALID_VALUE", "amount", "RV-2", 3, key=K, version="$VERSION_2"),
+            ],
+            "accounting": {"rows_in": 6, "duplicates": 2},
+        },
+        {
+            "key": K,
+            "uploads": 2,
+            "description": "the same content uploaded twice (two object versions): valid rows of version 2 are duplicates (the item keeps version 1's lineage); the invalid row is reported per version (error_id includes the version id)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 46-47 URL-encoded keys
+    name = "46-url-encoded-key"
+    K = "in/my file+1.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "K-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "K-2,ACC1,0,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("K-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K)
+            ],
+            "errors": [err("INVALID_VALUE", "amount", "K-2", 3, key=K)],
+            "accounting": {"rows_in": 2, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "key with a space and a plus arrives as in/my+file%2B1.csv in the event; lineage keeps the real key",
+        },
+    )
+    name = "47-url-encoded-key-unicode"
+    K = "in/Überweisungen März (1) & co=ok, 100%.json"
+    case(
+        name,
+        {
+            "input.json": json.dumps(
+                [
+                    {"transaction_id": "K-3", **base},
+                    {"transaction_id": "K-4", **base, "x": 1},
+                ]
+            )
+        },
+        {
+            "transactions": [
+                tx("K-3", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
+            ],
+            "errors": [err("UNKNOWN_FIELD", "x", "K-4", 1, key=K)],
+            "accounting": {"rows_in": 2, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "non-ASCII and reserved characters in the key (percent-encoded UTF-8 in the event)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 48-50 size and missing
+    LIMIT_CSV = csv("LM-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,")
+    name = "48-file-too-large"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {"input.csv": LIMIT_CSV},
+        {
+            "transactions": [],
+            "errors": [file_err("FILE_TOO_LARGE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "env": {"MAX_FILE_BYTES": str(len(LIMIT_CSV.encode()) - 1)},
+            "description": "one byte over MAX_FILE_BYTES: FILE_TOO_LARGE, nothing stored",
+        },
+    )
+    name = "49-file-at-size-limit"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {"input.csv": LIMIT_CSV},
+        {
+            "transactions": [
+                tx("LM-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K)
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "env": {"MAX_FILE_BYTES": str(len(LIMIT_CSV.encode()))},
+            "description": "exactly MAX_FILE_BYTES is not over the limit",
+        },
+    )
+    name = "50-object-not-found"
+    K = "in/50-never-uploaded.csv"
+    case(
+        name,
+        {},
+        {
+            "transactions": [],
+            "errors": [file_err("OBJECT_NOT_FOUND", key=K, version=None)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "missing_object": True,
+            "description": "an event for an object that does not exist (deleted before processing): OBJECT_NOT_FOUND file error, returned normally",
+        },
+    )
+
+    # ---------------------------------------------------------------- 51-52 resume path
+    # The Python processor works in batches of 1000 rows (it looks at the clock only after a
+    # batch); sizes are chosen so that the files need 2 and 3 invocations there.
+    CSV_ROWS = 1100
+    name = "51-resume-csv"
+    K = f"in/{name}.csv"
+    rows = [
+        f"RS-{i:04d},ACC{i % 7},{i}.{i % 100:02d},EUR,CREDIT,2024-04-01T00:00:00Z,,"
+        for i in range(1, CSV_ROWS + 1)
+    ]
+    rows[99] = "RS-0100,ACC2,0,EUR,CREDIT,2024-04-01T00:00:00Z,,"  # line 101: first part
+    rows[1049] = "RS-1050,ACC0,1050.5,XYZ,CREDIT,2024-04-01T00:00:00Z,,"  # line 1051: resumed part
+    case(
+        name,
+        {"input.csv": csv(*rows)},
+        {
+            "transactions": [
+                tx(
+                    f"RS-{i:04d}",
+                    f"ACC{i % 7}",
+                    str(Decimal(f"{i}.{i % 100:02d}").normalize()) if i % 100 else str(i),
+                    "EUR",
+                    "CREDIT",
+                    "2024-04-01T00:00:00",
+                    i + 1,
+                    key=K,
+                )
+                for i in range(1, CSV_ROWS + 1)
+                if i not in (100, 1050)
+            ],
+            "errors": [
+                err("INVALID_VALUE", "amount", "RS-0100", 101, key=K),
+                err("UNKNOWN_CURRENCY", "currency", "RS-1050", 1051, key=K),
+            ],
+            "accounting": {"rows_in": CSV_ROWS, "duplicates": 0},
+            "main_queue_min": {"resume_file": 1},
+        },
+        {
+            "key": K,
+            "remaining_time_ms": 20000,
+            "description": "the S3 invocation has less than TIME_SAFETY_MARGIN_MS left: it finishes a batch, sends resume_file, and the retry consumer finishes the file; every row stored once",
+        },
+    )
+    JSON_ROWS = 2050
+    name = "52-resume-json-chain"
+    K = f"in/{name}.json"
+
+    def ts(i):
+        return f"2024-04-02T00:{i // 60 % 60:02d}:{i % 60:02d}"
+
+    recs = [
+        {
+            "transaction_id": f"RJ-{i:04d}",
+            "account_id": "ACC1",
+            "amount": f"{i}",
+            "currency": "JPY",
+            "transaction_type": "DEBIT",
+            "timestamp": ts(i) + "Z",
+        }
+        for i in range(JSON_ROWS)
+    ]
+    recs[17]["amount"] = "1.5"
+    recs[1500]["transaction_type"] = "LOAN"
+    case(
+        name,
+        {"input.json": json.dumps(recs)},
+        {
+            "transactions": [
+                tx(f"RJ-{i:04d}", "ACC1", str(i), "JPY", "DEBIT", ts(i), i, key=K)
+                for i in range(1, JSON_ROWS)
+                if i not in (17, 1500)
+            ],
+            "errors": [
+                err("INVALID_VALUE", "amount", "RJ-0000", 0, key=K),
+                err("PRECISION_EXCEEDED", "amount", "RJ-0017", 17, key=K),
+                err("INVALID_VALUE", "transaction_type", "RJ-1500", 1500, key=K),
+            ],
+            "accounting": {"rows_in": JSON_ROWS, "duplicates": 0},
+            "main_queue_min": {"resume_file": 2},
+        },
+        {
+            "key": K,
+            "remaining_time_ms": 20000,
+            "retry_remaining_time_ms": 20000,
+            "description": "every invocation (S3 and retry consumer) is short on time: the file is finished by a chain of resume_file messages, each invocation making progress",
+        },
+    )
+
+    # ---------------------------------------------------------------- 53 DLQ unknown shapes
+    name = "53-dlq-unknown-shapes"
+    bodies = [
+        "this is not json",
+        '{"foo": 1}',
+        "[1, 2, 3]",
+        "42",
+        '"a json string"',
+        '{"kind": "something_else", "x": 1}',
+        "null",
+        '{"kind": "record_error", "error_code": 5, "source": "nowhere"}',
+        '{"Records": [{"eventSource": "aws:sqs", "body": "x"}]}',
+    ]
+    case(
+        name,
+        {"dlq_messages.json": json.dumps(bodies, indent=1)},
+        {
+            "transactions": [],
+            "errors": [
+                {
+                    "error_code": "UNKNOWN_FORMAT",
+                    "error_type": "UNKNOWN_FORMAT",
+                    "field": None,
+                    "transaction_id": None,
+                    "source_line": None,
+                    "source_key": None,
+                    "source_version_id": None,
+                    "source_bucket": None,
+                    "error_id": "$SHA256_BODY",
+                    "timestamp": "$SENT_TIMESTAMP",
+                    "dlq_message": i,
+                }
+                for i, b in enumerate(bodies)
+            ],
+            "accounting": {"rows_in": len(bodies), "duplicates": 0},
+        },
+        {
+            "description": "messages on the DLQ not in our format are stored as UNKNOWN_FORMAT, error_id = sha256(body), timestamp = SentTimestamp"
+        },
+    )
+
+    # ---------------------------------------------------------------- 55 at-least-once everywhere
+    name = "55-at-least-once-every-delivery-twice"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "AL-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "AL-2,ACC1,0,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "AL-3,ACC1,30,XYZ,DEBIT,2024-01-01T00:00:00Z,,",
+                "AL-4,ACC1,40,EUR,DEBIT,2024-01-01T00:00:00Z,M,d",
+                "AL-4,ACC1,41,EUR,DEBIT,2024-01-01T00:00:00Z,M,d",
+            )
+        },
+        {
+            "transactions": [
+                tx("AL-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx(
+                    "AL-4",
+                    "ACC1",
+                    "40",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    5,
+                    key=K,
+                    merchant="M",
+                    desc="d",
+                ),
+            ],
+            "errors": [
+                err("INVALID_VALUE", "amount", "AL-2", 3, key=K),
+                err("UNKNOWN_CURRENCY", "currency", "AL-3", 4, key=K),
+                err("DUPLICATE_CONFLICT", "transaction_id", "AL-4", 6, key=K),
+            ],
+            "accounting": {"rows_in": 5, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "deliver_twice": True,
+            "description": "every delivery (the S3 event, every main-queue and DLQ batch) arrives twice: the outcome is the same as with one",
+        },
+    )
+
+    # ---------------------------------------------------------------- 56 CRLF with row errors
+    name = "56-csv-crlf-row-errors"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "CR-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,a",
+                'CR-2,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,"two\r\nlines"',
+                "CR-3,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,,",
+                "CR-4,ACC1,2,EUR,DEBIT,2024-01-01T00:00:00Z,,b",
+                eol="\r\n",
+            )
+        },
+        {
+            "transactions": [
+                tx("CR-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K, desc="a"),
+                tx("CR-4", "ACC1", "2", "EUR", "DEBIT", "2024-01-01T00:00:00", 6, key=K, desc="b"),
+            ],
+            "errors": [
+                err("INVALID_FORMAT", "description", "CR-2", 3, key=K),
+                err("MALFORMED_ROW", None, None, 5, key=K),
+            ],
+            "accounting": {"rows_in": 4, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "CRLF file: a quoted CRLF inside a value counts as a line break for source_line",
+        },
+    )
+
+    # ---------------------------------------------------------------- 54 DLQ known shapes
+    name = "54-dlq-known-shapes"
+    PB = "s3-transactions-dev-123456789012"
+    record_error = {
+        "kind": "record_error",
+        "error_code": "INVALID_VALUE",
+        "error_message": "amount: must be greater than 0",
+        "field": "amount",
+        "transaction_id": "KS-1",
+        "source": {
+            "bucket": PB,
+            "key": "in/a.csv",
+            "version_id": "v-a",
+            "line": 5,
+            "last_modified": 1704067200000,
+        },
+        "record": {
+            "transaction_id": "KS-1",
+            "account_id": "****3000",
+            "amount": "0",
+            "currency": "EUR",
+            "transaction_type": "DEBIT",
+            "timestamp": "2024-01-01T00:00:00Z",
+        },
+        "failed_at": 1704067260000,
+        "processor": "python3.11/1.0.0",
+    }
+    leaky_record_error = {
+        "kind": "record_error",
+        "error_code": "UNKNOWN_CURRENCY",
+        "error_message": "currency: XYZ is not an ISO 4217 code",
+        "field": "currency",
+        "transaction_id": "KS-2",
+        "source": {
+            "bucket": PB,
+            "key": "in/a.csv",
+            "version_id": "v-a",
+            "line": 6,
+            "last_modified": 1704067200000,
+        },
+        "record": {
+            "transaction_id": "KS-2",
+            "account_id": "DE89370400440532013000",
+            "amount": "1",
+            "currency": "XYZ",
+            "description": "must not be kept",
+        },
+        "failed_at": 1704067260000,
+        "processor": "rust/1.0.0",
+    }
+    file_error = {
+        "kind": "file_error",
+        "error_code": "EMPTY_FILE",
+        "error_message": "file: no rows",
+        "field": None,
+        "transaction_id": None,
+        "source": {
+            "bucket": PB,
+            "key": "in/empty.csv",
+            "version_id": None,
+            "line": None,
+            "last_modified": 1704067300000,
+        },
+        "failed_at": 1704067360000,
+        "processor": "python3.11/1.0.0",
+    }
+    retry_record = {
+        "kind": "retry_record",
+        "record": {
+            "transaction_id": "KS-3",
+            "account_id": "ACC1",
+            "amount": "12.5",
+            "currency": "EUR",
+            "transaction_type": "DEBIT",
+            "timestamp": 1704067200000,
+        },
+        "source": {
+            "bucket": PB,
+            "key": "in/b.csv",
+            "version_id": "v-b",
+            "line": 7,
+            "last_modified": 1704067400000,
+        },
+        "error": {"code": "ProvisionedThroughputExceededException", "message": "throttled"},
+        "failed_at": 1704067460000,
+        "processor": "python3.11/1.0.0",
+    }
+    resume_file = {
+        "kind": "resume_file",
+        "bucket": PB,
+        "key": "in/big.csv",
+        "version_id": "v-c",
+        "start_line": 1002,
+    }
+    s3_event = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "eu-central-1",
+                "eventTime": "2024-01-01T00:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"x-amz-request-id": "EXAMPLE", "x-amz-id-2": "EXAMPLE"},
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "transactions-upload",
+                    "bucket": {
+                        "name": PB,
+                        "ownerIdentity": {"principalId": "EXAMPLE"},
+                        "arn": f"arn:aws:s3:::{PB}",
+                    },
+                    "object": {
+                        "key": "in/big+file%2B2.csv",
+                        "size": 10,
+                        "eTag": "0" * 32,
+                        "versionId": "v-d",
+                        "sequencer": "0055AED6DCD90281E5",
+                    },
+                },
+            }
+        ]
+    }
+    msgs = [
+        record_error,
+        leaky_record_error,
+        file_error,
+        retry_record,
+        resume_file,
+        s3_event,
+        record_error,
+    ]
+
+    def row(code, etype, field, tid, line, key, version, ts=None, idx=None):
+        r = {
+            "error_code": code,
+            "error_type": etype,
+            "field": field,
+            "transaction_id": tid,
+            "source_line": line,
+            "source_bucket": PB,
+            "source_key": key,
+            "source_version_id": version,
+        }
+        if ts is not None:
+            r["timestamp"] = ts
+        if idx is not None:
+            r["dlq_message"] = idx
+        return r
+
+    case(
+        name,
+        {"dlq_messages.json": json.dumps(msgs, indent=1)},
+        {
+            "transactions": [],
+            "errors": [
+                row(
+                    "INVALID_VALUE",
+                    "VALIDATION",
+                    "amount",
+                    "KS-1",
+                    5,
+                    "in/a.csv",
+                    "v-a",
+                    1704067200000,
+                ),
+                row(
+                    "UNKNOWN_CURRENCY",
+                    "VALIDATION",
+                    "currency",
+                    "KS-2",
+                    6,
+                    "in/a.csv",
+                    "v-a",
+                    1704067200000,
+                ),
+                row("EMPTY_FILE", "FILE", None, None, None, "in/empty.csv", None, 1704067300000),
+                row(
+                    "RECORD_WRITE_FAILED",
+                    "PROCESSING",
+                    None,
+                    "KS-3",
+                    7,
+                    "in/b.csv",
+                    "v-b",
+                    1704067400000,
+                ),
+                row(
+                    "FILE_RESUME_FAILED",
+                    "PROCESSING",
+                    None,
+                    None,
+                    1002,
+                    "in/big.csv",
+                    "v-c",
+                    "$SENT_TIMESTAMP",
+                    4,
+                ),
+                row(
+                    "FILE_PROCESSING_FAILED",
+                    "PROCESSING",
+                    None,
+                    None,
+                    None,
+                    "in/big file+2.csv",
+                    "v-d",
+                    "$SENT_TIMESTAMP",
+                    5,
+                ),
+            ],
+            "accounting": {"rows_in": 7, "duplicates": 1},
+        },
+        {
+            "description": "the processor's own message kinds on the DLQ (record_error, file_error; retry_record, resume_file and S3 events after the main queue's redrive); the same record_error twice gives one row (deterministic keys); a leaked account number and description are masked again"
+        },
+    )
+
+    # ---------------------------------------------------------------- 57 store unavailable
+    name = "57-store-failing-records-end-in-errors"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "SF-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "SF-2,ACC1,abc,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "SF-3,ACC1,30,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [],
+            "errors": [
+                err("RECORD_WRITE_FAILED", None, "SF-1", 2, key=K, etype="PROCESSING"),
+                err("INVALID_FORMAT", "amount", "SF-2", 3, key=K),
+                err("RECORD_WRITE_FAILED", None, "SF-3", 4, key=K, etype="PROCESSING"),
+            ],
+            "accounting": {"rows_in": 3, "duplicates": 0},
+            "main_queue_min": {"retry_record": 2},
+        },
+        {
+            "key": K,
+            "env": {"DYNAMODB_TABLE_NAME": "dynamodb-transactions-missing"},
+            "description": "every PutItem fails: valid records go to the main queue as retry_record, fail 3 receives, are redriven to the DLQ and stored as PROCESSING errors; nothing is dropped",
+        },
+    )
+
+    # ---------------------------------------------------------------- 58 object unreadable
+    name = "58-object-unreadable-ends-in-errors"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {"input.csv": csv("OU-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,,")},
+        {
+            "transactions": [],
+            "errors": [
+                {
+                    "error_code": "FILE_PROCESSING_FAILED",
+                    "error_type": "PROCESSING",
+                    "field": None,
+                    "transaction_id": None,
+                    "source_line": None,
+                    "source_bucket": "$BUCKET",
+                    "source_key": K,
+                    "source_version_id": "$VERSION_1",
+                }
+            ],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+            "main_queue_min": {"s3_event": 1},
+        },
+        {
+            "key": K,
+            "deny_get_object": True,
+            "description": "GetObject is denied (403, retryable): the S3 invocation fails 3 times (async retries), Lambda's dead_letter_config puts the event on the main queue, the retry consumer fails it 3 times, the redrive moves it to the DLQ and it is stored as a PROCESSING error",
+        },
+    )
+
+    # ---------------------------------------------------------------- 59-62 decisions shared by both
+    name = "59-json-bom"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {"input.json": b"\xef\xbb\xbf" + json.dumps([{"transaction_id": "JB-1", **base}]).encode()},
+        {
+            "transactions": [
+                tx("JB-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "a UTF-8 BOM before a JSON document is accepted (handler decision P14)",
+        },
+    )
+    name = "60-csv-blank-lines"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": "\n"
+            + csv(
+                "BL-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "",
+                "BL-2,ACC1,2,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "\r",
+                "BL-3,ACC1,0,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+            + "\n\n"
+        },
+        {
+            "transactions": [
+                tx("BL-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 3, key=K),
+                tx("BL-2", "ACC1", "2", "EUR", "DEBIT", "2024-01-01T00:00:00", 5, key=K),
+            ],
+            "errors": [err("INVALID_VALUE", "amount", "BL-3", 7, key=K)],
+            "accounting": {"rows_in": 3, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "blank lines (also before the header and a lone CR) are skipped but counted for source_line (handler decision P11)",
+        },
+    )
+    name = "61-json-number-tokens-as-text"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {
+            "input.json": '[{"transaction_id": 42, "account_id": 12345678, "amount": 5, "currency": "EUR", '
+            '"transaction_type": "DEBIT", "timestamp": "2024-01-01T00:00:00Z", "merchant_id": 7},\n'
+            ' {"transaction_id": "NT-2", "account_id": "ACC1", "amount": 5, "currency": 978, '
+            '"transaction_type": "DEBIT", "timestamp": "2024-01-01T00:00:00Z"},\n'
+            ' {"transaction_id": 1.5, "account_id": "ACC1", "amount": 5, "currency": "EUR", '
+            '"transaction_type": "DEBIT", "timestamp": "2024-01-01T00:00:00Z"}]'
+        },
+        {
+            "transactions": [
+                tx(
+                    "42",
+                    "12345678",
+                    "5",
+                    "EUR",
+                    "DEBIT",
+                    "2024-01-01T00:00:00",
+                    0,
+                    key=K,
+                    merchant="7",
+                ),
+                tx("1.5", "ACC1", "5", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+            ],
+            "errors": [err("UNKNOWN_CURRENCY", "currency", "NT-2", 1, key=K)],
+            "accounting": {"rows_in": 3, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": 'a JSON number in any field is its token text (handler decision P2): 42 is the id "42", currency 978 is UNKNOWN_CURRENCY; the number 1.5 is the valid id "1.5"',
+        },
+    )
+    name = "62-json-whitespace-only"
+    K = f"in/{name}.json"
+    case(
+        name,
+        {"input.json": "  \n\t \n"},
+        {
+            "transactions": [],
+            "errors": [file_err("EMPTY_FILE", key=K)],
+            "accounting": {"rows_in": 1, "duplicates": 0},
+        },
+        {
+            "key": K,
+            "description": "a JSON file with only whitespace is EMPTY_FILE (handler decision P14)",
+        },
+    )
+
+    print(len(CASES), "cases")
+
+
+if __name__ == "__main__":
+    build()

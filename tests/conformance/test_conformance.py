@@ -1,0 +1,831 @@
+"""The shared conformance suite: every case in cases/ against every implementation under test.
+
+A case is a folder `cases/<NN-name>/`:
+- an input file: `input.csv` / `input.json` (uploaded to S3), and/or `dlq_messages.json` (a list
+  of raw message bodies put straight on the DLQ; a non-string entry is sent as its JSON text);
+- optional `case.json`:
+    key                      object key to upload to (default `in/<case>.<ext>`)
+    uploads                  how many times the input is uploaded (new object versions), default 1;
+                             each upload is followed by its S3 event and a drain of the queues
+    redeliver                extra deliveries of the first upload's S3 event (at-least-once)
+    deliver_twice            every invocation (S3 event and SQS batch) is delivered twice
+    missing_object           deliver an event for `key` without uploading anything
+    deny_get_object          a bucket policy denies s3:GetObject (403) before the first delivery;
+                             implies that the S3 invocation must fail (it is retryable)
+    preexisting              items put into the transactions table before anything runs
+    remaining_time_ms        invocation timeout of the S3-triggered invocation (default 300000)
+    retry_remaining_time_ms  invocation timeout of main-queue (retry consumer) invocations
+    env                      processor environment overrides (e.g. MAX_FILE_BYTES)
+    dlq_env                  DLQ processor environment overrides
+- `expected.json`, written by hand from design.md:
+    transactions  every item of the transactions table, ALL attributes except `ingested_at`
+                  (checked to be a recent epoch ms unless the expected item gives it);
+    errors        every row of the errors table, projected on the attributes the expected row
+                  names (normally error_code, error_type, field, transaction_id, source_line,
+                  source_key, source_version_id); `dlq_message: i` links a row to the i-th body
+                  of dlq_messages.json (for the $SHA256_BODY / $SENT_TIMESTAMP tokens);
+    queues        messages left on each queue at the end (normally 0);
+    main_queue_min  lower bounds on the distinct messages of each kind that went through the
+                  main queue (`resume_file`, `retry_record`, `s3_event`), proving that a path
+                  was taken (exact counts depend on an implementation's batch size);
+    accounting    rows_in (data rows delivered, per object version; a file error counts as one
+                  row) and duplicates: rows_in must equal stored + duplicates + error rows.
+  Tokens: $BUCKET, $VERSION_<n> (version id of the n-th upload), $RECORD_HASH (computed from
+  the expected item by the rule of design.md section 2), $PROCESSOR (`python3.11/<version>` or
+  `rust/<version>`), $SHA256_BODY, $SENT_TIMESTAMP. A missing attribute and a NULL compare
+  equal to JSON null; numbers compare by value (DynamoDB normalises them).
+
+Implementation under test: `CONFORMANCE_IMPL` (comma-separated: `python`, `rust`); the mapping
+from (implementation, function) to an Invoker is `make_invoker` below, and nowhere else.
+
+The resources are created in the shared emulator under fresh names for every case, exactly as
+lib/main.tf declares them (versioned bucket; transactions table with GSI status-index;
+errors table with GSI transaction_id-index; main queue, visibility 300 s, redrive to the DLQ
+after 3 receives); delivery follows the AWS wiring (async S3 invocation with 2 retries and the
+main queue as dead-letter target; main queue and DLQ event source mappings, batch 10,
+ReportBatchItemFailures) through pipeline_local.delivery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from pipeline_local.delivery import (
+    AsyncResult,
+    DrainError,
+    QueuePoller,
+    drain,
+    invoke_async,
+    s3_event_for_object,
+    s3_put_event,
+)
+from pipeline_local.emulator import Emulator
+from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, Invoker, PythonInvoker
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+IMPLS = [s.strip() for s in os.environ.get("CONFORMANCE_IMPL", "python").split(",") if s.strip()]
+PROCESSOR_PATTERNS = {"python": r"python3\.11/\S+", "rust": r"rust/\S+"}
+ERROR_TYPES = {"VALIDATION", "FILE", "PROCESSING", "UNKNOWN_FORMAT"}
+ERROR_RETENTION_DAYS = 365
+_counter = itertools.count(1)
+
+
+# --------------------------------------------------------------------------------------------
+# The one place that knows how to run each implementation.
+
+
+def make_invoker(impl: str, function: str, env: dict[str, str]) -> Invoker:
+    """An Invoker for `function` ("processor" or "dlq_processor") of implementation `impl`."""
+    if impl == "python":
+        module = {"processor": "processor_function", "dlq_processor": "dlq_processor_function"}[
+            function
+        ]
+        return PythonInvoker(REPO_ROOT / "lib" / f"{module}.py", env, function_name=function)
+    if impl == "rust":
+        crate = {"processor": "processor", "dlq_processor": "dlq-processor"}[function]
+        candidates = [
+            *(
+                [Path(os.environ["RUST_HOST_BIN_DIR"]) / crate / "bootstrap"]
+                if os.environ.get("RUST_HOST_BIN_DIR")
+                else []
+            ),
+            REPO_ROOT / "build" / "lambda" / "rust-host" / crate / "bootstrap",
+            REPO_ROOT / "target" / "release" / crate,
+            REPO_ROOT / "target" / "debug" / crate,
+        ]
+        binary = next((p for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
+        if binary is None:
+            # Asking for an implementation that is not built is an error, never a skip.
+            pytest.fail(f"no host build of the Rust `{crate}` crate (cargo build -p {crate})")
+        from pipeline_local.rust_runtime import RustInvoker
+
+        return RustInvoker(binary, env, function_name=function)
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Spec helpers
+
+
+def canonical_amount(value: Decimal) -> str:
+    """Amount in canonical form: plain notation, no trailing fraction zeros (design.md s. 2)."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def spec_record_hash(item: dict[str, Any]) -> str:
+    """record_hash by design.md section 2: SHA-256 of the validated fields in table order.
+
+    Fields joined with U+001F: transaction_id, account_id, amount (canonical), currency,
+    transaction_type, timestamp (epoch ms as stored), merchant_id, description (absent = "").
+    """
+    parts = [
+        item["transaction_id"],
+        item["account_id"],
+        canonical_amount(Decimal(str(item["amount"]))),
+        item["currency"],
+        item["transaction_type"],
+        str(int(item["timestamp"])),
+        item.get("merchant_id") or "",
+        item.get("description") or "",
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def spec_error_id(row: dict[str, Any]) -> str:
+    """error_id of a row from a message in our format (design.md section 4).
+
+    SHA-256 of source bucket, key, version id, line and error code; joined with U+001F, with ""
+    for a null version id or line (DLQ processor decision D4, which both implementations share).
+    """
+    parts = [
+        str(row.get("source_bucket") or ""),
+        str(row.get("source_key") or ""),
+        str(row.get("source_version_id") or ""),
+        "" if row.get("source_line") is None else str(int(row["source_line"])),
+        str(row.get("error_code") or ""),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Resources
+
+
+@dataclass
+class Stack:
+    bucket: str
+    table: str
+    errors_table: str
+    main_url: str
+    dlq_url: str
+    s3: Any
+    ddb: Any
+    sqs: Any
+    versions: list[str | None] = field(default_factory=list)
+
+
+_CLIENTS: dict[str, tuple[Any, Any, Any]] = {}
+
+
+def _clients(emulator: Emulator) -> tuple[Any, Any, Any]:
+    """S3, DynamoDB and SQS clients for the emulator (made once: client creation is slow)."""
+    env = emulator.aws_env()
+    if env["AWS_ENDPOINT_URL"] in _CLIENTS:
+        return _CLIENTS[env["AWS_ENDPOINT_URL"]]
+    session = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    url = env["AWS_ENDPOINT_URL"]
+    _CLIENTS[url] = (
+        session.client("s3", endpoint_url=url),
+        session.client("dynamodb", endpoint_url=url),
+        session.client("sqs", endpoint_url=url),
+    )
+    return _CLIENTS[url]
+
+
+def create_stack(emulator: Emulator, label: str) -> Stack:
+    s3, ddb, sqs = _clients(emulator)
+    suffix = f"{next(_counter):03d}-{uuid.uuid4().hex[:6]}"
+    stack = Stack(
+        bucket=f"s3-transactions-conf-{suffix}",
+        table=f"dynamodb-transactions-conf-{suffix}",
+        errors_table=f"dynamodb-errors-conf-{suffix}",
+        main_url="",
+        dlq_url="",
+        s3=s3,
+        ddb=ddb,
+        sqs=sqs,
+    )
+    s3.create_bucket(
+        Bucket=stack.bucket,
+        CreateBucketConfiguration={"LocationConstraint": emulator.aws_env()["AWS_DEFAULT_REGION"]},
+    )
+    s3.put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
+    ddb.create_table(
+        TableName=stack.table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "transaction_id", "AttributeType": "S"},
+            {"AttributeName": "timestamp", "AttributeType": "N"},
+            {"AttributeName": "status", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "transaction_id", "KeyType": "HASH"},
+            {"AttributeName": "timestamp", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "status-index",
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    ddb.create_table(
+        TableName=stack.errors_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "error_id", "AttributeType": "S"},
+            {"AttributeName": "timestamp", "AttributeType": "N"},
+            {"AttributeName": "transaction_id", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "error_id", "KeyType": "HASH"},
+            {"AttributeName": "timestamp", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "transaction_id-index",
+                "KeySchema": [
+                    {"AttributeName": "transaction_id", "KeyType": "HASH"},
+                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    stack.dlq_url = sqs.create_queue(
+        QueueName=f"sqs-transactions-dlq-conf-{suffix}",
+        Attributes={"VisibilityTimeout": "300", "MessageRetentionPeriod": "1209600"},
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    stack.main_url = sqs.create_queue(
+        QueueName=f"sqs-transactions-retry-conf-{suffix}",
+        Attributes={
+            "VisibilityTimeout": "300",
+            "MessageRetentionPeriod": "1209600",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
+        },
+    )["QueueUrl"]
+    return stack
+
+
+def delete_stack(stack: Stack) -> None:
+    """Free the emulator's memory; failures here do not matter."""
+    for action in (
+        lambda: stack.ddb.delete_table(TableName=stack.table),
+        lambda: stack.ddb.delete_table(TableName=stack.errors_table),
+        lambda: stack.sqs.delete_queue(QueueUrl=stack.main_url),
+        lambda: stack.sqs.delete_queue(QueueUrl=stack.dlq_url),
+    ):
+        with contextlib.suppress(Exception):
+            action()
+
+
+def scan(ddb: Any, table: str) -> list[dict[str, Any]]:
+    deserializer = TypeDeserializer()
+    items: list[dict[str, Any]] = []
+    for page in ddb.get_paginator("scan").paginate(TableName=table):
+        for raw in page["Items"]:
+            items.append({k: deserializer.deserialize(v) for k, v in raw.items()})
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# Cases
+
+
+@dataclass
+class Case:
+    name: str
+    path: Path
+    config: dict[str, Any]
+    expected: dict[str, Any]
+
+    @property
+    def input_file(self) -> Path | None:
+        for name in ("input.csv", "input.json"):
+            if (self.path / name).exists():
+                return self.path / name
+        return None
+
+    @property
+    def key(self) -> str:
+        if "key" in self.config:
+            return str(self.config["key"])
+        suffix = self.input_file.suffix if self.input_file else ".csv"
+        return f"in/{self.name}{suffix}"
+
+    @property
+    def dlq_bodies(self) -> list[str]:
+        path = self.path / "dlq_messages.json"
+        if not path.exists():
+            return []
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        return [e if isinstance(e, str) else json.dumps(e) for e in entries]
+
+
+def _load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+
+
+def load_cases() -> list[Case]:
+    cases = []
+    for path in sorted(p for p in CASES_DIR.iterdir() if p.is_dir()):
+        config_path = path / "case.json"
+        cases.append(
+            Case(
+                name=path.name,
+                path=path,
+                config=_load_json(config_path) if config_path.exists() else {},
+                expected=_load_json(path / "expected.json"),
+            )
+        )
+    return cases
+
+
+CASES = load_cases()
+
+
+# --------------------------------------------------------------------------------------------
+# Running a case
+
+
+class TwiceInvoker:
+    """Delivers every event twice (at-least-once delivery); the second response counts."""
+
+    def __init__(self, inner: Invoker) -> None:
+        self.inner = inner
+        self.function_name = inner.function_name
+
+    def invoke(self, event: dict[str, Any], *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Any:
+        self.inner.invoke(event, timeout_ms=timeout_ms)
+        return self.inner.invoke(event, timeout_ms=timeout_ms)
+
+
+@dataclass
+class Run:
+    stack: Stack
+    started_ms: int
+    transactions: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    queue_depths: dict[str, int]
+    sent: dict[str, dict[str, Any]]  # DLQ body -> first delivered SQS record
+    main_kinds: Counter[str]  # kind -> distinct messages delivered from the main queue
+    s3_results: list[AsyncResult]  # one per S3 event delivery
+
+
+def processor_env(stack: Stack, case: Case) -> dict[str, str]:
+    env = {
+        "DYNAMODB_TABLE_NAME": stack.table,
+        "SQS_QUEUE_URL": stack.main_url,
+        "DLQ_URL": stack.dlq_url,
+        "ENVIRONMENT": "conformance",
+        "MAX_FILE_BYTES": "268435456",
+        "TIME_SAFETY_MARGIN_MS": "30000",
+    }
+    env.update({k: str(v) for k, v in case.config.get("env", {}).items()})
+    return env
+
+
+def dlq_env(stack: Stack, case: Case) -> dict[str, str]:
+    env = {
+        "ERRORS_TABLE_NAME": stack.errors_table,
+        "ENVIRONMENT": "conformance",
+        "ERROR_RETENTION_DAYS": str(ERROR_RETENTION_DAYS),
+    }
+    env.update({k: str(v) for k, v in case.config.get("dlq_env", {}).items()})
+    return env
+
+
+def resolve(value: Any, stack: Stack) -> Any:
+    """Substitute $BUCKET and $VERSION_<n> tokens (the others are resolved where compared)."""
+    if isinstance(value, dict):
+        return {k: resolve(v, stack) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, stack) for v in value]
+    if value == "$BUCKET":
+        return stack.bucket
+    if isinstance(value, str) and value.startswith("$VERSION_"):
+        return stack.versions[int(value.removeprefix("$VERSION_")) - 1]
+    return value
+
+
+def message_kind(body: str) -> str:
+    """The kind of a main-queue message: its "kind", "s3_event", or "other"."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return "other"
+    if isinstance(doc, dict) and isinstance(doc.get("kind"), str):
+        return str(doc["kind"])
+    if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+        return "s3_event"
+    return "other"
+
+
+def deny_get_object(stack: Stack) -> None:
+    """moto applies bucket policies to object requests (emulator-notes.md): GetObject -> 403."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ConformanceDenyRead",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{stack.bucket}/*",
+            }
+        ],
+    }
+    stack.s3.put_bucket_policy(Bucket=stack.bucket, Policy=json.dumps(policy))
+
+
+def put_preexisting(stack: Stack, case: Case) -> None:
+    serializer = TypeSerializer()
+    for raw in case.config.get("preexisting", []):
+        item = resolve(raw, stack)
+        if item.get("record_hash") == "$RECORD_HASH":
+            item["record_hash"] = spec_record_hash(item)
+        stack.ddb.put_item(
+            TableName=stack.table,
+            Item={k: serializer.serialize(v) for k, v in item.items() if v is not None},
+        )
+
+
+def run_case(emulator: Emulator, impl: str, case: Case) -> Run:
+    started_ms = int(time.time() * 1000)
+    stack = create_stack(emulator, case.name)
+    try:
+        put_preexisting(stack, case)
+        processor = make_invoker(impl, "processor", processor_env(stack, case))
+        dlq_processor = make_invoker(impl, "dlq_processor", dlq_env(stack, case))
+    except BaseException:  # pytest.skip included
+        delete_stack(stack)
+        raise
+    try:
+        return _run_case(stack, case, processor, dlq_processor, started_ms)
+    finally:
+        for invoker in (processor, dlq_processor):
+            close = getattr(invoker, "close", None)
+            if callable(close):
+                close()
+
+
+def _run_case(
+    stack: Stack, case: Case, processor: Invoker, dlq_processor: Invoker, started_ms: int
+) -> Run:
+    cfg = case.config
+    if cfg.get("deliver_twice"):
+        processor = TwiceInvoker(processor)
+        dlq_processor = TwiceInvoker(dlq_processor)
+    s3_timeout = int(cfg.get("remaining_time_ms", DEFAULT_TIMEOUT_MS))
+    pollers = [
+        QueuePoller(
+            stack.sqs,
+            stack.main_url,
+            processor,
+            batch_size=10,
+            timeout_ms=int(cfg.get("retry_remaining_time_ms", DEFAULT_TIMEOUT_MS)),
+        ),
+        QueuePoller(stack.sqs, stack.dlq_url, dlq_processor, batch_size=10),
+    ]
+
+    s3_results: list[AsyncResult] = []
+
+    def deliver(event: dict[str, Any]) -> None:
+        result = invoke_async(
+            processor,
+            event,
+            timeout_ms=s3_timeout,
+            sqs=stack.sqs,
+            dead_letter_queue_url=stack.main_url,
+        )
+        s3_results.append(result)
+        drain(pollers)
+
+    events: list[dict[str, Any]] = []
+    if cfg.get("missing_object"):
+        events.append(s3_put_event(stack.bucket, case.key, size=1234, etag=uuid.uuid4().hex))
+        deliver(events[-1])
+    elif case.input_file is not None:
+        body = case.input_file.read_bytes()
+        for _ in range(int(cfg.get("uploads", 1))):
+            put = stack.s3.put_object(Bucket=stack.bucket, Key=case.key, Body=body)
+            stack.versions.append(put.get("VersionId"))
+            events.append(s3_event_for_object(stack.s3, stack.bucket, case.key, put["VersionId"]))
+            if cfg.get("deny_get_object"):
+                deny_get_object(stack)
+            deliver(events[-1])
+    for _ in range(int(cfg.get("redeliver", 0))):
+        deliver(events[0])
+
+    bodies = case.dlq_bodies
+    for body_text in bodies:
+        stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=body_text)
+    if bodies:
+        drain(pollers)
+
+    main_kinds: Counter[str] = Counter()
+    seen: set[str] = set()
+    for delivery in pollers[0].deliveries:
+        for record in delivery.records:
+            if record["messageId"] not in seen:
+                seen.add(record["messageId"])
+                main_kinds[message_kind(record["body"])] += 1
+    sent: dict[str, dict[str, Any]] = {}
+    for delivery in pollers[1].deliveries:
+        for record in delivery.records:
+            sent.setdefault(record["body"], record)
+    return Run(
+        stack=stack,
+        started_ms=started_ms,
+        transactions=scan(stack.ddb, stack.table),
+        errors=scan(stack.ddb, stack.errors_table),
+        queue_depths={"main": pollers[0].depth(), "dlq": pollers[1].depth()},
+        sent=sent,
+        main_kinds=main_kinds,
+        s3_results=s3_results,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison
+
+
+def _show(value: Any) -> str:
+    def plain(o: Any) -> str:
+        return format(o, "f") if isinstance(o, Decimal) else str(o)
+
+    return json.dumps(value, default=plain, ensure_ascii=False, sort_keys=True)
+
+
+def _norm(value: Any) -> Any:
+    """Numbers by value (int/Decimal alike), everything else as is."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | Decimal):
+        return Decimal(value).normalize()
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    return value
+
+
+def compare_transactions(case: Case, run: Run, impl: str) -> list[str]:
+    problems: list[str] = []
+    now_ms = int(time.time() * 1000)
+    expected: dict[tuple[str, Decimal], dict[str, Any]] = {}
+    for raw in case.expected.get("transactions", []):
+        item = resolve(raw, run.stack)
+        if item.get("record_hash") == "$RECORD_HASH":
+            item["record_hash"] = spec_record_hash(item)
+        expected[(item["transaction_id"], _norm(item["timestamp"]))] = item
+    observed = {(i["transaction_id"], _norm(i["timestamp"])): i for i in run.transactions}
+    for key in sorted(expected.keys() - observed.keys(), key=str):
+        problems.append(f"transaction missing: {key[0]} @ {key[1]:f}: {_show(expected[key])}")
+    for key in sorted(observed.keys() - expected.keys(), key=str):
+        problems.append(f"transaction unexpected: {key[0]} @ {key[1]:f}: {_show(observed[key])}")
+    for key in sorted(expected.keys() & observed.keys(), key=str):
+        want, got = dict(expected[key]), dict(observed[key])
+        got_ingested = got.pop("ingested_at", None)
+        want_ingested = want.pop("ingested_at", None)
+        if want_ingested is not None:
+            if _norm(got_ingested) != _norm(want_ingested):
+                problems.append(
+                    f"transaction {key[0]}: ingested_at {got_ingested} != {want_ingested}"
+                    " (stored items are never overwritten)"
+                )
+        elif not (
+            isinstance(got_ingested, Decimal)
+            and run.started_ms - 1000 <= got_ingested <= now_ms + 1000
+        ):
+            problems.append(f"transaction {key[0]}: ingested_at {got_ingested!r} not a recent ms")
+        if want.get("processor") == "$PROCESSOR":
+            want.pop("processor")
+            proc = got.pop("processor", None)
+            if not (isinstance(proc, str) and re.fullmatch(PROCESSOR_PATTERNS[impl], proc)):
+                problems.append(f"transaction {key[0]}: processor {proc!r} is not {impl}/<ver>")
+        for attr in sorted(want.keys() | got.keys()):
+            w, g = want.get(attr), got.get(attr)
+            if _norm(w) != _norm(g):
+                problems.append(
+                    f"transaction {key[0]} @ {key[1]:f}: {attr}:"
+                    f" expected {_show(w)}, got {_show(g)}"
+                )
+    return problems
+
+
+def _expected_error_rows(case: Case, run: Run) -> list[dict[str, Any]]:
+    bodies = case.dlq_bodies
+    rows = []
+    for raw in case.expected.get("errors", []):
+        row = resolve(raw, run.stack)
+        index = row.pop("dlq_message", None)
+        if index is not None:
+            body = bodies[int(index)]
+            if row.get("error_id") == "$SHA256_BODY":
+                row["error_id"] = hashlib.sha256(body.encode("utf-8")).hexdigest()
+            if row.get("timestamp") == "$SENT_TIMESTAMP":
+                record = run.sent.get(body)
+                row["timestamp"] = int(record["attributes"]["SentTimestamp"]) if record else None
+        rows.append(row)
+    return rows
+
+
+def compare_errors(case: Case, run: Run) -> list[str]:
+    expected_rows = _expected_error_rows(case, run)
+    if not expected_rows:
+        return [f"error row unexpected: {_show(r)}" for r in run.errors]
+    fields = sorted({k for row in expected_rows for k in row})
+    want = Counter(_show(_norm({f: row.get(f) for f in fields})) for row in expected_rows)
+    got = Counter(_show(_norm({f: row.get(f) for f in fields})) for row in run.errors)
+    problems = [f"error row missing: {r}" for r in sorted((want - got).elements())]
+    problems += [f"error row unexpected: {r}" for r in sorted((got - want).elements())]
+    return problems
+
+
+def check_error_row_invariants(run: Run) -> list[str]:
+    """What design.md sections 4, 5 and 8 require of every errors-table row."""
+    problems: list[str] = []
+    now_s = time.time()
+    last_modified: dict[tuple[str, str], int | None] = {}
+    for row in run.errors:
+        tag = f"error row {row.get('error_code')}/{row.get('source_line')}"
+        if not re.fullmatch(r"[0-9a-f]{64}", str(row.get("error_id", ""))):
+            problems.append(f"{tag}: error_id {row.get('error_id')!r} is not a hex SHA-256")
+        if row.get("error_type") not in ERROR_TYPES:
+            problems.append(f"{tag}: error_type {row.get('error_type')!r}")
+        if "transaction_id" in row and not (
+            isinstance(row["transaction_id"], str) and row["transaction_id"]
+        ):
+            problems.append(f"{tag}: transaction_id must be absent when unknown, not {row!r}")
+        if not isinstance(row.get("retryable"), bool):
+            problems.append(f"{tag}: retryable {row.get('retryable')!r} is not a boolean")
+        detected = row.get("detected_at")
+        if not (isinstance(detected, Decimal) and 0 < detected <= now_s * 1000 + 1000):
+            problems.append(f"{tag}: detected_at {detected!r} is not an epoch ms")
+        if row.get("error_type") in ("VALIDATION", "FILE", "PROCESSING"):
+            want_id = spec_error_id(row)
+            if row.get("error_id") != want_id:
+                problems.append(f"{tag}: error_id {row.get('error_id')} != {want_id}")
+        expires = row.get("expires_at")
+        horizon = now_s + ERROR_RETENTION_DAYS * 86400
+        if not (isinstance(expires, Decimal) and horizon - 86400 <= expires <= horizon + 86400):
+            problems.append(
+                f"{tag}: expires_at {expires!r} is not now + {ERROR_RETENTION_DAYS} days in epoch"
+                " seconds (the DynamoDB TTL unit)"
+            )
+        message = row.get("error_message")
+        if not (isinstance(message, str) and message):
+            problems.append(f"{tag}: error_message missing")
+        elif row.get("field") and str(row["field"]) not in message:
+            problems.append(f"{tag}: error_message {message!r} does not name {row['field']!r}")
+        if not row.get("sqs_message_id"):
+            problems.append(f"{tag}: sqs_message_id missing")
+        record = row.get("record")
+        if record is not None:
+            if not isinstance(record, dict):
+                problems.append(f"{tag}: record is not a map")
+            else:
+                if "description" in record:
+                    problems.append(f"{tag}: record keeps the description")
+                account = record.get("account_id")
+                if isinstance(account, str) and sum(c.isalnum() for c in account) > 4:
+                    problems.append(f"{tag}: account_id {account!r} not masked to last 4")
+        version = row.get("source_version_id")
+        from_object = row.get("error_type") in ("VALIDATION", "FILE") or (
+            row.get("error_type") == "PROCESSING" and row.get("transaction_id")
+        )
+        if (
+            from_object
+            and row.get("source_bucket") == run.stack.bucket
+            and version
+            and row.get("source_key")
+        ):
+            cache_key = (str(row["source_key"]), str(version))
+            if cache_key not in last_modified:
+                try:
+                    head = run.stack.s3.head_object(
+                        Bucket=run.stack.bucket, Key=cache_key[0], VersionId=cache_key[1]
+                    )
+                    last_modified[cache_key] = int(head["LastModified"].timestamp() * 1000)
+                except Exception:
+                    last_modified[cache_key] = None
+            lm = last_modified[cache_key]
+            if lm is not None and _norm(row.get("timestamp")) != _norm(lm):
+                problems.append(
+                    f"{tag}: timestamp {row.get('timestamp')} is not the object's LastModified {lm}"
+                )
+    return problems
+
+
+def check_accounting(case: Case, run: Run) -> list[str]:
+    acc = case.expected.get("accounting")
+    if acc is None:
+        return []
+    preexisting = {
+        (p["transaction_id"], _norm(p["timestamp"])) for p in case.config.get("preexisting", [])
+    }
+    stored = sum(
+        1
+        for i in run.transactions
+        if (i["transaction_id"], _norm(i["timestamp"])) not in preexisting
+    )
+    rows_in, dups = int(acc["rows_in"]), int(acc.get("duplicates", 0))
+    if rows_in != stored + dups + len(run.errors):
+        return [
+            f"accounting: rows in {rows_in} != stored {stored} + duplicates {dups}"
+            f" + error rows {len(run.errors)}"
+        ]
+    return []
+
+
+def check_queues(case: Case, run: Run) -> list[str]:
+    want = case.expected.get("queues", {"main": 0, "dlq": 0})
+    problems = [
+        f"queue {name}: {run.queue_depths.get(name)} messages left, expected {count}"
+        for name, count in want.items()
+        if run.queue_depths.get(name) != count
+    ]
+    # design.md section 8: on an S3 event the processor returns normally for every bad file and
+    # raises only for failures that a retry can fix.
+    must_fail = bool(case.config.get("deny_get_object"))
+    for result in run.s3_results:
+        if must_fail and result.error is None:
+            problems.append("S3 invocation returned normally, expected a retryable failure")
+        if not must_fail and result.error is not None:
+            problems.append(f"S3 invocation failed {result.attempts} times: {result.error}")
+    for kind, minimum in case.expected.get("main_queue_min", {}).items():
+        if run.main_kinds[kind] < int(minimum):
+            problems.append(
+                f"main queue: {run.main_kinds[kind]} {kind} messages, expected at least"
+                f" {minimum} (seen: {dict(run.main_kinds)})"
+            )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# The test
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield str(request.param)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_conformance(emulator: Emulator, impl: str, case: Case) -> None:
+    try:
+        run = run_case(emulator, impl, case)
+    except DrainError as exc:
+        stuck = str(exc)
+    else:
+        stuck = ""
+    if stuck:
+        pytest.fail(f"{case.name} [{impl}]: the queues never emptied: {stuck}", pytrace=False)
+    try:
+        problems = (
+            compare_transactions(case, run, impl)
+            + compare_errors(case, run)
+            + check_error_row_invariants(run)
+            + check_accounting(case, run)
+            + check_queues(case, run)
+        )
+    finally:
+        delete_stack(run.stack)
+    if problems:
+        description = case.config.get("description", "")
+        pytest.fail(
+            f"{case.name} [{impl}] {description}\n  " + "\n  ".join(problems), pytrace=False
+        )
+
+
+def test_cases_are_well_formed() -> None:
+    """Every case has an input and an expectation; tokens are the known ones."""
+    assert len(CASES) >= 40
+    known = re.compile(r"\$(BUCKET|VERSION_\d+|RECORD_HASH|PROCESSOR|SHA256_BODY|SENT_TIMESTAMP)")
+    for case in CASES:
+        assert case.input_file or case.dlq_bodies or case.config.get("missing_object"), case.name
+        for token in re.findall(r'"(\$[A-Z0-9_]+)"', (case.path / "expected.json").read_text()):
+            assert known.fullmatch(token), (case.name, token)
