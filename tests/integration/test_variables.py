@@ -1,0 +1,103 @@
+"""Variable validation and the lambda_runtime switch, through real `terraform plan` runs."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline_local.emulator import start_emulator
+from pipeline_local.terraform import BUILD_DIR, Workdir, workdir_for
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Workdir]:
+    emu = start_emulator(log_path=BUILD_DIR / "tf-test-variables-emulator.log")
+    try:
+        work = workdir_for(emu, BUILD_DIR / "tf-test-variables")
+        work.init()
+        yield work
+    finally:
+        emu.stop()
+
+
+def plan(work: Workdir, *variables: str) -> subprocess.CompletedProcess[str]:
+    args = [arg for var in variables for arg in ("-var", var)]
+    return subprocess.run(
+        ["terraform", f"-chdir={work.path}", "plan", "-no-color", "-out=tfplan", *args],
+        env=work.env(),
+        text=True,
+        capture_output=True,
+    )
+
+
+def planned_functions(work: Workdir) -> dict[str, dict[str, object]]:
+    shown = json.loads(work.run("show", "-json", "tfplan", capture=True))
+    resources = shown["planned_values"]["root_module"]["resources"]
+    return {r["name"]: r["values"] for r in resources if r["type"] == "aws_lambda_function"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "message"),
+    [
+        ("lambda_runtime=java21", 'lambda_runtime must be "python3.11" or "rust"'),
+        ("environment=Prod_1", "environment must be 2 to 10 lower-case letters"),
+        ("alert_email=not-an-address", "alert_email must be an e-mail address"),
+        ("data_classification=secret", "data_classification must be one of"),
+        ("vpc_cidr=10.0.0.0/28", "vpc_cidr must be an IPv4 CIDR block"),
+        ("max_file_bytes=10", "max_file_bytes must be between"),
+        ("time_safety_margin_ms=300000", "time_safety_margin_ms must be at least 5000"),
+        ("error_retention_days=0", "error_retention_days must be between 1 and 3650"),
+    ],
+)
+def test_invalid_variables_are_refused(workdir: Workdir, variable: str, message: str) -> None:
+    result = plan(workdir, variable)
+    assert result.returncode != 0
+    assert message in " ".join(result.stderr.split())
+
+
+def test_rust_without_binaries_names_the_missing_file_and_the_build_command(
+    workdir: Workdir, tmp_path: Path
+) -> None:
+    result = plan(workdir, "lambda_runtime=rust", f"rust_bootstrap_dir={tmp_path}")
+    assert result.returncode != 0
+    text = " ".join(result.stderr.split())
+    assert f"{tmp_path}/processor/bootstrap does not exist" in text
+    assert "make build-rust" in text
+
+
+def test_rust_runtime_switches_both_functions_to_bootstrap(
+    workdir: Workdir, tmp_path: Path
+) -> None:
+    for crate in ("processor", "dlq-processor"):
+        binary = tmp_path / crate / "bootstrap"
+        binary.parent.mkdir()
+        binary.write_bytes(b"\x7fELF stand-in for the aarch64 binary")
+        binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    result = plan(workdir, "lambda_runtime=rust", f"rust_bootstrap_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    functions = planned_functions(workdir)
+    for name in ("processor", "dlq_processor"):
+        assert functions[name]["runtime"] == "provided.al2023"
+        assert functions[name]["handler"] == "bootstrap"
+        assert functions[name]["architectures"] == ["arm64"]
+    for key in ("processor", "dlq_processor"):
+        with zipfile.ZipFile(workdir.path / ".build" / f"{key}-rust.zip") as archive:
+            (entry,) = archive.infolist()
+        # Lambda runs the entry named bootstrap at the zip's root, and only if it is executable.
+        assert entry.filename == "bootstrap"
+        assert (entry.external_attr >> 16) & 0o777 == 0o755
+
+
+def test_python_runtime_is_the_default(workdir: Workdir) -> None:
+    result = plan(workdir)
+    assert result.returncode == 0, result.stderr
+    functions = planned_functions(workdir)
+    assert functions["processor"]["runtime"] == "python3.11"
+    assert functions["processor"]["handler"] == "processor_function.lambda_handler"
+    assert functions["dlq_processor"]["handler"] == "dlq_processor_function.lambda_handler"
