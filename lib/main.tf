@@ -518,13 +518,10 @@ resource "aws_cloudwatch_log_group" "dlq_processor" {
 }
 
 # -----------------------------------------------------------------------------
-# IAM: transaction processor role (least privilege)
+# IAM: pieces both Lambda roles share
 # -----------------------------------------------------------------------------
-resource "aws_iam_role" "processor" {
-  name        = local.names.processor_role
-  description = "Execution role of ${local.names.processor}"
-
-  assume_role_policy = jsonencode({
+locals {
+  lambda_assume_role_policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
       Effect    = "Allow"
@@ -532,6 +529,31 @@ resource "aws_iam_role" "processor" {
       Action    = "sts:AssumeRole"
     }]
   })
+
+  # X-Ray trace APIs do not support resource-level permissions.
+  xray_write_statement = {
+    Sid      = "WriteTraces"
+    Effect   = "Allow"
+    Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    Resource = "*"
+  }
+
+  deny_destructive_statement = {
+    Sid      = "DenyDestructiveActions"
+    Effect   = "Deny"
+    Action   = ["s3:DeleteBucket", "dynamodb:DeleteTable"]
+    Resource = "*"
+  }
+}
+
+# -----------------------------------------------------------------------------
+# IAM: transaction processor role (least privilege)
+# -----------------------------------------------------------------------------
+resource "aws_iam_role" "processor" {
+  name        = local.names.processor_role
+  description = "Execution role of ${local.names.processor}"
+
+  assume_role_policy = local.lambda_assume_role_policy
 }
 
 resource "aws_iam_policy" "processor" {
@@ -591,19 +613,8 @@ resource "aws_iam_policy" "processor" {
         Action   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
         Resource = [aws_cloudwatch_log_group.processor.arn, "${aws_cloudwatch_log_group.processor.arn}:*"]
       },
-      {
-        # X-Ray trace APIs do not support resource-level permissions.
-        Sid      = "WriteTraces"
-        Effect   = "Allow"
-        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-        Resource = "*"
-      },
-      {
-        Sid      = "DenyDestructiveActions"
-        Effect   = "Deny"
-        Action   = ["s3:DeleteBucket", "dynamodb:DeleteTable"]
-        Resource = "*"
-      },
+      local.xray_write_statement,
+      local.deny_destructive_statement,
     ]
   })
 }
@@ -620,14 +631,7 @@ resource "aws_iam_role" "dlq_processor" {
   name        = local.names.dlq_processor_role
   description = "Execution role of ${local.names.dlq_processor}"
 
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "lambda.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+  assume_role_policy = local.lambda_assume_role_policy
 }
 
 resource "aws_iam_policy" "dlq_processor" {
@@ -668,19 +672,8 @@ resource "aws_iam_policy" "dlq_processor" {
         Action   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
         Resource = [aws_cloudwatch_log_group.dlq_processor.arn, "${aws_cloudwatch_log_group.dlq_processor.arn}:*"]
       },
-      {
-        # X-Ray trace APIs do not support resource-level permissions.
-        Sid      = "WriteTraces"
-        Effect   = "Allow"
-        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-        Resource = "*"
-      },
-      {
-        Sid      = "DenyDestructiveActions"
-        Effect   = "Deny"
-        Action   = ["s3:DeleteBucket", "dynamodb:DeleteTable"]
-        Resource = "*"
-      },
+      local.xray_write_statement,
+      local.deny_destructive_statement,
     ]
   })
 }

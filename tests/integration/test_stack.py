@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import Stack
@@ -313,51 +314,52 @@ def grants(policy: list[dict[str, Any]]) -> dict[str, set[str]]:
     return allowed
 
 
-def test_processor_role_is_least_privilege(stack: Stack) -> None:
-    out = stack.outputs
-    policy = role_policy(stack, "processor")
-    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{out['processor_log_group_name']}"
-    assert grants(policy) == {
-        "s3:GetObject": {f"{out['s3_bucket_arn']}/*"},
-        "s3:GetObjectVersion": {f"{out['s3_bucket_arn']}/*"},
-        "dynamodb:PutItem": {out["transactions_table_arn"]},
-        "sqs:SendMessage": {out["dlq_arn"], out["main_queue_arn"]},
-        "sqs:ReceiveMessage": {out["main_queue_arn"]},
-        "sqs:DeleteMessage": {out["main_queue_arn"]},
-        "sqs:GetQueueAttributes": {out["main_queue_arn"]},
-        "sqs:ChangeMessageVisibility": {out["main_queue_arn"]},
-        "kms:Decrypt": {out["kms_s3_key_arn"], out["kms_lambda_key_arn"]},
-        "kms:GenerateDataKey": {out["kms_lambda_key_arn"]},
+def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
+    """What each role may do, and on what: the client's list plus design.md section 1."""
+    group = out[
+        "processor_log_group_name" if key == "processor" else "dlq_processor_log_group_name"
+    ]
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}"
+    common = {
         "logs:CreateLogGroup": {logs, f"{logs}:*"},
         "logs:CreateLogStream": {logs, f"{logs}:*"},
         "logs:PutLogEvents": {logs, f"{logs}:*"},
         "xray:PutTraceSegments": {"*"},
         "xray:PutTelemetryRecords": {"*"},
+        "kms:GenerateDataKey": {out["kms_lambda_key_arn"]},
     }
-    denies = [s for s in policy if s["Effect"] == "Deny"]
-    assert denies and set(denies[0]["Action"]) == {"s3:DeleteBucket", "dynamodb:DeleteTable"}
-
-
-def test_dlq_processor_role_is_least_privilege(stack: Stack) -> None:
-    out = stack.outputs
-    policy = role_policy(stack, "dlq_processor")
-    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{out['dlq_processor_log_group_name']}"
-    assert grants(policy) == {
-        "sqs:ReceiveMessage": {out["dlq_arn"]},
-        "sqs:DeleteMessage": {out["dlq_arn"]},
-        "sqs:GetQueueAttributes": {out["dlq_arn"]},
-        "sqs:ChangeMessageVisibility": {out["dlq_arn"]},
+    if key == "processor":
+        main = out["main_queue_arn"]
+        return common | {
+            "s3:GetObject": {f"{out['s3_bucket_arn']}/*"},
+            "s3:GetObjectVersion": {f"{out['s3_bucket_arn']}/*"},
+            "dynamodb:PutItem": {out["transactions_table_arn"]},
+            "sqs:SendMessage": {out["dlq_arn"], main},
+            "sqs:ReceiveMessage": {main},
+            "sqs:DeleteMessage": {main},
+            "sqs:GetQueueAttributes": {main},
+            "sqs:ChangeMessageVisibility": {main},
+            "kms:Decrypt": {out["kms_s3_key_arn"], out["kms_lambda_key_arn"]},
+        }
+    dlq = out["dlq_arn"]
+    return common | {
+        "sqs:ReceiveMessage": {dlq},
+        "sqs:DeleteMessage": {dlq},
+        "sqs:GetQueueAttributes": {dlq},
+        "sqs:ChangeMessageVisibility": {dlq},
         "dynamodb:PutItem": {out["errors_table_arn"]},
         "kms:Decrypt": {out["kms_lambda_key_arn"]},
-        "kms:GenerateDataKey": {out["kms_lambda_key_arn"]},
-        "logs:CreateLogGroup": {logs, f"{logs}:*"},
-        "logs:CreateLogStream": {logs, f"{logs}:*"},
-        "logs:PutLogEvents": {logs, f"{logs}:*"},
-        "xray:PutTraceSegments": {"*"},
-        "xray:PutTelemetryRecords": {"*"},
     }
+
+
+@pytest.mark.parametrize("key", ["processor", "dlq_processor"])
+def test_role_is_least_privilege(stack: Stack, key: str) -> None:
+    policy = role_policy(stack, key)
+    assert grants(policy) == expected_grants(stack.outputs, key)
     denies = [s for s in policy if s["Effect"] == "Deny"]
-    assert denies and set(denies[0]["Action"]) == {"s3:DeleteBucket", "dynamodb:DeleteTable"}
+    assert len(denies) == 1
+    assert set(denies[0]["Action"]) == {"s3:DeleteBucket", "dynamodb:DeleteTable"}
+    assert denies[0]["Resource"] == "*"
 
 
 # --- DynamoDB ----------------------------------------------------------------------------
