@@ -12,6 +12,11 @@ export LAMBDA_RUNTIME
 export CHECKPOINT_DISABLE := 1
 export TF_CLI_CONFIG_FILE := $(CURDIR)/$(BUILD)/terraformrc
 PYTEST_ARGS ?=
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+# tf-provider's build script needs protoc: setup builds crates/protoc-path, which prints where
+# the vendored one (crate protoc-bin-vendored) is.
+CARGO := PROTOC="$${PROTOC:-$$($(CARGO_TARGET_DIR)/release/protoc-path)}" cargo
 
 .PHONY: help setup demo test test-python lint fmt checkov plan up down \
         emulator-start emulator-stop build-rust bench clean
@@ -28,7 +33,7 @@ demo: setup ## Run the whole pipeline locally on sample files (KEEP=1 keeps the 
 	$(PY) -m pipeline_local.demo --runtime $(LAMBDA_RUNTIME) $(if $(KEEP),--keep,)
 
 test: setup lint checkov ## Run every check and test (what CI runs)
-	cargo test --workspace --quiet
+	$(CARGO) test --workspace --quiet
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-python: setup ## Only the Python tests
@@ -40,7 +45,7 @@ lint: setup ## terraform fmt/validate, ruff, cargo fmt/clippy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
 fmt: setup ## Format Terraform, Python and Rust in place
 	terraform fmt -recursive lib
