@@ -65,7 +65,13 @@ class Emulator:
         return aws_env_for(self.endpoint)
 
     def _post(self, path: str, body: bytes = b"") -> bytes:
-        req = urllib.request.Request(self.endpoint + path, data=body, method="POST")
+        # Without a content type urllib sends a form, and moto then reads an empty body.
+        req = urllib.request.Request(
+            self.endpoint + path,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             return bytes(resp.read())
 

@@ -1,0 +1,500 @@
+"""The whole pipeline on this machine, end to end, in one command (`make demo`).
+
+    python -m pipeline_local.demo [--runtime python3.11|rust] [--keep] [--scale 1.0] [--seed N]
+
+1. starts the emulator (moto server) and applies the real Terraform configuration of lib/ to it
+   (the same working copy mechanism as `make up`; max_file_bytes is set to 1 MiB so that the
+   FILE_TOO_LARGE sample stays small);
+2. checks the bucket policy's deny statements, then removes them IN THE EMULATOR ONLY (moto
+   ignores their conditions and would refuse every upload);
+3. uploads the generated sample files (pipeline_local.samples) and runs the pipeline through the
+   dispatcher, which reads its wiring from the emulator;
+4. prints, per file, what became of every row, the errors table grouped by code, and the alarms
+   with the metric values that drive them;
+5. destroys the stack and stops the emulator, or with --keep leaves both running for
+   `make down`.
+
+Exit status 1, with a banner, when any row is unaccounted for (rows in != stored + duplicates +
+error rows, a row written twice, or a message left on a queue), or when the results differ from
+what design.md prescribes for the samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline_local import samples as sample_files
+from pipeline_local.dispatcher import (
+    Clients,
+    Dispatcher,
+    WiringError,
+    dead_letter_targets_from_terraform,
+    empty_bucket,
+    evaluate_alarms,
+    read_wiring,
+    relax_bucket_policy_for_emulator,
+    scan_all,
+)
+from pipeline_local.emulator import Emulator, load_state, start_emulator
+from pipeline_local.terraform import BUILD_DIR, REPO_ROOT, TerraformError, Workdir, workdir_for
+
+DEMO_DIR = BUILD_DIR / "demo"
+STATE_FILE = BUILD_DIR / "emulator.json"
+KEEP_WORKDIR = BUILD_DIR / "tf-emulator"
+
+_T0 = time.monotonic()
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def step(message: str) -> None:
+    say(f"\n[{time.monotonic() - _T0:6.1f} s] {message}")
+
+
+@contextmanager
+def ticking(label: str, every_s: float = 15.0) -> Iterator[None]:
+    """Print a line every `every_s` seconds while a long step runs."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(every_s):
+            say(f"    ... {label}: {time.monotonic() - started:.0f} s")
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def banner(lines: list[str]) -> None:
+    lines = [_ANSI.sub("", line).rstrip()[:150] for line in lines]
+    width = max(len(line) for line in lines) + 4
+    say("\n" + "#" * width)
+    for line in lines:
+        say(f"# {line.ljust(width - 4)} #")
+    say("#" * width)
+
+
+# --------------------------------------------------------------------------------------------
+# Stack lifecycle
+
+
+@dataclass
+class Stack:
+    emulator: Emulator
+    workdir: Workdir
+    outputs: dict[str, Any]
+    kept_state: bool
+
+
+def start_stack(runtime: str, keep: bool) -> Stack:
+    if keep:
+        if STATE_FILE.exists() and _running(load_state(STATE_FILE).pid):
+            raise SystemExit(
+                f"an emulator is already running ({STATE_FILE}): `make down` first, or use it "
+                "with `python -m pipeline_local.dispatcher run`"
+            )
+        workdir_path = KEEP_WORKDIR
+    else:
+        workdir_path = DEMO_DIR / "tf"
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    step("starting the emulator (moto server)")
+    emu = start_emulator(log_path=DEMO_DIR / "emulator.log")
+    if keep:
+        STATE_FILE.write_text(json.dumps({"port": emu.port, "pid": emu.pid}))
+    say(f"    {emu.endpoint} (pid {emu.pid}, log {_rel(DEMO_DIR / 'emulator.log')})")
+    for stale in workdir_path.glob("terraform.tfstate*"):
+        stale.unlink()
+    # Terraform variable names are case-sensitive: TF_VAR_<name> must match `max_file_bytes`.
+    os.environ["TF_VAR_max_file_bytes"] = str(sample_files.SAMPLE_MAX_FILE_BYTES)  # noqa: SIM112
+    work = workdir_for(emu, workdir_path, runtime)
+    step(f"terraform init + apply of lib/ (lambda_runtime={runtime}) in {_rel(workdir_path)}")
+    say(f"    -var max_file_bytes={sample_files.SAMPLE_MAX_FILE_BYTES} (default 256 MiB)")
+    t0 = time.monotonic()
+    try:
+        with ticking("terraform"):
+            work.init()
+            work.run("apply", "-no-color", "-auto-approve", "-parallelism=20", capture=True)
+        outputs = work.outputs()
+        say(f"    applied {len(work.state_resources())} resources in {time.monotonic() - t0:.0f} s")
+    except BaseException:
+        # Whatever went wrong (or Ctrl-C), the emulator goes away with it.
+        emu.stop()
+        if keep:
+            STATE_FILE.unlink(missing_ok=True)
+        raise
+    if keep:
+        (BUILD_DIR / "outputs.json").write_text(json.dumps(outputs, indent=2, sort_keys=True))
+    return Stack(emu, work, outputs, keep)
+
+
+def stop_stack(stack: Stack) -> bool:
+    step("terraform destroy, emulator stop")
+    t0 = time.monotonic()
+    ok = True
+    try:
+        bucket = str(stack.outputs["s3_bucket_name"])
+        removed = empty_bucket(Clients(stack.emulator.endpoint)("s3"), bucket)
+        say(
+            f"    emptied s3://{bucket} first ({removed} versions): against moto the provider's "
+            "force_destroy cannot delete keys containing '+'"
+        )
+        with ticking("terraform destroy"):
+            stack.workdir.run(
+                "destroy", "-no-color", "-auto-approve", "-parallelism=20", capture=True
+            )
+        say(f"    destroyed and stopped in {time.monotonic() - t0:.0f} s")
+    except (TerraformError, ClientError) as err:
+        ok = False
+        banner(
+            [
+                "TERRAFORM DESTROY FAILED (the emulator is stopped anyway)",
+                *str(err).splitlines()[-10:],
+            ]
+        )
+    finally:
+        stack.emulator.stop()
+        if stack.kept_state:
+            STATE_FILE.unlink(missing_ok=True)
+    return ok
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def _codes(counter: Counter[str]) -> str:
+    return ", ".join(f"{code} {n}" for code, n in sorted(counter.items())) or "-"
+
+
+def print_files(acc: sample_files.Accounting, seconds: dict[tuple[str, str | None], float]) -> None:
+    say(
+        f"    {'file':40} {'rows':>6} {'stored':>6} {'dup':>4} {'errors':>6} {'time s':>6}  "
+        "errors by code"
+    )
+    for f in acc.files:
+        name = f.key.removeprefix(sample_files.PREFIX)
+        t = seconds.get((f.key, f.version_id), 0.0)
+        mark = (
+            ""
+            if f.balanced and not f.mismatches
+            else "  <-- " + "; ".join((["UNBALANCED"] if not f.balanced else []) + f.mismatches)
+        )
+        errors = f"FILE {f.file_error}" if f.file_error else _codes(f.errors)
+        say(
+            f"    {name[:40]:40} {f.rows:6} {f.stored:6} {f.duplicates:4} {f.error_rows:6} "
+            f"{t:6.2f}  {errors}{mark}"
+        )
+    total_rows = sum(f.rows for f in acc.files)
+    stored = sum(f.stored for f in acc.files)
+    dups = sum(f.duplicates for f in acc.files)
+    errs = sum(f.error_rows for f in acc.files if not f.file_error)
+    ferrs = sum(1 for f in acc.files if f.file_error)
+    say(
+        f"    {'total':40} {total_rows:6} {stored:6} {dups:4} {errs:6}         "
+        f"+ {ferrs} file errors covering {sum(f.rows for f in acc.files if f.file_error)} rows"
+    )
+
+
+def print_errors_table(rows: list[dict[str, Any]]) -> None:
+    by_code: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_code[str(row.get("error_code"))].append(row)
+    for code in sorted(by_code):
+        group = by_code[code]
+        types = Counter(str(r.get("error_type")) for r in group)
+        fields = Counter(str(r.get("field")) for r in group if r.get("field"))
+        files = Counter(
+            str(r.get("source_key", "?")).removeprefix(sample_files.PREFIX) for r in group
+        )
+        say(f"    {code:20} {len(group):4} row(s)  type {'/'.join(sorted(types))}")
+        if fields:
+            say(f"        fields: {', '.join(f'{k} {n}' for k, n in fields.most_common())}")
+        say(f"        files:  {', '.join(f'{k} ({n})' for k, n in files.most_common(4))}"
+            + (" ..." if len(files) > 4 else ""))  # fmt: skip
+        example = min(group, key=lambda r: (str(r.get("source_key")), r.get("source_line") or 0))
+        say(f"        e.g.    {str(example.get('error_message'))[:110]}")
+    if rows:
+        records = [r.get("record") or {} for r in rows]
+        clear = sum(
+            1 for rec in records if not str(rec.get("account_id", "****")).startswith("****")
+        )
+        with_desc = sum(1 for rec in records if "description" in rec)
+        days = sorted(
+            {
+                round((r["expires_at"] - r["detected_at"] / 1000) / 86400)
+                for r in rows
+                if "expires_at" in r
+            }
+        )
+        say(
+            f"    data minimisation: account_id unmasked in {clear} rows, description kept in "
+            f"{with_desc}; TTL expires_at after {days} day(s) in "
+            f"{sum(1 for r in rows if 'expires_at' in r)}/{len(rows)} rows"
+        )
+
+
+def print_alarms(clients: Clients) -> bool:
+    """Alarms as moto stores them and as CloudWatch would evaluate them; True when none fires."""
+    quiet = True
+    for alarm in evaluate_alarms(clients("cloudwatch")):
+        say(f"    {alarm.name}")
+        say(f"        metric     {alarm.metric} (period {alarm.period_s} s)")
+        say(
+            f"        rule       {alarm.comparison} {alarm.threshold:g} in "
+            f"{alarm.datapoints_to_alarm} of {alarm.evaluation_periods} periods"
+        )
+        points = ", ".join(f"{t:%H:%M} -> {v:.2f}" for t, v in alarm.datapoints) or "none"
+        say(f"        datapoints {points}")
+        say(f"        emulator   {alarm.emulator_state} (moto never evaluates alarms)")
+        say(f"        CloudWatch {alarm.state}: {alarm.reason}")
+        quiet = quiet and alarm.state != "ALARM"
+    return quiet
+
+
+def print_pipeline_metrics(clients: Clients, environment: str) -> None:
+    import datetime as dt
+
+    cw = clients("cloudwatch")
+    now = dt.datetime.now(dt.UTC)
+    names = ["RecordsProcessed", "RecordsDuplicate", "RecordsInvalid", "RecordsRetried",
+             "FilesFailed", "ErrorsStored"]  # fmt: skip
+    queries = [
+        {
+            "Id": f"m{i}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "TransactionPipeline",
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "Environment", "Value": environment}],
+                },
+                "Period": 3600,
+                "Stat": "Sum",
+            },
+        }
+        for i, name in enumerate(names)
+    ]
+    result = cw.get_metric_data(
+        MetricDataQueries=queries,
+        StartTime=now - dt.timedelta(hours=1),
+        EndTime=now + dt.timedelta(minutes=5),
+    )["MetricDataResults"]
+    values = {r["Id"]: sum(r["Values"]) for r in result}
+    say("    " + ", ".join(f"{n} {values.get(f'm{i}', 0):g}" for i, n in enumerate(names)))
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) -> bool:
+    clients = Clients(stack.emulator.endpoint)
+    s3 = clients("s3")
+    bucket = str(stack.outputs["s3_bucket_name"])
+
+    step("bucket policy")
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    statements = (
+        policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
+    )
+    for st in statements:
+        say(f"    {st['Effect']:5} {st.get('Sid')}  {json.dumps(st.get('Condition', {}))}")
+    removed = relax_bucket_policy_for_emulator(s3, bucket)
+    say(
+        f"    EMULATOR ONLY: removed the Deny statements {removed} (moto ignores their conditions "
+        "and would refuse every upload); the Allow statements stay. On AWS they stay in place."
+    )
+
+    step("wiring, as the emulator reports it")
+    wiring = read_wiring(
+        clients, dead_letter_fallback=dead_letter_targets_from_terraform(stack.workdir.path)
+    )
+    for line in wiring.describe():
+        say(f"    {line}")
+
+    step(f"uploading {len(samples.files)} sample files (seed {samples.seed})")
+    versions: dict[str, str] = {}
+    for f in samples.files:
+        versions[f.key] = s3.put_object(Bucket=bucket, Key=f.key, Body=f.body)["VersionId"]
+    say(
+        f"    {sum(len(f.body) for f in samples.files) / 1e6:.1f} MB to s3://{bucket}/"
+        f"{sample_files.PREFIX}; {sum(1 for f in samples.files if not f.dispatched)} of them "
+        "match no notification filter (.txt, upper-case .CSV)"
+    )
+
+    step("dispatching: S3 notifications (async invoke), then the queues' event source mappings")
+    dispatcher = Dispatcher(
+        clients,
+        wiring,
+        log_dir=DEMO_DIR / "logs",
+        log=say,
+        # Kept stacks: `python -m pipeline_local.dispatcher run` continues from here.
+        dispatched_state=BUILD_DIR / "dispatched.json" if stack.kept_state else None,
+    )
+    try:
+        pending = dispatcher.pending_events()
+        say(f"    {len(pending)} new object versions match a notification")
+        for f in samples.files:
+            if f.delete_before_processing:
+                s3.delete_object(Bucket=bucket, Key=f.key, VersionId=versions[f.key])
+                say(
+                    f"    deleted {f.key} v{versions[f.key][:8]} after its notification "
+                    "(-> OBJECT_NOT_FOUND)"
+                )
+        t0 = time.monotonic()
+        dispatcher.deliver(pending)
+        dlq_peak = dispatcher.sample_queue_metrics()
+        say(f"    queue depth after the S3 events: {dlq_peak}")
+        dispatcher.drain()
+        dispatcher.sample_queue_metrics()
+        data_seconds = time.monotonic() - t0
+        dispatcher.publish_lambda_metrics()
+        emf = dispatcher.sink.publish_emf()
+        invocations = Counter(r.function_name for r in dispatcher.records)
+        failed = sum(1 for r in dispatcher.records if r.error)
+        per_function = ", ".join(f"{k} {v}" for k, v in invocations.items())
+        say(
+            f"    {sum(invocations.values())} invocations ({per_function}),"
+            f" {failed} failed, {data_seconds:.1f} s; {emf} EMF metric values published; "
+            f"logs in {_rel(DEMO_DIR / 'logs')}"
+        )
+        seconds = dispatcher.file_seconds()
+        depths = dispatcher.queue_depths()
+    finally:
+        dispatcher.close()
+
+    step("per file: what became of every row")
+    dynamodb = clients("dynamodb")
+    items = scan_all(dynamodb, str(stack.outputs["transactions_table_name"]))
+    error_rows = scan_all(dynamodb, str(stack.outputs["errors_table_name"]))
+    ledger = sample_files.Ledger()
+    uploads = [
+        sample_files.Upload(f, versions[f.key], ledger.process(f)) for f in samples.dispatched
+    ]
+    acc = sample_files.account(uploads, items, error_rows, depths)
+    print_files(acc, seconds)
+    currencies = Counter(str(i.get("currency")) for i in items)
+    say(
+        f"    transactions table: {len(items)} items in {len(currencies)} currencies "
+        f"(JPY {currencies.get('JPY', 0)}, KWD {currencies.get('KWD', 0)}, "
+        f"EUR {currencies.get('EUR', 0)}, ...)"
+    )
+
+    step(f"errors table: {len(error_rows)} rows, grouped by code")
+    print_errors_table(error_rows)
+
+    step("alarms (and the metrics that drive them)")
+    print_alarms(clients)
+    say("    pipeline metrics from the handlers' EMF lines (namespace TransactionPipeline):")
+    print_pipeline_metrics(
+        clients,
+        str(
+            wiring.function(str(stack.outputs["processor_function_name"])).environment.get(
+                "ENVIRONMENT", "dev"
+            )
+        ),
+    )
+
+    ok = acc.ok and acc.matches_model
+    rows_in = sum(f.rows for f in acc.files)
+    if acc.ok:
+        banner(
+            [
+                f"EVERY RECORD ACCOUNTED FOR ({runtime}): {rows_in} rows in {len(acc.files)} files",
+                f"stored {sum(f.stored for f in acc.files)} + duplicates "
+                f"{sum(f.duplicates for f in acc.files)} + error rows "
+                f"{sum(f.error_rows for f in acc.files if not f.file_error)} + "
+                f"{sum(f.rows for f in acc.files if f.file_error)} rows in "
+                f"{sum(1 for f in acc.files if f.file_error)} failed files; queues empty",
+            ]
+        )
+    else:
+        banner(["RECORDS UNACCOUNTED FOR", *acc.problems()[:30]])
+    if not acc.matches_model:
+        differences = [f"{f.key}: {'; '.join(f.mismatches)}" for f in acc.files if f.mismatches]
+        banner(["RESULTS DIFFER FROM WHAT design.md PRESCRIBES FOR THE SAMPLES", *differences[:30]])
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime", choices=["python3.11", "rust"], default="python3.11")
+    parser.add_argument("--keep", action="store_true", help="leave the stack running")
+    parser.add_argument("--scale", type=float, default=1.0, help="size of the bulk sample files")
+    parser.add_argument("--seed", type=int, default=sample_files.DEFAULT_SEED)
+    args = parser.parse_args(argv)
+
+    samples = sample_files.generate(args.seed, scale=args.scale)
+    say(
+        f"demo: {sum(len(f.rows) for f in samples.dispatched)} rows in {len(samples.dispatched)} "
+        f"files (+{len(samples.files) - len(samples.dispatched)} that no notification matches), "
+        f"runtime {args.runtime}"
+    )
+    try:
+        stack = start_stack(args.runtime, args.keep)
+    except TerraformError as err:
+        banner(["TERRAFORM FAILED", *str(err).splitlines()[-20:]])
+        return 1
+    ok = False
+    try:
+        ok = run_pipeline(stack, samples, args.runtime)
+    except WiringError as err:
+        banner(["THE PIPELINE CANNOT RUN LOCALLY", str(err)])
+    finally:
+        if args.keep:
+            step("kept running (--keep)")
+            say(f"    emulator   {stack.emulator.endpoint} (state {_rel(STATE_FILE)})")
+            say(f"    terraform  {_rel(stack.workdir.path)}; outputs in build/outputs.json")
+            say('    use it     eval "$(.venv/bin/python -m pipeline_local.emulator env)"')
+            say(f"               aws s3 ls s3://{stack.outputs['s3_bucket_name']}/ --recursive")
+            say("               .venv/bin/python -m pipeline_local.dispatcher run")
+            say("    tear down  make down")
+            stack.emulator.proc = None  # leave it running after this process exits
+        else:
+            ok = stop_stack(stack) and ok
+    say(f"\ndemo finished in {time.monotonic() - _T0:.0f} s: {'OK' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

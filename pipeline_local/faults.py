@@ -1,0 +1,490 @@
+"""Fault injection for the local pipeline: an HTTP proxy in front of the emulator, and crashes.
+
+`LoopbackProxy` is a small HTTP/1.1 proxy on 127.0.0.1 (free port) that forwards every request
+to the emulator unchanged unless one of its interceptors answers it. The handlers reach it
+through the standard `AWS_ENDPOINT_URL` (the dispatcher's `handler_endpoint`), so they run
+unmodified. Interceptors see the AWS service (from the SigV4 credential scope), the operation
+(from `X-Amz-Target`, a query `Action`, or the S3 method), the access key and the body.
+
+- `FaultInjector`: with a fixed seed, answers a configurable share of DynamoDB and SQS calls
+  with the errors those services really return under load: DynamoDB `ThrottlingException` or
+  `ProvisionedThroughputExceededException` (HTTP 400) and `InternalServerError` (500) /
+  `ServiceUnavailable` (503); SQS `InternalError` (500) / `ServiceUnavailable` (503). The
+  seeded generator fixes the sequence of decisions; which request meets which decision follows
+  the order requests arrive in (the processor writes from 16 threads).
+  `fail_matching()` adds deterministic rules: fail the next N calls of an operation whose body
+  contains a marker (e.g. one transaction id), so that boto3's retries run out and the
+  handler's own retry path (retry_record -> main queue) is taken.
+- `CrashingInvoker`: kills a Python handler mid-invocation, as a timeout or an out-of-memory
+  kill does: after N successful calls of an operation (default DynamoDB PutItem), every
+  further AWS call of that invocation raises `SimulatedCrash` (a BaseException the handler
+  cannot catch), and the invocation fails. What was written before stays written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import random
+import re
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
+
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
+_SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+# --------------------------------------------------------------------------------------------
+# Requests and responses as the interceptors see them
+
+
+@dataclass
+class ProxyRequest:
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    service: str = ""
+    region: str = ""
+    access_key: str = ""
+    operation: str = ""
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+    def json_body(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.body or b"{}")
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+
+@dataclass
+class ProxyResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def classify(req: ProxyRequest) -> None:
+    """Fill in service, region, access key and operation from the request itself."""
+    auth = req.header("Authorization") or ""
+    match = _SCOPE_RE.search(auth)
+    if match:
+        req.access_key, req.region, req.service = match.group(1), match.group(2), match.group(3)
+    target = req.header("X-Amz-Target")
+    if target:
+        req.operation = target.rsplit(".", 1)[-1]
+        return
+    query = parse_qs(urlsplit(req.path).query)
+    if "Action" in query:
+        req.operation = query["Action"][0]
+        return
+    ctype = req.header("Content-Type") or ""
+    if "x-www-form-urlencoded" in ctype and req.body:
+        form = parse_qs(req.body.decode("utf-8", "replace"))
+        if "Action" in form:
+            req.operation = form["Action"][0]
+            return
+    if req.service == "s3":
+        req.operation = (
+            f"{req.method} object"
+            if urlsplit(req.path).path.count("/") > 1
+            else (f"{req.method} bucket")
+        )
+
+
+def json_error(
+    status: int, type_name: str, message: str, *, query_code: str | None = None
+) -> ProxyResponse:
+    """An AWS JSON-protocol error response (DynamoDB, SQS JSON)."""
+    headers = [
+        ("Content-Type", "application/x-amz-json-1.0"),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+    ]
+    if query_code:
+        headers.append(("x-amzn-query-error", query_code))
+    body = json.dumps({"__type": type_name, "message": message}).encode()
+    return ProxyResponse(status, headers, body)
+
+
+def xml_error(status: int, code: str, message: str, sender: str = "Receiver") -> ProxyResponse:
+    """An AWS query-protocol error response."""
+    body = (
+        f"<ErrorResponse><Error><Type>{sender}</Type><Code>{code}</Code>"
+        f"<Message>{message}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    )
+    return ProxyResponse(status, [("Content-Type", "text/xml")], body.encode())
+
+
+class Interceptor(Protocol):
+    """Looks at a request before it is forwarded: returns a response to answer it locally, a
+    (changed) request to forward instead, or None to forward it unchanged. An interceptor may
+    also have `after(req, resp)`, called with the emulator's answer to a forwarded request."""
+
+    def __call__(self, req: ProxyRequest) -> ProxyResponse | ProxyRequest | None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# The proxy
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, proxy: LoopbackProxy) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.proxy = proxy
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ProxyServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is not None:
+            return self.rfile.read(int(length))
+        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return b""
+
+    def _handle(self) -> None:
+        req = ProxyRequest(
+            method=self.command,
+            path=self.path,
+            headers=list(self.headers.items()),
+            body=self._read_body(),
+        )
+        try:
+            resp = self.server.proxy.handle(req)
+        except Exception as exc:  # answer, never hang the client
+            resp = ProxyResponse(502, [("Content-Type", "text/plain")], str(exc).encode())
+        self.send_response(resp.status)
+        for key, value in resp.headers:
+            if key.lower() not in HOP_BY_HOP:
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
+
+
+class LoopbackProxy:
+    """An HTTP proxy on 127.0.0.1 in front of `upstream` (the emulator's endpoint)."""
+
+    def __init__(self, upstream: str, interceptors: Sequence[Interceptor] = ()) -> None:
+        parts = urlsplit(upstream)
+        self.upstream_host = parts.hostname or "127.0.0.1"
+        self.upstream_port = parts.port or 80
+        self.interceptors = list(interceptors)
+        self.forwarded: Counter[tuple[str, str]] = Counter()
+        self.answered: Counter[tuple[str, str]] = Counter()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._server: _ProxyServer | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self._server is None:
+            raise RuntimeError("proxy not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> LoopbackProxy:
+        self._server = _ProxyServer(self)
+        threading.Thread(
+            target=self._server.serve_forever, name="loopback-proxy", daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LoopbackProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def handle(self, req: ProxyRequest) -> ProxyResponse:
+        classify(req)
+        for interceptor in self.interceptors:
+            outcome = interceptor(req)
+            if isinstance(outcome, ProxyResponse):
+                with self._lock:
+                    self.answered[(req.service, req.operation)] += 1
+                return outcome
+            if isinstance(outcome, ProxyRequest):
+                req = outcome
+        with self._lock:
+            self.forwarded[(req.service, req.operation)] += 1
+        resp = self.forward(req)
+        for interceptor in self.interceptors:
+            after = getattr(interceptor, "after", None)
+            if callable(after):
+                after(req, resp)
+        return resp
+
+    def _connection(self, fresh: bool = False) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or fresh:
+            if conn is not None:
+                conn.close()
+            conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=120)
+            self._local.conn = conn
+        return conn
+
+    def forward(self, req: ProxyRequest) -> ProxyResponse:
+        for attempt in range(2):
+            conn = self._connection(fresh=attempt > 0)
+            try:
+                conn.putrequest(req.method, req.path, skip_host=True, skip_accept_encoding=True)
+                for key, value in req.headers:
+                    if key.lower() not in HOP_BY_HOP:
+                        conn.putheader(key, value)
+                conn.putheader("Content-Length", str(len(req.body)))
+                conn.endheaders(req.body)
+                resp = conn.getresponse()
+                body = resp.read()
+                return ProxyResponse(resp.status, list(resp.getheaders()), body)
+            except (http.client.HTTPException, ConnectionError, TimeoutError):
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------------------------
+# Faults
+
+
+@dataclass
+class _Rule:
+    service: str
+    operation: str
+    contains: tuple[bytes, ...]
+    times: int
+    status: int
+    code: str
+    used: int = 0
+
+
+@dataclass
+class FaultInjector:
+    """Seeded random faults on DynamoDB and SQS calls, plus deterministic targeted rules."""
+
+    seed: int = 7
+    rate: float = 0.05
+    dynamodb_throttle_share: float = 0.5  # of DynamoDB faults; the rest are 5xx
+    services: tuple[str, ...] = ("dynamodb", "sqs")
+    operations: tuple[str, ...] = ()  # empty: every operation of those services
+    injected: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    enabled: bool = True
+    _rules: list[_Rule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def fail_matching(
+        self,
+        service: str,
+        operation: str,
+        contains: str | bytes | Sequence[str | bytes],
+        times: int,
+        *,
+        status: int = 500,
+        code: str = "InternalServerError",
+    ) -> _Rule:
+        """Answer the next `times` calls of `operation` whose body contains every marker."""
+        items = [contains] if isinstance(contains, str | bytes) else list(contains)
+        markers = tuple(m.encode() if isinstance(m, str) else m for m in items)
+        rule = _Rule(service, operation, markers, times, status, code)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    @property
+    def total(self) -> int:
+        return sum(self.injected.values())
+
+    def __call__(self, req: ProxyRequest) -> ProxyResponse | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            for rule in self._rules:
+                if (
+                    rule.used < rule.times
+                    and req.service == rule.service
+                    and req.operation == rule.operation
+                    and all(m in req.body for m in rule.contains)
+                ):
+                    rule.used += 1
+                    self.injected[(req.service, req.operation, rule.code)] += 1
+                    return self._error(req, rule.status, rule.code)
+            if req.service not in self.services:
+                return None
+            if self.operations and req.operation not in self.operations:
+                return None
+            if self._rng.random() >= self.rate:
+                return None
+            pick = self._rng.random()
+            if req.service == "dynamodb" and pick < self.dynamodb_throttle_share:
+                code = (
+                    "ThrottlingException"
+                    if self._rng.random() < 0.5
+                    else "ProvisionedThroughputExceededException"
+                )
+                status = 400
+            else:
+                status = 500 if self._rng.random() < 0.7 else 503
+                code = "InternalServerError" if status == 500 else "ServiceUnavailable"
+                if req.service == "sqs" and status == 500:
+                    code = "InternalError"
+            self.injected[(req.service, req.operation, code)] += 1
+        return self._error(req, status, code)
+
+    @staticmethod
+    def _error(req: ProxyRequest, status: int, code: str) -> ProxyResponse:
+        message = f"injected by pipeline_local.faults ({code})"
+        if req.service == "dynamodb":
+            return json_error(status, f"com.amazonaws.dynamodb.v20120810#{code}", message)
+        if req.service == "sqs" and (req.header("X-Amz-Target") or "").startswith("AmazonSQS."):
+            sender = "Sender" if status < 500 else "Receiver"
+            return json_error(
+                status, f"com.amazonaws.sqs#{code}", message, query_code=f"{code};{sender}"
+            )
+        return xml_error(status, code, message)
+
+
+@contextlib.contextmanager
+def fault_proxy(
+    upstream: str, *, seed: int = 7, rate: float = 0.05, **kwargs: Any
+) -> Iterator[tuple[LoopbackProxy, FaultInjector]]:
+    """A started proxy with one FaultInjector; stopped on exit."""
+    injector = FaultInjector(seed=seed, rate=rate, **kwargs)
+    proxy = LoopbackProxy(upstream, [injector]).start()
+    try:
+        yield proxy, injector
+    finally:
+        proxy.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Crashes of in-process Python handlers
+
+
+class SimulatedCrash(BaseException):
+    """The execution environment died (timeout kill, OOM): nothing after it runs."""
+
+
+_PATCH_LOCK = threading.Lock()
+
+
+class CrashingInvoker:
+    """Kills the wrapped function's invocation after `after_calls` successful calls of
+    `operation` (botocore operation name, e.g. "PutItem"), for the first `crashes` invocations
+    (those whose event `when(event)` accepts); later invocations run normally."""
+
+    def __init__(
+        self,
+        inner: Invoker,
+        *,
+        after_calls: int,
+        operation: str = "PutItem",
+        crashes: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.function_name = inner.function_name
+        self.after_calls = after_calls
+        self.operation = operation
+        self.crashes_left = crashes
+        self.when = when
+        self.crashed: list[int] = []  # calls made before each crash
+
+    def invoke(self, event: dict[str, Any], *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Any:
+        if self.crashes_left <= 0 or (self.when is not None and not self.when(event)):
+            return self.inner.invoke(event, timeout_ms=timeout_ms)
+        self.crashes_left -= 1
+        import botocore.client
+
+        original = botocore.client.BaseClient._make_api_call
+        state = {"calls": 0, "dead": False}
+        lock = threading.Lock()
+        operation = self.operation
+        limit = self.after_calls
+
+        def patched(client: Any, operation_name: str, api_params: Any) -> Any:
+            with lock:
+                if state["dead"]:
+                    raise SimulatedCrash(f"killed after {state['calls']} {operation} calls")
+            result = original(client, operation_name, api_params)
+            if operation_name == operation:
+                with lock:
+                    state["calls"] += 1
+                    if state["calls"] >= limit:
+                        state["dead"] = True
+            return result
+
+        with _PATCH_LOCK:
+            botocore.client.BaseClient._make_api_call = patched  # type: ignore[method-assign]
+            try:
+                result = self.inner.invoke(event, timeout_ms=timeout_ms)
+            except SimulatedCrash as crash:
+                self.crashed.append(state["calls"])
+                raise InvocationError(
+                    f"Runtime.ExitError: {crash}", error_type="Runtime.ExitError"
+                ) from None
+            finally:
+                botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
+        if state["dead"]:
+            # The limit was reached on the very last call: the process died right after it.
+            self.crashed.append(state["calls"])
+            raise InvocationError(
+                f"Runtime.ExitError: killed after {state['calls']} {operation} calls",
+                error_type="Runtime.ExitError",
+            )
+        return result

@@ -1,0 +1,181 @@
+"""One applied stack for the whole e2e package, cleaned between tests.
+
+`terraform apply` against moto takes 70 to 110 s here, so every e2e module shares one emulator
+with the real configuration applied once (through tests.integration.conftest.apply_stack), and
+each test starts from empty tables, queues and bucket with a fresh dispatcher (cold starts).
+The emulator is stopped at the end without `terraform destroy`: it is private to this package
+and destroy is checked by the integration tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pipeline_local import samples as sample_files
+from pipeline_local.dispatcher import (
+    Clients,
+    Dispatcher,
+    Wiring,
+    dead_letter_targets_from_terraform,
+    empty_bucket,
+    read_wiring,
+    relax_bucket_policy_for_emulator,
+    scan_all,
+)
+from pipeline_local.least_privilege import set_enforcement
+from tests.integration.conftest import Stack, apply_stack
+
+# Small enough to keep the package fast, large enough for several 1000-row batches per file.
+SCALE = 0.35
+
+
+@dataclass
+class E2E:
+    stack: Stack
+    clients: Clients
+    wiring: Wiring
+    bucket: str
+    transactions_table: str
+    errors_table: str
+    main_queue_url: str
+    dlq_url: str
+    dispatchers: list[Dispatcher] = field(default_factory=list)
+
+    def dispatcher(self, **kwargs: Any) -> Dispatcher:
+        """A dispatcher with fresh execution environments (closed after the test)."""
+        d = Dispatcher(self.clients, self.wiring, ship_logs=False, **kwargs)
+        self.dispatchers.append(d)
+        return d
+
+    def upload(
+        self, files: Sequence[sample_files.SampleFile], ledger: sample_files.Ledger
+    ) -> list[sample_files.Upload]:
+        """Put every file; the model's expectation for the dispatched ones, in upload order."""
+        s3 = self.clients("s3")
+        uploads: list[sample_files.Upload] = []
+        for f in files:
+            version = s3.put_object(Bucket=self.bucket, Key=f.key, Body=f.body)["VersionId"]
+            if f.dispatched:
+                uploads.append(sample_files.Upload(f, version, ledger.process(f)))
+        return uploads
+
+    def delete_versions_to_vanish(self, uploads: Sequence[sample_files.Upload]) -> None:
+        for up in uploads:
+            if up.sample.delete_before_processing:
+                self.clients("s3").delete_object(
+                    Bucket=self.bucket, Key=up.sample.key, VersionId=up.version_id
+                )
+
+    def items(self) -> list[dict[str, Any]]:
+        return scan_all(self.clients("dynamodb"), self.transactions_table)
+
+    def error_rows(self) -> list[dict[str, Any]]:
+        return scan_all(self.clients("dynamodb"), self.errors_table)
+
+    def depths(self) -> dict[str, int]:
+        sqs = self.clients("sqs")
+        out = {}
+        for name, url in (("main", self.main_queue_url), ("dlq", self.dlq_url)):
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )["Attributes"]
+            out[name] = sum(int(v) for v in attrs.values())
+        return out
+
+    def account(self, uploads: Sequence[sample_files.Upload]) -> sample_files.Accounting:
+        return sample_files.account(uploads, self.items(), self.error_rows(), self.depths())
+
+    def clean(self) -> None:
+        """Empty tables, queues and bucket; close every dispatcher of the last test."""
+        for d in self.dispatchers:
+            d.close()
+        self.dispatchers.clear()
+        ddb = self.clients("dynamodb")
+        for table, keys in (
+            (self.transactions_table, ("transaction_id", "timestamp")),
+            (self.errors_table, ("error_id", "timestamp")),
+        ):
+            raw: list[dict[str, Any]] = []
+            for page in ddb.get_paginator("scan").paginate(
+                TableName=table, ProjectionExpression="#a, #b",
+                ExpressionAttributeNames={"#a": keys[0], "#b": keys[1]},
+            ):  # fmt: skip
+                raw += page["Items"]
+            for i in range(0, len(raw), 25):
+                ddb.batch_write_item(
+                    RequestItems={table: [{"DeleteRequest": {"Key": k}} for k in raw[i : i + 25]]}
+                )
+        sqs = self.clients("sqs")
+        for url in (self.main_queue_url, self.dlq_url):
+            sqs.purge_queue(QueueUrl=url)
+        empty_bucket(self.clients("s3"), self.bucket)
+
+
+@pytest.fixture(scope="package")
+def e2e() -> Iterator[E2E]:
+    # Terraform variable names are case-sensitive (TF_VAR_max_file_bytes).
+    var = "TF_VAR_max_file_bytes"
+    saved = os.environ.get(var)
+    os.environ[var] = str(sample_files.SAMPLE_MAX_FILE_BYTES)
+    try:
+        stack = apply_stack("tf-e2e")
+    finally:
+        if saved is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = saved
+    try:
+        clients = Clients(stack.emulator.endpoint)
+        out = stack.outputs
+        bucket = str(out["s3_bucket_name"])
+        # The applied policy keeps its deny statements (the integration tests check them);
+        # only then are they lifted, in this emulator only.
+        policy = json.loads(clients("s3").get_bucket_policy(Bucket=bucket)["Policy"])
+        denies = {s["Sid"] for s in policy["Statement"] if s["Effect"] == "Deny"}
+        assert {"DenyInsecureTransport", "DenyUploadsNotEncryptedWithKms"} <= denies
+        assert set(relax_bucket_policy_for_emulator(clients("s3"), bucket)) == denies
+        wiring = read_wiring(
+            clients, dead_letter_fallback=dead_letter_targets_from_terraform(stack.workdir.path)
+        )
+        env = E2E(
+            stack=stack,
+            clients=clients,
+            wiring=wiring,
+            bucket=bucket,
+            transactions_table=str(out["transactions_table_name"]),
+            errors_table=str(out["errors_table_name"]),
+            main_queue_url=str(out["main_queue_url"]),
+            dlq_url=str(out["dlq_url"]),
+        )
+        yield env
+        for d in env.dispatchers:
+            d.close()
+    finally:
+        try:
+            set_enforcement(stack.emulator.endpoint, False)
+        finally:
+            stack.emulator.stop()
+
+
+@pytest.fixture
+def clean_e2e(e2e: E2E) -> Iterator[E2E]:
+    """The shared stack, empty, for one test."""
+    e2e.clean()
+    yield e2e
+    e2e.clean()
+
+
+@pytest.fixture(scope="package")
+def samples() -> sample_files.SampleSet:
+    return sample_files.generate(scale=SCALE)
