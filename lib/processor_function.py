@@ -266,6 +266,18 @@ def log_event(level: int, message: str, **fields: Any) -> None:
     LOGGER.log(level, message, extra={"fields": fields})
 
 
+def record_count_metrics(
+    stored: int, invalid: int, duplicates: int, retried: int
+) -> dict[str, tuple[int, str]]:
+    """The per-record counters both the S3 path and the retry path report."""
+    return {
+        "RecordsProcessed": (stored, "Count"),
+        "RecordsInvalid": (invalid, "Count"),
+        "RecordsDuplicate": (duplicates, "Count"),
+        "RecordsRetried": (retried, "Count"),
+    }
+
+
 def emit_metrics(environment: str, values: Mapping[str, tuple[float, str]]) -> None:
     """Write one CloudWatch Embedded Metric Format line: {name: (value, unit)}."""
     doc: dict[str, Any] = {
@@ -1400,10 +1412,9 @@ def _finish(cfg: Config, inv: Invocation, result: FileResult, started: float) ->
     emit_metrics(
         cfg.environment,
         {
-            "RecordsProcessed": (result.stored, "Count"),
-            "RecordsInvalid": (result.invalid, "Count"),
-            "RecordsDuplicate": (result.duplicates, "Count"),
-            "RecordsRetried": (result.retried, "Count"),
+            **record_count_metrics(
+                result.stored, result.invalid, result.duplicates, result.retried
+            ),
             "FilesFailed": (1 if result.file_error else 0, "Count"),
             "FileProcessingTime": (result.elapsed_ms, "Milliseconds"),
         },
@@ -1614,12 +1625,7 @@ def _retry_writes(aws: Aws, cfg: Config, works: Sequence[RetryWork], inv: Invoca
     )
     emit_metrics(
         cfg.environment,
-        {
-            "RecordsProcessed": (counts.stored, "Count"),
-            "RecordsInvalid": (counts.invalid, "Count"),
-            "RecordsDuplicate": (counts.duplicates, "Count"),
-            "RecordsRetried": (counts.retried, "Count"),
-        },
+        record_count_metrics(counts.stored, counts.invalid, counts.duplicates, counts.retried),
     )
     return failed
 
