@@ -1,0 +1,709 @@
+//! File processing, batches, deadlines and the two event paths (S3 and the main queue).
+
+use std::io::BufReader;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use txn_core::error::{ErrorCode, FileError, RecordError};
+use txn_core::events::{parse_queue_message, ObjectRef, QueueWork};
+use txn_core::files::{json_rows, open_csv, parse_json_document, Format, OpenError, Row};
+use txn_core::json::JsonValue;
+use txn_core::messages::{
+    file_error_message, masked_record, record_error_message, resume_file_message,
+    retry_record_message, transaction_values, SourceInfo,
+};
+use txn_core::Transaction;
+
+use crate::aws::{build_item, Aws, WriteOutcome};
+use crate::{now_ms, TransientError, PROCESSOR};
+
+const DEFAULT_MAX_FILE_BYTES: u64 = 268_435_456;
+const DEFAULT_TIME_SAFETY_MARGIN_MS: i64 = 30_000;
+/// Rows per batch (validated, written and reported together).
+pub const BATCH_ROWS: usize = 1000;
+const READ_BUFFER_BYTES: usize = 1 << 20;
+
+/// The function's configuration, read from its environment on every invocation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub environment: String,
+    pub max_file_bytes: u64,
+    pub time_safety_margin_ms: i64,
+}
+
+fn env_or(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_int<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match env_or(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid literal for int() with base 10: {v:?} ({name})")),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, String> {
+        let required = ["DYNAMODB_TABLE_NAME", "SQS_QUEUE_URL", "DLQ_URL"];
+        let missing: Vec<&str> = required
+            .into_iter()
+            .filter(|n| env_or(n).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "missing environment variables: {}",
+                missing.join(", ")
+            ));
+        }
+        Ok(Config {
+            table_name: env_or("DYNAMODB_TABLE_NAME").unwrap_or_default(),
+            queue_url: env_or("SQS_QUEUE_URL").unwrap_or_default(),
+            dlq_url: env_or("DLQ_URL").unwrap_or_default(),
+            environment: env_or("ENVIRONMENT").unwrap_or_else(|| "dev".to_owned()),
+            max_file_bytes: env_int("MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)?,
+            time_safety_margin_ms: env_int("TIME_SAFETY_MARGIN_MS", DEFAULT_TIME_SAFETY_MARGIN_MS)?,
+        })
+    }
+}
+
+/// The invocation's clock: it may stop work only after at least one batch was finished.
+pub struct Deadline {
+    deadline_ms: i64,
+    margin_ms: i64,
+    batches_done: AtomicU32,
+}
+
+impl Deadline {
+    pub fn new(deadline_ms: u64, margin_ms: i64) -> Deadline {
+        Deadline {
+            deadline_ms: i64::try_from(deadline_ms).unwrap_or(i64::MAX),
+            margin_ms,
+            batches_done: AtomicU32::new(0),
+        }
+    }
+
+    pub fn batch_done(&self) {
+        self.batches_done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn remaining_ms(&self) -> i64 {
+        (self.deadline_ms - now_ms()).max(0)
+    }
+
+    pub fn expired(&self) -> bool {
+        self.batches_done.load(Ordering::Relaxed) > 0 && self.remaining_ms() < self.margin_ms
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug, Default, Clone)]
+pub struct FileResult {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub rows: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub invalid: u64,
+    pub retried: u64,
+    pub file_error: Option<ErrorCode>,
+    pub resume_line: Option<u64>,
+    pub elapsed_ms: i64,
+}
+
+impl FileResult {
+    fn to_json(&self) -> Value {
+        json!({
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id,
+            "rows": self.rows,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "invalid": self.invalid,
+            "retried": self.retried,
+            "file_error": self.file_error.map(ErrorCode::as_str),
+            "resume_line": self.resume_line,
+        })
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct BatchCounts {
+    stored: u64,
+    duplicates: u64,
+    invalid: u64,
+    retried: u64,
+}
+
+/// One CloudWatch Embedded Metric Format line.
+pub fn emit_metrics(environment: &str, values: &[(&str, i64, &str)]) {
+    let metrics: Vec<Value> = values
+        .iter()
+        .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut doc = serde_json::Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": now_ms(),
+            "CloudWatchMetrics": [{
+                "Namespace": "TransactionPipeline",
+                "Dimensions": [["Environment"]],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    doc.insert("Environment".into(), json!(environment));
+    for (name, value, _) in values {
+        doc.insert((*name).to_owned(), json!(value));
+    }
+    println!("{}", Value::Object(doc));
+}
+
+fn duplicate_conflict() -> RecordError {
+    RecordError {
+        code: ErrorCode::DuplicateConflict,
+        field: Some("transaction_id".to_owned()),
+        message: "transaction_id: already stored with the same timestamp and different content"
+            .to_owned(),
+    }
+}
+
+/// Validate, write and report one batch; all its messages are sent before it returns.
+async fn handle_batch(
+    aws: &Aws,
+    cfg: &Config,
+    source: &SourceInfo,
+    batch: &[Row],
+) -> Result<BatchCounts, TransientError> {
+    let mut counts = BatchCounts::default();
+    let timestamp = now_ms();
+    let mut dlq_messages = Vec::new();
+    let mut retry_messages = Vec::new();
+    let mut valid: Vec<(&Row, Transaction)> = Vec::with_capacity(batch.len());
+    for row in batch {
+        match row.validate() {
+            Ok(tx) => valid.push((row, tx)),
+            Err(error) => {
+                let masked = row.values.as_ref().map(|v| v.masked());
+                let hint = row.values.as_ref().and_then(|v| v.transaction_id_hint());
+                dlq_messages.push(record_error_message(
+                    &error,
+                    source,
+                    row.line,
+                    masked.as_ref(),
+                    hint.as_deref(),
+                    timestamp,
+                    PROCESSOR,
+                ));
+            }
+        }
+    }
+    counts.invalid = dlq_messages.len() as u64;
+    let items = valid
+        .iter()
+        .map(|(row, tx)| build_item(tx, source, row.line, timestamp))
+        .collect();
+    let outcomes = aws.write_items(&cfg.table_name, items).await;
+    for ((row, tx), outcome) in valid.iter().zip(outcomes) {
+        match outcome {
+            WriteOutcome::Stored => counts.stored += 1,
+            WriteOutcome::Duplicate => counts.duplicates += 1,
+            WriteOutcome::Conflict => {
+                counts.invalid += 1;
+                let masked = row.values.as_ref().map(|v| v.masked());
+                dlq_messages.push(record_error_message(
+                    &duplicate_conflict(),
+                    source,
+                    row.line,
+                    masked.as_ref(),
+                    Some(&tx.transaction_id),
+                    timestamp,
+                    PROCESSOR,
+                ));
+            }
+            WriteOutcome::Failed { code, message } => {
+                counts.retried += 1;
+                let body = retry_record_message(
+                    tx, source, row.line, &code, &message, timestamp, PROCESSOR,
+                )
+                .map_err(|e| TransientError(e.to_string()))?;
+                retry_messages.push(body);
+            }
+        }
+    }
+    aws.send_messages(&cfg.dlq_url, &dlq_messages).await?;
+    aws.send_messages(&cfg.queue_url, &retry_messages).await?;
+    Ok(counts)
+}
+
+/// Rows read ahead by the parser thread: a batch of rows at or after the start line, and how
+/// many rows were read for it (skipped ones included).
+struct Chunk {
+    rows: Vec<Row>,
+    read: u64,
+}
+
+/// Run the batches of a file from `start_line` on; stop with a resume_file message when the
+/// clock runs out.
+async fn run_batches(
+    aws: &Aws,
+    cfg: &Config,
+    source: &SourceInfo,
+    mut chunks: mpsc::Receiver<Result<Chunk, TransientError>>,
+    deadline: &Deadline,
+    result: &mut FileResult,
+) -> Result<(), TransientError> {
+    let mut next = chunks.recv().await.transpose()?;
+    while let Some(chunk) = next {
+        result.rows += chunk.read;
+        // Read ahead while this batch is written: the parser thread keeps going meanwhile.
+        let following = chunks.recv().await.transpose()?;
+        if !chunk.rows.is_empty() {
+            let counts = handle_batch(aws, cfg, source, &chunk.rows).await?;
+            result.stored += counts.stored;
+            result.duplicates += counts.duplicates;
+            result.invalid += counts.invalid;
+            result.retried += counts.retried;
+            deadline.batch_done();
+        }
+        let pending_line = following
+            .as_ref()
+            .and_then(|c| c.rows.first())
+            .map(|r| r.line);
+        if let Some(line) = pending_line {
+            if deadline.expired() {
+                let message = resume_file_message(
+                    &source.bucket,
+                    &source.key,
+                    source.version_id.as_deref(),
+                    line,
+                );
+                aws.send_messages(&cfg.queue_url, &[message]).await?;
+                result.resume_line = Some(line);
+                return Ok(());
+            }
+        }
+        next = following;
+    }
+    Ok(())
+}
+
+/// Group rows into chunks of [`BATCH_ROWS`] rows at or after `start_line`.
+fn chunk_rows<I>(rows: I, start_line: u64, tx: &mpsc::Sender<Result<Chunk, TransientError>>)
+where
+    I: Iterator<Item = Result<Row, TransientError>>,
+{
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut read = 0;
+    for row in rows {
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        read += 1;
+        if row.line >= start_line {
+            batch.push(row);
+        }
+        if batch.len() == BATCH_ROWS {
+            let chunk = Chunk {
+                rows: std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)),
+                read,
+            };
+            read = 0;
+            if tx.blocking_send(Ok(chunk)).is_err() {
+                return; // the consumer stopped (deadline or error)
+            }
+        }
+    }
+    if !batch.is_empty() || read > 0 {
+        let _ = tx.blocking_send(Ok(Chunk { rows: batch, read }));
+    }
+}
+
+fn read_failed(e: impl std::fmt::Display) -> TransientError {
+    TransientError(format!("reading the object failed: {e}"))
+}
+
+/// Process one object from `start_line` on. File errors are results; transient failures are
+/// errors.
+pub async fn process_object(
+    aws: &Aws,
+    cfg: &Config,
+    object: &ObjectRef,
+    start_line: u64,
+    deadline: &Deadline,
+) -> Result<FileResult, TransientError> {
+    let started = Instant::now();
+    let mut result = FileResult {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        version_id: object.version_id.clone(),
+        ..FileResult::default()
+    };
+    let unread = SourceInfo {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        version_id: object.version_id.clone(),
+        last_modified: object.event_time,
+    };
+    let Some(format) = Format::from_key(&object.key) else {
+        let error = FileError::new(
+            ErrorCode::MalformedFile,
+            "file: unsupported type, expected a .csv or .json key",
+        );
+        report_file_error(aws, cfg, &unread, &error, &mut result).await?;
+        return Ok(finish(cfg, result, started));
+    };
+    let Some(opened) = aws
+        .get_object(&object.bucket, &object.key, object.version_id.as_deref())
+        .await?
+    else {
+        let error = FileError::new(
+            ErrorCode::ObjectNotFound,
+            "file: object (version) not found",
+        );
+        report_file_error(aws, cfg, &unread, &error, &mut result).await?;
+        return Ok(finish(cfg, result, started));
+    };
+    let version_id = object.version_id.clone().or_else(|| {
+        opened
+            .version_id()
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    });
+    result.version_id.clone_from(&version_id);
+    let last_modified = opened
+        .last_modified()
+        .map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000));
+    let source = SourceInfo {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        version_id,
+        last_modified,
+    };
+    let content_length = u64::try_from(opened.content_length().unwrap_or(0)).unwrap_or(0);
+    if content_length > cfg.max_file_bytes {
+        let error = FileError::new(
+            ErrorCode::FileTooLarge,
+            format!("file: larger than {} bytes", cfg.max_file_bytes),
+        );
+        report_file_error(aws, cfg, &source, &error, &mut result).await?;
+        return Ok(finish(cfg, result, started));
+    }
+    let (tx, rx) = mpsc::channel::<Result<Chunk, TransientError>>(2);
+    let body = opened.body;
+    let opening = match format {
+        Format::Csv => {
+            // The CSV parser is synchronous: it runs on a blocking thread over the streamed body
+            // and hands batches of rows back; only the header is waited for here.
+            let (header_tx, header_rx) = tokio::sync::oneshot::channel();
+            let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
+            let parser = tokio::task::spawn_blocking(move || {
+                let input = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+                match open_csv(input) {
+                    Err(e) => {
+                        let _ = header_tx.send(Err(e));
+                    }
+                    Ok(mut rows) => {
+                        let _ = header_tx.send(Ok(()));
+                        let iter = std::iter::from_fn(|| rows.next_row().transpose())
+                            .map(|r| r.map_err(read_failed));
+                        chunk_rows(iter, start_line, &tx);
+                    }
+                }
+            });
+            match header_rx.await {
+                Ok(Ok(())) => Ok(parser),
+                Ok(Err(OpenError::File(e))) => Err(Ok(e)),
+                Ok(Err(OpenError::Io(e))) => Err(Err(read_failed(e))),
+                Err(_) => Err(Err(TransientError("the CSV reader stopped".to_owned()))),
+            }
+        }
+        Format::Json => {
+            // JSON is read whole, bounded by MAX_FILE_BYTES (P14).
+            let data = body.collect().await.map_err(read_failed)?.into_bytes();
+            let parsed = tokio::task::spawn_blocking(move || parse_json_document(&data))
+                .await
+                .map_err(|e| TransientError(format!("JSON parser failed: {e}")))?;
+            match parsed {
+                Err(e) => Err(Ok(e)),
+                Ok(records) => Ok(tokio::task::spawn_blocking(move || {
+                    chunk_rows(json_rows(records).map(Ok), start_line, &tx);
+                })),
+            }
+        }
+    };
+    let parser = match opening {
+        Ok(parser) => parser,
+        Err(Ok(file_error)) => {
+            report_file_error(aws, cfg, &source, &file_error, &mut result).await?;
+            return Ok(finish(cfg, result, started));
+        }
+        Err(Err(transient)) => return Err(transient),
+    };
+    let outcome = run_batches(aws, cfg, &source, rx, deadline, &mut result).await;
+    // Dropping the receiver (inside run_batches) stops the parser at its next batch.
+    let _ = parser.await;
+    outcome?;
+    if result.rows == 0 {
+        let error = FileError::new(ErrorCode::EmptyFile, "file: no rows");
+        report_file_error(aws, cfg, &source, &error, &mut result).await?;
+    }
+    Ok(finish(cfg, result, started))
+}
+
+async fn report_file_error(
+    aws: &Aws,
+    cfg: &Config,
+    source: &SourceInfo,
+    error: &FileError,
+    result: &mut FileResult,
+) -> Result<(), TransientError> {
+    let body = file_error_message(error, source, now_ms(), PROCESSOR);
+    aws.send_messages(&cfg.dlq_url, &[body]).await?;
+    result.file_error = Some(error.code);
+    Ok(())
+}
+
+fn finish(cfg: &Config, mut result: FileResult, started: Instant) -> FileResult {
+    result.elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let file_error = result.file_error.map(ErrorCode::as_str);
+    let message = if file_error.is_some() {
+        "file error"
+    } else {
+        "file processed"
+    };
+    macro_rules! file_log {
+        ($level:ident) => {
+            tracing::$level!(
+                bucket = %result.bucket,
+                key = %result.key,
+                version_id = result.version_id.as_deref(),
+                rows = result.rows,
+                stored = result.stored,
+                duplicates = result.duplicates,
+                invalid = result.invalid,
+                retried = result.retried,
+                file_error,
+                resume_line = result.resume_line,
+                elapsed_ms = result.elapsed_ms,
+                "{message}"
+            )
+        };
+    }
+    if file_error.is_some() {
+        file_log!(warn);
+    } else {
+        file_log!(info);
+    }
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    emit_metrics(
+        &cfg.environment,
+        &[
+            ("RecordsProcessed", n(result.stored), "Count"),
+            ("RecordsInvalid", n(result.invalid), "Count"),
+            ("RecordsDuplicate", n(result.duplicates), "Count"),
+            ("RecordsRetried", n(result.retried), "Count"),
+            (
+                "FilesFailed",
+                i64::from(result.file_error.is_some()),
+                "Count",
+            ),
+            ("FileProcessingTime", result.elapsed_ms, "Milliseconds"),
+        ],
+    );
+    result
+}
+
+/// Process objects in order; a file not started when the clock runs out is deferred (P21).
+async fn process_files(
+    aws: &Aws,
+    cfg: &Config,
+    targets: &[(ObjectRef, u64)],
+    deadline: &Deadline,
+    results: &mut Vec<FileResult>,
+) -> Result<(), TransientError> {
+    for (object, start_line) in targets {
+        if deadline.expired() {
+            let message = resume_file_message(
+                &object.bucket,
+                &object.key,
+                object.version_id.as_deref(),
+                *start_line,
+            );
+            aws.send_messages(&cfg.queue_url, &[message]).await?;
+            results.push(FileResult {
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                version_id: object.version_id.clone(),
+                resume_line: Some(*start_line),
+                ..FileResult::default()
+            });
+            continue;
+        }
+        results.push(process_object(aws, cfg, object, *start_line, deadline).await?);
+    }
+    Ok(())
+}
+
+/// A direct S3 notification: bad files are results; a transient failure fails the invocation.
+pub async fn handle_s3_event(
+    aws: &Aws,
+    cfg: &Config,
+    refs: &[ObjectRef],
+    deadline: &Deadline,
+) -> Result<Value, TransientError> {
+    let targets: Vec<(ObjectRef, u64)> = refs.iter().map(|r| (r.clone(), 0)).collect();
+    let mut results = Vec::new();
+    process_files(aws, cfg, &targets, deadline, &mut results).await?;
+    Ok(json!({"files": results.iter().map(FileResult::to_json).collect::<Vec<_>>()}))
+}
+
+struct RetryWork {
+    message_id: String,
+    transaction: Transaction,
+    source: SourceInfo,
+    line: u64,
+}
+
+/// Write retried records; return the message ids that must be redelivered.
+async fn retry_writes(
+    aws: &Aws,
+    cfg: &Config,
+    works: &[RetryWork],
+    deadline: &Deadline,
+) -> Vec<String> {
+    if works.is_empty() {
+        return Vec::new();
+    }
+    let timestamp = now_ms();
+    let items = works
+        .iter()
+        .map(|w| build_item(&w.transaction, &w.source, w.line, timestamp))
+        .collect();
+    let outcomes = aws.write_items(&cfg.table_name, items).await;
+    deadline.batch_done();
+    let mut failed = Vec::new();
+    let mut counts = BatchCounts::default();
+    let mut conflicts = Vec::new();
+    for (work, outcome) in works.iter().zip(outcomes) {
+        match outcome {
+            WriteOutcome::Stored => counts.stored += 1,
+            WriteOutcome::Duplicate => counts.duplicates += 1,
+            WriteOutcome::Conflict => {
+                counts.invalid += 1;
+                let masked = masked_record(&transaction_values(&work.transaction));
+                let body = record_error_message(
+                    &duplicate_conflict(),
+                    &work.source,
+                    work.line,
+                    Some(&masked),
+                    Some(&work.transaction.transaction_id),
+                    timestamp,
+                    PROCESSOR,
+                );
+                conflicts.push((work, body));
+            }
+            WriteOutcome::Failed { .. } => {
+                counts.retried += 1;
+                failed.push(work.message_id.clone());
+            }
+        }
+    }
+    for (work, body) in conflicts {
+        if aws.send_messages(&cfg.dlq_url, &[body]).await.is_err() {
+            failed.push(work.message_id.clone());
+        }
+    }
+    tracing::info!(
+        messages = works.len(),
+        stored = counts.stored,
+        duplicates = counts.duplicates,
+        invalid = counts.invalid,
+        failed_again = counts.retried,
+        "retried records"
+    );
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    emit_metrics(
+        &cfg.environment,
+        &[
+            ("RecordsProcessed", n(counts.stored), "Count"),
+            ("RecordsInvalid", n(counts.invalid), "Count"),
+            ("RecordsDuplicate", n(counts.duplicates), "Count"),
+            ("RecordsRetried", n(counts.retried), "Count"),
+        ],
+    );
+    failed
+}
+
+/// A main-queue batch: returns batchItemFailures for the messages to redeliver only.
+pub async fn handle_sqs_event(
+    aws: &Aws,
+    cfg: &Config,
+    records: &[JsonValue],
+    deadline: &Deadline,
+) -> Value {
+    let mut failed: Vec<String> = Vec::new();
+    let mut retries = Vec::new();
+    let mut files: Vec<(String, Vec<(ObjectRef, u64)>)> = Vec::new();
+    let mut unknown: Vec<(String, String)> = Vec::new();
+    for record in records {
+        let message_id = match record.get("messageId") {
+            Some(JsonValue::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let body = match record.get("body") {
+            Some(JsonValue::String(s)) => s.clone(),
+            Some(other) => {
+                txn_core::pyjson::Dumps::default_python(txn_core::pyjson::Numbers::AsPython)
+                    .dumps(other)
+            }
+            None => "null".to_owned(),
+        };
+        match parse_queue_message(&body) {
+            Some(QueueWork::Retry {
+                transaction,
+                source,
+                line,
+            }) => retries.push(RetryWork {
+                message_id,
+                transaction: *transaction,
+                source,
+                line,
+            }),
+            Some(QueueWork::Files(targets)) => files.push((message_id, targets)),
+            None => unknown.push((message_id, body)),
+        }
+    }
+    for (message_id, body) in unknown {
+        match aws.send_messages(&cfg.dlq_url, &[body]).await {
+            Ok(()) => tracing::warn!(message_id = %message_id, "unknown message forwarded to DLQ"),
+            Err(_) => failed.push(message_id),
+        }
+    }
+    failed.extend(retry_writes(aws, cfg, &retries, deadline).await);
+    let mut results = Vec::new();
+    for (message_id, targets) in files {
+        if let Err(e) = process_files(aws, cfg, &targets, deadline, &mut results).await {
+            tracing::error!(message_id = %message_id, error = %e, "queue message failed");
+            failed.push(message_id);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.set_failures(failed);
+    serde_json::to_value(response).unwrap_or_else(|_| json!({"batchItemFailures": []}))
+}

@@ -1,0 +1,674 @@
+//! What the DLQ processor stores for one dead-letter message (design.md sections 4, 5 and 8;
+//! decisions D1-D10 of lib/dlq_processor_function.py). Pure: the handler only does the I/O.
+
+use crate::json::{self, JsonValue};
+use crate::messages::{
+    mask_account, StringMap, ECHO_MAX_KEYS, ECHO_MAX_KEY_CHARS, ECHO_MAX_VALUE_CHARS,
+};
+use crate::pyjson::{Dumps, Numbers};
+use crate::record::{is_transaction_id, trim, truncate_chars};
+use crate::sha256_hex;
+use crate::urlcode::unquote_plus;
+
+/// Longest error_message stored, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
+pub const VALIDATION: &str = "VALIDATION";
+pub const FILE: &str = "FILE";
+pub const PROCESSING: &str = "PROCESSING";
+pub const UNKNOWN_FORMAT: &str = "UNKNOWN_FORMAT";
+pub const RECORD_WRITE_FAILED: &str = "RECORD_WRITE_FAILED";
+pub const FILE_RESUME_FAILED: &str = "FILE_RESUME_FAILED";
+pub const FILE_PROCESSING_FAILED: &str = "FILE_PROCESSING_FAILED";
+
+/// The parts of one SQS event record this function uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsMessage {
+    pub message_id: String,
+    pub body: String,
+    /// Non-negative integer text of the SentTimestamp attribute.
+    pub sent_timestamp: Option<String>,
+    pub receive_count: Option<String>,
+}
+
+/// Python's `int(str(value))` when it gives a non-negative number, as decimal text.
+pub fn int_attr(value: &JsonValue) -> Option<String> {
+    let text = match value {
+        JsonValue::String(s) => s.as_str(),
+        JsonValue::Number(n)
+            if !n.contains(['.', 'e', 'E']) && !n.ends_with("Infinity") && n != "NaN" =>
+        {
+            n.as_str()
+        }
+        _ => return None,
+    };
+    let t = text.trim_matches(|c: char| c.is_whitespace());
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    // Digits with single underscores between them (Python's int() syntax), ASCII only.
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    {
+        return None;
+    }
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    let clean = clean.trim_start_matches('0');
+    let clean = if clean.is_empty() { "0" } else { clean };
+    if neg && clean != "0" {
+        return None;
+    }
+    Some(clean.to_owned())
+}
+
+impl SqsMessage {
+    /// From one record of the SQS event (any JSON value).
+    pub fn from_record(record: &JsonValue) -> SqsMessage {
+        let empty = JsonValue::Object(Vec::new());
+        let record = if matches!(record, JsonValue::Object(_)) {
+            record
+        } else {
+            &empty
+        };
+        let attributes = match record.get("attributes") {
+            Some(a @ JsonValue::Object(p)) if !p.is_empty() => a,
+            _ => &empty,
+        };
+        let message_id = match record.get("messageId") {
+            None | Some(JsonValue::Null) => String::new(),
+            Some(v) => python_str(v),
+        };
+        let body = match record.get("body") {
+            Some(JsonValue::String(s)) => s.clone(),
+            Some(other) => Dumps::default_python(Numbers::AsPython).dumps(other),
+            None => "null".to_owned(),
+        };
+        SqsMessage {
+            message_id,
+            body,
+            sent_timestamp: attributes.get("SentTimestamp").and_then(int_attr),
+            receive_count: attributes.get("ApproximateReceiveCount").and_then(int_attr),
+        }
+    }
+}
+
+/// Python's `str(value or "")` for the message id.
+fn python_str(value: &JsonValue) -> String {
+    match value {
+        JsonValue::String(s) => s.clone(),
+        JsonValue::Bool(false) => String::new(),
+        JsonValue::Bool(true) => "True".to_owned(),
+        JsonValue::Number(n) => {
+            let p = crate::pyjson::python_number(n);
+            if p == "0" || p == "0.0" || p == "-0.0" {
+                String::new()
+            } else {
+                p
+            }
+        }
+        JsonValue::Array(a) if a.is_empty() => String::new(),
+        JsonValue::Object(o) if o.is_empty() => String::new(),
+        other => Dumps::default_python(Numbers::AsPython).dumps(other),
+    }
+}
+
+/// One row of the errors table (design.md section 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRecord {
+    pub error_id: String,
+    /// Decimal epoch ms.
+    pub timestamp: String,
+    pub detected_at: String,
+    pub error_code: String,
+    pub error_type: &'static str,
+    pub error_message: String,
+    pub retryable: bool,
+    pub transaction_id: Option<String>,
+    pub field: Option<String>,
+    pub source_bucket: Option<String>,
+    pub source_key: Option<String>,
+    pub source_version_id: Option<String>,
+    /// Decimal line.
+    pub source_line: Option<String>,
+    pub record: Option<StringMap>,
+}
+
+/// A DynamoDB attribute value of an error item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attr {
+    S(String),
+    N(String),
+    Bool(bool),
+    M(Vec<(String, String)>),
+}
+
+impl ErrorRecord {
+    /// The DynamoDB item: the attributes of design.md section 8, absent when unknown (D7).
+    pub fn to_item(&self, message: &SqsMessage, expires_at: i64) -> Vec<(&'static str, Attr)> {
+        let mut item = vec![
+            ("error_id", Attr::S(self.error_id.clone())),
+            ("timestamp", Attr::N(self.timestamp.clone())),
+            ("detected_at", Attr::N(self.detected_at.clone())),
+        ];
+        if let Some(t) = self.transaction_id.as_ref().filter(|t| !t.is_empty()) {
+            item.push(("transaction_id", Attr::S(t.clone())));
+        }
+        item.push(("error_code", Attr::S(self.error_code.clone())));
+        item.push(("error_type", Attr::S(self.error_type.to_owned())));
+        let message_text = if self.error_message.is_empty() {
+            self.error_code.clone()
+        } else {
+            self.error_message.clone()
+        };
+        item.push(("error_message", Attr::S(message_text)));
+        if let Some(f) = self.field.as_ref().filter(|f| !f.is_empty()) {
+            item.push(("field", Attr::S(f.clone())));
+        }
+        item.push(("retryable", Attr::Bool(self.retryable)));
+        for (name, value) in [
+            ("source_bucket", &self.source_bucket),
+            ("source_key", &self.source_key),
+            ("source_version_id", &self.source_version_id),
+        ] {
+            if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
+                item.push((name, Attr::S(v.clone())));
+            }
+        }
+        if let Some(line) = &self.source_line {
+            item.push(("source_line", Attr::N(line.clone())));
+        }
+        if let Some(record) = &self.record {
+            item.push(("record", Attr::M(record.0.clone())));
+        }
+        if !message.message_id.is_empty() {
+            item.push(("sqs_message_id", Attr::S(message.message_id.clone())));
+        }
+        if let Some(count) = &message.receive_count {
+            item.push(("receive_count", Attr::N(count.clone())));
+        }
+        item.push(("expires_at", Attr::N(expires_at.to_string())));
+        item
+    }
+}
+
+/// A non-negative JSON integer (not a float, not a boolean), as decimal text.
+fn nonneg_int(value: Option<&JsonValue>) -> Option<String> {
+    let JsonValue::Number(n) = value? else {
+        return None;
+    };
+    if n.contains(['.', 'e', 'E']) || n == "NaN" || n.ends_with("Infinity") {
+        return None;
+    }
+    let (neg, digits) = match n.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, n.as_str()),
+    };
+    let digits = digits.trim_start_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    if neg && digits != "0" {
+        return None;
+    }
+    Some(digits.to_owned())
+}
+
+fn opt_str(value: Option<&JsonValue>) -> Option<String> {
+    match value {
+        Some(JsonValue::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Deterministic error id (design.md section 4, D4).
+pub fn error_id(
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    line: Option<&str>,
+    code: &str,
+) -> String {
+    sha256_hex(
+        &[
+            bucket,
+            key,
+            version_id.unwrap_or(""),
+            line.unwrap_or(""),
+            code,
+        ]
+        .join("\u{1f}"),
+    )
+}
+
+/// The masked map of strings for the errors table (D8).
+pub fn masked_record(record: Option<&JsonValue>) -> Option<StringMap> {
+    let JsonValue::Object(pairs) = record? else {
+        return None;
+    };
+    let mut out = StringMap::default();
+    for (key, value) in pairs {
+        if out.len() >= ECHO_MAX_KEYS {
+            break;
+        }
+        if key == "description" || *value == JsonValue::Null {
+            continue;
+        }
+        let mut name = truncate_chars(key, ECHO_MAX_KEY_CHARS).to_owned();
+        if name.is_empty() {
+            name = "_".to_owned();
+        }
+        let text = if key == "account_id" {
+            match value {
+                // Python sees numbers as int/float here: not text.
+                JsonValue::String(_) => mask_account(value),
+                _ => "****".to_owned(),
+            }
+        } else {
+            match value {
+                JsonValue::String(s) => s.clone(),
+                other => Dumps::compact(false, Numbers::AsPython).dumps(other),
+            }
+        };
+        out.insert(name, truncate_chars(&text, ECHO_MAX_VALUE_CHARS).to_owned());
+    }
+    Some(out)
+}
+
+fn transaction_id(value: Option<&JsonValue>) -> Option<String> {
+    match value {
+        Some(JsonValue::String(s)) => {
+            let t = trim(s);
+            is_transaction_id(t).then(|| t.to_owned())
+        }
+        _ => None,
+    }
+}
+
+struct Source {
+    bucket: String,
+    key: String,
+    version_id: Option<String>,
+    line: Option<String>,
+    last_modified: Option<String>,
+}
+
+fn source(doc: Option<&JsonValue>) -> Option<Source> {
+    let doc = doc?;
+    if !matches!(doc, JsonValue::Object(_)) {
+        return None;
+    }
+    let (Some(JsonValue::String(bucket)), Some(JsonValue::String(key))) =
+        (doc.get("bucket"), doc.get("key"))
+    else {
+        return None;
+    };
+    Some(Source {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        version_id: opt_str(doc.get("version_id")),
+        line: nonneg_int(doc.get("line")),
+        last_modified: nonneg_int(doc.get("last_modified")),
+    })
+}
+
+fn text_or(value: Option<&JsonValue>, fallback: &str) -> String {
+    let text = match value {
+        Some(JsonValue::String(s)) if !s.is_empty() => s.as_str(),
+        _ => fallback,
+    };
+    truncate_chars(text, MAX_MESSAGE_CHARS).to_owned()
+}
+
+fn first(values: &[Option<&String>], now: &str) -> String {
+    values
+        .iter()
+        .flatten()
+        .next()
+        .map_or_else(|| now.to_owned(), |v| (*v).clone())
+}
+
+fn from_error_message(doc: &JsonValue, message: &SqsMessage, now: &str) -> Option<ErrorRecord> {
+    let code = match doc.get("error_code") {
+        Some(JsonValue::String(c)) if !c.is_empty() => c,
+        _ => return None,
+    };
+    let source = source(doc.get("source"))?;
+    let is_record = matches!(doc.get("kind"), Some(JsonValue::String(k)) if k == "record_error");
+    let failed_at = nonneg_int(doc.get("failed_at"));
+    Some(ErrorRecord {
+        error_id: error_id(
+            &source.bucket,
+            &source.key,
+            source.version_id.as_deref(),
+            source.line.as_deref(),
+            code,
+        ),
+        timestamp: first(
+            &[
+                source.last_modified.as_ref(),
+                message.sent_timestamp.as_ref(),
+            ],
+            now,
+        ),
+        detected_at: first(&[failed_at.as_ref()], now),
+        error_code: truncate_chars(code, MAX_MESSAGE_CHARS).to_owned(),
+        error_type: if is_record { VALIDATION } else { FILE },
+        error_message: text_or(doc.get("error_message"), code),
+        retryable: false,
+        transaction_id: if is_record {
+            transaction_id(doc.get("transaction_id"))
+        } else {
+            None
+        },
+        field: match doc.get("field") {
+            Some(JsonValue::String(f)) => Some(truncate_chars(f, ECHO_MAX_VALUE_CHARS).to_owned()),
+            _ => None,
+        },
+        source_bucket: Some(source.bucket),
+        source_key: Some(source.key),
+        source_version_id: source.version_id,
+        source_line: source.line,
+        record: if is_record {
+            masked_record(doc.get("record"))
+        } else {
+            None
+        },
+    })
+}
+
+fn from_retry_record(doc: &JsonValue, message: &SqsMessage, now: &str) -> Option<ErrorRecord> {
+    let record = doc
+        .get("record")
+        .filter(|r| matches!(r, JsonValue::Object(_)))?;
+    let source = source(doc.get("source"))?;
+    let last = doc
+        .get("error")
+        .filter(|e| matches!(e, JsonValue::Object(_)));
+    let last_code = match last.and_then(|e| e.get("code")) {
+        Some(JsonValue::String(c)) => c.as_str(),
+        _ => "unknown",
+    };
+    let last_text = match last.and_then(|e| e.get("message")) {
+        Some(JsonValue::String(m)) => m.as_str(),
+        _ => "",
+    };
+    let failed_at = nonneg_int(doc.get("failed_at"));
+    let text =
+        format!("record could not be stored after retries; last error: {last_code}: {last_text}");
+    Some(ErrorRecord {
+        error_id: error_id(
+            &source.bucket,
+            &source.key,
+            source.version_id.as_deref(),
+            source.line.as_deref(),
+            RECORD_WRITE_FAILED,
+        ),
+        timestamp: first(
+            &[
+                source.last_modified.as_ref(),
+                message.sent_timestamp.as_ref(),
+            ],
+            now,
+        ),
+        detected_at: first(&[failed_at.as_ref()], now),
+        error_code: RECORD_WRITE_FAILED.to_owned(),
+        error_type: PROCESSING,
+        error_message: truncate_chars(&text, MAX_MESSAGE_CHARS).to_owned(),
+        retryable: true,
+        transaction_id: transaction_id(record.get("transaction_id")),
+        field: None,
+        source_bucket: Some(source.bucket),
+        source_key: Some(source.key),
+        source_version_id: source.version_id,
+        source_line: source.line,
+        record: masked_record(Some(record)),
+    })
+}
+
+fn from_resume_file(doc: &JsonValue, message: &SqsMessage, now: &str) -> Option<ErrorRecord> {
+    let (Some(JsonValue::String(bucket)), Some(JsonValue::String(key))) =
+        (doc.get("bucket"), doc.get("key"))
+    else {
+        return None;
+    };
+    let start_line = nonneg_int(doc.get("start_line"))?;
+    let version_id = opt_str(doc.get("version_id"));
+    Some(ErrorRecord {
+        error_id: error_id(
+            bucket,
+            key,
+            version_id.as_deref(),
+            Some(&start_line),
+            FILE_RESUME_FAILED,
+        ),
+        timestamp: first(&[message.sent_timestamp.as_ref()], now),
+        detected_at: now.to_owned(),
+        error_code: FILE_RESUME_FAILED.to_owned(),
+        error_type: PROCESSING,
+        error_message: format!("file processing could not be resumed from line {start_line}"),
+        retryable: true,
+        transaction_id: None,
+        field: None,
+        source_bucket: Some(bucket.clone()),
+        source_key: Some(key.clone()),
+        source_version_id: version_id,
+        source_line: Some(start_line),
+        record: None,
+    })
+}
+
+fn from_s3_event(doc: &JsonValue, message: &SqsMessage, now: &str) -> Vec<ErrorRecord> {
+    let Some(JsonValue::Array(records)) = doc.get("Records") else {
+        return Vec::new();
+    };
+    let mut rows = Vec::with_capacity(records.len());
+    for record in records {
+        let s3 = record.get("s3");
+        let object = s3.and_then(|s| s.get("object"));
+        let bucket = s3.and_then(|s| s.get("bucket")).and_then(|b| b.get("name"));
+        let raw_key = object.and_then(|o| o.get("key"));
+        let (Some(JsonValue::String(bucket)), Some(JsonValue::String(raw_key))) = (bucket, raw_key)
+        else {
+            return Vec::new();
+        };
+        let version_id = opt_str(object.and_then(|o| o.get("versionId")));
+        let key = unquote_plus(raw_key);
+        rows.push(ErrorRecord {
+            error_id: error_id(
+                bucket,
+                &key,
+                version_id.as_deref(),
+                None,
+                FILE_PROCESSING_FAILED,
+            ),
+            timestamp: first(&[message.sent_timestamp.as_ref()], now),
+            detected_at: now.to_owned(),
+            error_code: FILE_PROCESSING_FAILED.to_owned(),
+            error_type: PROCESSING,
+            error_message: "file processing failed after all retries".to_owned(),
+            retryable: true,
+            transaction_id: None,
+            field: None,
+            source_bucket: Some(bucket.clone()),
+            source_key: Some(key),
+            source_version_id: version_id,
+            source_line: None,
+            record: None,
+        });
+    }
+    rows
+}
+
+/// A row for a message that is not in our format.
+pub fn unknown_format(message: &SqsMessage, reason: &str, now: &str) -> ErrorRecord {
+    ErrorRecord {
+        error_id: sha256_hex(&message.body),
+        timestamp: first(&[message.sent_timestamp.as_ref()], now),
+        detected_at: now.to_owned(),
+        error_code: UNKNOWN_FORMAT.to_owned(),
+        error_type: UNKNOWN_FORMAT,
+        error_message: reason.to_owned(),
+        retryable: false,
+        transaction_id: None,
+        field: None,
+        source_bucket: None,
+        source_key: None,
+        source_version_id: None,
+        source_line: None,
+        record: None,
+    }
+}
+
+fn is_s3_event(doc: &JsonValue) -> bool {
+    let records = match doc.get("Records") {
+        Some(JsonValue::Array(r)) if !r.is_empty() => r.as_slice(),
+        // `doc.get("Records") or [None]`: a missing, null, false, 0, "" or empty value.
+        _ => return false,
+    };
+    records.iter().all(|r| {
+        matches!(r, JsonValue::Object(_))
+            && matches!(r.get("eventSource"), Some(JsonValue::String(s)) if s == "aws:s3")
+    })
+}
+
+/// The error rows for one DLQ message; accepts any body (D1). `now` is decimal epoch ms.
+pub fn interpret_message(message: &SqsMessage, now: i64) -> Vec<ErrorRecord> {
+    let now = now.to_string();
+    let doc = match json::parse(&message.body) {
+        Ok(doc) => doc,
+        Err(_) => return vec![unknown_format(message, "message body is not JSON", &now)],
+    };
+    let mut rows = Vec::new();
+    if matches!(doc, JsonValue::Object(_)) {
+        let kind = doc.get("kind");
+        let row = match kind {
+            Some(JsonValue::String(k)) if k == "record_error" || k == "file_error" => {
+                from_error_message(&doc, message, &now)
+            }
+            Some(JsonValue::String(k)) if k == "retry_record" => {
+                from_retry_record(&doc, message, &now)
+            }
+            Some(JsonValue::String(k)) if k == "resume_file" => {
+                from_resume_file(&doc, message, &now)
+            }
+            None | Some(JsonValue::Null) if is_s3_event(&doc) => {
+                rows = from_s3_event(&doc, message, &now);
+                None
+            }
+            _ => None,
+        };
+        if let Some(row) = row {
+            rows = vec![row];
+        }
+    }
+    if rows.is_empty() {
+        rows.push(unknown_format(
+            message,
+            "message body is not in a known format",
+            &now,
+        ));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(body: &str) -> SqsMessage {
+        SqsMessage {
+            message_id: "m-1".into(),
+            body: body.into(),
+            sent_timestamp: Some("1700000000000".into()),
+            receive_count: Some("1".into()),
+        }
+    }
+
+    #[test]
+    fn record_error_row() {
+        let body = r#"{"kind":"record_error","error_code":"INVALID_VALUE","error_message":"amount: must be greater than 0","field":"amount","transaction_id":"RP-2","source":{"bucket":"b","key":"in/x.csv","version_id":"v1","line":3,"last_modified":1699999999000},"record":{"transaction_id":"RP-2","account_id":"****1234","amount":"0"},"failed_at":1700000000500,"processor":"rust/1.0.0"}"#;
+        let rows = interpret_message(&msg(body), 1_700_000_001_000);
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(
+            r.error_id,
+            error_id("b", "in/x.csv", Some("v1"), Some("3"), "INVALID_VALUE")
+        );
+        assert_eq!(
+            r.error_id,
+            sha256_hex("b\u{1f}in/x.csv\u{1f}v1\u{1f}3\u{1f}INVALID_VALUE")
+        );
+        assert_eq!(r.timestamp, "1699999999000");
+        assert_eq!(r.detected_at, "1700000000500");
+        assert_eq!(r.error_type, VALIDATION);
+        assert_eq!(r.transaction_id.as_deref(), Some("RP-2"));
+        assert_eq!(
+            r.record.as_ref().unwrap().0[1],
+            ("account_id".into(), "****1234".into())
+        );
+        let item = r.to_item(&msg(body), 42);
+        assert!(item.contains(&("retryable", Attr::Bool(false))));
+        assert!(item.contains(&("receive_count", Attr::N("1".into()))));
+    }
+
+    #[test]
+    fn unknown_shapes() {
+        for body in ["this is not json", "{\"foo\": 1}", "[1, 2, 3]", "42", "\"s\"", "null",
+                     "{\"kind\": \"something_else\"}", "{\"Records\": []}", "{\"kind\":\"file_error\",\"error_code\":\"\",\"source\":{\"bucket\":\"b\",\"key\":\"k\"}}"] {
+            let rows = interpret_message(&msg(body), 5);
+            assert_eq!(rows.len(), 1, "{body}");
+            assert_eq!(rows[0].error_type, UNKNOWN_FORMAT);
+            assert_eq!(rows[0].error_id, sha256_hex(body));
+            assert_eq!(rows[0].timestamp, "1700000000000");
+        }
+    }
+
+    #[test]
+    fn s3_event_rows() {
+        let body = r#"{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"},"object":{"key":"in/my+file%2B1.csv","versionId":"v"}}},{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"},"object":{"key":"x.json"}}}]}"#;
+        let rows = interpret_message(&msg(body), 5);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].source_key.as_deref(), Some("in/my file+1.csv"));
+        assert_eq!(rows[0].error_code, FILE_PROCESSING_FAILED);
+        assert!(rows[0].retryable);
+        assert_eq!(rows[1].source_version_id, None);
+    }
+
+    #[test]
+    fn processing_rows() {
+        let retry = r#"{"kind":"retry_record","record":{"transaction_id":"T","account_id":"ACC123456","amount":"1","currency":"EUR","transaction_type":"DEBIT","timestamp":1704067200000},"source":{"bucket":"b","key":"k","version_id":null,"line":2,"last_modified":null},"error":{"code":"ThrottlingException","message":"slow down"},"failed_at":9,"processor":"p"}"#;
+        let r = &interpret_message(&msg(retry), 5)[0];
+        assert_eq!(r.error_code, RECORD_WRITE_FAILED);
+        assert_eq!(
+            r.error_message,
+            "record could not be stored after retries; last error: ThrottlingException: slow down"
+        );
+        assert_eq!(r.timestamp, "1700000000000");
+        let rec = r.record.as_ref().unwrap();
+        assert!(rec.0.contains(&("account_id".into(), "****3456".into())));
+        assert!(rec
+            .0
+            .contains(&("timestamp".into(), "1704067200000".into())));
+        let resume =
+            r#"{"kind":"resume_file","bucket":"b","key":"k","version_id":"v","start_line":1001}"#;
+        let r = &interpret_message(&msg(resume), 5)[0];
+        assert_eq!(
+            r.error_message,
+            "file processing could not be resumed from line 1001"
+        );
+        assert_eq!(r.source_line.as_deref(), Some("1001"));
+    }
+
+    #[test]
+    fn int_attributes() {
+        let s = |t: &str| JsonValue::String(t.into());
+        assert_eq!(int_attr(&s("1700000000000")), Some("1700000000000".into()));
+        assert_eq!(int_attr(&s(" 1_000 ")), Some("1000".into()));
+        assert_eq!(int_attr(&s("-1")), None);
+        assert_eq!(int_attr(&s("1.5")), None);
+        assert_eq!(int_attr(&JsonValue::Bool(true)), None);
+    }
+}

@@ -1,0 +1,672 @@
+//! A small JSON parser that keeps every number token's text (amounts are never parsed through
+//! a binary float) and bounds the nesting depth.
+//!
+//! It accepts exactly what Python's `json.loads` accepts on a `str` (the Python handler's
+//! parser), so that both implementations agree on which documents are malformed:
+//! whitespace is space, tab, CR and LF; `NaN`, `Infinity` and `-Infinity` are number tokens;
+//! control characters inside strings are rejected; `\uXXXX` escapes combine surrogate pairs;
+//! a duplicate object key keeps its first position and its last value.
+
+use thiserror::Error;
+
+/// Deepest nesting of arrays/objects accepted (design.md section 3: deeper is MALFORMED_FILE).
+pub const MAX_DEPTH: usize = 64;
+
+/// A parsed JSON value. Numbers keep their token text; objects keep key order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonValue {
+    Null,
+    Bool(bool),
+    /// The number token exactly as written (`10.50`, `1e3`, `-0`, `NaN`, `Infinity`).
+    Number(String),
+    String(String),
+    Array(Vec<JsonValue>),
+    /// Key/value pairs in first-seen key order; a repeated key keeps its last value.
+    Object(Vec<(String, JsonValue)>),
+}
+
+impl JsonValue {
+    /// The JSON type name used in error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            JsonValue::Null => "null",
+            JsonValue::Bool(_) => "boolean",
+            JsonValue::Number(_) => "number",
+            JsonValue::String(_) => "string",
+            JsonValue::Array(_) => "array",
+            JsonValue::Object(_) => "object",
+        }
+    }
+
+    /// Look a key up in an object.
+    pub fn get(&self, key: &str) -> Option<&JsonValue> {
+        match self {
+            JsonValue::Object(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Serialise compactly (numbers as their token text) as a `serde_json::Value`-free string.
+    pub fn to_json_string(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    fn write_json(&self, out: &mut String) {
+        match self {
+            JsonValue::Null => out.push_str("null"),
+            JsonValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            JsonValue::Number(n) => out.push_str(n),
+            JsonValue::String(s) => write_json_string(s, out),
+            JsonValue::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(']');
+            }
+            JsonValue::Object(pairs) => {
+                out.push('{');
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_json_string(k, out);
+                    out.push(':');
+                    v.write_json(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+fn write_json_string(s: &str, out: &mut String) {
+    // serde_json's escaping of a plain string is the canonical one.
+    out.push_str(&serde_json::Value::String(s.to_owned()).to_string());
+}
+
+/// Why a document could not be parsed, with Python's `json` wording (so that both
+/// implementations write the same error message).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum JsonError {
+    /// A `JSONDecodeError`: message and byte offset into the text.
+    #[error("{msg} at byte {pos}")]
+    Syntax { msg: &'static str, pos: usize },
+    /// `NaN`, `Infinity` or `-Infinity` where constants are rejected (Python's
+    /// `parse_constant` hook raising `ValueError`).
+    #[error("{0} is not valid JSON")]
+    Constant(&'static str),
+    /// Deeper than the parser's recursion limit (Python's `RecursionError`).
+    #[error("JSON nested too deeply")]
+    TooDeep,
+}
+
+impl JsonError {
+    /// The text Python's `str(exc)` gives for this error on `text`.
+    pub fn python_message(&self, text: &str) -> String {
+        match self {
+            JsonError::Syntax { msg, pos } => {
+                let before = text.get(..*pos).unwrap_or(text);
+                let char_pos = before.chars().count();
+                let lineno = before.matches('\n').count() + 1;
+                let colno = match before.rfind('\n') {
+                    Some(nl) => before[nl..].chars().count(),
+                    None => char_pos + 1,
+                };
+                format!("{msg}: line {lineno} column {colno} (char {char_pos})")
+            }
+            JsonError::Constant(name) => format!("{name} is not valid JSON"),
+            JsonError::TooDeep => {
+                "maximum recursion depth exceeded while decoding a JSON array from a unicode string"
+                    .to_owned()
+            }
+        }
+    }
+}
+
+/// How to parse.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseOptions {
+    /// Reject `NaN` / `Infinity` / `-Infinity` (the processor's file parser) or keep them as
+    /// number tokens (Python's default `json.loads`, used for queue messages).
+    pub reject_constants: bool,
+    /// Nesting at which parsing gives up with [`JsonError::TooDeep`] (Python's recursion limit
+    /// is reached at about this depth).
+    pub recursion_limit: usize,
+}
+
+/// Python's `json.loads` defaults: constants accepted, recursion limit about 1000 frames.
+pub const PYTHON_DEFAULT: ParseOptions = ParseOptions {
+    reject_constants: false,
+    recursion_limit: RECURSION_LIMIT,
+};
+
+/// Nesting depth at which Python's json module runs out of recursion (sys.getrecursionlimit()
+/// is 1000, minus the frames of the Lambda runtime and handler).
+pub const RECURSION_LIMIT: usize = 980;
+
+/// A parsed document and whether one of its strings holds a lone UTF-16 surrogate escape
+/// (replaced by U+FFFD in the value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub value: JsonValue,
+    pub lone_surrogate: bool,
+}
+
+/// Parse a whole document with Python's defaults.
+pub fn parse(text: &str) -> Result<JsonValue, JsonError> {
+    parse_with(text, PYTHON_DEFAULT).map(|p| p.value)
+}
+
+/// Parse a whole document.
+pub fn parse_with(text: &str, options: ParseOptions) -> Result<Parsed, JsonError> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        text,
+        pos: 0,
+        options,
+        lone_surrogate: false,
+    };
+    p.ws();
+    let value = p.value(0)?;
+    p.ws();
+    if p.pos != p.s.len() {
+        return Err(p.err("Extra data"));
+    }
+    Ok(Parsed {
+        value,
+        lone_surrogate: p.lone_surrogate,
+    })
+}
+
+/// The deepest nesting of arrays/objects in a parsed value (the top-level value is level 1).
+pub fn value_depth(value: &JsonValue) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((node, depth)) = stack.pop() {
+        match node {
+            JsonValue::Array(items) => {
+                max = max.max(depth);
+                stack.extend(items.iter().map(|v| (v, depth + 1)));
+            }
+            JsonValue::Object(pairs) => {
+                max = max.max(depth);
+                stack.extend(pairs.iter().map(|(_, v)| (v, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+fn hex_value(digits: &[u8]) -> Option<u32> {
+    digits
+        .iter()
+        .try_fold(0u32, |v, &c| char::from(c).to_digit(16).map(|d| v * 16 + d))
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    text: &'a str,
+    pos: usize,
+    options: ParseOptions,
+    lone_surrogate: bool,
+}
+
+impl Parser<'_> {
+    fn err(&self, msg: &'static str) -> JsonError {
+        JsonError::Syntax { msg, pos: self.pos }
+    }
+
+    fn err_at(msg: &'static str, pos: usize) -> JsonError {
+        JsonError::Syntax { msg, pos }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn rest(&self) -> &[u8] {
+        self.s.get(self.pos..).unwrap_or_default()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn constant(&mut self, name: &'static str) -> Result<JsonValue, JsonError> {
+        if self.options.reject_constants {
+            return Err(JsonError::Constant(name));
+        }
+        self.pos += name.len();
+        Ok(JsonValue::Number(name.to_owned()))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<JsonValue, JsonError> {
+        let rest = self.rest();
+        match rest.first() {
+            None => Err(self.err("Expecting value")),
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => Ok(JsonValue::String(self.string()?)),
+            Some(b'n') if rest.starts_with(b"null") => {
+                self.pos += 4;
+                Ok(JsonValue::Null)
+            }
+            Some(b't') if rest.starts_with(b"true") => {
+                self.pos += 4;
+                Ok(JsonValue::Bool(true))
+            }
+            Some(b'f') if rest.starts_with(b"false") => {
+                self.pos += 5;
+                Ok(JsonValue::Bool(false))
+            }
+            Some(b'N') if rest.starts_with(b"NaN") => self.constant("NaN"),
+            Some(b'I') if rest.starts_with(b"Infinity") => self.constant("Infinity"),
+            Some(b'-') if rest.starts_with(b"-Infinity") => self.constant("-Infinity"),
+            Some(_) => self.number(),
+        }
+    }
+
+    fn number(&mut self) -> Result<JsonValue, JsonError> {
+        // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?  (Python's NUMBER_RE)
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(Self::err_at("Expecting value", start)),
+        }
+        if self.peek() == Some(b'.') && matches!(self.s.get(self.pos + 1), Some(b'0'..=b'9')) {
+            self.pos += 1;
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            let mut q = self.pos + 1;
+            if let Some(b'+' | b'-') = self.s.get(q) {
+                q += 1;
+            }
+            if matches!(self.s.get(q), Some(b'0'..=b'9')) {
+                self.pos = q;
+                self.digits();
+            }
+        }
+        Ok(JsonValue::Number(
+            self.text
+                .get(start..self.pos)
+                .unwrap_or_default()
+                .to_owned(),
+        ))
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Four hex digits at `self.pos`; `u_pos` is where the `u` of the escape is. Like CPython,
+    /// an escape needs at least one more character after its four digits.
+    fn hex4(&mut self, u_pos: usize) -> Result<u32, JsonError> {
+        let end = self.pos + 4;
+        if end >= self.s.len() {
+            return Err(Self::err_at("Invalid \\uXXXX escape", u_pos));
+        }
+        let v = hex_value(&self.s[self.pos..end])
+            .ok_or_else(|| Self::err_at("Invalid \\uXXXX escape", u_pos))?;
+        self.pos = end;
+        Ok(v)
+    }
+
+    fn string(&mut self) -> Result<String, JsonError> {
+        let begin = self.pos;
+        self.pos += 1; // opening quote
+        let mut out = String::new();
+        loop {
+            let run_start = self.pos;
+            while let Some(b) = self.peek() {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            out.push_str(self.text.get(run_start..self.pos).unwrap_or_default());
+            match self.peek() {
+                None => return Err(Self::err_at("Unterminated string starting at", begin)),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    let backslash = self.pos;
+                    self.pos += 1;
+                    let c = self
+                        .peek()
+                        .ok_or_else(|| Self::err_at("Unterminated string starting at", begin))?;
+                    self.pos += 1;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let mut cp = self.hex4(self.pos - 1)?;
+                            // CPython pairs a high surrogate with a following `\\uXXXX` only
+                            // when at least 7 characters follow the first escape.
+                            if (0xD800..0xDC00).contains(&cp)
+                                && self.pos + 6 < self.s.len()
+                                && self.rest().starts_with(b"\\u")
+                            {
+                                let digits = &self.s[self.pos + 2..self.pos + 6];
+                                let lo = hex_value(digits).ok_or_else(|| {
+                                    Self::err_at("Invalid \\uXXXX escape", self.pos + 1)
+                                })?;
+                                if (0xDC00..0xE000).contains(&lo) {
+                                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                                    self.pos += 6;
+                                }
+                            }
+                            // A lone surrogate (which Python keeps in its str) cannot live in a
+                            // Rust String: it becomes U+FFFD and the parse result says so.
+                            match char::from_u32(cp) {
+                                Some(ch) => out.push(ch),
+                                None => {
+                                    self.lone_surrogate = true;
+                                    out.push('\u{FFFD}');
+                                }
+                            }
+                        }
+                        _ => return Err(Self::err_at("Invalid \\escape", backslash)),
+                    }
+                }
+                Some(_) => return Err(self.err("Invalid control character at")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<JsonValue, JsonError> {
+        if depth > self.options.recursion_limit {
+            return Err(JsonError::TooDeep);
+        }
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(JsonValue::Array(items));
+        }
+        loop {
+            items.push(self.value(depth)?);
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(JsonValue::Array(items));
+                }
+                _ => return Err(self.err("Expecting ',' delimiter")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<JsonValue, JsonError> {
+        if depth > self.options.recursion_limit {
+            return Err(JsonError::TooDeep);
+        }
+        self.pos += 1;
+        let mut pairs: Vec<(String, JsonValue)> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(JsonValue::Object(pairs));
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.err("Expecting property name enclosed in double quotes"));
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("Expecting ':' delimiter"));
+            }
+            self.pos += 1;
+            self.ws();
+            let value = self.value(depth)?;
+            // Python's dict: a repeated key keeps its first position and its last value.
+            if pairs.len() < 16 {
+                match pairs.iter_mut().find(|(k, _)| *k == key) {
+                    Some(slot) => slot.1 = value,
+                    None => pairs.push((key, value)),
+                }
+            } else {
+                if index.is_empty() {
+                    index = pairs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.clone(), i))
+                        .collect();
+                }
+                match index.get(&key) {
+                    Some(&i) => {
+                        if let Some(slot) = pairs.get_mut(i) {
+                            slot.1 = value;
+                        }
+                    }
+                    None => {
+                        index.insert(key.clone(), pairs.len());
+                        pairs.push((key, value));
+                    }
+                }
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(JsonValue::Object(pairs));
+                }
+                _ => return Err(self.err("Expecting ',' delimiter")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn num(s: &str) -> JsonValue {
+        JsonValue::Number(s.into())
+    }
+
+    const FILE: ParseOptions = ParseOptions {
+        reject_constants: true,
+        recursion_limit: RECURSION_LIMIT,
+    };
+
+    fn py_err(text: &str) -> String {
+        match parse_with(text, FILE) {
+            Ok(_) => "OK".to_owned(),
+            Err(e) => e.python_message(text),
+        }
+    }
+
+    #[test]
+    fn numbers_keep_their_text() {
+        assert_eq!(
+            parse("[10.50, 1e3, -0, 0.1, NaN, -Infinity]"),
+            Ok(JsonValue::Array(vec![
+                num("10.50"),
+                num("1e3"),
+                num("-0"),
+                num("0.1"),
+                num("NaN"),
+                num("-Infinity")
+            ]))
+        );
+    }
+
+    #[test]
+    fn python_error_messages() {
+        // Each expectation is what CPython 3.11's json.loads reports for the same text.
+        let cases = [
+            ("", "Expecting value: line 1 column 1 (char 0)"),
+            (" ", "Expecting value: line 1 column 2 (char 1)"),
+            ("[", "Expecting value: line 1 column 2 (char 1)"),
+            ("[1,]", "Expecting value: line 1 column 4 (char 3)"),
+            (
+                "{\"a\":1,}",
+                "Expecting property name enclosed in double quotes: line 1 column 8 (char 7)",
+            ),
+            (
+                "{\"a\"",
+                "Expecting ':' delimiter: line 1 column 5 (char 4)",
+            ),
+            ("{\"a\":", "Expecting value: line 1 column 6 (char 5)"),
+            ("01", "Extra data: line 1 column 2 (char 1)"),
+            ("[.5]", "Expecting value: line 1 column 2 (char 1)"),
+            ("[1.]", "Expecting ',' delimiter: line 1 column 3 (char 2)"),
+            (
+                "[\"\t\"]",
+                "Invalid control character at: line 1 column 3 (char 2)",
+            ),
+            ("[\"\\x\"]", "Invalid \\escape: line 1 column 3 (char 2)"),
+            (
+                "[\"\\u12\"]",
+                "Invalid \\uXXXX escape: line 1 column 4 (char 3)",
+            ),
+            ("{\"\\u", "Invalid \\uXXXX escape: line 1 column 4 (char 3)"),
+            (
+                "\"\\u1234",
+                "Invalid \\uXXXX escape: line 1 column 3 (char 2)",
+            ),
+            (
+                "\"\\ud800\\u12\"",
+                "Invalid \\uXXXX escape: line 1 column 9 (char 8)",
+            ),
+            (
+                "\"\\ud800\\",
+                "Unterminated string starting at: line 1 column 1 (char 0)",
+            ),
+            (
+                "\"\\ud800\\x\"",
+                "Invalid \\escape: line 1 column 8 (char 7)",
+            ),
+            (
+                "\"\\ud800\\uzzzz\"",
+                "Invalid \\uXXXX escape: line 1 column 9 (char 8)",
+            ),
+            (
+                "\"abc",
+                "Unterminated string starting at: line 1 column 1 (char 0)",
+            ),
+            (
+                "[\"a\\\"]",
+                "Unterminated string starting at: line 1 column 2 (char 1)",
+            ),
+            ("[-]", "Expecting value: line 1 column 2 (char 1)"),
+            ("[\n1,\n]", "Expecting value: line 3 column 1 (char 5)"),
+            ("\u{e9}[", "Expecting value: line 1 column 1 (char 0)"),
+            (
+                "\"\u{e9}\n",
+                "Invalid control character at: line 1 column 3 (char 2)",
+            ),
+            ("[NaN]", "NaN is not valid JSON"),
+            ("[-Infinityx]", "-Infinity is not valid JSON"),
+            ("[Infinit]", "Expecting value: line 1 column 2 (char 1)"),
+            (
+                "[1e5, 1E+5, 1e]",
+                "Expecting ',' delimiter: line 1 column 14 (char 13)",
+            ),
+            ("1.5e", "Extra data: line 1 column 4 (char 3)"),
+            ("\u{feff}[]", "Expecting value: line 1 column 1 (char 0)"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(py_err(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn strings_and_escapes() {
+        assert_eq!(
+            parse(r#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#),
+            Ok(JsonValue::String(
+                "a\"\\/\u{8}\u{c}\n\r\t\u{e9}\u{1F600}".into()
+            ))
+        );
+        let lone = parse_with(r#""\ud800x""#, FILE).unwrap();
+        assert!(lone.lone_surrogate);
+        assert_eq!(lone.value, JsonValue::String("\u{FFFD}x".into()));
+    }
+
+    #[test]
+    fn duplicate_keys_keep_first_position_last_value() {
+        let v = parse(r#"{"a":1,"b":2,"a":3}"#).unwrap();
+        assert_eq!(
+            v,
+            JsonValue::Object(vec![("a".into(), num("3")), ("b".into(), num("2"))])
+        );
+        let many: Vec<String> = (0..40).map(|i| format!("\"k{}\":{i}", i % 20)).collect();
+        let v = parse(&format!("{{{}}}", many.join(","))).unwrap();
+        let JsonValue::Object(pairs) = v else {
+            panic!("not an object")
+        };
+        assert_eq!(pairs.len(), 20);
+        assert_eq!(pairs[3], ("k3".into(), num("23")));
+    }
+
+    #[test]
+    fn depth() {
+        let ok = "[".repeat(64) + &"]".repeat(64);
+        assert_eq!(value_depth(&parse(&ok).unwrap()), 64);
+        let deep = "[".repeat(2000) + &"]".repeat(2000);
+        assert_eq!(parse(&deep), Err(JsonError::TooDeep));
+        assert_eq!(value_depth(&parse("[\"[[[\", {\"a\": [1]}]").unwrap()), 3);
+        assert_eq!(value_depth(&parse("1").unwrap()), 0);
+    }
+
+    #[test]
+    fn round_trips_through_to_json_string() {
+        let text = r#"{"a":[1.50,true,null,"x\"y"],"b":{}}"#;
+        let v = parse(text).unwrap();
+        assert_eq!(v.to_json_string(), text);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(e) = parse_with(&text, FILE) {
+                let _ = e.python_message(&text);
+            }
+        }
+
+        #[test]
+        fn never_panics_on_json_like_text(text in "[\\[\\]{}\":,0-9a-z\\\\. \n-]{0,80}") {
+            if let Err(e) = parse_with(&text, FILE) {
+                let _ = e.python_message(&text);
+            }
+        }
+    }
+}

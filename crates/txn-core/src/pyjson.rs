@@ -1,0 +1,315 @@
+//! Text exactly as Python's `json.dumps` and `repr` write it, for the places where the Python
+//! handlers put such text into stored data or messages.
+
+use crate::json::JsonValue;
+
+/// How Python sees the number tokens of a parsed document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbers {
+    /// As strings (`parse_int=JsonNumber, parse_float=JsonNumber`, a `str` subclass): dumped as
+    /// JSON strings of their token text.
+    AsStrings,
+    /// As Python `int` / `float` (the default `json.loads`).
+    AsPython,
+}
+
+/// Options of `json.dumps`.
+#[derive(Debug, Clone, Copy)]
+pub struct Dumps {
+    pub compact: bool,
+    pub ensure_ascii: bool,
+    pub numbers: Numbers,
+}
+
+impl Dumps {
+    /// `json.dumps(v, separators=(",", ":"), ensure_ascii=...)`.
+    pub fn compact(ensure_ascii: bool, numbers: Numbers) -> Dumps {
+        Dumps {
+            compact: true,
+            ensure_ascii,
+            numbers,
+        }
+    }
+
+    /// `json.dumps(v)` with its default separators `", "` and `": "`.
+    pub fn default_python(numbers: Numbers) -> Dumps {
+        Dumps {
+            compact: false,
+            ensure_ascii: true,
+            numbers,
+        }
+    }
+
+    pub fn dumps(&self, value: &JsonValue) -> String {
+        let mut out = String::new();
+        self.write(value, &mut out);
+        out
+    }
+
+    fn write(&self, value: &JsonValue, out: &mut String) {
+        match value {
+            JsonValue::Null => out.push_str("null"),
+            JsonValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            JsonValue::Number(n) => match self.numbers {
+                Numbers::AsStrings => write_string(n, self.ensure_ascii, out),
+                Numbers::AsPython => out.push_str(&python_number(n)),
+            },
+            JsonValue::String(s) => write_string(s, self.ensure_ascii, out),
+            JsonValue::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(if self.compact { "," } else { ", " });
+                    }
+                    self.write(item, out);
+                }
+                out.push(']');
+            }
+            JsonValue::Object(pairs) => {
+                out.push('{');
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(if self.compact { "," } else { ", " });
+                    }
+                    write_string(k, self.ensure_ascii, out);
+                    out.push_str(if self.compact { ":" } else { ": " });
+                    self.write(v, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// A JSON string literal as Python's encoder writes it.
+pub fn write_string(s: &str, ensure_ascii: bool, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => push_u(c as u32, out),
+            c if ensure_ascii && (c as u32) > 0x7e => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    push_u(u32::from(*unit), out);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn push_u(unit: u32, out: &mut String) {
+    out.push_str(&format!("\\u{unit:04x}"));
+}
+
+/// Escape every character above `~` of a JSON text as `\uXXXX` (what `ensure_ascii=True`
+/// changes); only valid on text whose non-ASCII characters are all inside string literals.
+pub fn ascii_only(json_text: &str) -> String {
+    let mut out = String::with_capacity(json_text.len());
+    for c in json_text.chars() {
+        if (c as u32) > 0x7e {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                push_u(u32::from(*unit), &mut out);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A JSON number token as Python's `json.dumps(json.loads(token))` writes it.
+pub fn python_number(token: &str) -> String {
+    match token {
+        "NaN" => return "NaN".to_owned(),
+        "Infinity" => return "Infinity".to_owned(),
+        "-Infinity" => return "-Infinity".to_owned(),
+        _ => {}
+    }
+    let is_int = !token.contains(['.', 'e', 'E']);
+    if is_int {
+        let (neg, digits) = match token.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, token),
+        };
+        let digits = digits.trim_start_matches('0');
+        return match (neg, digits.is_empty()) {
+            (_, true) => "0".to_owned(),
+            (true, false) => format!("-{digits}"),
+            (false, false) => digits.to_owned(),
+        };
+    }
+    match token.parse::<f64>() {
+        Ok(f) => float_repr(f),
+        Err(_) => token.to_owned(),
+    }
+}
+
+/// Python's `repr(float)`.
+pub fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".to_owned();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    // Rust's Debug output is the shortest round-trip text and switches to exponent notation at
+    // the same thresholds as Python (exponent < -4 or >= 16); only the exponent's spelling
+    // differs: Python writes a sign and at least two digits.
+    let text = format!("{f:?}");
+    match text.split_once('e') {
+        None => text,
+        Some((mantissa, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            let mantissa = mantissa.strip_suffix(".0").unwrap_or(mantissa);
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+    }
+}
+
+/// Python's `repr(str)` (approximated for unassigned code points, which are taken as printable).
+pub fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        let cp = c as u32;
+        match c {
+            c if c == quote || c == '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            _ if cp < 0x20 || cp == 0x7f => out.push_str(&format!("\\x{cp:02x}")),
+            c if cp < 0x7f => out.push(c),
+            c if is_printable(c) => out.push(c),
+            _ if cp <= 0xff => out.push_str(&format!("\\x{cp:02x}")),
+            _ if cp <= 0xffff => out.push_str(&format!("\\u{cp:04x}")),
+            _ => out.push_str(&format!("\\U{cp:08x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Python's `str.isprintable()` for one non-ASCII character: false for the categories Cc, Cf,
+/// Co, Zl, Zp and Zs (the assigned ones listed here).
+fn is_printable(c: char) -> bool {
+    let cp = c as u32;
+    !matches!(cp,
+        0x80..=0xA0
+        | 0xAD
+        | 0x600..=0x605
+        | 0x61C
+        | 0x6DD
+        | 0x70F
+        | 0x890..=0x891
+        | 0x8E2
+        | 0x1680
+        | 0x180E
+        | 0x2000..=0x200F
+        | 0x2028..=0x202F
+        | 0x205F..=0x2064
+        | 0x2066..=0x206F
+        | 0x3000
+        | 0xE000..=0xF8FF
+        | 0xFEFF
+        | 0xFFF9..=0xFFFB
+        | 0xFFFE..=0xFFFF
+        | 0x110BD
+        | 0x110CD
+        | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A
+        | 0xE0001
+        | 0xE0020..=0xE007F
+        | 0xF0000..=0x10FFFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse;
+
+    #[test]
+    fn dumps_like_python() {
+        let v = parse(r#"{"a": [1, 2.50, true, null], "é": "x\u0001\u007f€😀"}"#).unwrap();
+        // json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+        assert_eq!(
+            Dumps::compact(false, Numbers::AsPython).dumps(&v),
+            "{\"a\":[1,2.5,true,null],\"é\":\"x\\u0001\u{7f}€😀\"}"
+        );
+        // json.dumps(json.loads(text)) (ensure_ascii, default separators)
+        assert_eq!(
+            Dumps::default_python(Numbers::AsPython).dumps(&v),
+            "{\"a\": [1, 2.5, true, null], \"\\u00e9\": \"x\\u0001\\u007f\\u20ac\\ud83d\\ude00\"}"
+        );
+        // Numbers parsed as JsonNumber (a str subclass) are dumped as strings.
+        assert_eq!(
+            Dumps::compact(false, Numbers::AsStrings).dumps(&parse("[1, 2.50]").unwrap()),
+            "[\"1\",\"2.50\"]"
+        );
+    }
+
+    #[test]
+    fn python_numbers() {
+        for (token, want) in [
+            ("-0", "0"),
+            ("10", "10"),
+            ("1.50", "1.5"),
+            ("1e3", "1000.0"),
+            ("1e16", "1e+16"),
+            ("1.5e-5", "1.5e-05"),
+            ("0.0001", "0.0001"),
+            ("-0.0", "-0.0"),
+            ("1e400", "Infinity"),
+            ("123456789.123456789", "123456789.12345679"),
+            ("1E+22", "1e+22"),
+        ] {
+            assert_eq!(python_number(token), want, "{token}");
+        }
+    }
+
+    #[test]
+    fn repr_like_python() {
+        assert_eq!(py_repr("note"), "'note'");
+        assert_eq!(py_repr("it's"), "\"it's\"");
+        assert_eq!(py_repr("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(
+            py_repr("tab\there\n\u{1}\u{7f}"),
+            "'tab\\there\\n\\x01\\x7f'"
+        );
+        assert_eq!(py_repr("descripción"), "'descripción'");
+        assert_eq!(
+            py_repr("\u{a0}\u{ad}\u{200b}\u{e000}"),
+            "'\\xa0\\xad\\u200b\\ue000'"
+        );
+        assert_eq!(py_repr("\u{f0000}"), "'\\U000f0000'");
+    }
+
+    #[test]
+    fn ascii_only_escapes() {
+        assert_eq!(
+            ascii_only("{\"k\":\"é😀\u{7f}\"}"),
+            "{\"k\":\"\\u00e9\\ud83d\\ude00\\u007f\"}"
+        );
+    }
+}

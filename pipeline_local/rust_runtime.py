@@ -1,0 +1,391 @@
+"""Run a Rust Lambda `bootstrap` binary locally, behind a small Lambda Runtime API server.
+
+`RustInvoker(binary_path, env)` implements the `Invoker` protocol of `pipeline_local.invokers`:
+
+- The binary runs as one long-lived process (one execution environment): it is started on the
+  first invocation (a cold start) and then serves every following invocation (warm), exactly as
+  a `provided.al2023` function does. Its environment is `os.environ` with the function's own
+  variables on top, plus what the Lambda service sets: `AWS_LAMBDA_RUNTIME_API`,
+  `AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, `AWS_LAMBDA_FUNCTION_VERSION`,
+  `AWS_LAMBDA_LOG_GROUP_NAME`, `AWS_LAMBDA_LOG_STREAM_NAME`, `AWS_REGION`, `_HANDLER`,
+  `LAMBDA_TASK_ROOT`, `TZ`.
+- The Runtime API server (a threaded `http.server` on 127.0.0.1, free port) implements the
+  2018-06-01 interface the `lambda_runtime` crate uses: `GET .../runtime/invocation/next`
+  (blocks until an event is queued; headers `Lambda-Runtime-Aws-Request-Id`,
+  `Lambda-Runtime-Deadline-Ms`, `Lambda-Runtime-Invoked-Function-Arn`,
+  `Lambda-Runtime-Trace-Id`), `POST .../runtime/invocation/{id}/response`,
+  `POST .../runtime/invocation/{id}/error` and `POST .../runtime/init/error`.
+- `invoke(event, timeout_ms=...)` returns the decoded JSON response, or raises
+  `InvocationError` when the function reports an error, its process exits, or the deadline
+  passes. On a timeout the process is killed and the next invocation starts a fresh one (a new
+  cold start), as Lambda does.
+
+Everything the process writes to stdout/stderr (its JSON log lines and EMF metrics) is kept in
+`log_lines` (and copied to `log_path` when given), so tests can inspect the logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from pipeline_local.invokers import (
+    ACCOUNT_ID,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT_MS,
+    REGION,
+    InvocationError,
+)
+
+API_PREFIX = "/2018-06-01/runtime"
+# How long a freshly started process may take to ask for its first event (its init phase).
+INIT_TIMEOUT_S = 10.0
+
+
+@dataclass
+class _Invocation:
+    request_id: str
+    payload: bytes
+    deadline_ms: int
+    done: threading.Event = field(default_factory=threading.Event)
+    response: bytes | None = None
+    error: dict[str, Any] | None = None
+
+
+class _RuntimeState:
+    """What the HTTP handler threads share with the invoker."""
+
+    def __init__(self, function_arn: str) -> None:
+        self.function_arn = function_arn
+        self.pending: queue.Queue[_Invocation | None] = queue.Queue()
+        self.active: dict[str, _Invocation] = {}
+        self.lock = threading.Lock()
+        self.init_error: dict[str, Any] | None = None
+        self.polled = threading.Event()  # the process asked for an event (init finished)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _RuntimeServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean
+
+    def _reply(self, status: int, body: dict[str, Any] | None = None) -> None:
+        data = json.dumps(body or {}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        if self.path != f"{API_PREFIX}/invocation/next":
+            self._reply(HTTPStatus.NOT_FOUND, {"errorType": "NotFound", "errorMessage": self.path})
+            return
+        state.polled.set()
+        item = state.pending.get()
+        if item is None:  # shutting down
+            self._reply(HTTPStatus.GONE, {"errorType": "ShuttingDown"})
+            return
+        with state.lock:
+            state.active[item.request_id] = item
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(item.payload)))
+        self.send_header("Lambda-Runtime-Aws-Request-Id", item.request_id)
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(item.deadline_ms))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", state.function_arn)
+        self.send_header("Lambda-Runtime-Trace-Id", _trace_id())
+        self.end_headers()
+        self.wfile.write(item.payload)
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        body = self._body()
+        if self.path == f"{API_PREFIX}/init/error":
+            state.init_error = _error_body(body, self.headers)
+            self._reply(HTTPStatus.ACCEPTED, {"status": "OK"})
+            return
+        parts = self.path[len(API_PREFIX) :].strip("/").split("/")
+        if (
+            not self.path.startswith(API_PREFIX)
+            or len(parts) != 3
+            or parts[0] != "invocation"
+            or parts[2] not in {"response", "error"}
+        ):
+            self._reply(HTTPStatus.NOT_FOUND, {"errorType": "NotFound", "errorMessage": self.path})
+            return
+        with state.lock:
+            item = state.active.pop(parts[1], None)
+        if item is None:
+            self._reply(
+                HTTPStatus.BAD_REQUEST,
+                {"errorType": "InvalidRequestID", "errorMessage": "unknown request id"},
+            )
+            return
+        if parts[2] == "response":
+            item.response = body
+        else:
+            item.error = _error_body(body, self.headers)
+        item.done.set()
+        self._reply(HTTPStatus.ACCEPTED, {"status": "OK"})
+
+
+def _error_body(body: bytes, headers: Any) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        parsed = {"errorMessage": body.decode("utf-8", "replace")}
+    if not isinstance(parsed, dict):
+        parsed = {"errorMessage": str(parsed)}
+    parsed.setdefault("errorType", headers.get("Lambda-Runtime-Function-Error-Type") or "Unhandled")
+    parsed.setdefault("errorMessage", "")
+    return parsed
+
+
+def _trace_id() -> str:
+    epoch = f"{int(time.time()):08x}"
+    return f"Root=1-{epoch}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+
+
+class _RuntimeServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, state: _RuntimeState) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = state
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A killed process (timeout, close) leaves its /next request behind: not an error.
+        pass
+
+
+def _pump_logs(
+    proc: subprocess.Popen[bytes], lines: list[str], log_path: Path | None, echo: str | None
+) -> None:
+    assert proc.stdout is not None
+    sink = log_path.open("a", encoding="utf-8") if log_path else None
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            lines.append(line)
+            if sink is not None:
+                sink.write(line + "\n")
+                sink.flush()
+            if echo:
+                print(f"[{echo}] {line}", flush=True)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def _kill_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+class RustInvoker:
+    """A Rust `bootstrap` binary run as a Lambda execution environment on this machine."""
+
+    def __init__(
+        self,
+        binary_path: str | os.PathLike[str],
+        env: Mapping[str, str],
+        *,
+        function_name: str | None = None,
+        memory_limit_in_mb: int = DEFAULT_MEMORY_MB,
+        log_path: str | os.PathLike[str] | None = None,
+        echo_logs: bool = False,
+    ) -> None:
+        self.binary_path = Path(binary_path).resolve()
+        if not os.access(self.binary_path, os.X_OK):
+            raise FileNotFoundError(f"no executable bootstrap at {self.binary_path}")
+        self.env = dict(env)
+        self.function_name = function_name or self.binary_path.parent.name
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.log_path = Path(log_path) if log_path else None
+        self.echo_logs = echo_logs
+        self.function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+        self.log_lines: list[str] = []
+        self.cold_starts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        # One Runtime API server per process: a request left blocked by a dead process can
+        # never take an event meant for its successor.
+        self._state = _RuntimeState(self.function_arn)
+        self._server: _RuntimeServer | None = None
+        self._invoke_lock = threading.Lock()
+        self._finalizer: weakref.finalize | None = None
+
+    # -- process management ------------------------------------------------------------------
+
+    def _serve(self) -> _RuntimeServer:
+        self._state = _RuntimeState(self.function_arn)
+        server = _RuntimeServer(self._state)
+        thread = threading.Thread(
+            target=server.serve_forever, name=f"runtime-api-{self.function_name}", daemon=True
+        )
+        thread.start()
+        self._server = server
+        return server
+
+    def _stop_server(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        for _ in range(4):  # release /next requests still blocked in handler threads
+            server.state.pending.put(None)
+        server.shutdown()
+        server.server_close()
+
+    def process_env(self, runtime_api: str) -> dict[str, str]:
+        log_stream = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        env = dict(os.environ)
+        env.update({key: str(value) for key, value in self.env.items()})
+        env.update(
+            {
+                "AWS_LAMBDA_RUNTIME_API": runtime_api,
+                "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_limit_in_mb),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "_HANDLER": "bootstrap",
+                "LAMBDA_TASK_ROOT": str(self.binary_path.parent),
+                "LAMBDA_RUNTIME_DIR": str(self.binary_path.parent),
+                "TZ": ":UTC",
+            }
+        )
+        env.setdefault("AWS_REGION", env.get("AWS_DEFAULT_REGION", REGION))
+        env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
+        return env
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self._kill()
+        server = self._serve()
+        host, port = server.server_address[:2]
+        proc = subprocess.Popen(
+            [str(self.binary_path)],
+            env=self.process_env(f"{host}:{port}"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=str(self.binary_path.parent),
+        )
+        self.cold_starts += 1
+        # The reader thread must not hold the invoker: an invoker that is no longer used is
+        # garbage-collected and its process killed (weakref.finalize below).
+        echo = self.function_name if self.echo_logs else None
+        reader = threading.Thread(
+            target=_pump_logs, args=(proc, self.log_lines, self.log_path, echo), daemon=True
+        )
+        reader.start()
+        self._proc = proc
+        self._finalizer = weakref.finalize(self, _kill_process, proc)
+        return proc
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        self._stop_server()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def close(self) -> None:
+        self._kill()
+        self._stop_server()
+
+    def __enter__(self) -> RustInvoker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the Invoker protocol ----------------------------------------------------------------
+
+    def invoke(self, event: dict[str, Any], *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Any:
+        with self._invoke_lock:
+            return self._invoke(event, timeout_ms)
+
+    def _invoke(self, event: dict[str, Any], timeout_ms: int) -> Any:
+        started = time.monotonic()
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            proc = self._start()
+        item = _Invocation(
+            request_id=str(uuid.uuid4()),
+            payload=json.dumps(event).encode(),
+            deadline_ms=int(time.time() * 1000) + timeout_ms,
+        )
+        self._state.pending.put(item)
+        limit = started + timeout_ms / 1000.0
+        init_limit = started + INIT_TIMEOUT_S
+        while not item.done.wait(0.02):
+            if self._state.init_error is not None:
+                err = self._state.init_error
+                self._kill()
+                raise InvocationError(
+                    f"{err['errorType']}: {err['errorMessage']}",
+                    error_type=str(err["errorType"]),
+                    cause=err,
+                )
+            if proc.poll() is not None:
+                code = proc.returncode
+                self._kill()
+                raise InvocationError(
+                    f"Runtime exited with error: exit status {code}",
+                    error_type="Runtime.ExitError",
+                )
+            now = time.monotonic()
+            if not self._state.polled.is_set() and now > init_limit:
+                self._kill()
+                raise InvocationError(
+                    "Runtime did not ask for an event during init", error_type="Runtime.InitError"
+                )
+            if now > limit:
+                self._kill()
+                raise InvocationError(
+                    f"Task timed out after {timeout_ms / 1000:.2f} seconds",
+                    error_type="TimeoutError",
+                )
+        if item.error is not None:
+            raise InvocationError(
+                f"{item.error['errorType']}: {item.error['errorMessage']}",
+                error_type=str(item.error["errorType"]),
+                cause=item.error,
+            )
+        raw = item.response or b""
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise InvocationError(
+                f"Unable to decode response: {exc}", error_type="Runtime.MarshalError"
+            ) from exc
