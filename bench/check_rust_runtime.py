@@ -1,0 +1,117 @@
+"""Checks of pipeline_local.rust_runtime.RustInvoker (the local Lambda Runtime API).
+
+Run with `.venv/bin/python -m pytest bench/check_rust_runtime.py -q` (kept beside the benchmark
+that uses the invoker; the conformance suite exercises it with the real binaries). A small
+Python "bootstrap" stands in for a custom runtime, so every path can be driven: responses,
+function errors, init errors, crashes, timeouts (kill and fresh cold start), the Runtime API
+headers and the environment Lambda sets.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline_local.invokers import InvocationError
+from pipeline_local.rust_runtime import RustInvoker
+
+FAKE_BOOTSTRAP = textwrap.dedent(
+    """\
+    #!{python}
+    import json, os, sys, time, urllib.request
+    api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+    if os.environ.get("FAIL_INIT"):
+        req = urllib.request.Request(api + "/init/error", method="POST",
+            data=json.dumps({{"errorType": "Init.Boom", "errorMessage": "bad config"}}).encode())
+        urllib.request.urlopen(req)
+        sys.exit(1)
+    pid = os.getpid()
+    while True:
+        with urllib.request.urlopen(api + "/invocation/next") as r:
+            rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+            headers = {{k: r.headers[k] for k in (
+                "Lambda-Runtime-Deadline-Ms", "Lambda-Runtime-Invoked-Function-Arn",
+                "Lambda-Runtime-Trace-Id")}}
+            event = json.loads(r.read())
+        if event.get("sleep"):
+            time.sleep(event["sleep"])
+        if event.get("exit"):
+            sys.exit(event["exit"])
+        if event.get("fail"):
+            body = {{"errorType": "ValueError", "errorMessage": "boom"}}
+            url = api + "/invocation/" + rid + "/error"
+        else:
+            env = {{k: v for k, v in os.environ.items()
+                   if k.startswith(("AWS_LAMBDA_", "_HANDLER", "LAMBDA_", "AWS_REGION", "MY_"))}}
+            body = {{"event": event, "headers": headers, "env": env, "pid": pid}}
+            url = api + "/invocation/" + rid + "/response"
+        print(json.dumps({{"level": "INFO", "message": "handled"}}), flush=True)
+        urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(body).encode(),
+                                                      method="POST"))
+    """
+)
+
+
+@pytest.fixture()
+def bootstrap(tmp_path: Path) -> Path:
+    path = tmp_path / "fn" / "bootstrap"
+    path.parent.mkdir()
+    path.write_text(FAKE_BOOTSTRAP.format(python=sys.executable))
+    path.chmod(0o755)
+    return path
+
+
+def test_response_headers_and_environment(bootstrap: Path) -> None:
+    with RustInvoker(bootstrap, {"MY_VAR": "x"}, function_name="fn-a") as invoker:
+        before = int(time.time() * 1000)
+        out = invoker.invoke({"hello": "world"}, timeout_ms=5000)
+        assert out["event"] == {"hello": "world"}
+        deadline = int(out["headers"]["Lambda-Runtime-Deadline-Ms"])
+        assert before + 4000 <= deadline <= before + 6000
+        assert out["headers"]["Lambda-Runtime-Invoked-Function-Arn"].endswith(":function:fn-a")
+        assert out["headers"]["Lambda-Runtime-Trace-Id"].startswith("Root=1-")
+        env = out["env"]
+        assert env["MY_VAR"] == "x" and env["AWS_LAMBDA_FUNCTION_NAME"] == "fn-a"
+        assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512" and env["_HANDLER"] == "bootstrap"
+        assert env["AWS_REGION"] and env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/fn-a"
+        # Warm: the same process serves the next invocation.
+        assert invoker.invoke({}, timeout_ms=5000)["pid"] == out["pid"]
+        assert invoker.cold_starts == 1
+        assert any(json.loads(line)["message"] == "handled" for line in invoker.log_lines)
+
+
+def test_function_error(bootstrap: Path) -> None:
+    with RustInvoker(bootstrap, {}) as invoker:
+        with pytest.raises(InvocationError) as info:
+            invoker.invoke({"fail": True}, timeout_ms=5000)
+        assert info.value.error_type == "ValueError" and "boom" in str(info.value)
+        assert invoker.invoke({"ok": 1}, timeout_ms=5000)["event"] == {"ok": 1}
+
+
+def test_timeout_kills_and_restarts(bootstrap: Path) -> None:
+    with RustInvoker(bootstrap, {}) as invoker:
+        first = invoker.invoke({}, timeout_ms=5000)["pid"]
+        started = time.monotonic()
+        with pytest.raises(InvocationError) as info:
+            invoker.invoke({"sleep": 5}, timeout_ms=500)
+        assert info.value.error_type == "TimeoutError"
+        assert time.monotonic() - started < 3
+        again = invoker.invoke({}, timeout_ms=5000)
+        assert again["pid"] != first and invoker.cold_starts == 2
+
+
+def test_crash_and_init_error(bootstrap: Path) -> None:
+    with RustInvoker(bootstrap, {}) as invoker:
+        with pytest.raises(InvocationError) as info:
+            invoker.invoke({"exit": 3}, timeout_ms=5000)
+        assert info.value.error_type == "Runtime.ExitError"
+        assert invoker.invoke({}, timeout_ms=5000)["event"] == {}
+    with RustInvoker(bootstrap, {"FAIL_INIT": "1"}) as invoker:
+        with pytest.raises(InvocationError) as info:
+            invoker.invoke({}, timeout_ms=5000)
+        assert info.value.error_type == "Init.Boom"
