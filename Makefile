@@ -29,15 +29,22 @@ $(BUILD)/.setup: scripts/setup.sh scripts/build-offline-providers.sh requirement
 	scripts/setup.sh
 	@touch $@
 
-demo: setup ## Run the whole pipeline locally on sample files (KEEP=1 keeps the stack)
+demo: setup $(if $(filter rust,$(LAMBDA_RUNTIME)),build-rust,) ## Run the whole pipeline locally on sample files (KEEP=1 keeps the stack)
 	$(PY) -m pipeline_local.demo --runtime $(LAMBDA_RUNTIME) $(if $(KEEP),--keep,)
 
-test: setup lint checkov ## Run every check and test (what CI runs)
+test: setup lint checkov build-rust ## Run every check and test (what CI runs)
 	$(CARGO) test --workspace --quiet
+	CONFORMANCE_IMPL=python,rust $(PY) -m pytest $(PYTEST_ARGS)
+
+test-python: setup ## Only the Python tests (conformance against the Python handlers only)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-python: setup ## Only the Python tests
-	$(PY) -m pytest $(PYTEST_ARGS)
+build-rust: setup ## Rust Lambdas: aarch64 bootstraps for archive_file, and host builds for local runs
+	scripts/build-rust.sh
+	scripts/build-rust.sh --host
+
+bench: setup ## Python vs Rust processor benchmark; rewrites docs/benchmarks.md
+	bench/run.sh
 
 lint: setup ## terraform fmt/validate, ruff, cargo fmt/clippy
 	terraform fmt -check -recursive lib
