@@ -1,10 +1,9 @@
 """Checks of pipeline_local.rust_runtime.RustInvoker (the local Lambda Runtime API).
 
-Run with `.venv/bin/python -m pytest bench/check_rust_runtime.py -q` (kept beside the benchmark
-that uses the invoker; the conformance suite exercises it with the real binaries). A small
-Python "bootstrap" stands in for a custom runtime, so every path can be driven: responses,
-function errors, init errors, crashes, timeouts (kill and fresh cold start), the Runtime API
-headers and the environment Lambda sets.
+Beside the delivery harness's own tests; the conformance suite exercises the invoker with the
+real binaries. Here a small Python "bootstrap" stands in for a custom runtime, so every path
+can be driven: responses, function errors, init errors, crashes, timeouts (kill and fresh cold
+start), the Runtime API headers and the environment Lambda sets.
 """
 
 from __future__ import annotations
