@@ -389,6 +389,14 @@ class RecordError:
     message: str
 
 
+# A conditional write that found a different record under the same key, on either write path.
+DUPLICATE_CONFLICT_ERROR = RecordError(
+    DUPLICATE_CONFLICT,
+    "transaction_id",
+    "transaction_id: already stored with the same timestamp and different content",
+)
+
+
 @dataclass(frozen=True)
 class FileError:
     code: str
@@ -1284,11 +1292,7 @@ def handle_batch(
             counts.duplicates += 1
         elif outcome.status == "conflict":
             counts.invalid += 1
-            error = RecordError(
-                DUPLICATE_CONFLICT,
-                "transaction_id",
-                "transaction_id: already stored with the same timestamp and different content",
-            )
+            error = DUPLICATE_CONFLICT_ERROR
             message = record_error_message(
                 error, source, row.line, row.values, timestamp, tx.transaction_id
             )
@@ -1595,11 +1599,7 @@ def _retry_writes(aws: Aws, cfg: Config, works: Sequence[RetryWork], inv: Invoca
             counts.duplicates += 1
         elif outcome.status == "conflict":
             counts.invalid += 1
-            error = RecordError(
-                DUPLICATE_CONFLICT,
-                "transaction_id",
-                "transaction_id: already stored with the same timestamp and different content",
-            )
+            error = DUPLICATE_CONFLICT_ERROR
             values = transaction_to_json(work.transaction)
             values["timestamp"] = str(work.transaction.timestamp)
             message = record_error_message(
