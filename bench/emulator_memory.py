@@ -23,7 +23,7 @@ from pathlib import Path
 from pipeline_local.delivery import QueuePoller, drain, invoke_async, s3_event_for_object
 from pipeline_local.emulator import start_emulator
 from pipeline_local.invokers import PythonInvoker
-from tests.conformance.test_conformance import create_stack
+from pipeline_local.scratch_stack import create_stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CURRENCIES = [("EUR", "2"), ("JPY", "0"), ("KWD", "3"), ("USD", "2"), ("GBP", "2")]
@@ -79,7 +79,7 @@ def measure(rows: int) -> dict[str, float]:
     emu = start_emulator()
     os.environ.update(emu.aws_env())
     try:
-        stack = create_stack(emu, f"mem-{rows}")
+        stack = create_stack(emu)
         body = csv_bytes(rows)
         key = f"incoming/large-{rows}.csv"
         stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=body)

@@ -48,9 +48,7 @@ ReportBatchItemFailures) through pipeline_local.delivery.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -58,12 +56,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -78,6 +75,7 @@ from pipeline_local.delivery import (
 )
 from pipeline_local.emulator import Emulator
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, Invoker, PythonInvoker
+from pipeline_local.scratch_stack import Stack, create_stack, delete_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -85,7 +83,6 @@ IMPLS = [s.strip() for s in os.environ.get("CONFORMANCE_IMPL", "python").split("
 PROCESSOR_PATTERNS = {"python": r"python3\.11/\S+", "rust": r"rust/\S+"}
 ERROR_TYPES = {"VALIDATION", "FILE", "PROCESSING", "UNKNOWN_FORMAT"}
 ERROR_RETENTION_DAYS = 365
-_counter = itertools.count(1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,136 +166,7 @@ def spec_error_id(row: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Resources
-
-
-@dataclass
-class Stack:
-    bucket: str
-    table: str
-    errors_table: str
-    main_url: str
-    dlq_url: str
-    s3: Any
-    ddb: Any
-    sqs: Any
-    versions: list[str | None] = field(default_factory=list)
-
-
-_CLIENTS: dict[str, tuple[Any, Any, Any]] = {}
-
-
-def _clients(emulator: Emulator) -> tuple[Any, Any, Any]:
-    """S3, DynamoDB and SQS clients for the emulator (made once: client creation is slow)."""
-    env = emulator.aws_env()
-    if env["AWS_ENDPOINT_URL"] in _CLIENTS:
-        return _CLIENTS[env["AWS_ENDPOINT_URL"]]
-    session = boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
-    url = env["AWS_ENDPOINT_URL"]
-    _CLIENTS[url] = (
-        session.client("s3", endpoint_url=url),
-        session.client("dynamodb", endpoint_url=url),
-        session.client("sqs", endpoint_url=url),
-    )
-    return _CLIENTS[url]
-
-
-def create_stack(emulator: Emulator, label: str) -> Stack:
-    s3, ddb, sqs = _clients(emulator)
-    suffix = f"{next(_counter):03d}-{uuid.uuid4().hex[:6]}"
-    stack = Stack(
-        bucket=f"s3-transactions-conf-{suffix}",
-        table=f"dynamodb-transactions-conf-{suffix}",
-        errors_table=f"dynamodb-errors-conf-{suffix}",
-        main_url="",
-        dlq_url="",
-        s3=s3,
-        ddb=ddb,
-        sqs=sqs,
-    )
-    s3.create_bucket(
-        Bucket=stack.bucket,
-        CreateBucketConfiguration={"LocationConstraint": emulator.aws_env()["AWS_DEFAULT_REGION"]},
-    )
-    s3.put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
-    ddb.create_table(
-        TableName=stack.table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "transaction_id", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "N"},
-            {"AttributeName": "status", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "transaction_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "status-index",
-                "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"},
-                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    ddb.create_table(
-        TableName=stack.errors_table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "error_id", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "N"},
-            {"AttributeName": "transaction_id", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "error_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "transaction_id-index",
-                "KeySchema": [
-                    {"AttributeName": "transaction_id", "KeyType": "HASH"},
-                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    stack.dlq_url = sqs.create_queue(
-        QueueName=f"sqs-transactions-dlq-conf-{suffix}",
-        Attributes={"VisibilityTimeout": "300", "MessageRetentionPeriod": "1209600"},
-    )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    stack.main_url = sqs.create_queue(
-        QueueName=f"sqs-transactions-retry-conf-{suffix}",
-        Attributes={
-            "VisibilityTimeout": "300",
-            "MessageRetentionPeriod": "1209600",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
-        },
-    )["QueueUrl"]
-    return stack
-
-
-def delete_stack(stack: Stack) -> None:
-    """Free the emulator's memory; failures here do not matter."""
-    for action in (
-        lambda: stack.ddb.delete_table(TableName=stack.table),
-        lambda: stack.ddb.delete_table(TableName=stack.errors_table),
-        lambda: stack.sqs.delete_queue(QueueUrl=stack.main_url),
-        lambda: stack.sqs.delete_queue(QueueUrl=stack.dlq_url),
-    ):
-        with contextlib.suppress(Exception):
-            action()
+# Resources: pipeline_local.scratch_stack creates them as lib/main.tf declares them
 
 
 def scan(ddb: Any, table: str) -> list[dict[str, Any]]:
@@ -474,7 +342,7 @@ def put_preexisting(stack: Stack, case: Case) -> None:
 
 def run_case(emulator: Emulator, impl: str, case: Case) -> Run:
     started_ms = int(time.time() * 1000)
-    stack = create_stack(emulator, case.name)
+    stack = create_stack(emulator)
     try:
         put_preexisting(stack, case)
         processor = make_invoker(impl, "processor", processor_env(stack, case))

@@ -1,0 +1,133 @@
+"""The pipeline's data resources created straight through the API, without Terraform.
+
+For tests and measurements that need many short-lived copies (the conformance suite makes one
+per case and implementation, `bench/emulator_memory.py` one per file size): `terraform apply`
+takes a minute or more against the emulator, these calls a fraction of a second. The
+resources are made as lib/main.tf declares them: a versioned bucket; the transactions table
+(transaction_id + timestamp, GSI status-index); the errors table (error_id + timestamp, GSI
+transaction_id-index); the DLQ; the main queue, visibility 300 s, redrive to the DLQ after 3
+receives. Names are fresh for every stack, so stacks never see each other's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from pipeline_local.emulator import Emulator
+
+QUEUE_ATTRIBUTES = {"VisibilityTimeout": "300", "MessageRetentionPeriod": "1209600"}
+MAX_RECEIVE_COUNT = 3
+_counter = itertools.count(1)
+_CLIENTS: dict[str, tuple[Any, Any, Any]] = {}
+
+
+@dataclass
+class Stack:
+    bucket: str
+    table: str
+    errors_table: str
+    main_url: str
+    dlq_url: str
+    s3: Any
+    ddb: Any
+    sqs: Any
+    versions: list[str | None] = field(default_factory=list)
+
+
+def clients(emulator: Emulator) -> tuple[Any, Any, Any]:
+    """S3, DynamoDB and SQS clients for the emulator (made once: client creation is slow)."""
+    env = emulator.aws_env()
+    url = env["AWS_ENDPOINT_URL"]
+    if url not in _CLIENTS:
+        session = boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_DEFAULT_REGION"],
+        )
+        _CLIENTS[url] = (
+            session.client("s3", endpoint_url=url),
+            session.client("dynamodb", endpoint_url=url),
+            session.client("sqs", endpoint_url=url),
+        )
+    return _CLIENTS[url]
+
+
+def _create_table(ddb: Any, name: str, hash_key: str, index_hash_key: str, index: str) -> None:
+    """A table keyed (hash_key, timestamp) with one GSI (index_hash_key, timestamp)."""
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": hash_key, "AttributeType": "S"},
+            {"AttributeName": "timestamp", "AttributeType": "N"},
+            {"AttributeName": index_hash_key, "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": hash_key, "KeyType": "HASH"},
+            {"AttributeName": "timestamp", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": index_hash_key, "KeyType": "HASH"},
+                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+
+
+def create_stack(emulator: Emulator) -> Stack:
+    """A fresh bucket, both tables and both queues in the emulator."""
+    s3, ddb, sqs = clients(emulator)
+    suffix = f"{next(_counter):03d}-{uuid.uuid4().hex[:6]}"
+    stack = Stack(
+        bucket=f"s3-transactions-conf-{suffix}",
+        table=f"dynamodb-transactions-conf-{suffix}",
+        errors_table=f"dynamodb-errors-conf-{suffix}",
+        main_url="",
+        dlq_url="",
+        s3=s3,
+        ddb=ddb,
+        sqs=sqs,
+    )
+    s3.create_bucket(
+        Bucket=stack.bucket,
+        CreateBucketConfiguration={"LocationConstraint": emulator.aws_env()["AWS_DEFAULT_REGION"]},
+    )
+    s3.put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
+    _create_table(ddb, stack.table, "transaction_id", "status", "status-index")
+    _create_table(ddb, stack.errors_table, "error_id", "transaction_id", "transaction_id-index")
+    stack.dlq_url = sqs.create_queue(
+        QueueName=f"sqs-transactions-dlq-conf-{suffix}", Attributes=QUEUE_ATTRIBUTES
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+    stack.main_url = sqs.create_queue(
+        QueueName=f"sqs-transactions-retry-conf-{suffix}",
+        Attributes={**QUEUE_ATTRIBUTES, "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    return stack
+
+
+def delete_stack(stack: Stack) -> None:
+    """Free the emulator's memory; failures here do not matter."""
+    for action in (
+        lambda: stack.ddb.delete_table(TableName=stack.table),
+        lambda: stack.ddb.delete_table(TableName=stack.errors_table),
+        lambda: stack.sqs.delete_queue(QueueUrl=stack.main_url),
+        lambda: stack.sqs.delete_queue(QueueUrl=stack.dlq_url),
+    ):
+        with contextlib.suppress(Exception):
+            action()
