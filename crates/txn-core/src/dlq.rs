@@ -295,6 +295,26 @@ struct Source {
     last_modified: Option<String>,
 }
 
+impl Source {
+    fn error_id(&self, code: &str) -> String {
+        error_id(
+            &self.bucket,
+            &self.key,
+            self.version_id.as_deref(),
+            self.line.as_deref(),
+            code,
+        )
+    }
+
+    /// The file's upload time when the message carries it, else when the message was sent.
+    fn timestamp(&self, message: &SqsMessage, now: &str) -> String {
+        first(
+            &[self.last_modified.as_ref(), message.sent_timestamp.as_ref()],
+            now,
+        )
+    }
+}
+
 fn source(doc: Option<&JsonValue>) -> Option<Source> {
     let doc = doc?;
     if !matches!(doc, JsonValue::Object(_)) {
@@ -339,20 +359,8 @@ fn from_error_message(doc: &JsonValue, message: &SqsMessage, now: &str) -> Optio
     let is_record = matches!(doc.get("kind"), Some(JsonValue::String(k)) if k == "record_error");
     let failed_at = nonneg_int(doc.get("failed_at"));
     Some(ErrorRecord {
-        error_id: error_id(
-            &source.bucket,
-            &source.key,
-            source.version_id.as_deref(),
-            source.line.as_deref(),
-            code,
-        ),
-        timestamp: first(
-            &[
-                source.last_modified.as_ref(),
-                message.sent_timestamp.as_ref(),
-            ],
-            now,
-        ),
+        error_id: source.error_id(code),
+        timestamp: source.timestamp(message, now),
         detected_at: first(&[failed_at.as_ref()], now),
         error_code: truncate_chars(code, MAX_MESSAGE_CHARS).to_owned(),
         error_type: if is_record { VALIDATION } else { FILE },
@@ -399,20 +407,8 @@ fn from_retry_record(doc: &JsonValue, message: &SqsMessage, now: &str) -> Option
     let text =
         format!("record could not be stored after retries; last error: {last_code}: {last_text}");
     Some(ErrorRecord {
-        error_id: error_id(
-            &source.bucket,
-            &source.key,
-            source.version_id.as_deref(),
-            source.line.as_deref(),
-            RECORD_WRITE_FAILED,
-        ),
-        timestamp: first(
-            &[
-                source.last_modified.as_ref(),
-                message.sent_timestamp.as_ref(),
-            ],
-            now,
-        ),
+        error_id: source.error_id(RECORD_WRITE_FAILED),
+        timestamp: source.timestamp(message, now),
         detected_at: first(&[failed_at.as_ref()], now),
         error_code: RECORD_WRITE_FAILED.to_owned(),
         error_type: PROCESSING,
