@@ -15,10 +15,12 @@ unmodified. Interceptors see the AWS service (from the SigV4 credential scope), 
   `fail_matching()` adds deterministic rules: fail the next N calls of an operation whose body
   contains a marker (e.g. one transaction id), so that boto3's retries run out and the
   handler's own retry path (retry_record -> main queue) is taken.
-- `CrashingInvoker`: kills a Python handler mid-invocation, as a timeout or an out-of-memory
-  kill does: after N successful calls of an operation (default DynamoDB PutItem), every
-  further AWS call of that invocation raises `SimulatedCrash` (a BaseException the handler
-  cannot catch), and the invocation fails. What was written before stays written.
+- `CrashingInvoker`: kills a handler mid-invocation, as a timeout or an out-of-memory kill
+  does, after N successful calls of an operation (default DynamoDB PutItem). A Python handler
+  runs in this process: every further AWS call of that invocation raises `SimulatedCrash` (a
+  BaseException the handler cannot catch). A Rust `bootstrap` runs in its own process: its
+  calls go through a LoopbackProxy that SIGKILLs it at the limit. Either way the invocation
+  fails and what was written before stays written.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
+from pipeline_local.rust_runtime import RustInvoker
 
 HOP_BY_HOP = {
     "connection",
@@ -413,7 +416,7 @@ def fault_proxy(
 
 
 # --------------------------------------------------------------------------------------------
-# Crashes of in-process Python handlers
+# Crashes: an execution environment killed mid-invocation
 
 
 class SimulatedCrash(BaseException):
@@ -423,10 +426,74 @@ class SimulatedCrash(BaseException):
 _PATCH_LOCK = threading.Lock()
 
 
+class _ProcessKiller:
+    """A LoopbackProxy between one Rust process and its endpoint that SIGKILLs the process
+    after `limit` successful calls of `operation` during an armed invocation.
+
+    The kill happens before the limit-th call's answer is passed back, so the process never
+    learns that this write succeeded (it is stored all the same); calls the process had already
+    sent are forwarded, later ones are refused."""
+
+    def __init__(self, target: RustInvoker, operation: str) -> None:
+        upstream = target.env.get("AWS_ENDPOINT_URL")
+        if not upstream:
+            raise ValueError(
+                f"{target.function_name}: no AWS_ENDPOINT_URL to put the crash proxy in front of"
+            )
+        self.target = target
+        self.operation = operation
+        self.proxy = LoopbackProxy(upstream, [self]).start()
+        if target.pid is not None:
+            target.close()  # the next invocation starts a process that talks to the proxy
+        target.env["AWS_ENDPOINT_URL"] = self.proxy.endpoint
+        self._lock = threading.Lock()
+        self.armed = False
+        self.limit = 0
+        self.calls = 0
+        self.killed_after: int | None = None
+        self.signalled = False  # a live process was SIGKILLed (not merely refused calls)
+
+    def arm(self, limit: int) -> None:
+        with self._lock:
+            self.armed, self.limit, self.calls, self.killed_after = True, limit, 0, None
+            self.signalled = False
+
+    def disarm(self) -> None:
+        with self._lock:
+            self.armed = False
+
+    def __call__(self, req: ProxyRequest) -> ProxyResponse | None:
+        with self._lock:
+            if self.armed and self.killed_after is not None:
+                return ProxyResponse(502, [("Content-Type", "text/plain")], b"process killed")
+        return None
+
+    def after(self, req: ProxyRequest, resp: ProxyResponse) -> None:
+        if req.operation != self.operation or not 200 <= resp.status < 300:
+            return
+        with self._lock:
+            if not self.armed or self.killed_after is not None:
+                return
+            self.calls += 1
+            if self.calls < self.limit:
+                return
+            self.killed_after = self.calls
+        self.signalled = self.target.kill_process()
+
+    def close(self) -> None:
+        self.proxy.stop()
+
+
 class CrashingInvoker:
     """Kills the wrapped function's invocation after `after_calls` successful calls of
-    `operation` (botocore operation name, e.g. "PutItem"), for the first `crashes` invocations
-    (those whose event `when(event)` accepts); later invocations run normally."""
+    `operation` (the AWS operation name, e.g. "PutItem"), for the first `crashes` invocations
+    (those whose event `when(event)` accepts); later invocations run normally.
+
+    A Python handler (in this process) is killed by patching botocore: after the limit every
+    further AWS call raises `SimulatedCrash`, which the handler cannot catch. A Rust `bootstrap`
+    (its own process, `RustInvoker`) is killed for real: its AWS calls go through a proxy that
+    counts them and SIGKILLs the process at the limit. Either way the invocation fails with
+    Runtime.ExitError and what was written before stays written."""
 
     def __init__(
         self,
@@ -437,6 +504,8 @@ class CrashingInvoker:
         crashes: int = 1,
         when: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
+        if after_calls < 1:
+            raise ValueError("after_calls must be at least 1")
         self.inner = inner
         self.function_name = inner.function_name
         self.after_calls = after_calls
@@ -444,11 +513,50 @@ class CrashingInvoker:
         self.crashes_left = crashes
         self.when = when
         self.crashed: list[int] = []  # calls made before each crash
+        self._killer = _ProcessKiller(inner, operation) if isinstance(inner, RustInvoker) else None
+
+    def close(self) -> None:
+        if self._killer is not None:
+            self._killer.close()
 
     def invoke(self, event: dict[str, Any], *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Any:
         if self.crashes_left <= 0 or (self.when is not None and not self.when(event)):
             return self.inner.invoke(event, timeout_ms=timeout_ms)
         self.crashes_left -= 1
+        if self._killer is not None:
+            return self._invoke_killing_process(self._killer, event, timeout_ms)
+        return self._invoke_patching_botocore(event, timeout_ms)
+
+    def _crash(self, calls: int, cause: str) -> InvocationError:
+        self.crashed.append(calls)
+        return InvocationError(
+            f"Runtime.ExitError: killed after {calls} {self.operation} calls ({cause})",
+            error_type="Runtime.ExitError",
+        )
+
+    def _invoke_killing_process(
+        self, killer: _ProcessKiller, event: dict[str, Any], timeout_ms: int
+    ) -> Any:
+        killer.arm(self.after_calls)
+        try:
+            result = self.inner.invoke(event, timeout_ms=timeout_ms)
+        except InvocationError as exc:
+            # Only a process that was signalled and then exited counts as killed; one that
+            # failed on its own (before the limit, or on the refused calls after it) is
+            # reported as the failure it was.
+            if killer.killed_after is None or not killer.signalled:
+                raise
+            if exc.error_type != "Runtime.ExitError":
+                raise
+            raise self._crash(killer.killed_after, "SIGKILL") from None
+        finally:
+            killer.disarm()
+        if killer.killed_after is not None and killer.signalled:
+            # Killed while it was posting its response: Lambda would report the crash.
+            raise self._crash(killer.killed_after, "SIGKILL")
+        return result
+
+    def _invoke_patching_botocore(self, event: dict[str, Any], timeout_ms: int) -> Any:
         import botocore.client
 
         original = botocore.client.BaseClient._make_api_call
@@ -473,18 +581,11 @@ class CrashingInvoker:
             botocore.client.BaseClient._make_api_call = patched  # type: ignore[method-assign]
             try:
                 result = self.inner.invoke(event, timeout_ms=timeout_ms)
-            except SimulatedCrash as crash:
-                self.crashed.append(state["calls"])
-                raise InvocationError(
-                    f"Runtime.ExitError: {crash}", error_type="Runtime.ExitError"
-                ) from None
+            except SimulatedCrash:
+                raise self._crash(state["calls"], "simulated") from None
             finally:
                 botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
         if state["dead"]:
             # The limit was reached on the very last call: the process died right after it.
-            self.crashed.append(state["calls"])
-            raise InvocationError(
-                f"Runtime.ExitError: killed after {state['calls']} {operation} calls",
-                error_type="Runtime.ExitError",
-            )
+            raise self._crash(state["calls"], "simulated")
         return result

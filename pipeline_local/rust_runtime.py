@@ -313,6 +313,17 @@ class RustInvoker:
         proc.wait()
         self._stop_server()
 
+    def kill_process(self) -> bool:
+        """SIGKILL the running process, as Lambda does on a timeout or an out-of-memory kill:
+        nothing more runs in it, the invocation in flight fails with Runtime.ExitError, and
+        the next invocation starts a fresh process (a cold start). True when a live process
+        was signalled."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return False
+        proc.kill()
+        return True
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None

@@ -3,7 +3,8 @@
 Beside the delivery harness's own tests; the conformance suite exercises the invoker with the
 real binaries. Here a small Python "bootstrap" stands in for a custom runtime, so every path
 can be driven: responses, function errors, init errors, crashes, timeouts (kill and fresh cold
-start), the Runtime API headers and the environment Lambda sets.
+start), the Runtime API headers and the environment Lambda sets; and the process-level crash
+of pipeline_local.faults.CrashingInvoker.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from pipeline_local.faults import CrashingInvoker
 from pipeline_local.invokers import InvocationError
 from pipeline_local.rust_runtime import RustInvoker
 
@@ -39,6 +44,14 @@ FAKE_BOOTSTRAP = textwrap.dedent(
             event = json.loads(r.read())
         if event.get("sleep"):
             time.sleep(event["sleep"])
+        failed_puts = 0
+        for i in range(event.get("puts", 0)):
+            try:  # a refused call is survived, as an SDK retry would: only a kill stops it
+                urllib.request.urlopen(urllib.request.Request(
+                    os.environ["AWS_ENDPOINT_URL"] + "/", data=json.dumps({{"n": i}}).encode(),
+                    method="POST", headers={{"X-Amz-Target": "DynamoDB_20120810.PutItem"}})).read()
+            except OSError:
+                failed_puts += 1
         if event.get("exit"):
             sys.exit(event["exit"])
         if event.get("fail"):
@@ -47,7 +60,8 @@ FAKE_BOOTSTRAP = textwrap.dedent(
         else:
             env = {{k: v for k, v in os.environ.items()
                    if k.startswith(("AWS_LAMBDA_", "_HANDLER", "LAMBDA_", "AWS_REGION", "MY_"))}}
-            body = {{"event": event, "headers": headers, "env": env, "pid": pid}}
+            body = {{"event": event, "headers": headers, "env": env, "pid": pid,
+                    "failed_puts": failed_puts}}
             url = api + "/invocation/" + rid + "/response"
         print(json.dumps({{"level": "INFO", "message": "handled"}}), flush=True)
         urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(body).encode(),
@@ -114,3 +128,58 @@ def test_crash_and_init_error(bootstrap: Path) -> None:
         with pytest.raises(InvocationError) as info:
             invoker.invoke({}, timeout_ms=5000)
         assert info.value.error_type == "Init.Boom"
+
+
+class _CountingEndpoint(BaseHTTPRequestHandler):
+    """Stands in for DynamoDB: answers every call with 200 and remembers its body."""
+
+    received: list[bytes]
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).received.append(body)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
+@pytest.fixture()
+def endpoint() -> Iterator[tuple[str, list[bytes]]]:
+    handler = type("Endpoint", (_CountingEndpoint,), {"received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler.received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_crashing_invoker_kills_the_process_after_n_calls(
+    bootstrap: Path, endpoint: tuple[str, list[bytes]]
+) -> None:
+    url, received = endpoint
+    invoker = RustInvoker(bootstrap, {"AWS_ENDPOINT_URL": url})
+    crash = CrashingInvoker(invoker, after_calls=3, crashes=1, when=lambda e: "puts" in e)
+    try:
+        assert invoker.env["AWS_ENDPOINT_URL"] != url  # its calls now go through the proxy
+        assert crash.invoke({"warm": 1}, timeout_ms=5000)["event"] == {"warm": 1}
+        first_pid = invoker.pid
+        with pytest.raises(InvocationError) as info:
+            crash.invoke({"puts": 10}, timeout_ms=5000)
+        assert info.value.error_type == "Runtime.ExitError"
+        assert "killed after 3 PutItem calls" in str(info.value)
+        assert crash.crashed == [3]
+        # Sequential calls: the third was stored, the fourth never sent.
+        assert [json.loads(b)["n"] for b in received] == [0, 1, 2]
+        # The next invocation is a fresh process and runs to the end.
+        out = crash.invoke({"puts": 10}, timeout_ms=5000)
+        assert out["pid"] != first_pid and invoker.cold_starts == 2
+        assert len(received) == 13 and crash.crashed == [3]
+    finally:
+        crash.close()
+        invoker.close()
