@@ -515,6 +515,18 @@ def _files_in_body(body: Any) -> list[tuple[str, str | None]]:
     return []
 
 
+def _process_log(invoker: Any) -> list[str]:
+    """The output of a function that runs as its own process (RustInvoker.log_lines), also
+    behind wrappers such as faults.CrashingInvoker; empty for an in-process handler."""
+    layer = invoker
+    while layer is not None:
+        lines = getattr(layer, "log_lines", None)
+        if isinstance(lines, list):
+            return lines
+        layer = getattr(layer, "inner", None)
+    return []
+
+
 class RecordingInvoker:
     """Wraps an invoker the way the Lambda service wraps a function: records every invocation,
     captures what the code writes to stdout (its log), and hands the log lines on."""
@@ -537,7 +549,8 @@ class RecordingInvoker:
         t0 = time.monotonic()
         out = io.StringIO()
         error: str | None = None
-        rust_lines_before = len(getattr(self.inner, "log_lines", []))
+        process_log = _process_log(self.inner)
+        process_lines_before = len(process_log)
         try:
             with contextlib.redirect_stdout(out):
                 return self.inner.invoke(event, timeout_ms=timeout_ms)
@@ -550,7 +563,7 @@ class RecordingInvoker:
                 InvocationRecord(self.function_name, source, started, duration, error, files, count)
             )
             lines = out.getvalue().splitlines()
-            lines += list(getattr(self.inner, "log_lines", []))[rust_lines_before:]
+            lines += process_log[process_lines_before:]
             if error:
                 lines.append(json.dumps({"level": "ERROR", "message": error[:2000]}))
             self.sink.write(self.function, lines, started)

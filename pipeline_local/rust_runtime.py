@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
 import subprocess
 import threading
 import time
@@ -179,23 +180,75 @@ class _RuntimeServer(ThreadingHTTPServer):
         pass
 
 
-def _pump_logs(
-    proc: subprocess.Popen[bytes], lines: list[str], log_path: Path | None, echo: str | None
-) -> None:
-    assert proc.stdout is not None
-    sink = log_path.open("a", encoding="utf-8") if log_path else None
-    try:
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            lines.append(line)
-            if sink is not None:
-                sink.write(line + "\n")
-                sink.flush()
-            if echo:
-                print(f"[{echo}] {line}", flush=True)
-    finally:
-        if sink is not None:
-            sink.close()
+class _LogPump:
+    """Reads one process's stdout into `lines` (and `log_path`).
+
+    A reader thread keeps the pipe from filling up while the process runs; `drain()` reads,
+    under the same lock, everything the process has written so far. The invoker drains when an
+    invocation ends: the lines a function wrote before it posted its response (its last log
+    line, its EMF metrics) are then in `lines` before `invoke` returns, never attributed to
+    the next invocation or lost."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        lines: list[str],
+        log_path: Path | None,
+        echo: str | None,
+    ) -> None:
+        assert proc.stdout is not None
+        # Our own descriptor, closed by us at end of file: never a reused number.
+        self._fd = os.dup(proc.stdout.fileno())
+        proc.stdout.close()
+        os.set_blocking(self._fd, False)
+        self._lines = lines
+        self._echo = echo
+        self._sink = log_path.open("a", encoding="utf-8") if log_path else None
+        self._partial = b""
+        self._lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._run, name=f"logs-{echo or proc.pid}", daemon=True).start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN | select.POLLHUP)
+        while not self.closed:
+            poller.poll(200)
+            self.drain()
+
+    def drain(self) -> None:
+        """Take in whatever the process has written; at end of file, close."""
+        with self._lock:
+            while not self.closed:
+                try:
+                    chunk = os.read(self._fd, 1 << 16)
+                except BlockingIOError:
+                    return
+                if not chunk:
+                    self._close()
+                    return
+                self._partial += chunk
+                *complete, self._partial = self._partial.split(b"\n")
+                for raw in complete:
+                    self._emit(raw)
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        self._lines.append(line)
+        if self._sink is not None:
+            self._sink.write(line + "\n")
+            self._sink.flush()
+        if self._echo:
+            print(f"[{self._echo}] {line}", flush=True)
+
+    def _close(self) -> None:
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = b""
+        self.closed = True
+        os.close(self._fd)
+        if self._sink is not None:
+            self._sink.close()
 
 
 def _kill_process(proc: subprocess.Popen[bytes]) -> None:
@@ -229,6 +282,7 @@ class RustInvoker:
         self.log_lines: list[str] = []
         self.cold_starts = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._logs: _LogPump | None = None
         # One Runtime API server per process: a request left blocked by a dead process can
         # never take an event meant for its successor.
         self._state = _RuntimeState(self.function_arn)
@@ -296,10 +350,7 @@ class RustInvoker:
         # The reader thread must not hold the invoker: an invoker that is no longer used is
         # garbage-collected and its process killed (weakref.finalize below).
         echo = self.function_name if self.echo_logs else None
-        reader = threading.Thread(
-            target=_pump_logs, args=(proc, self.log_lines, self.log_path, echo), daemon=True
-        )
-        reader.start()
+        self._logs = _LogPump(proc, self.log_lines, self.log_path, echo)
         self._proc = proc
         self._finalizer = weakref.finalize(self, _kill_process, proc)
         return proc
@@ -342,7 +393,12 @@ class RustInvoker:
 
     def invoke(self, event: dict[str, Any], *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Any:
         with self._invoke_lock:
-            return self._invoke(event, timeout_ms)
+            try:
+                return self._invoke(event, timeout_ms)
+            finally:
+                # This invocation's output (also of a process that just died) is in log_lines.
+                if self._logs is not None:
+                    self._logs.drain()
 
     def _invoke(self, event: dict[str, Any], timeout_ms: int) -> Any:
         started = time.monotonic()

@@ -10,6 +10,7 @@ of pipeline_local.faults.CrashingInvoker.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_local.dispatcher import FunctionConfig, LogSink, RecordingInvoker
 from pipeline_local.faults import CrashingInvoker
 from pipeline_local.invokers import InvocationError
 from pipeline_local.rust_runtime import RustInvoker
@@ -63,6 +65,11 @@ FAKE_BOOTSTRAP = textwrap.dedent(
             body = {{"event": event, "headers": headers, "env": env, "pid": pid,
                     "failed_puts": failed_puts}}
             url = api + "/invocation/" + rid + "/response"
+        for i in range(event.get("lines", 0)):  # a chatty invocation, its metrics last
+            print(json.dumps({{"level": "INFO", "message": "line", "n": i}}))
+        if "lines" in event:
+            print(json.dumps({{"_aws": {{"Timestamp": 0, "CloudWatchMetrics": []}},
+                              "invocation": event["invocation"]}}))
         print(json.dumps({{"level": "INFO", "message": "handled"}}), flush=True)
         urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(body).encode(),
                                                       method="POST"))
@@ -180,6 +187,64 @@ def test_crashing_invoker_kills_the_process_after_n_calls(
         out = crash.invoke({"puts": 10}, timeout_ms=5000)
         assert out["pid"] != first_pid and invoker.cold_starts == 2
         assert len(received) == 13 and crash.crashed == [3]
+    finally:
+        crash.close()
+        invoker.close()
+
+
+def test_every_line_written_before_the_response_belongs_to_that_invocation(
+    bootstrap: Path, tmp_path: Path
+) -> None:
+    """The process writes its last lines (its EMF metrics) just before it posts the response;
+    they must be in log_lines when invoke returns, not arrive during the next invocation or
+    never. The log file is a FIFO read slowly here, so that a reader thread that merely keeps
+    up with the pipe falls behind, as it does on a loaded machine."""
+    fifo = tmp_path / "slow-log"
+    os.mkfifo(fifo)
+    copied: list[bytes] = []
+
+    def read_slowly() -> None:
+        with open(fifo, "rb") as fh:
+            while chunk := fh.read(4096):
+                copied.append(chunk)
+                time.sleep(0.002)
+
+    reader = threading.Thread(target=read_slowly, daemon=True)
+    reader.start()
+    lines_per_invocation = 3000  # about 150 KB: more than a pipe holds
+    with RustInvoker(bootstrap, {}, log_path=fifo) as invoker:
+        for n in range(6):
+            before = len(invoker.log_lines)
+            invoker.invoke({"lines": lines_per_invocation, "invocation": n}, timeout_ms=20_000)
+            mine = [json.loads(line) for line in invoker.log_lines[before:]]
+            assert len(mine) == lines_per_invocation + 2, n
+            assert mine[-2] == {"_aws": {"Timestamp": 0, "CloudWatchMetrics": []}, "invocation": n}
+            assert mine[-1]["message"] == "handled"
+    reader.join(10)
+    assert b"".join(copied).count(b"\n") == 6 * (lines_per_invocation + 2)
+
+
+def test_recording_invoker_gets_the_process_log_through_wrappers(
+    bootstrap: Path, endpoint: tuple[str, list[bytes]], tmp_path: Path
+) -> None:
+    """The dispatcher's record of an invocation (its log lines, its EMF metrics) also when the
+    process is wrapped, as the fault tests wrap it."""
+    url, _ = endpoint
+    fn = FunctionConfig(
+        name="fn-logs", arn="arn:aws:lambda:eu-central-1:123456789012:function:fn-logs",
+        runtime="provided.al2023", handler="bootstrap", timeout_s=20, memory_mb=512,
+        environment={}, role="",
+    )  # fmt: skip
+    sink = LogSink(clients=None, log_dir=tmp_path / "logs", cloudwatch=False)  # type: ignore[arg-type]
+    invoker = RustInvoker(bootstrap, {"AWS_ENDPOINT_URL": url})
+    crash = CrashingInvoker(invoker, after_calls=1, crashes=0)
+    recording = RecordingInvoker(crash, fn, sink)
+    try:
+        for n in range(3):
+            recording.invoke({"lines": 500, "invocation": n}, timeout_ms=20_000)
+        assert [doc["invocation"] for doc in sink.emf] == [0, 1, 2]
+        written = (tmp_path / "logs" / "fn-logs.log").read_text().splitlines()
+        assert len(written) == 3 * 502
     finally:
         crash.close()
         invoker.close()
