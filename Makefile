@@ -34,9 +34,9 @@ demo: setup $(if $(filter rust,$(LAMBDA_RUNTIME)),build-rust,) ## Run the whole 
 
 test: setup lint checkov build-rust ## Run every check and test (what CI runs)
 	$(CARGO) test --workspace --quiet
-	CONFORMANCE_IMPL=python,rust $(PY) -m pytest $(PYTEST_ARGS)
+	CONFORMANCE_IMPL=python,rust E2E_IMPL=python,rust $(PY) -m pytest $(PYTEST_ARGS)
 
-test-python: setup ## Only the Python tests (conformance against the Python handlers only)
+test-python: setup ## Only the Python tests (conformance and e2e against the Python handlers only)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 build-rust: setup ## Rust Lambdas: aarch64 bootstraps for archive_file, and host builds for local runs

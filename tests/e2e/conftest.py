@@ -5,6 +5,11 @@ with the real configuration applied once (through tests.integration.conftest.app
 each test starts from empty tables, queues and bucket with a fresh dispatcher (cold starts).
 The emulator is stopped at the end without `terraform destroy`: it is private to this package
 and destroy is checked by the integration tests.
+
+Implementations: `E2E_IMPL` (comma-separated `python`, `rust`; default `python`) applies the stack
+once per implementation with `lambda_runtime` set accordingly, and every test runs against each
+(test ids end in `[python]` / `[rust]`). The Rust functions run as their host-built `bootstrap`
+processes (`make build-rust`); one that is not built fails the run, it is never skipped.
 """
 
 from __future__ import annotations
@@ -31,12 +36,24 @@ from pipeline_local.dispatcher import (
 from pipeline_local.least_privilege import set_enforcement
 from tests.integration.conftest import Stack, apply_stack
 
+E2E_IMPLS = [s.strip() for s in os.environ.get("E2E_IMPL", "python").split(",") if s.strip()]
+# The lambda_runtime variable per implementation, and what the applied functions then run on.
+LAMBDA_RUNTIMES = {"python": "python3.11", "rust": "rust"}
+APPLIED = {
+    "python": {
+        ("python3.11", "processor_function.lambda_handler"),
+        ("python3.11", "dlq_processor_function.lambda_handler"),
+    },
+    "rust": {("provided.al2023", "bootstrap")},
+}
+
 # Small enough to keep the package fast, large enough for several 1000-row batches per file.
 SCALE = 0.35
 
 
 @dataclass
 class E2E:
+    impl: str
     stack: Stack
     clients: Clients
     wiring: Wiring
@@ -122,14 +139,17 @@ class E2E:
         empty_bucket(self.clients("s3"), self.bucket)
 
 
-@pytest.fixture(scope="package")
-def e2e() -> Iterator[E2E]:
+@pytest.fixture(scope="package", params=E2E_IMPLS)
+def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
+    impl = str(request.param)
+    if impl not in LAMBDA_RUNTIMES:
+        pytest.fail(f"E2E_IMPL: unknown implementation {impl!r} (python, rust)")
     # Terraform variable names are case-sensitive (TF_VAR_max_file_bytes).
     var = "TF_VAR_max_file_bytes"
     saved = os.environ.get(var)
     os.environ[var] = str(sample_files.SAMPLE_MAX_FILE_BYTES)
     try:
-        stack = apply_stack("tf-e2e")
+        stack = apply_stack(f"tf-e2e-{impl}", LAMBDA_RUNTIMES[impl])
     finally:
         if saved is None:
             os.environ.pop(var, None)
@@ -148,7 +168,10 @@ def e2e() -> Iterator[E2E]:
         wiring = read_wiring(
             clients, dead_letter_fallback=dead_letter_targets_from_terraform(stack.workdir.path)
         )
+        # The tests below are only about this implementation if the emulator holds it.
+        assert {(fn.runtime, fn.handler) for fn in wiring.functions.values()} == APPLIED[impl]
         env = E2E(
+            impl=impl,
             stack=stack,
             clients=clients,
             wiring=wiring,
