@@ -478,7 +478,14 @@ class _ProcessKiller:
             if self.calls < self.limit:
                 return
             self.killed_after = self.calls
-        self.signalled = self.target.kill_process()
+            # Under the lock: whoever sees the process dead and then asks `kill()` learns that
+            # it was this kill.
+            self.signalled = self.target.kill_process()
+
+    def kill(self) -> int | None:
+        """The calls counted when this invocation's process was SIGKILLed; None if it was not."""
+        with self._lock:
+            return self.killed_after if self.signalled else None
 
     def close(self) -> None:
         self.proxy.stop()
@@ -544,16 +551,16 @@ class CrashingInvoker:
             # Only a process that was signalled and then exited counts as killed; one that
             # failed on its own (before the limit, or on the refused calls after it) is
             # reported as the failure it was.
-            if killer.killed_after is None or not killer.signalled:
+            killed_after = killer.kill()
+            if killed_after is None or exc.error_type != "Runtime.ExitError":
                 raise
-            if exc.error_type != "Runtime.ExitError":
-                raise
-            raise self._crash(killer.killed_after, "SIGKILL") from None
+            raise self._crash(killed_after, "SIGKILL") from None
         finally:
             killer.disarm()
-        if killer.killed_after is not None and killer.signalled:
+        killed_after = killer.kill()
+        if killed_after is not None:
             # Killed while it was posting its response: Lambda would report the crash.
-            raise self._crash(killer.killed_after, "SIGKILL")
+            raise self._crash(killed_after, "SIGKILL")
         return result
 
     def _invoke_patching_botocore(self, event: dict[str, Any], timeout_ms: int) -> Any:
