@@ -119,6 +119,17 @@ def document(
             f" it can finish in one invocation is about **{r['max_rows_300s']:,} rows** (peak RSS"
             f" {r['peak_rss_mb']:.0f} MB of 512 MB)."
         )
+    loads = [x for r in rows for x in r.get("load_avg", [])]
+    cpus = doc.get("machine", {}).get("cpus")
+    if loads:
+        lines.append(
+            f"- Machine load: the 1-minute load average, read when each measurement started and"
+            f" ended, was between {min(loads):.1f} and {max(loads):.1f} on {cpus} cores. The"
+            " benchmark's own threads count in it (Python's 16 writer threads, the sink's two"
+            " workers), so a reading above the core count is not by itself other work."
+        )
+    else:
+        lines.append("- Machine load: not recorded by the run that produced these numbers.")
     machine = doc.get("machine", {})
     return f"""# Benchmarks: Python and Rust transaction processors
 
@@ -127,7 +138,7 @@ the same generated CSV files, one S3 event each, warm (after one warm-up invocat
 same local endpoint. Generated {doc.get("generated_at", "")} on {machine.get("cpus")} cores
 ({machine.get("platform")}, Python {machine.get("python")}).
 
-Reproduce (about 25 minutes on 2 cores, most of it the Python run on 1M rows):
+Reproduce (about 16 minutes on 2 idle cores, most of it the Python run on 1M rows):
 
 ```sh
 make bench                      # = bench/run.sh: host build, measurements, this page
