@@ -515,15 +515,21 @@ def _files_in_body(body: Any) -> list[tuple[str, str | None]]:
     return []
 
 
+def _layers(invoker: Any) -> Iterator[Any]:
+    """An invoker and what it wraps: the wrappers first, the execution environment last."""
+    layer = invoker
+    while layer is not None:
+        yield layer
+        layer = getattr(layer, "inner", None)
+
+
 def _process_log(invoker: Any) -> list[str]:
     """The output of a function that runs as its own process (RustInvoker.log_lines), also
     behind wrappers such as faults.CrashingInvoker; empty for an in-process handler."""
-    layer = invoker
-    while layer is not None:
+    for layer in _layers(invoker):
         lines = getattr(layer, "log_lines", None)
         if isinstance(lines, list):
             return lines
-        layer = getattr(layer, "inner", None)
     return []
 
 
@@ -876,12 +882,10 @@ class Dispatcher:
             if function is None or self.wiring.function(function).arn == arn:
                 recording = self.invokers.pop(arn)
                 self._past_records += recording.records
-                layer: Any = recording.inner
-                while layer is not None:  # wrappers first, the execution environment last
+                for layer in _layers(recording.inner):
                     close = getattr(layer, "close", None)
                     if callable(close):
                         close()
-                    layer = getattr(layer, "inner", None)
 
     def invoker(self, function_arn: str) -> RecordingInvoker:
         arn = _unqualified(function_arn)

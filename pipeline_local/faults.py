@@ -478,11 +478,11 @@ class _ProcessKiller:
             if self.calls < self.limit:
                 return
             self.killed_after = self.calls
-            # Under the lock: whoever sees the process dead and then asks `kill()` learns that
-            # it was this kill.
+            # Under the lock: whoever sees the process dead and then asks `killed_after_calls()`
+            # learns that it was this kill.
             self.signalled = self.target.kill_process()
 
-    def kill(self) -> int | None:
+    def killed_after_calls(self) -> int | None:
         """The calls counted when this invocation's process was SIGKILLed; None if it was not."""
         with self._lock:
             return self.killed_after if self.signalled else None
@@ -551,13 +551,13 @@ class CrashingInvoker:
             # Only a process that was signalled and then exited counts as killed; one that
             # failed on its own (before the limit, or on the refused calls after it) is
             # reported as the failure it was.
-            killed_after = killer.kill()
+            killed_after = killer.killed_after_calls()
             if killed_after is None or exc.error_type != "Runtime.ExitError":
                 raise
             raise self._crash(killed_after, "SIGKILL") from None
         finally:
             killer.disarm()
-        killed_after = killer.kill()
+        killed_after = killer.killed_after_calls()
         if killed_after is not None:
             # Killed while it was posting its response: Lambda would report the crash.
             raise self._crash(killed_after, "SIGKILL")
