@@ -119,18 +119,18 @@ def document(
             f" it can finish in one invocation is about **{r['max_rows_300s']:,} rows** (peak RSS"
             f" {r['peak_rss_mb']:.0f} MB of 512 MB)."
         )
+    machine = doc.get("machine", {})
     loads = [x for r in rows for x in r.get("load_avg", [])]
-    cpus = doc.get("machine", {}).get("cpus")
     if loads:
         lines.append(
             f"- Machine load: the 1-minute load average, read when each measurement started and"
-            f" ended, was between {min(loads):.1f} and {max(loads):.1f} on {cpus} cores. The"
+            f" ended, was between {min(loads):.1f} and {max(loads):.1f} on"
+            f" {machine.get('cpus')} cores. The"
             " benchmark's own threads count in it (Python's 16 writer threads, the sink's two"
             " workers), so a reading above the core count is not by itself other work."
         )
     else:
         lines.append("- Machine load: not recorded by the run that produced these numbers.")
-    machine = doc.get("machine", {})
     return f"""# Benchmarks: Python and Rust transaction processors
 
 Both implementations of the processor (lib/processor_function.py and crates/processor) process

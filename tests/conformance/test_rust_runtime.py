@@ -186,6 +186,7 @@ def test_crashing_invoker_kills_the_process_after_n_calls(
         # The next invocation is a fresh process and runs to the end.
         out = crash.invoke({"puts": 10}, timeout_ms=5000)
         assert out["pid"] != first_pid and invoker.cold_starts == 2
+        assert out["failed_puts"] == 0  # disarmed: the proxy passes every call on
         assert len(received) == 13 and crash.crashed == [3]
     finally:
         crash.close()

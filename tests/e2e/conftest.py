@@ -37,14 +37,17 @@ from pipeline_local.least_privilege import set_enforcement
 from tests.integration.conftest import Stack, apply_stack
 
 E2E_IMPLS = [s.strip() for s in os.environ.get("E2E_IMPL", "python").split(",") if s.strip()]
-# The lambda_runtime variable per implementation, and what the applied functions then run on.
-LAMBDA_RUNTIMES = {"python": "python3.11", "rust": "rust"}
-APPLIED = {
-    "python": {
-        ("python3.11", "processor_function.lambda_handler"),
-        ("python3.11", "dlq_processor_function.lambda_handler"),
-    },
-    "rust": {("provided.al2023", "bootstrap")},
+# Per implementation: the lambda_runtime variable, and the (runtime, handler) pairs that the
+# applied functions then have.
+IMPLEMENTATIONS = {
+    "python": (
+        "python3.11",
+        {
+            ("python3.11", "processor_function.lambda_handler"),
+            ("python3.11", "dlq_processor_function.lambda_handler"),
+        },
+    ),
+    "rust": ("rust", {("provided.al2023", "bootstrap")}),
 }
 
 # Small enough to keep the package fast, large enough for several 1000-row batches per file.
@@ -53,7 +56,6 @@ SCALE = 0.35
 
 @dataclass
 class E2E:
-    impl: str
     stack: Stack
     clients: Clients
     wiring: Wiring
@@ -142,14 +144,15 @@ class E2E:
 @pytest.fixture(scope="package", params=E2E_IMPLS)
 def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
     impl = str(request.param)
-    if impl not in LAMBDA_RUNTIMES:
+    if impl not in IMPLEMENTATIONS:
         pytest.fail(f"E2E_IMPL: unknown implementation {impl!r} (python, rust)")
+    lambda_runtime, applied = IMPLEMENTATIONS[impl]
     # Terraform variable names are case-sensitive (TF_VAR_max_file_bytes).
     var = "TF_VAR_max_file_bytes"
     saved = os.environ.get(var)
     os.environ[var] = str(sample_files.SAMPLE_MAX_FILE_BYTES)
     try:
-        stack = apply_stack(f"tf-e2e-{impl}", LAMBDA_RUNTIMES[impl])
+        stack = apply_stack(f"tf-e2e-{impl}", lambda_runtime)
     finally:
         if saved is None:
             os.environ.pop(var, None)
@@ -169,9 +172,8 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
             clients, dead_letter_fallback=dead_letter_targets_from_terraform(stack.workdir.path)
         )
         # The tests below are only about this implementation if the emulator holds it.
-        assert {(fn.runtime, fn.handler) for fn in wiring.functions.values()} == APPLIED[impl]
+        assert {(fn.runtime, fn.handler) for fn in wiring.functions.values()} == applied
         env = E2E(
-            impl=impl,
             stack=stack,
             clients=clients,
             wiring=wiring,
