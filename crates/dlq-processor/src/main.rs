@@ -5,6 +5,7 @@
 //! sections 4, 5 and 8; decisions D1-D10). What to store is decided by `txn_core::dlq`.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use aws_config::retry::RetryConfig;
 use aws_config::BehaviorVersion;
@@ -63,31 +64,60 @@ fn to_attribute(value: Attr) -> AttributeValue {
     }
 }
 
-/// Why a row could not be stored.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct StoreError(String);
+/// Why a row could not be stored (the message is then delivered again). The text is what the
+/// log line's `reason` says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum StoreError {
+    /// DynamoDB refused the write: `code` is its error code.
+    #[error("{code}")]
+    Service { code: String },
+    /// No answer from DynamoDB (timeout, network, credentials), after the SDK's retries.
+    #[error("SdkError")]
+    Sdk,
+}
 
-/// `Ok(true)` when stored now, `Ok(false)` when it was already there (a replay).
-async fn store_item(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    item: HashMap<String, AttributeValue>,
-) -> Result<bool, StoreError> {
-    match dynamodb
-        .put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(error_id)")
-        .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(err) => match err.as_service_error().and_then(|e| e.code()) {
-            Some("ConditionalCheckFailedException") => Ok(false),
-            Some(code) => Err(StoreError(code.to_owned())),
-            None => Err(StoreError("SdkError".to_owned())),
-        },
+/// How a row ended up in the errors table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// Written now.
+    New,
+    /// Already there: a redelivery of a message stored before.
+    Replay,
+}
+
+/// The one call the DLQ processor makes: PutItem with `attribute_not_exists(error_id)`.
+/// Implemented by the SDK client, and by an in-memory table in the tests.
+trait ErrorTable {
+    fn put_new_row(
+        &self,
+        table: &str,
+        item: HashMap<String, AttributeValue>,
+    ) -> impl Future<Output = Result<Stored, StoreError>> + Send;
+}
+
+impl ErrorTable for aws_sdk_dynamodb::Client {
+    async fn put_new_row(
+        &self,
+        table: &str,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<Stored, StoreError> {
+        match self
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(error_id)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Stored::New),
+            Err(err) => match err.as_service_error().and_then(|e| e.code()) {
+                Some("ConditionalCheckFailedException") => Ok(Stored::Replay),
+                Some(code) => Err(StoreError::Service {
+                    code: code.to_owned(),
+                }),
+                None => Err(StoreError::Sdk),
+            },
+        }
     }
 }
 
@@ -113,10 +143,21 @@ async fn handler(
 ) -> Result<Value, lambda_runtime::Error> {
     let (payload, context) = event.into_parts();
     let cfg = config_from_env()?;
-    let request_id = context.request_id;
     let current = now_ms();
-    let expires_at = current / 1000 + cfg.retention_days * 86_400;
     let event = tjson::parse(payload.get()).unwrap_or(JsonValue::Null);
+    let response = store_batch(dynamodb, &cfg, &event, &context.request_id, current).await;
+    Ok(serde_json::to_value(response)?)
+}
+
+/// Store every message of an SQS batch; the response names the messages to deliver again.
+async fn store_batch(
+    table: &impl ErrorTable,
+    cfg: &Config,
+    event: &JsonValue,
+    request_id: &str,
+    current: i64,
+) -> SqsBatchResponse {
+    let expires_at = current / 1000 + cfg.retention_days * 86_400;
     let records = match event.get("Records") {
         Some(JsonValue::Array(records)) => records.as_slice(),
         _ => &[],
@@ -133,9 +174,9 @@ async fn handler(
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), to_attribute(v)))
                 .collect();
-            match store_item(dynamodb, &cfg.table_name, item).await {
-                Ok(true) => stored += 1,
-                Ok(false) => replays += 1,
+            match table.put_new_row(&cfg.table_name, item).await {
+                Ok(Stored::New) => stored += 1,
+                Ok(Stored::Replay) => replays += 1,
                 Err(e) => {
                     tracing::error!(
                         request_id = %request_id,
@@ -172,7 +213,7 @@ async fn handler(
         "batch done"
     );
     emit_metrics(&cfg.environment, stored);
-    Ok(serde_json::to_value(response)?)
+    response
 }
 
 /// mimalloc instead of glibc's malloc: the SDK allocates a lot per request, and glibc's
@@ -250,5 +291,118 @@ mod tests {
         }
         assert_eq!(item.get("timestamp"), Some(&AttributeValue::N("17".into())));
         assert!(!item.contains_key("transaction_id"));
+    }
+
+    /// An in-memory errors table: rows by error_id; writes for one SQS message id fail.
+    #[derive(Default)]
+    struct FakeTable {
+        rows: std::sync::Mutex<HashMap<String, HashMap<String, AttributeValue>>>,
+        failing_message_id: Option<String>,
+    }
+
+    impl FakeTable {
+        fn rows(&self) -> Vec<HashMap<String, AttributeValue>> {
+            self.rows.lock().unwrap().values().cloned().collect()
+        }
+    }
+
+    impl ErrorTable for FakeTable {
+        async fn put_new_row(
+            &self,
+            _table: &str,
+            item: HashMap<String, AttributeValue>,
+        ) -> Result<Stored, StoreError> {
+            let message_id = item.get("sqs_message_id").and_then(|v| v.as_s().ok());
+            if message_id.is_some() && message_id == self.failing_message_id.as_ref() {
+                return Err(StoreError::Service {
+                    code: "ProvisionedThroughputExceededException".into(),
+                });
+            }
+            let Some(AttributeValue::S(error_id)) = item.get("error_id").cloned() else {
+                panic!("no error_id")
+            };
+            let mut rows = self.rows.lock().unwrap();
+            if rows.contains_key(&error_id) {
+                return Ok(Stored::Replay);
+            }
+            rows.insert(error_id, item);
+            Ok(Stored::New)
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            table_name: "errors".into(),
+            environment: "test".into(),
+            retention_days: 365,
+        }
+    }
+
+    fn batch(messages: &[(&str, &str)]) -> JsonValue {
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|(id, body)| {
+                json!({"messageId": id, "body": body, "eventSource": "aws:sqs",
+                       "attributes": {"SentTimestamp": "1700000000000", "ApproximateReceiveCount": "1"}})
+            })
+            .collect();
+        tjson::parse(&json!({ "Records": records }).to_string()).unwrap()
+    }
+
+    fn failures(response: &SqsBatchResponse) -> Vec<String> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_message_becomes_an_error_row() {
+        let table = FakeTable::default();
+        let event = batch(&[("m-1", "not json"), ("m-2", "{}")]);
+        let response = store_batch(&table, &config(), &event, "req", 1_700_000_000_000).await;
+        assert!(failures(&response).is_empty());
+        let rows = table.rows();
+        assert_eq!(rows.len(), 2);
+        let expires = AttributeValue::N((1_700_000_000 + 365 * 86_400).to_string());
+        assert!(rows.iter().all(|r| r.get("expires_at") == Some(&expires)));
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_makes_no_second_row() {
+        let table = FakeTable::default();
+        let event = batch(&[("m-1", "not json")]);
+        store_batch(&table, &config(), &event, "req", 1_700_000_000_000).await;
+        let again = store_batch(&table, &config(), &event, "req", 1_700_000_100_000).await;
+        assert!(failures(&again).is_empty());
+        assert_eq!(table.rows().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn only_the_message_that_could_not_be_stored_fails() {
+        let table = FakeTable {
+            failing_message_id: Some("m-bad".into()),
+            ..FakeTable::default()
+        };
+        let event = batch(&[("m-1", "not json"), ("m-bad", "not json"), ("m-3", "[]")]);
+        let response = store_batch(&table, &config(), &event, "req", 1_700_000_000_000).await;
+        assert_eq!(failures(&response), vec!["m-bad".to_owned()]);
+        let mut stored: Vec<String> = table
+            .rows()
+            .iter()
+            .filter_map(|r| r.get("sqs_message_id")?.as_s().ok().cloned())
+            .collect();
+        stored.sort();
+        assert_eq!(stored, vec!["m-1".to_owned(), "m-3".to_owned()]);
+    }
+
+    #[test]
+    fn store_error_texts_are_the_logged_reasons() {
+        let service = StoreError::Service {
+            code: "ValidationException".into(),
+        };
+        assert_eq!(service.to_string(), "ValidationException");
+        assert_eq!(StoreError::Sdk.to_string(), "SdkError");
     }
 }

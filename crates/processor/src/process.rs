@@ -1,24 +1,24 @@
-//! File processing, batches, deadlines and the two event paths (S3 and the main queue).
+//! File processing: configuration, the invocation's deadline, reading a file in batches of
+//! rows, and writing and reporting each batch. The event paths are in `crate::handlers`.
 
 use std::io::BufReader;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use aws_lambda_events::event::sqs::SqsBatchResponse;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use txn_core::error::{ErrorCode, FileError, RecordError};
-use txn_core::events::{parse_queue_message, ObjectRef, QueueWork};
+use txn_core::events::ObjectRef;
 use txn_core::files::{json_rows, open_csv, parse_json_document, Format, OpenError, Row};
-use txn_core::json::JsonValue;
 use txn_core::messages::{
-    file_error_message, masked_record, record_error_message, resume_file_message,
-    retry_record_message, transaction_values, SourceInfo,
+    file_error_message, record_error_message, resume_file_message, retry_record_message, SourceInfo,
 };
 use txn_core::Transaction;
 
-use crate::aws::{build_item, Aws, WriteOutcome};
-use crate::{now_ms, TransientError, PROCESSOR};
+use crate::edges::{Edges, GetObjectError};
+use crate::error::ProcessError;
+use crate::writes::{build_item, send_messages, write_items, WriteOutcome};
+use crate::{now_ms, PROCESSOR};
 
 const DEFAULT_MAX_FILE_BYTES: u64 = 268_435_456;
 const DEFAULT_TIME_SAFETY_MARGIN_MS: i64 = 30_000;
@@ -121,7 +121,7 @@ pub struct FileResult {
 }
 
 impl FileResult {
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "bucket": self.bucket,
             "key": self.key,
@@ -137,12 +137,13 @@ impl FileResult {
     }
 }
 
+/// What became of the records of one batch.
 #[derive(Debug, Default, Clone, Copy)]
-struct BatchCounts {
-    stored: u64,
-    duplicates: u64,
-    invalid: u64,
-    retried: u64,
+pub(crate) struct BatchCounts {
+    pub(crate) stored: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) invalid: u64,
+    pub(crate) retried: u64,
 }
 
 /// One CloudWatch Embedded Metric Format line.
@@ -170,7 +171,8 @@ pub fn emit_metrics(environment: &str, values: &[(&str, i64, &str)]) {
     println!("{}", Value::Object(doc));
 }
 
-fn duplicate_conflict() -> RecordError {
+/// The error of a record whose key is stored with other content.
+pub(crate) fn duplicate_conflict() -> RecordError {
     RecordError {
         code: ErrorCode::DuplicateConflict,
         field: Some("transaction_id".to_owned()),
@@ -181,11 +183,11 @@ fn duplicate_conflict() -> RecordError {
 
 /// Validate, write and report one batch; all its messages are sent before it returns.
 async fn handle_batch(
-    aws: &Aws,
+    aws: &impl Edges,
     cfg: &Config,
     source: &SourceInfo,
     batch: &[Row],
-) -> Result<BatchCounts, TransientError> {
+) -> Result<BatchCounts, ProcessError> {
     let mut counts = BatchCounts::default();
     let timestamp = now_ms();
     let mut dlq_messages = Vec::new();
@@ -214,7 +216,7 @@ async fn handle_batch(
         .iter()
         .map(|(row, tx)| build_item(tx, source, row.line, timestamp))
         .collect();
-    let outcomes = aws.write_items(&cfg.table_name, items).await;
+    let outcomes = write_items(aws, &cfg.table_name, items).await;
     for ((row, tx), outcome) in valid.iter().zip(outcomes) {
         match outcome {
             WriteOutcome::Stored => counts.stored += 1,
@@ -236,14 +238,13 @@ async fn handle_batch(
                 counts.retried += 1;
                 let body = retry_record_message(
                     tx, source, row.line, &code, &message, timestamp, PROCESSOR,
-                )
-                .map_err(|e| TransientError(e.to_string()))?;
+                )?;
                 retry_messages.push(body);
             }
         }
     }
-    aws.send_messages(&cfg.dlq_url, &dlq_messages).await?;
-    aws.send_messages(&cfg.queue_url, &retry_messages).await?;
+    send_messages(aws, &cfg.dlq_url, &dlq_messages).await?;
+    send_messages(aws, &cfg.queue_url, &retry_messages).await?;
     Ok(counts)
 }
 
@@ -257,13 +258,13 @@ struct Chunk {
 /// Run the batches of a file from `start_line` on; stop with a resume_file message when the
 /// clock runs out.
 async fn run_batches(
-    aws: &Aws,
+    aws: &impl Edges,
     cfg: &Config,
     source: &SourceInfo,
-    mut chunks: mpsc::Receiver<Result<Chunk, TransientError>>,
+    mut chunks: mpsc::Receiver<Result<Chunk, ProcessError>>,
     deadline: &Deadline,
     result: &mut FileResult,
-) -> Result<(), TransientError> {
+) -> Result<(), ProcessError> {
     let mut next = chunks.recv().await.transpose()?;
     while let Some(chunk) = next {
         result.rows += chunk.read;
@@ -289,7 +290,7 @@ async fn run_batches(
                     source.version_id.as_deref(),
                     line,
                 );
-                aws.send_messages(&cfg.queue_url, &[message]).await?;
+                send_messages(aws, &cfg.queue_url, &[message]).await?;
                 result.resume_line = Some(line);
                 return Ok(());
             }
@@ -300,9 +301,9 @@ async fn run_batches(
 }
 
 /// Group rows into chunks of [`BATCH_ROWS`] rows at or after `start_line`.
-fn chunk_rows<I>(rows: I, start_line: u64, tx: &mpsc::Sender<Result<Chunk, TransientError>>)
+fn chunk_rows<I>(rows: I, start_line: u64, tx: &mpsc::Sender<Result<Chunk, ProcessError>>)
 where
-    I: Iterator<Item = Result<Row, TransientError>>,
+    I: Iterator<Item = Result<Row, ProcessError>>,
 {
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut read = 0;
@@ -334,19 +335,19 @@ where
     }
 }
 
-fn read_failed(e: impl std::fmt::Display) -> TransientError {
-    TransientError(format!("reading the object failed: {e}"))
+fn read_failed(e: impl std::fmt::Display) -> ProcessError {
+    ProcessError::Read(e.to_string())
 }
 
 /// Process one object from `start_line` on. File errors are results; transient failures are
 /// errors.
 pub async fn process_object(
-    aws: &Aws,
+    aws: &impl Edges,
     cfg: &Config,
     object: &ObjectRef,
     start_line: u64,
     deadline: &Deadline,
-) -> Result<FileResult, TransientError> {
+) -> Result<FileResult, ProcessError> {
     let started = Instant::now();
     let mut result = FileResult {
         bucket: object.bucket.clone(),
@@ -368,35 +369,33 @@ pub async fn process_object(
         report_file_error(aws, cfg, &unread, &error, &mut result).await?;
         return Ok(finish(cfg, result, started));
     };
-    let Some(opened) = aws
+    let opened = match aws
         .get_object(&object.bucket, &object.key, object.version_id.as_deref())
-        .await?
-    else {
-        let error = FileError::new(
-            ErrorCode::ObjectNotFound,
-            "file: object (version) not found",
-        );
-        report_file_error(aws, cfg, &unread, &error, &mut result).await?;
-        return Ok(finish(cfg, result, started));
+        .await
+    {
+        Ok(opened) => opened,
+        Err(GetObjectError::NotFound) => {
+            let error = FileError::new(
+                ErrorCode::ObjectNotFound,
+                "file: object (version) not found",
+            );
+            report_file_error(aws, cfg, &unread, &error, &mut result).await?;
+            return Ok(finish(cfg, result, started));
+        }
+        Err(retryable) => return Err(retryable.into()),
     };
-    let version_id = object.version_id.clone().or_else(|| {
-        opened
-            .version_id()
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    });
+    let version_id = object
+        .version_id
+        .clone()
+        .or_else(|| opened.version_id.clone().filter(|v| !v.is_empty()));
     result.version_id.clone_from(&version_id);
-    let last_modified = opened
-        .last_modified()
-        .map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000));
     let source = SourceInfo {
         bucket: object.bucket.clone(),
         key: object.key.clone(),
         version_id,
-        last_modified,
+        last_modified: opened.last_modified_ms,
     };
-    let content_length = u64::try_from(opened.content_length().unwrap_or(0)).unwrap_or(0);
-    if content_length > cfg.max_file_bytes {
+    if opened.content_length > cfg.max_file_bytes {
         let error = FileError::new(
             ErrorCode::FileTooLarge,
             format!("file: larger than {} bytes", cfg.max_file_bytes),
@@ -404,7 +403,7 @@ pub async fn process_object(
         report_file_error(aws, cfg, &source, &error, &mut result).await?;
         return Ok(finish(cfg, result, started));
     }
-    let (tx, rx) = mpsc::channel::<Result<Chunk, TransientError>>(2);
+    let (tx, rx) = mpsc::channel::<Result<Chunk, ProcessError>>(2);
     let body = opened.body;
     let opening = match format {
         Format::Csv => {
@@ -430,7 +429,7 @@ pub async fn process_object(
                 Ok(Ok(())) => Ok(parser),
                 Ok(Err(OpenError::File(e))) => Err(Ok(e)),
                 Ok(Err(OpenError::Io(e))) => Err(Err(read_failed(e))),
-                Err(_) => Err(Err(TransientError("the CSV reader stopped".to_owned()))),
+                Err(_) => Err(Err(ProcessError::ReaderStopped)),
             }
         }
         Format::Json => {
@@ -438,7 +437,7 @@ pub async fn process_object(
             let data = body.collect().await.map_err(read_failed)?.into_bytes();
             let parsed = tokio::task::spawn_blocking(move || parse_json_document(&data))
                 .await
-                .map_err(|e| TransientError(format!("JSON parser failed: {e}")))?;
+                .map_err(|e| ProcessError::ParserFailed(e.to_string()))?;
             match parsed {
                 Err(e) => Err(Ok(e)),
                 Ok(records) => Ok(tokio::task::spawn_blocking(move || {
@@ -467,14 +466,14 @@ pub async fn process_object(
 }
 
 async fn report_file_error(
-    aws: &Aws,
+    aws: &impl Edges,
     cfg: &Config,
     source: &SourceInfo,
     error: &FileError,
     result: &mut FileResult,
-) -> Result<(), TransientError> {
+) -> Result<(), ProcessError> {
     let body = file_error_message(error, source, now_ms(), PROCESSOR);
-    aws.send_messages(&cfg.dlq_url, &[body]).await?;
+    send_messages(aws, &cfg.dlq_url, &[body]).await?;
     result.file_error = Some(error.code);
     Ok(())
 }
@@ -527,183 +526,4 @@ fn finish(cfg: &Config, mut result: FileResult, started: Instant) -> FileResult 
         ],
     );
     result
-}
-
-/// Process objects in order; a file not started when the clock runs out is deferred (P21).
-async fn process_files(
-    aws: &Aws,
-    cfg: &Config,
-    targets: &[(ObjectRef, u64)],
-    deadline: &Deadline,
-    results: &mut Vec<FileResult>,
-) -> Result<(), TransientError> {
-    for (object, start_line) in targets {
-        if deadline.expired() {
-            let message = resume_file_message(
-                &object.bucket,
-                &object.key,
-                object.version_id.as_deref(),
-                *start_line,
-            );
-            aws.send_messages(&cfg.queue_url, &[message]).await?;
-            results.push(FileResult {
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                version_id: object.version_id.clone(),
-                resume_line: Some(*start_line),
-                ..FileResult::default()
-            });
-            continue;
-        }
-        results.push(process_object(aws, cfg, object, *start_line, deadline).await?);
-    }
-    Ok(())
-}
-
-/// A direct S3 notification: bad files are results; a transient failure fails the invocation.
-pub async fn handle_s3_event(
-    aws: &Aws,
-    cfg: &Config,
-    refs: &[ObjectRef],
-    deadline: &Deadline,
-) -> Result<Value, TransientError> {
-    let targets: Vec<(ObjectRef, u64)> = refs.iter().map(|r| (r.clone(), 0)).collect();
-    let mut results = Vec::new();
-    process_files(aws, cfg, &targets, deadline, &mut results).await?;
-    Ok(json!({"files": results.iter().map(FileResult::to_json).collect::<Vec<_>>()}))
-}
-
-struct RetryWork {
-    message_id: String,
-    transaction: Transaction,
-    source: SourceInfo,
-    line: u64,
-}
-
-/// Write retried records; return the message ids that must be redelivered.
-async fn retry_writes(
-    aws: &Aws,
-    cfg: &Config,
-    works: &[RetryWork],
-    deadline: &Deadline,
-) -> Vec<String> {
-    if works.is_empty() {
-        return Vec::new();
-    }
-    let timestamp = now_ms();
-    let items = works
-        .iter()
-        .map(|w| build_item(&w.transaction, &w.source, w.line, timestamp))
-        .collect();
-    let outcomes = aws.write_items(&cfg.table_name, items).await;
-    deadline.batch_done();
-    let mut failed = Vec::new();
-    let mut counts = BatchCounts::default();
-    let mut conflicts = Vec::new();
-    for (work, outcome) in works.iter().zip(outcomes) {
-        match outcome {
-            WriteOutcome::Stored => counts.stored += 1,
-            WriteOutcome::Duplicate => counts.duplicates += 1,
-            WriteOutcome::Conflict => {
-                counts.invalid += 1;
-                let masked = masked_record(&transaction_values(&work.transaction));
-                let body = record_error_message(
-                    &duplicate_conflict(),
-                    &work.source,
-                    work.line,
-                    Some(&masked),
-                    Some(&work.transaction.transaction_id),
-                    timestamp,
-                    PROCESSOR,
-                );
-                conflicts.push((work, body));
-            }
-            WriteOutcome::Failed { .. } => {
-                counts.retried += 1;
-                failed.push(work.message_id.clone());
-            }
-        }
-    }
-    for (work, body) in conflicts {
-        if aws.send_messages(&cfg.dlq_url, &[body]).await.is_err() {
-            failed.push(work.message_id.clone());
-        }
-    }
-    tracing::info!(
-        messages = works.len(),
-        stored = counts.stored,
-        duplicates = counts.duplicates,
-        invalid = counts.invalid,
-        failed_again = counts.retried,
-        "retried records"
-    );
-    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    emit_metrics(
-        &cfg.environment,
-        &[
-            ("RecordsProcessed", n(counts.stored), "Count"),
-            ("RecordsInvalid", n(counts.invalid), "Count"),
-            ("RecordsDuplicate", n(counts.duplicates), "Count"),
-            ("RecordsRetried", n(counts.retried), "Count"),
-        ],
-    );
-    failed
-}
-
-/// A main-queue batch: returns batchItemFailures for the messages to redeliver only.
-pub async fn handle_sqs_event(
-    aws: &Aws,
-    cfg: &Config,
-    records: &[JsonValue],
-    deadline: &Deadline,
-) -> Value {
-    let mut failed: Vec<String> = Vec::new();
-    let mut retries = Vec::new();
-    let mut files: Vec<(String, Vec<(ObjectRef, u64)>)> = Vec::new();
-    let mut unknown: Vec<(String, String)> = Vec::new();
-    for record in records {
-        let message_id = match record.get("messageId") {
-            Some(JsonValue::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let body = match record.get("body") {
-            Some(JsonValue::String(s)) => s.clone(),
-            Some(other) => {
-                txn_core::pyjson::Dumps::default_python(txn_core::pyjson::Numbers::AsPython)
-                    .dumps(other)
-            }
-            None => "null".to_owned(),
-        };
-        match parse_queue_message(&body) {
-            Some(QueueWork::Retry {
-                transaction,
-                source,
-                line,
-            }) => retries.push(RetryWork {
-                message_id,
-                transaction: *transaction,
-                source,
-                line,
-            }),
-            Some(QueueWork::Files(targets)) => files.push((message_id, targets)),
-            None => unknown.push((message_id, body)),
-        }
-    }
-    for (message_id, body) in unknown {
-        match aws.send_messages(&cfg.dlq_url, &[body]).await {
-            Ok(()) => tracing::warn!(message_id = %message_id, "unknown message forwarded to DLQ"),
-            Err(_) => failed.push(message_id),
-        }
-    }
-    failed.extend(retry_writes(aws, cfg, &retries, deadline).await);
-    let mut results = Vec::new();
-    for (message_id, targets) in files {
-        if let Err(e) = process_files(aws, cfg, &targets, deadline, &mut results).await {
-            tracing::error!(message_id = %message_id, error = %e, "queue message failed");
-            failed.push(message_id);
-        }
-    }
-    let mut response = SqsBatchResponse::default();
-    response.set_failures(failed);
-    serde_json::to_value(response).unwrap_or_else(|_| json!({"batchItemFailures": []}))
 }

@@ -1,0 +1,75 @@
+//! Why processing stopped short: the invocation (or the queue message) fails and is delivered
+//! again. File and record errors are not here: they are results, reported through the DLQ.
+
+use txn_core::messages::MessageTooLarge;
+
+use crate::edges::GetObjectError;
+
+/// A failure that ends the invocation (S3 event) or the queue message (batchItemFailures).
+/// The texts are the Python handler's TransientError texts.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// GetObject failed for a reason other than a missing object.
+    #[error(transparent)]
+    GetObject(#[from] GetObjectError),
+    /// Messages stayed unsent after every SendMessageBatch attempt; `code` is the last
+    /// problem seen.
+    #[error("SendMessageBatch left {unsent} message(s) unsent: {code}")]
+    Unsent { unsent: usize, code: String },
+    /// Reading the object's body failed midway.
+    #[error("reading the object failed: {0}")]
+    Read(String),
+    /// The CSV reader thread ended before it read the header.
+    #[error("the CSV reader stopped")]
+    ReaderStopped,
+    /// The JSON parser thread ended without a result.
+    #[error("JSON parser failed: {0}")]
+    ParserFailed(String),
+    /// A retry_record message could not be built.
+    #[error(transparent)]
+    RetryMessage(#[from] MessageTooLarge),
+}
+
+impl ProcessError {
+    /// Whether delivering the same event again can succeed: `false` when the same input will
+    /// fail the same way (it then ends, after the queue's maxReceiveCount, in the DLQ).
+    pub fn retryable(&self) -> bool {
+        match self {
+            ProcessError::GetObject(e) => e.retryable(),
+            ProcessError::Unsent { .. } | ProcessError::Read(_) => true,
+            ProcessError::ReaderStopped
+            | ProcessError::ParserFailed(_)
+            | ProcessError::RetryMessage(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_and_retryability() {
+        let failed = ProcessError::from(GetObjectError::Failed {
+            code: "SlowDown".into(),
+        });
+        assert_eq!(failed.to_string(), "GetObject failed: SlowDown");
+        assert!(failed.retryable());
+        assert!(!ProcessError::from(GetObjectError::NotFound).retryable());
+        let unsent = ProcessError::Unsent {
+            unsent: 2,
+            code: "Throttling".into(),
+        };
+        assert_eq!(
+            unsent.to_string(),
+            "SendMessageBatch left 2 message(s) unsent: Throttling"
+        );
+        assert!(unsent.retryable());
+        let too_large = ProcessError::from(MessageTooLarge);
+        assert_eq!(
+            too_large.to_string(),
+            "retry_record message over the SQS size limit"
+        );
+        assert!(!too_large.retryable());
+    }
+}
