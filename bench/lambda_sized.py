@@ -72,6 +72,14 @@ def stored_count(stack: Stack) -> int:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a live process (fields 14 and 15 of /proc/<pid>/stat)."""
+    if pid is None:
+        raise SystemExit("the function process is not running")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(invoker: Any, event: dict[str, Any]) -> tuple[float, Any]:
     started = time.monotonic()
     out = invoker.invoke(event, timeout_ms=TIMEOUT_MS)
@@ -99,8 +107,11 @@ def run_one(emu: Any, impl: str, limited: bool, rows: int, rust_bin: Path) -> di
             cold_s, _ = timed(invoker, ping)
             warm_s, _ = timed(invoker, ping)
             event = s3_event_for_object(stack.s3, stack.bucket, sample.key)
+            cpu_before = process_cpu_s(invoker.pid)
             file_s, out = timed(invoker, event)
+            cpu_s = process_cpu_s(invoker.pid) - cpu_before
             peak_mb = sandbox.max_memory_used_mb() if sandbox is not None else None
+            throttled = sandbox.cpu_stat() if sandbox is not None else {}
         stored = stored_count(stack)
         if stored != rows:
             raise SystemExit(f"{impl}: stored {stored} of {rows} rows: {json.dumps(out)[:300]}")
@@ -113,10 +124,20 @@ def run_one(emu: Any, impl: str, limited: bool, rows: int, rust_bin: Path) -> di
             "cold_start_s": round(cold_s - warm_s, 3),
             "file_wall_s": round(file_s, 2),
             "records_per_s": round(rows / file_s, 1),
+            # The function process's own CPU time for the file (user + system, all threads):
+            # what the quota rations, whatever else the machine is doing.
+            "file_cpu_s": round(cpu_s, 2),
+            "cpu_share_of_wall": round(cpu_s / file_s, 3),
+            "throttled_periods": throttled.get("nr_throttled"),
+            "throttled_s": round(throttled["throttled_time"] / 1e9, 2) if throttled else None,
             "peak_memory_mb": peak_mb,
         }
     finally:
         delete_stack(stack)
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def main() -> int:
@@ -151,12 +172,17 @@ def main() -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
     print(f"\nmachine: {machine}")
-    print("| impl | setting | rows | cold start s | file wall s | records/s | peak MB |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| impl | setting | rows | cold start s | file wall s | records/s | file CPU s "
+        "| CPU/wall | throttled s | peak MB |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         print(
             f"| {r['impl']} | {r['setting']} | {r['rows']} | {r['cold_start_s']} | "
-            f"{r['file_wall_s']} | {r['records_per_s']} | {r['peak_memory_mb'] or '-'} |"
+            f"{r['file_wall_s']} | {r['records_per_s']} | {r['file_cpu_s']} | "
+            f"{r['cpu_share_of_wall']} | {_or_dash(r['throttled_s'])} | "
+            f"{_or_dash(r['peak_memory_mb'])} |"
         )
     return 0
 
