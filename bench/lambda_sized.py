@@ -41,7 +41,12 @@ from pipeline_local.python_runtime import PythonProcessInvoker  # noqa: E402
 from pipeline_local.rust_runtime import RustInvoker  # noqa: E402
 from pipeline_local.samples import bulk_file  # noqa: E402
 from pipeline_local.sandbox import Sandbox, sandbox_for  # noqa: E402
-from pipeline_local.scratch_stack import Stack, create_stack, delete_stack  # noqa: E402
+from pipeline_local.scratch_stack import (  # noqa: E402
+    Stack,
+    create_stack,
+    delete_stack,
+    processor_env,
+)
 
 MEMORY_MB = 512
 TIMEOUT_MS = 900_000
@@ -91,14 +96,7 @@ def run_one(emu: Any, impl: str, limited: bool, rows: int, rust_bin: Path) -> di
     try:
         sample = bulk_file(f"incoming/lambda-sized-{rows}.csv", rows)
         stack.s3.put_object(Bucket=stack.bucket, Key=sample.key, Body=sample.body)
-        env = {
-            "DYNAMODB_TABLE_NAME": stack.table,
-            "SQS_QUEUE_URL": stack.main_url,
-            "DLQ_URL": stack.dlq_url,
-            "ENVIRONMENT": "bench",
-            "MAX_FILE_BYTES": "268435456",
-            "TIME_SAFETY_MARGIN_MS": "30000",
-        }
+        env = processor_env(stack, "bench")
         sandbox = sandbox_for("processor", MEMORY_MB) if limited else None
         if limited and sandbox is None:
             raise SystemExit("no cgroup v1 limits here: nothing to compare")

@@ -29,7 +29,7 @@ from pipeline_local.python_runtime import PythonProcessInvoker
 from pipeline_local.rust_runtime import RustInvoker
 from pipeline_local.samples import bulk_file
 from pipeline_local.sandbox import OUT_OF_MEMORY_ERROR_TYPE, Sandbox
-from pipeline_local.scratch_stack import Stack, create_stack, delete_stack
+from pipeline_local.scratch_stack import Stack, create_stack, delete_stack, processor_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROCESSOR = REPO_ROOT / "lib" / "processor_function.py"
@@ -99,14 +99,7 @@ def _count(ddb: object, table: str) -> int:
 def test_processor_runs_end_to_end_in_a_512_mb_process(stack: Stack) -> None:
     sample = bulk_file("incoming/sandboxed.csv", 40)
     stack.s3.put_object(Bucket=stack.bucket, Key=sample.key, Body=sample.body)
-    env = {
-        "DYNAMODB_TABLE_NAME": stack.table,
-        "SQS_QUEUE_URL": stack.main_url,
-        "DLQ_URL": stack.dlq_url,
-        "ENVIRONMENT": "conformance",
-        "MAX_FILE_BYTES": "268435456",
-        "TIME_SAFETY_MARGIN_MS": "30000",
-    }
+    env = processor_env(stack, "conformance")
     event = s3_event_for_object(stack.s3, stack.bucket, sample.key)
     box = Sandbox(512, name="processor")
     with PythonProcessInvoker(PROCESSOR, env, function_name="processor", sandbox=box) as invoker:
