@@ -15,6 +15,10 @@
   `Lambda-Runtime-Deadline-Ms`, `Lambda-Runtime-Invoked-Function-Arn`,
   `Lambda-Runtime-Trace-Id`), `POST .../runtime/invocation/{id}/response`,
   `POST .../runtime/invocation/{id}/error` and `POST .../runtime/init/error`.
+- With `sandbox=` (a `pipeline_local.sandbox.Sandbox`), the process runs inside that execution
+  environment's cgroups: the CPU share and memory limit of its Lambda size. A process the OOM
+  killer ends fails its invocation with `Runtime.OutOfMemory`, as Lambda reports it; the next
+  invocation is a cold start. Without (the default) the process runs unlimited.
 - `invoke(event, timeout_ms=...)` returns the decoded JSON response, or raises
   `InvocationError` when the function reports an error, its process exits, or the deadline
   passes. On a timeout the process is killed and the next invocation starts a fresh one (a new
@@ -49,6 +53,7 @@ from pipeline_local.invokers import (
     REGION,
     InvocationError,
 )
+from pipeline_local.sandbox import OUT_OF_MEMORY_ERROR_TYPE, OUT_OF_MEMORY_MESSAGE, Sandbox
 
 API_PREFIX = "/2018-06-01/runtime"
 # How long a freshly started process may take to ask for its first event (its init phase).
@@ -269,10 +274,17 @@ class RustInvoker:
         memory_limit_in_mb: int = DEFAULT_MEMORY_MB,
         log_path: str | os.PathLike[str] | None = None,
         echo_logs: bool = False,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.binary_path = Path(binary_path).resolve()
         if not os.access(self.binary_path, os.X_OK):
             raise FileNotFoundError(f"no executable bootstrap at {self.binary_path}")
+        # What _HANDLER and LAMBDA_TASK_ROOT say (a subclass runs another kind of runtime).
+        self.handler = "bootstrap"
+        self.task_root = self.binary_path.parent
+        # The execution environment's cgroups; closed with the invoker.
+        self.sandbox = sandbox
+        self._oom_kills_at_start = 0
         self.env = dict(env)
         self.function_name = function_name or self.binary_path.parent.name
         self.memory_limit_in_mb = memory_limit_in_mb
@@ -324,9 +336,9 @@ class RustInvoker:
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-                "_HANDLER": "bootstrap",
-                "LAMBDA_TASK_ROOT": str(self.binary_path.parent),
-                "LAMBDA_RUNTIME_DIR": str(self.binary_path.parent),
+                "_HANDLER": self.handler,
+                "LAMBDA_TASK_ROOT": str(self.task_root),
+                "LAMBDA_RUNTIME_DIR": str(self.task_root),
                 "TZ": ":UTC",
             }
         )
@@ -334,17 +346,25 @@ class RustInvoker:
         env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
         return env
 
+    def command(self) -> list[str]:
+        """The process's command line (a subclass runs another kind of runtime)."""
+        return [str(self.binary_path)]
+
     def _start(self) -> subprocess.Popen[bytes]:
         self._kill()
         server = self._serve()
         host, port = server.server_address[:2]
+        argv = self.command()
+        if self.sandbox is not None:
+            argv = self.sandbox.wrap(argv)
+            self._oom_kills_at_start = self.sandbox.oom_kills()
         proc = subprocess.Popen(
-            [str(self.binary_path)],
+            argv,
             env=self.process_env(f"{host}:{port}"),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            cwd=str(self.binary_path.parent),
+            cwd=str(self.task_root),
         )
         self.cold_starts += 1
         # The reader thread must not hold the invoker: an invoker that is no longer used is
@@ -382,6 +402,12 @@ class RustInvoker:
     def close(self) -> None:
         self._kill()
         self._stop_server()
+        if self.sandbox is not None:
+            self.sandbox.close()
+
+    def _out_of_memory(self) -> bool:
+        """Whether the OOM killer ended the process (of this execution environment)."""
+        return self.sandbox is not None and self.sandbox.oom_kills() > self._oom_kills_at_start
 
     def __enter__(self) -> RustInvoker:
         return self
@@ -425,6 +451,10 @@ class RustInvoker:
             if proc.poll() is not None:
                 code = proc.returncode
                 self._kill()
+                if self._out_of_memory():
+                    raise InvocationError(
+                        OUT_OF_MEMORY_MESSAGE, error_type=OUT_OF_MEMORY_ERROR_TYPE
+                    )
                 raise InvocationError(
                     f"Runtime exited with error: exit status {code}",
                     error_type="Runtime.ExitError",

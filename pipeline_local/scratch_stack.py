@@ -131,3 +131,16 @@ def delete_stack(stack: Stack) -> None:
     ):
         with contextlib.suppress(Exception):
             action()
+
+
+def processor_env(stack: Stack, environment: str) -> dict[str, str]:
+    """The processor's function variables for a stack (lib/main.tf's, with a 256 MiB file cap
+    and a 30 s time safety margin)."""
+    return {
+        "DYNAMODB_TABLE_NAME": stack.table,
+        "SQS_QUEUE_URL": stack.main_url,
+        "DLQ_URL": stack.dlq_url,
+        "ENVIRONMENT": environment,
+        "MAX_FILE_BYTES": "268435456",
+        "TIME_SAFETY_MARGIN_MS": "30000",
+    }
