@@ -498,15 +498,7 @@ class Gateway:
             return self._refusal(req, refused)
         try:
             primaries = request_model.primary_requests(
-                method=req.method,
-                path=req.path,
-                headers=req.headers,
-                body=req.body,
-                service=req.service,
-                operation=req.operation,
-                region=req.region or self.region,
-                principal=principal,
-                secure=req.secure,
+                req, principal, secure=req.secure, account=self.account
             )
         except Exception as exc:  # an unclassifiable request is refused, never waved through
             refused = Decision(
