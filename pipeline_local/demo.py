@@ -42,7 +42,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline_local import samples as sample_files
-from pipeline_local.authz.gateway import Gateway, describe
+from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.dispatcher import (
     Clients,
@@ -351,8 +351,7 @@ def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) ->
     refused = gateway.unexpected_denials()
     if refused:
         banner(
-            [f"THE AUTHORIZATION MODEL REFUSED {len(refused)} CALL(S)"]
-            + [describe(d) for d in refused[:30]]
+            [f"THE AUTHORIZATION MODEL REFUSED {len(refused)} CALL(S)", *Gateway.summarize(refused)]
         )
     return ok and not refused
 

@@ -1542,7 +1542,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "wiring":
         print("\n".join(wiring.describe()))
         return 0
-    from pipeline_local.authz.gateway import Gateway, describe
+    from pipeline_local.authz.gateway import Gateway
     from pipeline_local.authz.store import EmulatorPolicyStore
 
     store = EmulatorPolicyStore(clients, terraform_workdir=args.workdir)
@@ -1567,8 +1567,8 @@ def main(argv: list[str] | None = None) -> int:
         dispatcher.close()
         gateway.stop()
     refused = gateway.unexpected_denials()
-    for decision in refused:
-        print(f"REFUSED {describe(decision)}", file=sys.stderr)
+    for line in Gateway.summarize(refused):
+        print(f"REFUSED {line}", file=sys.stderr)
     for outcome in report.delivered:
         files = (outcome.response or {}).get("files", []) if outcome.result.error is None else []
         for f in files:

@@ -474,6 +474,26 @@ class Gateway:
                 self._unexpected.clear()
         return out
 
+    @staticmethod
+    def summarize(refused: Sequence[Decision], limit: int = 20) -> list[str]:
+        """Refusals grouped by principal, action, resource and cause, most frequent first: one
+        line each with the count and the engine's reason."""
+        groups: Counter[tuple[str, str, str, str]] = Counter()
+        reasons: dict[tuple[str, str, str, str], str] = {}
+        for d in refused:
+            r = d.request
+            key = (r.principal.arn, r.action, r.resource, (r.on_behalf_of or "").split(" [")[0])
+            groups[key] += 1
+            reasons.setdefault(key, d.reason)
+        lines = []
+        for key, n in groups.most_common(limit):
+            who, action, resource, behalf = key
+            via = f" (for {behalf})" if behalf else ""
+            lines.append(f"{n}x {who}: {action} on {resource}{via}: {reasons[key]}")
+        if len(groups) > limit:
+            lines.append(f"... and {len(groups) - limit} more distinct refusals")
+        return lines
+
     def allowed_by(self, principal_arn_part: str) -> set[tuple[str, str, str]]:
         """(action, resource, on_behalf_of) allowed for principals whose ARN contains the text."""
         with self._lock:

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from pipeline_local import samples as sample_files
-from pipeline_local.authz.gateway import Gateway, describe
+from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.dispatcher import (
     Clients,
@@ -69,7 +69,7 @@ _LIVE_GATEWAYS: list[Gateway] = []
 
 def refusal_report(refused: Sequence[Any]) -> str:
     lines = [f"{len(refused)} AWS call(s) refused by the authorization model, unexpected:"]
-    lines += [f"  {describe(d)}" for d in refused[:40]]
+    lines += [f"  {line}" for line in Gateway.summarize(refused)]
     return "\n".join(lines)
 
 

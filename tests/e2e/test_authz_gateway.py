@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from pipeline_local import samples as sample_files
 from pipeline_local.authz.engine import Decision
 from pipeline_local.authz.gateway import describe
+from pipeline_local.delivery import DrainError
 from tests.e2e.conftest import E2E, producer_policy
 
 # The DynamoDB key policy's statements on main before issue 9.
@@ -125,8 +126,21 @@ def test_the_stack_as_on_main_loses_the_first_put_item(clean_e2e: E2E) -> None:
     dispatcher = e2e.dispatcher()
     with stack_as_on_main(e2e), e2e.gateway.expect_denials() as refused:
         dispatcher.deliver(dispatcher.pending_events())
+        processor_refusals = len(refused)
+        # The records go to the retry queue; after three receives to the DLQ, whose consumer's
+        # PutItem on the errors table is refused too: the messages cycle on the DLQ.
+        with pytest.raises(DrainError):
+            dispatcher.drain(max_rounds=60)
     first = refused[0]
-    print("\nrefused on the stack as on main:\n  " + "\n  ".join(describe(d) for d in refused))
+    print("\nrefused on the stack as on main:\n  " + "\n  ".join(e2e.gateway.summarize(refused)))
+    dlq_role = str(out["dlq_processor_role_arn"]).rsplit("/", 1)[1]
+    later = refused[processor_refusals:]
+    assert any(
+        f"assumed-role/{dlq_role}/" in d.request.principal.arn
+        and d.request.resource == str(out["kms_dynamodb_key_arn"])
+        and str(out["errors_table_name"]) in (d.request.on_behalf_of or "")
+        for d in later
+    ), e2e.gateway.summarize(later)
     role = str(out["processor_role_arn"]).rsplit("/", 1)[1]
     assert f"assumed-role/{role}/" in first.request.principal.arn
     assert first.request.action.startswith("kms:")
@@ -134,7 +148,8 @@ def test_the_stack_as_on_main_loses_the_first_put_item(clean_e2e: E2E) -> None:
     assert (first.request.on_behalf_of or "").startswith("dynamodb:PutItem")
     assert str(out["transactions_table_name"]) in (first.request.on_behalf_of or "")
     assert not first.allowed and first.request.action in first.reason
-    assert e2e.items() == []  # nothing stored: every record went to the retry queue
+    assert e2e.items() == []  # nothing stored
+    assert e2e.error_rows() == []  # and no error row either
 
 
 def test_a_producer_without_kms_permissions_cannot_upload(e2e: E2E) -> None:

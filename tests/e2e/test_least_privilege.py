@@ -221,15 +221,22 @@ def test_kms_logs_and_xray_permissions_by_the_model(roles: Roles) -> None:
         str(out["kms_lambda_key_arn"]),
     )
     log = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/lambda/{}:*"
+    bucket_arn = f"arn:aws:s3:::{e2e.bucket}"
     via = {
-        "s3": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
+        "s3": {
+            "kms:ViaService": f"s3.{REGION}.amazonaws.com",
+            "kms:EncryptionContext:aws:s3:arn": bucket_arn,
+        },
         "ddb": {"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"},
+        "sqs": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
         "none": {},
     }
     expected = {
         (PROCESSOR, "kms:Decrypt", s3_key, "s3"): True,
-        (PROCESSOR, "kms:GenerateDataKey", lambda_key, "none"): True,
-        (PROCESSOR, "kms:Decrypt", lambda_key, "none"): True,
+        (PROCESSOR, "kms:Decrypt", s3_key, "none"): False,  # only through S3
+        (PROCESSOR, "kms:GenerateDataKey", lambda_key, "sqs"): True,
+        (PROCESSOR, "kms:Decrypt", lambda_key, "sqs"): True,
+        (PROCESSOR, "kms:Decrypt", lambda_key, "none"): False,
         (PROCESSOR, "kms:Decrypt", ddb_key, "ddb"): True,
         (PROCESSOR, "kms:Decrypt", ddb_key, "none"): False,  # only through DynamoDB
         (PROCESSOR, "kms:Encrypt", s3_key, "s3"): False,
@@ -238,8 +245,8 @@ def test_kms_logs_and_xray_permissions_by_the_model(roles: Roles) -> None:
         (PROCESSOR, "logs:PutLogEvents", log.format(DLQ_PROCESSOR), "none"): False,
         (PROCESSOR, "xray:PutTraceSegments", "*", "none"): True,
         (PROCESSOR, "dynamodb:DeleteTable", str(out["transactions_table_arn"]), "none"): False,
-        (DLQ_PROCESSOR, "kms:Decrypt", lambda_key, "none"): True,
-        (DLQ_PROCESSOR, "kms:GenerateDataKey", lambda_key, "none"): True,
+        (DLQ_PROCESSOR, "kms:Decrypt", lambda_key, "sqs"): True,
+        (DLQ_PROCESSOR, "kms:GenerateDataKey", lambda_key, "sqs"): True,
         (DLQ_PROCESSOR, "kms:Decrypt", s3_key, "s3"): False,
         (DLQ_PROCESSOR, "kms:Decrypt", ddb_key, "ddb"): True,
         (DLQ_PROCESSOR, "logs:PutLogEvents", log.format(DLQ_PROCESSOR), "none"): True,
