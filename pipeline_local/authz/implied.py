@@ -193,8 +193,11 @@ IMPLIED_CALLS: tuple[ImpliedCall, ...] = (
         "kms:ViaService lambda.REGION.amazonaws.com (UNVERIFIED); EC aws:lambda:FunctionArn = "
         "function ARN",
         _LAMBDA_ENV,
-        "UNVERIFIED: on AWS a grant Lambda creates for the execution role allows this; the "
-        "model has no grants and asks the key policy/IAM instead (stricter than AWS)",
+        "checked: 'To use a customer managed CMK ... Lambda uses your permissions to create a "
+        "grant on the key' (the configuring principal needs kms:CreateGrant and kms:Encrypt); "
+        "on AWS that grant, not the role's policies, authorizes this Decrypt. The model has no "
+        "grants and asks the key policy/IAM for the role instead: stricter than AWS. "
+        "UNVERIFIED: the ViaService value and the EC key at init",
     ),
     ImpliedCall(
         "logs-put-kms-log-group",
@@ -250,8 +253,10 @@ IMPLIED_CALLS: tuple[ImpliedCall, ...] = (
         "the role's session; the queue key's kms:Decrypt follows from sqs-receive-sse-kms",
         _LAMBDA_SQS,
         "checked: Lambda polls with the execution role, which needs ReceiveMessage, "
-        "DeleteMessage and GetQueueAttributes; ChangeMessageVisibility is what the harness's "
-        "poller also calls (UNVERIFIED for AWS's poller)",
+        "DeleteMessage and GetQueueAttributes (with-sqs); for an encrypted queue 'add the "
+        "kms:Decrypt permission to your Lambda execution role' (SQS guide, "
+        "sqs-configure-lambda-function-trigger.html). ChangeMessageVisibility is what the "
+        "harness's poller also calls (UNVERIFIED for AWS's poller)",
     ),
     ImpliedCall(
         "async-dead-letter-send",
