@@ -103,6 +103,13 @@ class _Call:
             return self.json()
         return self.form()
 
+    @property
+    def op(self) -> str:
+        """The operation, which every non-REST protocol names."""
+        if not self.operation:
+            raise self.unmapped("no operation (X-Amz-Target or Action) in the request")
+        return self.operation
+
     def make(self, action: str, resource: str, **extra: Any) -> AuthzRequest:
         ctx = {**self.context, OPERATION_KEY: self.operation, **extra}
         return AuthzRequest(self.principal, action, resource, ctx)
@@ -360,9 +367,7 @@ _DDB_TRANSACT = {
 
 def _dynamodb(call: _Call) -> list[AuthzRequest]:
     body = call.json()
-    op = call.operation
-    if not op:
-        raise call.unmapped("no X-Amz-Target")
+    op = call.op
 
     def table(name: str) -> str:
         if name.startswith("arn:"):
@@ -425,9 +430,7 @@ def _queue_arn(call: _Call, url: str) -> str:
 
 def _sqs(call: _Call) -> list[AuthzRequest]:
     params = call.params()
-    op = call.operation
-    if not op:
-        raise call.unmapped("no operation")
+    op = call.op
     action = f"sqs:{_SQS_BATCH.get(op, op)}"
     if op == "ListQueues":
         return [call.make(action, "*")]
@@ -475,9 +478,7 @@ def _kms_key(call: _Call, key_id: str) -> tuple[str, dict[str, Any]]:
 
 def _kms(call: _Call) -> list[AuthzRequest]:
     body = call.json()
-    op = call.operation
-    if not op:
-        raise call.unmapped("no X-Amz-Target")
+    op = call.op
     action = f"kms:{op}"
     if op in _KMS_GLOBAL:
         return [call.make(action, "*")]
@@ -522,9 +523,7 @@ def _key_from_ciphertext(call: _Call, blob: Any) -> str:
 
 def _logs(call: _Call) -> list[AuthzRequest]:
     body = call.json()
-    op = call.operation
-    if not op:
-        raise call.unmapped("no X-Amz-Target")
+    op = call.op
     group = body.get("logGroupName") or body.get("logGroupIdentifier")
     if not group:
         return [call.make(f"logs:{op}", "*")]
@@ -544,9 +543,7 @@ def _logs(call: _Call) -> list[AuthzRequest]:
 
 
 def _monitoring(call: _Call) -> list[AuthzRequest]:
-    op = call.operation
-    if not op:
-        raise call.unmapped("no operation")
+    op = call.op
     ctype = (call.header("Content-Type") or "").lower()
     params: dict[str, Any] = {} if "cbor" in ctype else call.params()
     action = f"cloudwatch:{op}"
@@ -572,9 +569,7 @@ def _monitoring(call: _Call) -> list[AuthzRequest]:
 
 def _sns(call: _Call) -> list[AuthzRequest]:
     params = call.params()
-    op = call.operation
-    if not op:
-        raise call.unmapped("no operation")
+    op = call.op
     action = f"sns:{op}"
     if op == "CreateTopic":
         if not params.get("Name"):
