@@ -101,22 +101,26 @@ def _date(value: Any, *, policy: bool) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _numeric(compare: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
+def _ordered(
+    parse: Callable[..., Any], compare: Callable[[Any, Any], bool]
+) -> Callable[[Any, Any], bool]:
+    """A Numeric*/Date* test: both sides parsed (a bad policy value is an error, a bad request
+    value simply does not match), then compared as request-value OP policy-value."""
+
     def check(policy: Any, actual: Any) -> bool:
-        p = _number(policy, policy=True)
-        a = _number(actual, policy=False)
+        p = parse(policy, policy=True)
+        a = parse(actual, policy=False)
         return p is not None and a is not None and compare(a, p)
 
     return check
+
+
+def _numeric(compare: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
+    return _ordered(_number, compare)
 
 
 def _dated(compare: Callable[[datetime, datetime], bool]) -> Callable[[Any, Any], bool]:
-    def check(policy: Any, actual: Any) -> bool:
-        p = _date(policy, policy=True)
-        a = _date(actual, policy=False)
-        return p is not None and a is not None and compare(a, p)
-
-    return check
+    return _ordered(_date, compare)
 
 
 def _ip_address(policy: Any, actual: Any) -> bool:

@@ -104,6 +104,8 @@ class PolicySource(Protocol):
 
 Reach = Literal["direct", "account"]
 _KEY_ARN = re.compile(r"^arn:aws[\w-]*:kms:[^:]*:[^:]*:key/")
+_ALIAS_ARN = re.compile(r"^arn:aws[\w-]*:kms:[^:]*:[^:]*:alias/")
+_ALIAS_ACTIONS = {"kms:createalias", "kms:updatealias", "kms:deletealias", "kms:listaliases"}
 _ACCOUNT_ROOT = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):root$")
 
 
@@ -271,6 +273,15 @@ def authorize(source: PolicySource, request: AuthzRequest) -> Decision:
     identity_scans = [_scan(p, request, ctx, resource_based=False) for p in identity]
 
     action_l = request.action.lower()
+    if (
+        action_l.startswith("kms:")
+        and _ALIAS_ARN.match(request.resource)
+        and action_l not in _ALIAS_ACTIONS
+    ):
+        # KMS authorizes a call made through an alias on the key's policy: deciding it on the
+        # alias alone would skip the key policy.
+        why = ": it names a KMS alias; resolve the alias to its key so the key policy can decide"
+        return Decision(False, who.format(verb="is denied") + why, request)
     is_key_op = action_l.startswith("kms:") and bool(_KEY_ARN.match(request.resource))
     is_assume = action_l.startswith("sts:assumerole")
     gatekeeper_kind = (

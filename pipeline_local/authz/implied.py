@@ -193,8 +193,11 @@ IMPLIED_CALLS: tuple[ImpliedCall, ...] = (
         "kms:ViaService lambda.REGION.amazonaws.com (UNVERIFIED); EC aws:lambda:FunctionArn = "
         "function ARN",
         _LAMBDA_ENV,
-        "UNVERIFIED: on AWS a grant Lambda creates for the execution role allows this; the "
-        "model has no grants and asks the key policy/IAM instead (stricter than AWS)",
+        "checked: 'To use a customer managed CMK ... Lambda uses your permissions to create a "
+        "grant on the key' (the configuring principal needs kms:CreateGrant and kms:Encrypt); "
+        "on AWS that grant, not the role's policies, authorizes this Decrypt. The model has no "
+        "grants and asks the key policy/IAM for the role instead: stricter than AWS. "
+        "UNVERIFIED: the ViaService value and the EC key at init",
     ),
     ImpliedCall(
         "logs-put-kms-log-group",
@@ -250,8 +253,10 @@ IMPLIED_CALLS: tuple[ImpliedCall, ...] = (
         "the role's session; the queue key's kms:Decrypt follows from sqs-receive-sse-kms",
         _LAMBDA_SQS,
         "checked: Lambda polls with the execution role, which needs ReceiveMessage, "
-        "DeleteMessage and GetQueueAttributes; ChangeMessageVisibility is what the harness's "
-        "poller also calls (UNVERIFIED for AWS's poller)",
+        "DeleteMessage and GetQueueAttributes (with-sqs); for an encrypted queue 'add the "
+        "kms:Decrypt permission to your Lambda execution role' (SQS guide, "
+        "sqs-configure-lambda-function-trigger.html). ChangeMessageVisibility is what the "
+        "harness's poller also calls (UNVERIFIED for AWS's poller)",
     ),
     ImpliedCall(
         "async-dead-letter-send",
@@ -307,14 +312,17 @@ def execution_role_session(facts: FunctionFacts) -> Principal:
 
 def _kms(
     principal: Principal,
-    actions: Sequence[str],
     key_arn: str,
     context: dict[str, object],
     why: str,
     row: str,
 ) -> list[AuthzRequest]:
+    """The row's calls on `key_arn`, each naming why it happens and the row's source."""
     reason = f"{why} [{row}: {ROWS[row].source}]"
-    return [AuthzRequest(principal, action, key_arn, dict(context), reason) for action in actions]
+    return [
+        AuthzRequest(principal, action, key_arn, dict(context), reason)
+        for action in ROWS[row].calls
+    ]
 
 
 def _fas_context(primary: AuthzRequest, service: str, region: str) -> dict[str, object]:
@@ -355,12 +363,12 @@ def _s3(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
         if protection is not None:
             ctx = _fas_context(primary, "s3", _region_of(protection.key_arn))
             ctx["kms:EncryptionContext:aws:s3:arn"] = bucket if protection.bucket_key else obj
-            row, kms_actions = (
-                ("s3-complete-multipart-sse-kms", ("kms:Decrypt",))
+            row = (
+                "s3-complete-multipart-sse-kms"
                 if operation == "CompleteMultipartUpload"
-                else ("s3-put-sse-kms", ("kms:GenerateDataKey",))
+                else "s3-put-sse-kms"
             )
-            out += _kms(primary.principal, kms_actions, protection.key_arn, ctx, _why(primary), row)
+            out += _kms(primary.principal, protection.key_arn, ctx, _why(primary), row)
         if operation in ("", "PutObject", "CopyObject", "CompleteMultipartUpload"):
             for function_arn in facts.functions_notified_by(bucket):
                 invoke = s3_invokes_function(
@@ -372,14 +380,7 @@ def _s3(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
         return []
     ctx = _fas_context(primary, "s3", _region_of(protection.key_arn))
     ctx["kms:EncryptionContext:aws:s3:arn"] = bucket if protection.bucket_key else obj
-    return _kms(
-        primary.principal,
-        ("kms:Decrypt",),
-        protection.key_arn,
-        ctx,
-        _why(primary),
-        "s3-get-sse-kms",
-    )
+    return _kms(primary.principal, protection.key_arn, ctx, _why(primary), "s3-get-sse-kms")
 
 
 def _account_of_bucket(facts: ResourceFacts, bucket: str) -> str:
@@ -404,7 +405,7 @@ def _sqs(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
         return []
     ctx = _fas_context(primary, "sqs", _region_of(primary.resource))
     ctx["kms:EncryptionContext:aws:sqs:arn"] = primary.resource
-    return _kms(primary.principal, ROWS[row].calls, protection.key_arn, ctx, _why(primary), row)
+    return _kms(primary.principal, protection.key_arn, ctx, _why(primary), row)
 
 
 _DDB_DATA_ACTIONS = {a.lower() for a in ROWS["dynamodb-cmk-table-access"].triggers}
@@ -422,14 +423,8 @@ def _dynamodb(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]
     ctx = _fas_context(primary, "dynamodb", parts[3])
     ctx["kms:EncryptionContext:aws:dynamodb:tableName"] = table_name
     ctx["kms:EncryptionContext:aws:dynamodb:subscriberId"] = parts[4]
-    return _kms(
-        primary.principal,
-        ("kms:Decrypt",),
-        protection.key_arn,
-        ctx,
-        _why(primary),
-        "dynamodb-cmk-table-access",
-    )
+    row = "dynamodb-cmk-table-access"
+    return _kms(primary.principal, protection.key_arn, ctx, _why(primary), row)
 
 
 def _lambda(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
@@ -446,7 +441,6 @@ def _lambda(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
     }
     return _kms(
         execution_role_session(fn),
-        ("kms:Decrypt",),
         fn.env_key_arn,
         ctx,
         f"initialising {fn.function_arn} for {_why(primary)}",
@@ -470,7 +464,7 @@ def _logs(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
     )
     ctx: dict[str, object] = {"kms:EncryptionContext:aws:logs:arn": group}
     row = "logs-put-kms-log-group" if writes else "logs-read-kms-log-group"
-    return _kms(logs, ROWS[row].calls, protection.key_arn, ctx, _why(primary), row)
+    return _kms(logs, protection.key_arn, ctx, _why(primary), row)
 
 
 def _sns(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
@@ -489,7 +483,6 @@ def _sns(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
         ctx = _fas_context(primary, "sns", _region_of(primary.resource))
     return _kms(
         primary.principal,
-        ROWS["sns-publish-sse-kms"].calls,
         protection.key_arn,
         dict(ctx),
         _why(primary),

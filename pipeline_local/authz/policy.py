@@ -170,6 +170,7 @@ def wildcard_match(pattern: str, value: str, *, case_sensitive: bool = True) -> 
     return _wildcard_regex(pattern, case_sensitive).fullmatch(value) is not None
 
 
+@functools.lru_cache(maxsize=65536)
 def action_matches(pattern: str, action: str) -> bool:
     """IAM action names are case-insensitive: "DynamoDB:putitem" matches "dynamodb:PutItem"."""
     return wildcard_match(pattern, action, case_sensitive=False)
@@ -186,6 +187,7 @@ def arn_matches(pattern: str, arn: str) -> bool:
     return all(wildcard_match(p, a) for p, a in zip(p_parts, a_parts, strict=True))
 
 
+@functools.lru_cache(maxsize=65536)
 def resource_matches(pattern: str, resource: str) -> bool:
     """Resource element matching (case-sensitive); ARNs component-wise, anything else whole."""
     if pattern == "*":

@@ -346,6 +346,18 @@ def test_kms_without_a_known_key_policy_is_refused() -> None:
     assert not decision.allowed and "no key policy is known" in decision.reason
 
 
+def test_kms_use_through_an_unresolved_alias_is_refused() -> None:
+    alias = f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/s3-transactions-dev"
+    src = DictSource(
+        identities={
+            USER.arn: [{"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}]
+        }
+    )
+    decision = authorize(src, AuthzRequest(USER, "kms:Decrypt", alias))
+    assert not decision.allowed and "resolve the alias" in decision.reason
+    assert authorize(src, AuthzRequest(USER, "kms:CreateAlias", alias)).allowed
+
+
 def test_kms_actions_without_a_key_resource_need_iam_only() -> None:
     src = DictSource(
         identities={
