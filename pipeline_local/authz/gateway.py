@@ -518,7 +518,11 @@ class Gateway:
             return self._refusal(req, refused)
         try:
             primaries = request_model.primary_requests(
-                req, principal, secure=req.secure, account=self.account
+                req,
+                principal,
+                secure=req.secure,
+                account=self.account,
+                aliases=self.store.aliases() if req.service == "kms" else None,
             )
         except Exception as exc:  # an unclassifiable request is refused, never waved through
             refused = Decision(

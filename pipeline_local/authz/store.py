@@ -278,6 +278,22 @@ class EmulatorPolicyStore:
 
         return self._cached("key-arn", key, load)
 
+    def aliases(self) -> dict[str, str]:
+        """alias ARN -> key ARN, for every alias of the account (KMS calls through an alias are
+        decided on the key's policy)."""
+
+        def load() -> dict[str, str]:
+            kms = self.clients("kms")
+            out: dict[str, str] = {}
+            for page in kms.get_paginator("list_aliases").paginate():
+                for alias in page.get("Aliases", []):
+                    if alias.get("TargetKeyId") and alias.get("AliasArn"):
+                        key = f"arn:aws:kms:{self.region}:{self.account}:key/{alias['TargetKeyId']}"
+                        out[str(alias["AliasArn"])] = key
+            return out
+
+        return self._cached("aliases", "", load)
+
     def kms_key_for(self, resource_arn: str) -> KmsProtection | None:
         """The customer-managed KMS key protecting a resource's data at rest (an S3 bucket or
         object: the bucket's default SSE-KMS key and whether its Bucket Key is on -- an
