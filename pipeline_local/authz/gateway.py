@@ -546,7 +546,11 @@ class Gateway:
             self._record(refused)
             return self._refusal(req, refused)
         for primary in primaries:
-            decision = self.decide(primary)
+            try:
+                decision = self.decide(primary)
+            except Exception as exc:  # a malformed applied policy (PolicyError), a store error
+                decision = Decision(False, f"the model could not decide ({exc})", primary)
+                self._record(decision)
             if not decision.allowed:
                 return self._refusal(req, decision)
         return self._resign(req)
