@@ -19,7 +19,7 @@ export CARGO_TARGET_DIR
 CARGO := PROTOC="$${PROTOC:-$$($(CARGO_TARGET_DIR)/release/protoc-path)}" cargo
 
 .PHONY: help setup demo test test-python lint fmt checkov plan up down \
-        emulator-start emulator-stop build-rust bench clean
+        emulator-start emulator-stop build-rust bench clean preflight deploy smoke destroy
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -80,3 +80,34 @@ down: ## Destroy the stack in the emulator and stop it
 
 clean: emulator-stop ## Remove build outputs (keeps the virtual environments)
 	rm -rf $(BUILD) lib/.build
+
+# --------------------------------------------------------------------------------------------
+# A real AWS account (docs/deploy.md). Never part of `make test`: these use your own AWS
+# credentials (AWS_PROFILE or the usual environment variables), the public Terraform registry,
+# and keep the state in lib/terraform.tfstate (git-ignored: back it up, or configure a backend).
+ENVIRONMENT       ?= dev
+ALERT_EMAIL       ?=
+PROCESSOR_RESERVED_CONCURRENCY     ?= 100
+DLQ_PROCESSOR_RESERVED_CONCURRENCY ?= 50
+# The public registry, not build/terraformrc's offline stand-ins.
+AWS_TF   := env -u TF_CLI_CONFIG_FILE terraform -chdir=lib
+AWS_VARS := -var environment=$(ENVIRONMENT) -var lambda_runtime=$(LAMBDA_RUNTIME) \
+            -var processor_reserved_concurrency=$(PROCESSOR_RESERVED_CONCURRENCY) \
+            -var dlq_processor_reserved_concurrency=$(DLQ_PROCESSOR_RESERVED_CONCURRENCY) \
+            $(if $(ALERT_EMAIL),-var alert_email=$(ALERT_EMAIL),)
+
+preflight: setup ## Real AWS: check Lambda concurrency and your permissions before deploy
+	$(PY) -m pipeline_local.preflight --environment $(ENVIRONMENT) \
+	  --processor-reserved $(PROCESSOR_RESERVED_CONCURRENCY) \
+	  --dlq-processor-reserved $(DLQ_PROCESSOR_RESERVED_CONCURRENCY)
+
+deploy: preflight $(if $(filter rust,$(LAMBDA_RUNTIME)),build-rust,) ## Real AWS: terraform init + apply of lib/ (ALERT_EMAIL=you@example.org)
+	@test -n "$(ALERT_EMAIL)" || { echo "set ALERT_EMAIL=<address that receives the alarms>" >&2; exit 2; }
+	$(AWS_TF) init -input=false
+	$(AWS_TF) apply $(AWS_VARS)
+
+smoke: setup ## Real AWS: upload the sample files, wait for the pipeline, account for every record
+	$(PY) -m pipeline_local.smoke $(if $(PRODUCER_PROFILE),--producer-profile $(PRODUCER_PROFILE),)
+
+destroy: ## Real AWS: terraform destroy of what `make deploy` created
+	$(AWS_TF) destroy $(AWS_VARS)

@@ -375,6 +375,13 @@ resource "aws_s3_bucket_policy" "transactions" {
 resource "aws_s3_bucket_lifecycle_configuration" "transactions" {
   bucket = aws_s3_bucket.transactions.id
 
+  # Since September 2024 a lifecycle configuration without this setting skips every object
+  # under 128 KB, and most transaction files are smaller: the 90-day rule would move almost
+  # nothing. Glacier Flexible Retrieval then stores each small object with 40 KB of per-object
+  # overhead and bills one transition request per object (docs/architecture.md, "Lifecycle").
+  # https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-transition-general-considerations.html
+  transition_default_minimum_object_size = "varies_by_storage_class"
+
   rule {
     id     = "transition-to-glacier-after-90-days"
     status = "Enabled"
@@ -593,6 +600,41 @@ locals {
     Condition = { StringEquals = { "kms:ViaService" = [local.kms_via.sqs, local.kms_via.lambda] } }
   }
 
+  # What Lambda needs to place a function's network interfaces in the private subnets, as the
+  # AWS managed policy AWSLambdaVPCAccessExecutionRole grants it, scoped as far as EC2 allows:
+  # CreateNetworkInterface names the interface, the subnet and the security group it uses, so it
+  # is limited to the two private subnets and the functions' security group; the interface ids
+  # are unknown in advance, so Delete/Assign/Unassign name any interface of this account and
+  # region; Describe* actions support no resource-level permissions at all.
+  # https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions
+  # https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSLambdaVPCAccessExecutionRole.html
+  # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
+  network_interfaces_arn = "arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"
+  vpc_eni_statements = [for statement in [
+    {
+      Sid    = "CreateNetworkInterfacesInPrivateSubnets"
+      Effect = "Allow"
+      Action = "ec2:CreateNetworkInterface"
+      Resource = concat(
+        [local.network_interfaces_arn],
+        [for s in aws_subnet.private : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${s.id}"],
+        [for g in aws_security_group.functions : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/${g.id}"],
+      )
+    },
+    {
+      Sid      = "ManageOwnNetworkInterfaces"
+      Effect   = "Allow"
+      Action   = ["ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
+      Resource = local.network_interfaces_arn
+    },
+    {
+      Sid      = "DescribeNetworkInterfacesAndSubnets"
+      Effect   = "Allow"
+      Action   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+      Resource = "*"
+    },
+  ] : statement if var.attach_functions_to_vpc]
+
   deny_destructive_statement = {
     Sid      = "DenyDestructiveActions"
     Effect   = "Deny"
@@ -617,7 +659,7 @@ resource "aws_iam_policy" "processor" {
 
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         # GetObjectVersion: the processor reads the exact object version named by the event.
         Sid      = "ReadTransactionFiles"
@@ -672,7 +714,7 @@ resource "aws_iam_policy" "processor" {
       },
       local.xray_write_statement,
       local.deny_destructive_statement,
-    ]
+    ], local.vpc_eni_statements)
   })
 }
 
@@ -697,7 +739,7 @@ resource "aws_iam_policy" "dlq_processor" {
 
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         # GetQueueAttributes and ChangeMessageVisibility are what the event source mapping
         # needs besides receive and delete.
@@ -727,7 +769,7 @@ resource "aws_iam_policy" "dlq_processor" {
       },
       local.xray_write_statement,
       local.deny_destructive_statement,
-    ]
+    ], local.vpc_eni_statements)
   })
 }
 
@@ -740,7 +782,6 @@ resource "aws_iam_role_policy_attachment" "dlq_processor" {
 # Lambda: transaction processor
 # -----------------------------------------------------------------------------
 resource "aws_lambda_function" "processor" {
-  #checkov:skip=CKV_AWS_117:The client requires no VPC attachment; S3 and DynamoDB are reached through gateway endpoints.
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile outside this dev stack.
   function_name                  = local.names.processor
   description                    = "Validates uploaded transaction files and stores valid records"
@@ -752,11 +793,20 @@ resource "aws_lambda_function" "processor" {
   architectures                  = ["arm64"]
   memory_size                    = local.lambda_common.memory_size
   timeout                        = local.lambda_common.timeout
-  reserved_concurrent_executions = 100
+  reserved_concurrent_executions = var.processor_reserved_concurrency
   kms_key_arn                    = aws_kms_key.lambda.arn
 
   tracing_config {
     mode = "Active"
+  }
+
+  # In the private subnets every call the function makes leaves through the VPC endpoints.
+  dynamic "vpc_config" {
+    for_each = aws_security_group.functions
+    content {
+      subnet_ids         = aws_subnet.private[*].id
+      security_group_ids = [vpc_config.value.id]
+    }
   }
 
   # Asynchronous (S3) invocations that fail every retry land on the retry queue, whose
@@ -784,6 +834,13 @@ resource "aws_lambda_function" "processor" {
     aws_iam_role.processor,
     aws_iam_role_policy_attachment.processor,
     aws_cloudwatch_log_group.processor,
+    aws_vpc_endpoint.s3,
+    aws_vpc_endpoint.dynamodb,
+    aws_vpc_endpoint.sqs,
+    aws_vpc_security_group_egress_rule.functions_to_s3,
+    aws_vpc_security_group_egress_rule.functions_to_dynamodb,
+    aws_vpc_security_group_egress_rule.functions_to_interface_endpoints,
+    aws_vpc_security_group_ingress_rule.interface_endpoints_from_functions,
   ]
 }
 
@@ -813,7 +870,6 @@ resource "aws_lambda_event_source_mapping" "retry_queue_to_processor" {
 # Lambda: DLQ processor
 # -----------------------------------------------------------------------------
 resource "aws_lambda_function" "dlq_processor" {
-  #checkov:skip=CKV_AWS_117:The client requires no VPC attachment; DynamoDB is reached through a gateway endpoint.
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile outside this dev stack.
   #checkov:skip=CKV_AWS_116:This function is invoked only by its SQS event source mapping; a failed message stays on the DLQ and is retried, so an async dead letter queue would never receive anything.
   function_name                  = local.names.dlq_processor
@@ -826,11 +882,20 @@ resource "aws_lambda_function" "dlq_processor" {
   architectures                  = ["arm64"]
   memory_size                    = local.lambda_common.memory_size
   timeout                        = local.lambda_common.timeout
-  reserved_concurrent_executions = 50
+  reserved_concurrent_executions = var.dlq_processor_reserved_concurrency
   kms_key_arn                    = aws_kms_key.lambda.arn
 
   tracing_config {
     mode = "Active"
+  }
+
+  # In the private subnets every call the function makes leaves through the VPC endpoints.
+  dynamic "vpc_config" {
+    for_each = aws_security_group.functions
+    content {
+      subnet_ids         = aws_subnet.private[*].id
+      security_group_ids = [vpc_config.value.id]
+    }
   }
 
   environment {
@@ -849,6 +914,8 @@ resource "aws_lambda_function" "dlq_processor" {
     aws_iam_role.dlq_processor,
     aws_iam_role_policy_attachment.dlq_processor,
     aws_cloudwatch_log_group.dlq_processor,
+    aws_vpc_endpoint.dynamodb,
+    aws_vpc_security_group_egress_rule.functions_to_dynamodb,
   ]
 }
 
@@ -863,7 +930,7 @@ resource "aws_lambda_event_source_mapping" "dlq_to_dlq_processor" {
 # VPC: private subnets whose route tables carry the S3 and DynamoDB gateway endpoints
 # -----------------------------------------------------------------------------
 resource "aws_vpc" "main" {
-  #checkov:skip=CKV2_AWS_11:No workload runs in this VPC (the Lambdas are not attached); flow logs would record nothing.
+  #checkov:skip=CKV2_AWS_11:The only workload is the two functions, whose security group allows nothing but HTTPS to the pipeline's endpoints; flow logs (a log group, a role and $0.50/GB ingested) are left to the account's central network logging, see docs/architecture.md.
   cidr_block           = var.vpc_cidr
   enable_dns_support   = true
   enable_dns_hostnames = true
@@ -910,6 +977,11 @@ resource "aws_route_table_association" "private" {
   route_table_id = aws_route_table.private.id
 }
 
+# Gateway endpoints: the route table of the private subnets sends S3 and DynamoDB traffic to
+# them. Their policies allow only what the functions do there (the roles' own policies still
+# apply on top), so a function that is made to call another bucket or table through the VPC is
+# refused by the endpoint as well.
+# https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html
 resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.main.id
   service_name      = "com.amazonaws.${local.region}.s3"
@@ -919,11 +991,12 @@ resource "aws_vpc_endpoint" "s3" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
-      Sid       = "AllowFullS3AccessInDev"
+      Sid       = "ProcessorReadsTransactionFiles"
       Effect    = "Allow"
       Principal = "*"
-      Action    = "s3:*"
-      Resource  = "*"
+      Action    = ["s3:GetObject", "s3:GetObjectVersion"]
+      Resource  = "${aws_s3_bucket.transactions.arn}/*"
+      Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.processor.arn } }
     }]
   })
 
@@ -940,17 +1013,141 @@ resource "aws_vpc_endpoint" "dynamodb" {
 
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [{
-      Sid       = "AllowFullDynamoDBAccessInDev"
-      Effect    = "Allow"
-      Principal = "*"
-      Action    = "dynamodb:*"
-      Resource  = "*"
-    }]
+    Statement = [
+      {
+        Sid       = "ProcessorStoresTransactions"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "dynamodb:PutItem"
+        Resource  = aws_dynamodb_table.transactions.arn
+        Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.processor.arn } }
+      },
+      {
+        Sid       = "DlqProcessorStoresErrors"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "dynamodb:PutItem"
+        Resource  = aws_dynamodb_table.errors.arn
+        Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.dlq_processor.arn } }
+      },
+    ]
   })
 
   tags = {
     Name = "vpce-dynamodb-${local.env}"
+  }
+}
+
+# -----------------------------------------------------------------------------
+# Security groups: the functions may open HTTPS to the pipeline's endpoints and nothing else
+# -----------------------------------------------------------------------------
+# Terraform removes the allow-all egress rule AWS adds to a new group, so each group allows
+# exactly the rules below.
+# https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/security_group
+resource "aws_security_group" "functions" {
+  count = var.attach_functions_to_vpc ? 1 : 0
+
+  name        = "security-group-lambda-functions-${local.env}"
+  description = "Both pipeline functions: HTTPS out to the S3, DynamoDB and SQS endpoints only"
+  vpc_id      = aws_vpc.main.id
+
+  tags = {
+    Name = "sg-lambda-functions-${local.env}"
+  }
+}
+
+resource "aws_security_group" "interface_endpoints" {
+  count = var.attach_functions_to_vpc ? 1 : 0
+
+  name        = "security-group-vpc-endpoints-${local.env}"
+  description = "Interface endpoints of the pipeline: HTTPS in from the functions only"
+  vpc_id      = aws_vpc.main.id
+
+  tags = {
+    Name = "sg-vpc-endpoints-${local.env}"
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "functions_to_s3" {
+  count = var.attach_functions_to_vpc ? 1 : 0
+
+  security_group_id = aws_security_group.functions[0].id
+  description       = "HTTPS to S3 through the gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "functions_to_dynamodb" {
+  count = var.attach_functions_to_vpc ? 1 : 0
+
+  security_group_id = aws_security_group.functions[0].id
+  description       = "HTTPS to DynamoDB through the gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.dynamodb.prefix_list_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "functions_to_interface_endpoints" {
+  count = var.attach_functions_to_vpc ? 1 : 0
+
+  security_group_id            = aws_security_group.functions[0].id
+  description                  = "HTTPS to the interface endpoints (SQS)"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.interface_endpoints[0].id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "interface_endpoints_from_functions" {
+  count = var.attach_functions_to_vpc ? 1 : 0
+
+  security_group_id            = aws_security_group.interface_endpoints[0].id
+  description                  = "HTTPS from the pipeline functions"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.functions[0].id
+}
+
+# -----------------------------------------------------------------------------
+# Interface endpoint: SQS, the one other service the functions' code calls (the processor
+# sends invalid records to the DLQ and resume messages to the retry queue). Private DNS makes
+# the SDK's default sqs.<region>.amazonaws.com resolve to the endpoint's addresses inside the
+# VPC, so the functions need no endpoint setting. Nothing else is needed from inside the VPC:
+# the code calls no other service (metrics go out as embedded-metric-format log lines), Lambda
+# itself ships the logs, records the active-tracing segments, polls the queues for the event
+# source mappings and decrypts the environment, and S3, DynamoDB and SQS call KMS on their own
+# side. docs/architecture.md ("Network paths") lists every call and its path.
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-internetwork-traffic-privacy.html
+# -----------------------------------------------------------------------------
+resource "aws_vpc_endpoint" "sqs" {
+  count = var.attach_functions_to_vpc ? 1 : 0
+
+  vpc_id              = aws_vpc.main.id
+  service_name        = "com.amazonaws.${local.region}.sqs"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = aws_subnet.private[*].id
+  security_group_ids  = [aws_security_group.interface_endpoints[0].id]
+  private_dns_enabled = true
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      # SendMessageBatch is authorised as sqs:SendMessage.
+      Sid       = "ProcessorSendsToPipelineQueues"
+      Effect    = "Allow"
+      Principal = "*"
+      Action    = "sqs:SendMessage"
+      Resource  = [aws_sqs_queue.main.arn, aws_sqs_queue.dlq.arn]
+      Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.processor.arn } }
+    }]
+  })
+
+  tags = {
+    Name = "vpce-sqs-${local.env}"
   }
 }
 
@@ -1379,7 +1576,7 @@ output "sns_email_subscription_arn" {
 }
 
 output "vpc_id" {
-  description = "ID of the VPC that holds the gateway endpoints."
+  description = "ID of the VPC whose private subnets hold the functions and the VPC endpoints."
   value       = aws_vpc.main.id
 }
 
@@ -1401,6 +1598,21 @@ output "s3_vpc_endpoint_id" {
 output "dynamodb_vpc_endpoint_id" {
   description = "ID of the DynamoDB gateway endpoint."
   value       = aws_vpc_endpoint.dynamodb.id
+}
+
+output "sqs_vpc_endpoint_id" {
+  description = "ID of the SQS interface endpoint (null when attach_functions_to_vpc = false)."
+  value       = one(aws_vpc_endpoint.sqs[*].id)
+}
+
+output "functions_security_group_id" {
+  description = "ID of the security group of both functions (null when attach_functions_to_vpc = false)."
+  value       = one(aws_security_group.functions[*].id)
+}
+
+output "interface_endpoints_security_group_id" {
+  description = "ID of the security group of the interface endpoints (null when attach_functions_to_vpc = false)."
+  value       = one(aws_security_group.interface_endpoints[*].id)
 }
 
 output "deployment_id" {

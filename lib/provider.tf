@@ -155,3 +155,32 @@ variable "error_retention_days" {
     error_message = "error_retention_days must be between 1 and 3650."
   }
 }
+
+variable "attach_functions_to_vpc" {
+  description = "Run both functions in the private subnets, so that their S3, DynamoDB and SQS calls travel through the VPC endpoints and never over the public service endpoints. false puts them back on Lambda's own network (the endpoints then carry nothing)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "processor_reserved_concurrency" {
+  description = "Reserved concurrent executions of the transaction processor (client: 100). The account's concurrency limit must be at least this plus dlq_processor_reserved_concurrency plus the 100 that AWS keeps unreserved: `make preflight` checks it."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.processor_reserved_concurrency >= 1 && var.processor_reserved_concurrency <= 10000 && floor(var.processor_reserved_concurrency) == var.processor_reserved_concurrency
+    error_message = "processor_reserved_concurrency must be a whole number between 1 and 10000."
+  }
+}
+
+variable "dlq_processor_reserved_concurrency" {
+  description = "Reserved concurrent executions of the DLQ processor (client: 50). See processor_reserved_concurrency for the account limit it needs."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.dlq_processor_reserved_concurrency >= 1 && var.dlq_processor_reserved_concurrency <= 10000 && floor(var.dlq_processor_reserved_concurrency) == var.dlq_processor_reserved_concurrency
+    error_message = "dlq_processor_reserved_concurrency must be a whole number between 1 and 10000."
+  }
+}

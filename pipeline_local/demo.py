@@ -28,11 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +40,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline_local import accounting
 from pipeline_local import samples as sample_files
+from pipeline_local.accounting import banner, print_errors_table, print_files
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.dispatcher import (
@@ -53,7 +54,6 @@ from pipeline_local.dispatcher import (
     evaluate_alarms,
     notify_alarm_actions,
     read_wiring,
-    scan_all,
 )
 from pipeline_local.emulator import Emulator, load_state, start_emulator
 from pipeline_local.terraform import BUILD_DIR, REPO_ROOT, TerraformError, Workdir, workdir_for
@@ -90,18 +90,6 @@ def ticking(label: str, every_s: float = 15.0) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def banner(lines: list[str]) -> None:
-    lines = [_ANSI.sub("", line).rstrip()[:150] for line in lines]
-    width = max(len(line) for line in lines) + 4
-    say("\n" + "#" * width)
-    for line in lines:
-        say(f"# {line.ljust(width - 4)} #")
-    say("#" * width)
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,77 +195,6 @@ def _rel(path: Path) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Output
-
-
-def _codes(counter: Counter[str]) -> str:
-    return ", ".join(f"{code} {n}" for code, n in sorted(counter.items())) or "-"
-
-
-def print_files(acc: sample_files.Accounting, seconds: dict[tuple[str, str | None], float]) -> None:
-    say(
-        f"    {'file':40} {'rows':>6} {'stored':>6} {'dup':>4} {'errors':>6} {'time s':>6}  "
-        "errors by code"
-    )
-    for f in acc.files:
-        name = f.key.removeprefix(sample_files.PREFIX)
-        t = seconds.get((f.key, f.version_id), 0.0)
-        mark = (
-            ""
-            if f.balanced and not f.mismatches
-            else "  <-- " + "; ".join((["UNBALANCED"] if not f.balanced else []) + f.mismatches)
-        )
-        errors = f"FILE {f.file_error}" if f.file_error else _codes(f.errors)
-        say(
-            f"    {name[:40]:40} {f.rows:6} {f.stored:6} {f.duplicates:4} {f.error_rows:6} "
-            f"{t:6.2f}  {errors}{mark}"
-        )
-    total_rows = sum(f.rows for f in acc.files)
-    stored = sum(f.stored for f in acc.files)
-    dups = sum(f.duplicates for f in acc.files)
-    errs = sum(f.error_rows for f in acc.files if not f.file_error)
-    ferrs = sum(1 for f in acc.files if f.file_error)
-    say(
-        f"    {'total':40} {total_rows:6} {stored:6} {dups:4} {errs:6}         "
-        f"+ {ferrs} file errors covering {sum(f.rows for f in acc.files if f.file_error)} rows"
-    )
-
-
-def print_errors_table(rows: list[dict[str, Any]]) -> None:
-    by_code: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_code[str(row.get("error_code"))].append(row)
-    for code in sorted(by_code):
-        group = by_code[code]
-        types = Counter(str(r.get("error_type")) for r in group)
-        fields = Counter(str(r.get("field")) for r in group if r.get("field"))
-        files = Counter(
-            str(r.get("source_key", "?")).removeprefix(sample_files.PREFIX) for r in group
-        )
-        say(f"    {code:20} {len(group):4} row(s)  type {'/'.join(sorted(types))}")
-        if fields:
-            say(f"        fields: {', '.join(f'{k} {n}' for k, n in fields.most_common())}")
-        say(f"        files:  {', '.join(f'{k} ({n})' for k, n in files.most_common(4))}"
-            + (" ..." if len(files) > 4 else ""))  # fmt: skip
-        example = min(group, key=lambda r: (str(r.get("source_key")), r.get("source_line") or 0))
-        say(f"        e.g.    {str(example.get('error_message'))[:110]}")
-    if rows:
-        records = [r.get("record") or {} for r in rows]
-        clear = sum(
-            1 for rec in records if not str(rec.get("account_id", "****")).startswith("****")
-        )
-        with_desc = sum(1 for rec in records if "description" in rec)
-        days = sorted(
-            {
-                round((r["expires_at"] - r["detected_at"] / 1000) / 86400)
-                for r in rows
-                if "expires_at" in r
-            }
-        )
-        say(
-            f"    data minimisation: account_id unmasked in {clear} rows, description kept in "
-            f"{with_desc}; TTL expires_at after {days} day(s) in "
-            f"{sum(1 for r in rows if 'expires_at' in r)}/{len(rows)} rows"
-        )
 
 
 def print_alarms(clients: Clients, gateway: Gateway) -> bool:
@@ -440,14 +357,17 @@ def _run_through(
         dispatcher.close()
 
     step("per file: what became of every row")
-    dynamodb = clients("dynamodb")
-    items = scan_all(dynamodb, str(stack.outputs["transactions_table_name"]))
-    error_rows = scan_all(dynamodb, str(stack.outputs["errors_table_name"]))
     ledger = sample_files.Ledger()
     uploads = [
         sample_files.Upload(f, versions[f.key], ledger.process(f)) for f in samples.dispatched
     ]
-    acc = sample_files.account(uploads, items, error_rows, depths)
+    acc, items, error_rows = accounting.collect(
+        clients("dynamodb"),
+        str(stack.outputs["transactions_table_name"]),
+        str(stack.outputs["errors_table_name"]),
+        uploads,
+        depths,
+    )
     print_files(acc, seconds)
     currencies = Counter(str(i.get("currency")) for i in items)
     say(
@@ -478,23 +398,7 @@ def _run_through(
     )
 
     ok = acc.ok and acc.matches_model
-    rows_in = sum(f.rows for f in acc.files)
-    if acc.ok:
-        banner(
-            [
-                f"EVERY RECORD ACCOUNTED FOR ({runtime}): {rows_in} rows in {len(acc.files)} files",
-                f"stored {sum(f.stored for f in acc.files)} + duplicates "
-                f"{sum(f.duplicates for f in acc.files)} + error rows "
-                f"{sum(f.error_rows for f in acc.files if not f.file_error)} + "
-                f"{sum(f.rows for f in acc.files if f.file_error)} rows in "
-                f"{sum(1 for f in acc.files if f.file_error)} failed files; queues empty",
-            ]
-        )
-    else:
-        banner(["RECORDS UNACCOUNTED FOR", *acc.problems()[:30]])
-    if not acc.matches_model:
-        differences = [f"{f.key}: {'; '.join(f.mismatches)}" for f in acc.files if f.mismatches]
-        banner(["RESULTS DIFFER FROM WHAT design.md PRESCRIBES FOR THE SAMPLES", *differences[:30]])
+    accounting.report(acc, runtime)
     return ok
 
 

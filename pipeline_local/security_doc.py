@@ -3,13 +3,15 @@
 docs/security.md states who may do what (principal, effect, action, resource, condition) and
 why. The rows come from the policies as the emulator holds them after `terraform apply`: the
 two execution roles (trust and permission policies), the three key policies, the bucket policy,
-the topic policy, the processor's function policy, and the producer policy the stack outputs.
+the topic policy, the processor's function policy, the producer policy the stack outputs, and
+the VPC endpoints' policies.
 `tests/integration/test_stack.py` compares them with the document, so the document cannot
 drift from the configuration; `python -m pipeline_local.security_doc` (after `make up`) prints
 the rows for a new version of the document.
 
 Values that change between deployments are replaced by placeholders: the account id by
-`<account>`, each key's ARN by `<key:s3>`, `<key:dynamodb>`, `<key:lambda>`.
+`<account>`, each key's ARN by `<key:s3>`, `<key:dynamodb>`, `<key:lambda>`, the private
+subnets' ids by `<subnet:1>`, `<subnet:2>`, the functions' security group id by `<sg:functions>`.
 """
 
 from __future__ import annotations
@@ -99,9 +101,19 @@ def applied_grants(client: Callable[[str], Any], outputs: Mapping[str, Any]) -> 
     account = str(outputs["processor_role_arn"]).split(":")[4]
     keys = {name: str(outputs[f"kms_{name}_key_arn"]) for name in ("s3", "dynamodb", "lambda")}
 
+    # Ids EC2 draws at random per deployment (the network interface statement names them).
+    ids = {
+        str(subnet): f"<subnet:{n}>"
+        for n, subnet in enumerate(outputs.get("private_subnet_ids") or [], 1)
+    }
+    if outputs.get("functions_security_group_id"):
+        ids[str(outputs["functions_security_group_id"])] = "<sg:functions>"
+
     def scrub(text: str) -> str:
         for name, arn in keys.items():
             text = text.replace(arn, f"<key:{name}>")
+        for real, placeholder in ids.items():
+            text = text.replace(real, placeholder)
         return text.replace(account, "<account>")
 
     iam, kms = client("iam"), client("kms")
@@ -134,6 +146,24 @@ def applied_grants(client: Callable[[str], Any], outputs: Mapping[str, Any]) -> 
     found += grants_of(
         str(outputs["producer_policy_json"]), "producer (`producer_policy_json`)", scrub
     )
+    # VPC endpoint policies: what may pass through each endpoint from inside the VPC.
+    for service in ("s3", "dynamodb", "sqs"):
+        endpoint_id = outputs.get(f"{service}_vpc_endpoint_id")
+        if not endpoint_id:
+            continue
+        (endpoint,) = client("ec2").describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])[
+            "VpcEndpoints"
+        ]
+        found += [
+            Grant(
+                g.principal,
+                g.effect,
+                g.actions,
+                f"{g.resource} ({service} endpoint policy)",
+                g.condition,
+            )
+            for g in grants_of(endpoint["PolicyDocument"], "-", scrub)
+        ]
     return sorted(set(found))
 
 

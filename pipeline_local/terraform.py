@@ -33,7 +33,8 @@ EMULATED_SERVICES = (
 )  # fmt: skip
 
 # Attributes moto accepts but does not return (a function's KMSKeyArn and DeadLetterConfig, a
-# key's RotationPeriodInDays) or returns re-serialised (the redrive policy, with spaces).
+# key's RotationPeriodInDays, a security group rule's Description) or returns re-serialised (the
+# redrive policy, with spaces).
 # Without these the second plan shows changes that AWS itself would not.
 EMULATOR_IGNORES = {
     "aws_lambda_function": {
@@ -42,10 +43,27 @@ EMULATOR_IGNORES = {
     },
     "aws_sqs_queue": {"main": ["redrive_policy"]},
     "aws_kms_key": {name: ["rotation_period_in_days"] for name in ("s3", "dynamodb", "lambda")},
+    # moto's DescribeSecurityGroupRules leaves out each rule's Description.
+    "aws_vpc_security_group_egress_rule": {
+        name: ["description"]
+        for name in ("functions_to_s3", "functions_to_dynamodb", "functions_to_interface_endpoints")
+    },
+    "aws_vpc_security_group_ingress_rule": {"interface_endpoints_from_functions": ["description"]},
+}
+
+# Attributes moto holds at one value only, where the provider waits after a create until the
+# emulator reports the configured value (it would time out after 3 minutes): moto answers every
+# lifecycle configuration with TransitionDefaultMinimumObjectSize all_storage_classes_128K. Set
+# in the override for applies only; plans made for checking the configuration
+# (`Workdir(emulator_values=False)`, tests/integration/test_variables.py) keep lib/'s value.
+EMULATOR_VALUES = {
+    "aws_s3_bucket_lifecycle_configuration": {
+        "transactions": {"transition_default_minimum_object_size": '"all_storage_classes_128K"'}
+    },
 }
 
 
-def override_tf(endpoint: str) -> str:
+def override_tf(endpoint: str, emulator_values: bool = True) -> str:
     """The override file that points the aws provider at the emulator."""
     endpoints = "\n".join(f'    {svc:<10} = "{endpoint}"' for svc in EMULATED_SERVICES)
     lines = [
@@ -73,6 +91,11 @@ def override_tf(endpoint: str) -> str:
                 "  }",
                 "}",
             ]
+    for rtype, resources in EMULATOR_VALUES.items() if emulator_values else ():
+        for name, values in resources.items():
+            lines += ["", f'resource "{rtype}" "{name}" {{']
+            lines += [f"  {attr} = {value}" for attr, value in values.items()]
+            lines.append("}")
     return "\n".join(lines) + "\n"
 
 
@@ -87,6 +110,7 @@ class Workdir:
     path: Path
     endpoint: str  # "" for a copy that is only validated
     lambda_runtime: str = "python3.11"
+    emulator_values: bool = True  # False: plan-only copies that show lib/'s own values
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -119,7 +143,9 @@ class Workdir:
             if src.suffix in {".tf", ".py"} and src.is_file():
                 shutil.copy2(src, self.path / src.name)
         if self.endpoint:
-            (self.path / "emulator_override.tf").write_text(override_tf(self.endpoint))
+            (self.path / "emulator_override.tf").write_text(
+                override_tf(self.endpoint, self.emulator_values)
+            )
 
     def run(self, *args: str, capture: bool = False) -> str:
         cmd = ["terraform", f"-chdir={self.path}", *args]
@@ -175,9 +201,15 @@ class Workdir:
 
 
 def workdir_for(
-    emu: Emulator, path: Path = DEFAULT_WORKDIR, runtime: str = "python3.11"
+    emu: Emulator,
+    path: Path = DEFAULT_WORKDIR,
+    runtime: str = "python3.11",
+    *,
+    emulator_values: bool = True,
 ) -> Workdir:
-    work = Workdir(path=path, endpoint=emu.endpoint, lambda_runtime=runtime)
+    work = Workdir(
+        path=path, endpoint=emu.endpoint, lambda_runtime=runtime, emulator_values=emulator_values
+    )
     work.prepare()
     return work
 

@@ -221,6 +221,9 @@ def test_lifecycle_moves_objects_to_glacier_after_90_days(stack: Stack) -> None:
     assert rule["Status"] == "Enabled"
     assert "Filter" in rule
     assert rule["Transitions"] == [{"Days": 90, "StorageClass": "GLACIER"}]
+    # transition_default_minimum_object_size: moto holds only all_storage_classes_128K, so the
+    # applied copy sets that (pipeline_local.terraform.EMULATOR_VALUES); lib/'s own value,
+    # varies_by_storage_class, is checked in a plan by test_variables.py.
 
 
 # --- Lambda ------------------------------------------------------------------------------
@@ -245,6 +248,10 @@ def test_functions_configuration(stack: Stack) -> None:
         assert conf["Role"] == stack.outputs[f"{key}_role_arn"]
         reserved = lam.get_function_concurrency(FunctionName=name)
         assert reserved["ReservedConcurrentExecutions"] == concurrency
+        # Both functions run in the private subnets, with the functions' security group.
+        vpc = conf["VpcConfig"]
+        assert sorted(vpc["SubnetIds"]) == sorted(stack.outputs["private_subnet_ids"])
+        assert vpc["SecurityGroupIds"] == [stack.outputs["functions_security_group_id"]]
         # moto does not echo KMSKeyArn: check that the configuration sends the lambda key.
         function = config[f"aws_lambda_function.{key}"]
         assert function["expressions"]["kms_key_arn"]["references"][0] == "aws_kms_key.lambda.arn"
@@ -344,6 +351,7 @@ def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
         "processor_log_group_name" if key == "processor" else "dlq_processor_log_group_name"
     ]
     logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}"
+    eni = f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/*"
     common = {
         "logs:CreateLogGroup": {logs, f"{logs}:*"},
         "logs:CreateLogStream": {logs, f"{logs}:*"},
@@ -351,6 +359,17 @@ def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
         "xray:PutTraceSegments": {"*"},
         "xray:PutTelemetryRecords": {"*"},
         "kms:GenerateDataKey": {out["kms_lambda_key_arn"]},
+        # Network interfaces in the private subnets (AWSLambdaVPCAccessExecutionRole, scoped).
+        "ec2:CreateNetworkInterface": {
+            eni,
+            *(f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{s}" for s in out["private_subnet_ids"]),
+            f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{out['functions_security_group_id']}",
+        },
+        "ec2:DeleteNetworkInterface": {eni},
+        "ec2:AssignPrivateIpAddresses": {eni},
+        "ec2:UnassignPrivateIpAddresses": {eni},
+        "ec2:DescribeNetworkInterfaces": {"*"},
+        "ec2:DescribeSubnets": {"*"},
     }
     if key == "processor":
         main = out["main_queue_arn"]
@@ -564,25 +583,123 @@ def test_topic_policy_and_subscription(stack: Stack) -> None:
 # --- VPC ---------------------------------------------------------------------------------
 
 
+def endpoint_of(stack: Stack, output: str) -> dict[str, Any]:
+    (endpoint,) = stack.client("ec2").describe_vpc_endpoints(
+        VpcEndpointIds=[stack.outputs[output]]
+    )["VpcEndpoints"]
+    return endpoint
+
+
 def test_gateway_endpoints_on_private_route_table(stack: Stack) -> None:
     ec2 = stack.client("ec2")
-    route_table = stack.outputs["private_route_table_id"]
-    for service, output in (("s3", "s3_vpc_endpoint_id"), ("dynamodb", "dynamodb_vpc_endpoint_id")):
-        (endpoint,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[stack.outputs[output]])[
-            "VpcEndpoints"
-        ]
+    out = stack.outputs
+    route_table = out["private_route_table_id"]
+    for service in ("s3", "dynamodb"):
+        endpoint = endpoint_of(stack, f"{service}_vpc_endpoint_id")
         assert endpoint["VpcEndpointType"] == "Gateway"
         assert endpoint["ServiceName"] == f"com.amazonaws.{REGION}.{service}"
-        assert endpoint["VpcId"] == stack.outputs["vpc_id"]
+        assert endpoint["VpcId"] == out["vpc_id"]
         assert endpoint["RouteTableIds"] == [route_table]
-        (stmt,) = statements(endpoint["PolicyDocument"])
-        assert stmt["Effect"] == "Allow" and stmt["Action"] == f"{service}:*"
     (table,) = ec2.describe_route_tables(RouteTableIds=[route_table])["RouteTables"]
     associated = {a.get("SubnetId") for a in table["Associations"]}
-    assert associated == set(stack.outputs["private_subnet_ids"])
-    subnets = ec2.describe_subnets(SubnetIds=stack.outputs["private_subnet_ids"])["Subnets"]
+    assert associated == set(out["private_subnet_ids"])
+    subnets = ec2.describe_subnets(SubnetIds=out["private_subnet_ids"])["Subnets"]
     assert len({s["AvailabilityZone"] for s in subnets}) == 2
     assert not any(s["MapPublicIpOnLaunch"] for s in subnets)
+
+
+def test_endpoint_policies_allow_only_what_the_functions_do_there(stack: Stack) -> None:
+    out = stack.outputs
+    processor, dlq_processor = out["processor_role_arn"], out["dlq_processor_role_arn"]
+
+    def allowed(output: str) -> set[tuple[str, str, str]]:
+        found = set()
+        for stmt in statements(endpoint_of(stack, output)["PolicyDocument"]):
+            assert stmt["Effect"] == "Allow" and stmt["Principal"] == "*"
+            (principal,) = as_list(stmt["Condition"]["ArnEquals"]["aws:PrincipalArn"])
+            for action in as_list(stmt["Action"]):
+                for resource in as_list(stmt["Resource"]):
+                    found.add((principal, action, resource))
+        return found
+
+    objects = f"{out['s3_bucket_arn']}/*"
+    assert allowed("s3_vpc_endpoint_id") == {
+        (processor, "s3:GetObject", objects),
+        (processor, "s3:GetObjectVersion", objects),
+    }
+    assert allowed("dynamodb_vpc_endpoint_id") == {
+        (processor, "dynamodb:PutItem", out["transactions_table_arn"]),
+        (dlq_processor, "dynamodb:PutItem", out["errors_table_arn"]),
+    }
+    assert allowed("sqs_vpc_endpoint_id") == {
+        (processor, "sqs:SendMessage", out["main_queue_arn"]),
+        (processor, "sqs:SendMessage", out["dlq_arn"]),
+    }
+
+
+def test_sqs_interface_endpoint_in_both_subnets_with_private_dns(stack: Stack) -> None:
+    out = stack.outputs
+    endpoint = endpoint_of(stack, "sqs_vpc_endpoint_id")
+    assert endpoint["VpcEndpointType"] == "Interface"
+    assert endpoint["ServiceName"] == f"com.amazonaws.{REGION}.sqs"
+    assert endpoint["VpcId"] == out["vpc_id"]
+    assert endpoint["PrivateDnsEnabled"] is True
+    assert sorted(endpoint["SubnetIds"]) == sorted(out["private_subnet_ids"])
+    groups = [g["GroupId"] for g in endpoint["Groups"]]
+    assert groups == [out["interface_endpoints_security_group_id"]]
+
+
+def rules_of(stack: Stack, group_id: str) -> list[dict[str, Any]]:
+    return stack.client("ec2").describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [group_id]}]
+    )["SecurityGroupRules"]
+
+
+def test_security_groups_allow_https_to_the_endpoints_only(stack: Stack) -> None:
+    out = stack.outputs
+    functions, endpoints = (
+        out["functions_security_group_id"],
+        out["interface_endpoints_security_group_id"],
+    )
+    prefix_lists = {
+        endpoint_of(stack, f"{service}_vpc_endpoint_id").get("PrefixListId")
+        or stack.state()[f"aws_vpc_endpoint.{service}"]["prefix_list_id"]
+        for service in ("s3", "dynamodb")
+    }
+
+    def shape(rule: dict[str, Any]) -> tuple[Any, ...]:
+        target = (
+            rule.get("PrefixListId")
+            or (rule.get("ReferencedGroupInfo") or {}).get("GroupId")
+            or rule.get("CidrIpv4")
+            or rule.get("CidrIpv6")
+        )
+        return (rule["IsEgress"], rule["IpProtocol"], rule["FromPort"], rule["ToPort"], target)
+
+    assert sorted(map(shape, rules_of(stack, functions)), key=str) == sorted(
+        [(True, "tcp", 443, 443, pl) for pl in prefix_lists] + [(True, "tcp", 443, 443, endpoints)],
+        key=str,
+    )
+    assert [shape(r) for r in rules_of(stack, endpoints)] == [(False, "tcp", 443, 443, functions)]
+
+
+def test_no_route_to_the_internet(stack: Stack) -> None:
+    """No internet or NAT gateway, and no route table sends anything to 0.0.0.0/0 or ::/0."""
+    ec2 = stack.client("ec2")
+    vpc = [{"Name": "vpc-id", "Values": [stack.outputs["vpc_id"]]}]
+    gateways = ec2.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [stack.outputs["vpc_id"]]}]
+    )["InternetGateways"]
+    assert gateways == []
+    assert ec2.describe_nat_gateways(Filters=vpc)["NatGateways"] == []
+    for table in ec2.describe_route_tables(Filters=vpc)["RouteTables"]:
+        for route in table["Routes"]:
+            assert route.get("DestinationCidrBlock") not in ("0.0.0.0/0",), route
+            assert route.get("DestinationIpv6CidrBlock") != "::/0", route
+            assert not route.get("GatewayId", "").startswith("igw-"), route
+            assert not route.get("NatGatewayId"), route
+    planned = {address.split("[")[0].split(".")[0] for address in planned_resources(stack)}
+    assert not planned & {"aws_internet_gateway", "aws_nat_gateway", "aws_route", "aws_eip"}
 
 
 # --- docs/security.md --------------------------------------------------------------------
@@ -605,6 +722,51 @@ def test_security_doc_lists_every_applied_permission(stack: Stack) -> None:
 
 def test_second_plan_shows_no_changes(stack: Stack) -> None:
     assert stack.workdir.plan_has_changes() is False
+
+
+def test_smoke_run_accounts_for_every_record(stack: Stack) -> None:
+    """`make smoke`'s code against the emulator: the local dispatcher does Lambda's work.
+
+    Runs after the second plan: it removes the bucket policy's Deny statements, which moto
+    enforces without their conditions (pipeline_local.demo does the same)."""
+    from pipeline_local import samples, smoke
+    from pipeline_local.dispatcher import (
+        Clients,
+        Dispatcher,
+        dead_letter_targets_from_terraform,
+        empty_bucket,
+        read_wiring,
+        relax_bucket_policy_for_emulator,
+    )
+    from pipeline_local.terraform import BUILD_DIR
+
+    clients = Clients(stack.emulator.endpoint)
+    bucket = str(stack.outputs["s3_bucket_name"])
+    relax_bucket_policy_for_emulator(clients("s3"), bucket)
+    wiring = read_wiring(
+        clients, dead_letter_fallback=dead_letter_targets_from_terraform(stack.workdir.path)
+    )
+    dispatcher = Dispatcher(clients, wiring, log_dir=BUILD_DIR / "tf-test-stack-smoke-logs")
+
+    def lambda_work() -> None:
+        # S3 notifications once (the uploads are done by then), then whatever the queues hold.
+        dispatcher.deliver(dispatcher.pending_events())
+        dispatcher.drain()
+
+    try:
+        ok = smoke.run(
+            clients,
+            clients,
+            stack.outputs,
+            samples.generate(scale=0.02),
+            timeout_s=120,
+            poll_s=0.5,
+            between_polls=lambda_work,
+        )
+    finally:
+        dispatcher.close()
+        empty_bucket(clients("s3"), bucket)
+    assert ok
 
 
 def test_destroy_leaves_nothing(stack: Stack) -> None:
@@ -640,3 +802,5 @@ def test_destroy_leaves_nothing(stack: Stack) -> None:
     assert remaining == []
     endpoints = ec2.describe_vpc_endpoints()["VpcEndpoints"]
     assert [e for e in endpoints if e["State"] not in ("deleted", "Deleted")] == []
+    groups = ec2.describe_security_groups()["SecurityGroups"]
+    assert not [g for g in groups if g["GroupName"].endswith(f"-{ENV}")]

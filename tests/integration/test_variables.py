@@ -8,6 +8,7 @@ import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,8 @@ from pipeline_local.terraform import BUILD_DIR, Workdir, workdir_for
 def workdir() -> Iterator[Workdir]:
     emu = start_emulator(log_path=BUILD_DIR / "tf-test-variables-emulator.log")
     try:
-        work = workdir_for(emu, BUILD_DIR / "tf-test-variables")
+        # Plans only: lib/'s own values, none of the emulator's (terraform.EMULATOR_VALUES).
+        work = workdir_for(emu, BUILD_DIR / "tf-test-variables", emulator_values=False)
         work.init()
         yield work
     finally:
@@ -36,10 +38,21 @@ def plan(work: Workdir, *variables: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def planned_functions(work: Workdir) -> dict[str, dict[str, object]]:
+def planned(work: Workdir) -> dict[str, dict[str, Any]]:
+    """Planned values by address."""
     shown = json.loads(work.run("show", "-json", "tfplan", capture=True))
-    resources = shown["planned_values"]["root_module"]["resources"]
-    return {r["name"]: r["values"] for r in resources if r["type"] == "aws_lambda_function"}
+    return {
+        r["address"]: r.get("values", {})
+        for r in shown["planned_values"]["root_module"]["resources"]
+    }
+
+
+def planned_functions(work: Workdir) -> dict[str, dict[str, Any]]:
+    return {
+        address.split(".")[1]: values
+        for address, values in planned(work).items()
+        if address.startswith("aws_lambda_function.")
+    }
 
 
 @pytest.mark.parametrize(
@@ -53,6 +66,11 @@ def planned_functions(work: Workdir) -> dict[str, dict[str, object]]:
         ("max_file_bytes=10", "max_file_bytes must be between"),
         ("time_safety_margin_ms=300000", "time_safety_margin_ms must be at least 5000"),
         ("error_retention_days=0", "error_retention_days must be between 1 and 3650"),
+        ("processor_reserved_concurrency=0", "processor_reserved_concurrency must be a whole"),
+        ("processor_reserved_concurrency=2.5", "processor_reserved_concurrency must be a whole"),
+        ("dlq_processor_reserved_concurrency=10001", "dlq_processor_reserved_concurrency must"),
+        ("attach_functions_to_vpc=maybe", "a bool is required"),
+        ("attach_functions_to_vpc=null", "attach_functions_to_vpc"),
     ],
 )
 def test_invalid_variables_are_refused(workdir: Workdir, variable: str, message: str) -> None:
@@ -101,3 +119,43 @@ def test_python_runtime_is_the_default(workdir: Workdir) -> None:
     assert functions["processor"]["runtime"] == "python3.11"
     assert functions["processor"]["handler"] == "processor_function.lambda_handler"
     assert functions["dlq_processor"]["handler"] == "dlq_processor_function.lambda_handler"
+
+
+def test_defaults_attach_the_functions_reserve_100_and_50_and_move_small_files(
+    workdir: Workdir,
+) -> None:
+    result = plan(workdir)
+    assert result.returncode == 0, result.stderr
+    values = planned(workdir)
+    functions = planned_functions(workdir)
+    assert functions["processor"]["reserved_concurrent_executions"] == 100
+    assert functions["dlq_processor"]["reserved_concurrent_executions"] == 50
+    for name in ("processor", "dlq_processor"):
+        assert len(functions[name]["vpc_config"]) == 1
+    assert "aws_vpc_endpoint.sqs[0]" in values
+    assert "aws_security_group.functions[0]" in values
+    # Since September 2024 S3 skips objects under 128 KB unless told otherwise; moto answers
+    # only all_storage_classes_128K, so this is checked in the plan, not the applied stack.
+    lifecycle = values["aws_s3_bucket_lifecycle_configuration.transactions"]
+    assert lifecycle["transition_default_minimum_object_size"] == "varies_by_storage_class"
+
+
+def test_variables_set_the_reservations_and_can_detach_the_functions(workdir: Workdir) -> None:
+    result = plan(
+        workdir,
+        "processor_reserved_concurrency=7",
+        "dlq_processor_reserved_concurrency=3",
+        "attach_functions_to_vpc=false",
+    )
+    assert result.returncode == 0, result.stderr
+    values = planned(workdir)
+    functions = planned_functions(workdir)
+    assert functions["processor"]["reserved_concurrent_executions"] == 7
+    assert functions["dlq_processor"]["reserved_concurrent_executions"] == 3
+    for name in ("processor", "dlq_processor"):
+        assert functions[name]["vpc_config"] == []
+    detached = [a for a in values if "security_group" in a and "default" not in a]
+    assert detached == []
+    assert "aws_vpc_endpoint.sqs[0]" not in values
+    # The gateway endpoints stay (free, and the client asked for them).
+    assert {"aws_vpc_endpoint.s3", "aws_vpc_endpoint.dynamodb"} <= set(values)
