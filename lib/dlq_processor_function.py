@@ -4,39 +4,9 @@ Implements design.md sections 4, 5, 6 and 8 for the DLQ consumer. Packaged alone
 archive_file: standard library and boto3 only. Endpoints come only from the standard
 AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables, which boto3 reads itself.
 
-Decisions beyond design.md
---------------------------
- D1. Message kinds: "record_error" -> error_type VALIDATION (DUPLICATE_CONFLICT included),
-     "file_error" -> FILE, "retry_record" / "resume_file" / an S3 event (the processor's own
-     messages and the events Lambda's dead_letter_config put on the main queue, after the
-     main queue's redrive) -> PROCESSING, anything else -> UNKNOWN_FORMAT. A body is in our
-     format only if its kind's required fields have the right JSON types (record_error /
-     file_error: non-empty string error_code and source {bucket, key} strings; retry_record:
-     record object and source {bucket, key}; resume_file: bucket and key strings, start_line a
-     non-negative integer; S3 event: every record has s3.bucket.name and s3.object.key).
- D2. retryable is true for PROCESSING only.
- D3. error_code: the message's error_code for record/file errors; RECORD_WRITE_FAILED for
-     retry_record, FILE_RESUME_FAILED for resume_file, FILE_PROCESSING_FAILED for an S3 event,
-     UNKNOWN_FORMAT for anything else.
- D4. error_id = lower-case hex SHA-256 of bucket, key, version_id ("" when null), line (decimal,
-     "" when null) and error_code joined with U+001F and encoded UTF-8. line is source.line for
-     record/file errors and retry_record, start_line for resume_file, null for an S3 event.
-     Messages not in our format: SHA-256 of the raw body (UTF-8).
- D5. timestamp = source.last_modified when it is a non-negative integer (record_error,
-     file_error, retry_record); otherwise the message's SentTimestamp.
- D6. detected_at = failed_at when it is a non-negative integer, otherwise the time this
-     function handles the message.
- D7. Attributes without a value are omitted (never NULL, never ""): transaction_id (also
-     omitted unless it matches the transaction_id rule, since it is a GSI key), field,
-     source_bucket, source_key, source_version_id, source_line, record, receive_count.
- D8. record is a map of strings: masking is applied again (idempotent): account_id becomes
-     "****" + its last 4 characters ("****" when 4 or fewer, or not text), description is
-     dropped, null values are omitted, other non-text values become compact JSON text; at most
-     32 keys, keys cut to 64 and values to 256 characters; an empty key becomes "_".
- D9. An S3 event with several records gives one error row per record; the message is done
-     only when all rows are stored.
- D10. Text is stored with lone UTF-16 surrogates replaced by U+FFFD; error_message is cut to
-     1024 characters.
+Where design.md leaves something open, this module follows the decisions D1 to D10 in
+contract/decisions.md (cited by number in comments); contract/schemas/ describes its messages
+and table items.
 """
 
 import hashlib

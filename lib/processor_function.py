@@ -4,103 +4,9 @@ Implements sections 2 to 6 and 8 of design.md. Packaged alone by archive_file: s
 and boto3 only, no sibling modules. Endpoints come only from the standard AWS_ENDPOINT_URL /
 AWS_ENDPOINT_URL_<SERVICE> variables, which boto3 reads itself.
 
-Decisions beyond design.md
---------------------------
-Where design.md leaves something open, this module decides as follows; the list is meant to be
-shared with the Rust implementation and the conformance suite.
-
-Values and validation
- P1. Trimming removes leading/trailing " ", "\\t", "\\n", "\\r" and "\\f" (ASCII whitespace, as
-     Rust's is_ascii_whitespace) from every value and every CSV header name. A value that is
-     empty after trimming is absent, in JSON too ("" like null).
- P2. JSON value types: a string is its trimmed text; a number is its token text, for every field
-     (so account_id 12345678 is "12345678" and amount 1e3 is INVALID_FORMAT); null is absent;
-     a boolean, array or object is INVALID_FORMAT for that field. An array element that is not
-     an object is INVALID_FORMAT with field null (message "record: ...").
- P3. Check order: transaction_id, account_id, amount (syntax, then value), currency (missing /
-     type / UNKNOWN_CURRENCY), amount precision (it needs the currency; PRECISION_EXCEEDED,
-     field amount), transaction_type, timestamp, merchant_id, description, then unknown keys
-     (UNKNOWN_FIELD naming the smallest unknown key in code point order). First error wins.
- P4. amount: ASCII digits only; canonical form = integer part without leading zeros ("0" when
-     empty), fraction without trailing zeros, no point when the fraction is empty. "-0" is
-     INVALID_VALUE. Precision = number of fraction digits after removing trailing zeros.
- P5. currency: ASCII-only upper-casing (a non-ASCII value is UNKNOWN_CURRENCY). The table is ISO
-     4217 list one as published 2026-01-01. The codes whose minor unit is "N.A." (XAG XAU XBA
-     XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX: metals, bond units, SDR, testing, "no currency")
-     have no defined precision and are not transaction currencies here: UNKNOWN_CURRENCY.
- P6. transaction_type: ASCII case-insensitive; stored upper case.
- P7. timestamp grammar: YYYY-MM-DD("T"|"t")hh:mm:ss[.fraction]("Z"|"z"|("+"|"-")hh:mm), ASCII
-     digits, fraction of 1 or more digits truncated to milliseconds; no space separator; second
-     60 (leap second), month/day/hour/minute out of range, offset hour > 23 or minute > 59 are
-     INVALID_FORMAT; "-00:00" is UTC. Range: 2000-01-01T00:00:00Z <= instant <
-     2100-01-01T00:00:00Z, else INVALID_VALUE.
- P8. Lengths count Unicode code points. "Control characters" are category Cc (U+0000-U+001F,
-     U+007F-U+009F); tab is one. merchant_id has no character rule, only its length.
- P9. record_hash input: transaction_id, account_id, canonical amount, currency, transaction_type,
-     timestamp as decimal epoch milliseconds, merchant_id or "" when absent, description or ""
-     when absent; joined with U+001F, encoded UTF-8; lower-case hex SHA-256.
-
-CSV
- P10. Dialect: "," delimiter, '"' quote, doubled quotes inside quoted cells (Python csv, excel
-      dialect, strict). Anything but "," or the line end after a closing quote, an unterminated
-      quoted cell at end of file, or a bare CR inside an unquoted cell is MALFORMED_ROW; a '"'
-      inside an unquoted cell is kept as a literal character; NUL is ordinary data.
- P11. source_line is the 1-based physical line (count of LF bytes before the row, plus one) on
-      which the row starts; the header, blank lines and line breaks inside quoted cells all
-      count. Lines that are empty (or only CR) are skipped, before and after the header.
- P12. Row checks, in this order: a row over 1 MiB (its bytes including line breaks) is
-      MALFORMED_ROW; a row with bytes that are not UTF-8 is INVALID_ENCODING; an unreadable row
-      (P10, or a cell over 131072 characters) is MALFORMED_ROW; a row whose cell count differs
-      from the header's is MALFORMED_ROW. These row errors have field null, transaction_id null
-      and record null. After an unreadable row, reading resumes on the next physical line.
- P13. Header: the first non-blank line; optional UTF-8 BOM before it. Names are trimmed and
-      matched case-sensitively. Checked left to right: an unknown (or empty) name or a duplicate
-      is INVALID_HEADER; then the first missing required column in table order (the message
-      names the column; the file_error has no field, see P19). A header that is not UTF-8 is
-      INVALID_ENCODING; one that is unreadable or over 1 MiB is MALFORMED_FILE. A file without
-      any non-blank line is EMPTY_FILE; a header and no data row is EMPTY_FILE.
-
-JSON
- P14. The document is read whole (bounded by MAX_FILE_BYTES; design.md section 2 allows it).
-      UTF-8 with an optional BOM. Only whitespace -> EMPTY_FILE. NaN/Infinity, an escape that
-      leaves a lone UTF-16 surrogate, or nesting deeper than 64 levels (the top-level value is
-      level 1) -> MALFORMED_FILE. Duplicate keys: the last one wins. The object form must have
-      exactly one key, "transactions", holding an array; anything else -> MALFORMED_FILE.
-
-Processing
- P15. File type by key suffix, case-insensitive: ".csv" or ".json"; any other key is a
-      MALFORMED_FILE file error (not read).
- P16. GetObject: 404 / NoSuchKey / NoSuchVersion / NotFound (and InvalidArgument when a version
-      id was given) -> OBJECT_NOT_FOUND; any other failure (403 included) is raised as
-      retryable. Without a version id in the event, the VersionId that GetObject returns is used
-      for lineage, messages and resume_file (pins the version being read).
- P17. Rows with the same (transaction_id, timestamp) inside one batch are written in file order
-      (later ones wait for earlier ones), so the first in file order wins deterministically.
- P18. Any PutItem failure other than the condition check (after boto3's retries) becomes a
-      retry_record; a condition failure without the old item is treated the same way.
- P19. record_error and file_error messages carry source.last_modified (addition to section 5):
-      the epoch-ms LastModified of the object version read; when the object could not be read,
-      the S3 event's eventTime; else null. file_error: source.line null and no field,
-      transaction_id or record keys (its error_message names the column or part at fault).
-      record_error.transaction_id: the trimmed value when it passes the transaction_id rule,
-      else null.
- P20. Masked record in messages: the record's values as the validator sees them (trimmed text;
-      numbers as token text; booleans/arrays/objects as compact JSON text); null values omitted;
-      description dropped; account_id shown as "****" + its last 4 characters ("****" when 4
-      characters or fewer, or not text). At most 32 keys (input order), keys cut to 64 and
-      values to 256 characters. Message bodies are ASCII JSON (non-ASCII escaped).
- P21. retry_record: {"kind", "record": {validated fields; amount = canonical string; timestamp =
-      epoch ms integer; merchant_id / description only when present}, "source": {bucket, key,
-      version_id, line, last_modified}, "error": {"code", "message"}, "failed_at",
-      "processor"}. resume_file: exactly {"kind", "bucket", "key", "version_id", "start_line"};
-      start_line = source_line of the first row not yet handled; the consumer handles rows
-      whose source_line >= start_line. A file not yet started when the clock runs out is
-      deferred the same way with start_line 0.
- P22. A main-queue message that is none of retry_record, resume_file or an S3 event is forwarded
-      unchanged to the DLQ (stored there as UNKNOWN_FORMAT) instead of failing three times.
- P23. S3 event records whose eventName does not start with "ObjectCreated" are ignored (logged).
- P24. Metric RecordsProcessed counts newly stored items; RecordsRetried counts retry_records
-      sent (or retry_records that failed again on the queue path).
+Where design.md leaves something open, this module follows the decisions P1 to P25 in
+contract/decisions.md (cited by number in comments); contract/schemas/ describes its messages
+and table items.
 """
 
 import csv
@@ -131,6 +37,7 @@ WRITE_WORKERS = 16
 READ_CHUNK_BYTES = 1 << 20
 MAX_ROW_BYTES = 1 << 20
 MAX_JSON_DEPTH = 64
+CSV_FIELD_LIMIT = 131_072  # csv.field_size_limit()'s default, the cell limit of P12
 SQS_MAX_BYTES = 262_144
 SQS_BATCH_ENTRIES = 10
 SEND_ATTEMPTS = 4
@@ -157,7 +64,8 @@ REQUIRED_FIELDS = FIELDS[:6]
 TRANSACTION_TYPES = frozenset({"DEBIT", "CREDIT", "TRANSFER", "PAYMENT", "REFUND"})
 
 # ISO 4217 list one (published 2026-01-01): alphabetic code -> minor unit. The "N.A." codes are
-# deliberately absent (decision P5).
+# deliberately absent (decision P5). A copy of contract/currencies.json, embedded because the
+# handler is packaged alone; tests/unit/test_contract.py fails when the two differ.
 CURRENCY_MINOR_UNITS: Mapping[str, int] = {
     "AED": 2, "AFN": 2, "ALL": 2, "AMD": 2, "AOA": 2, "ARS": 2, "AUD": 2, "AWG": 2, "AZN": 2,
     "BAM": 2, "BBD": 2, "BDT": 2, "BHD": 3, "BIF": 0, "BMD": 2, "BND": 2, "BOB": 2, "BOV": 2,
@@ -741,12 +649,36 @@ def _next_csv_row(reader: Any, feed: _LineFeed) -> tuple[int, list[str] | Record
         except csv.Error as exc:
             if feed.row_invalid:
                 return line, RecordError(INVALID_ENCODING, None, "row: bytes are not valid UTF-8")
-            return line, RecordError(MALFORMED_ROW, None, f"row: unreadable CSV ({exc})")
+            return line, RecordError(MALFORMED_ROW, None, f"row: {csv_reason(exc)}")
         if not cells:
             continue
         if feed.row_invalid:
             return line, RecordError(INVALID_ENCODING, None, "row: bytes are not valid UTF-8")
         return line, cells
+
+
+# csv.Error texts are CPython's (and change between versions); messages name the reason in the
+# contract's words instead (contract/decisions.md, "Message texts").
+_CSV_REASONS = (
+    ("',' expected after", "a closing quote must be followed by ',' or the line end"),
+    ("unexpected end of data", "a quoted cell is not closed at the end of the file"),
+    ("new-line character seen in unquoted field", "a bare CR inside an unquoted cell"),
+    ("field larger than field limit", f"a cell longer than {CSV_FIELD_LIMIT} characters"),
+)
+
+
+def csv_reason(exc: csv.Error) -> str:
+    """The reason a row is unreadable, in the contract's words (P10, P12)."""
+    text = str(exc)
+    for prefix, reason in _CSV_REASONS:
+        if text.startswith(prefix):
+            return f"unreadable CSV, {reason}"
+    return "unreadable CSV"
+
+
+def quoted(text: str) -> str:
+    """A name in a message: a JSON string literal (the same in every implementation)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def check_header(names: Sequence[str]) -> FileError | None:
@@ -755,13 +687,13 @@ def check_header(names: Sequence[str]) -> FileError | None:
     for name in names:
         shown = name[:ECHO_MAX_KEY_CHARS]
         if name not in _FIELD_SET:
-            return FileError(INVALID_HEADER, f"header: unknown column {shown!r}")
+            return FileError(INVALID_HEADER, f"header: unknown column {quoted(shown)}")
         if name in seen:
-            return FileError(INVALID_HEADER, f"header: duplicate column {shown!r}")
+            return FileError(INVALID_HEADER, f"header: duplicate column {quoted(shown)}")
         seen.add(name)
     for name in REQUIRED_FIELDS:
         if name not in seen:
-            return FileError(INVALID_HEADER, f"header: missing required column {name!r}")
+            return FileError(INVALID_HEADER, f"header: missing required column {quoted(name)}")
     return None
 
 
@@ -805,7 +737,7 @@ def _csv_data_rows(reader: Any, feed: _LineFeed, names: list[str]) -> Iterator[S
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise ValueError(f"{name} is not allowed")
 
 
 def _exceeds_depth(document: Any, limit: int) -> bool:
@@ -854,8 +786,12 @@ def parse_json_document(data: bytes) -> FileError | list[Any]:
         )
     except RecursionError:
         return FileError(MALFORMED_FILE, f"file: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    except ValueError as exc:
-        return FileError(MALFORMED_FILE, f"file: not valid JSON ({str(exc)[:200]})")
+    except json.JSONDecodeError as exc:  # CPython's wording is left out (not the contract's)
+        return FileError(
+            MALFORMED_FILE, f"file: not valid JSON at line {exc.lineno}, column {exc.colno}"
+        )
+    except ValueError as exc:  # a constant, from _reject_constant
+        return FileError(MALFORMED_FILE, f"file: not valid JSON ({exc})")
     if _exceeds_depth(document, MAX_JSON_DEPTH):
         return FileError(MALFORMED_FILE, f"file: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if _SURROGATE_ESCAPE_RE.search(text) and _has_lone_surrogate(document):

@@ -3,7 +3,7 @@
     .venv/bin/python tests/conformance/generate_cases.py   # rewrites tests/conformance/cases/
 
 Every expected value below is typed by hand from the spec (and, where the spec is silent, from
-the handlers' "Decisions beyond design.md", cited by number in the case descriptions); nothing
+the decisions in contract/decisions.md, cited by number in the case descriptions); nothing
 is recorded from an implementation. The helpers only add the constant per-item attributes
 (status, source_bucket, tokens) and turn a UTC date-time computed by hand into epoch ms.
 Edit the cases here, regenerate, and commit both.

@@ -56,7 +56,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ from pipeline_local.delivery import (
 from pipeline_local.emulator import Emulator
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, Invoker, PythonInvoker
 from pipeline_local.scratch_stack import Stack, create_stack, delete_stack
+from tests.conformance import schemas
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -260,6 +261,7 @@ class Run:
     sent: dict[str, dict[str, Any]]  # DLQ body -> first delivered SQS record
     main_kinds: Counter[str]  # kind -> distinct messages delivered from the main queue
     s3_results: list[AsyncResult]  # one per S3 event delivery
+    main_bodies: list[str] = field(default_factory=list)  # for the contract's schemas
 
 
 def processor_env(stack: Stack, case: Case) -> dict[str, str]:
@@ -414,12 +416,14 @@ def _run_case(
         drain(pollers)
 
     main_kinds: Counter[str] = Counter()
+    main_bodies: list[str] = []
     seen: set[str] = set()
     for delivery in pollers[0].deliveries:
         for record in delivery.records:
             if record["messageId"] not in seen:
                 seen.add(record["messageId"])
                 main_kinds[message_kind(record["body"])] += 1
+                main_bodies.append(record["body"])
     sent: dict[str, dict[str, Any]] = {}
     for delivery in pollers[1].deliveries:
         for record in delivery.records:
@@ -433,6 +437,7 @@ def _run_case(
         sent=sent,
         main_kinds=main_kinds,
         s3_results=s3_results,
+        main_bodies=main_bodies,
     )
 
 
@@ -679,6 +684,10 @@ def test_conformance(emulator: Emulator, impl: str, case: Case) -> None:
             + check_error_row_invariants(run)
             + check_accounting(case, run)
             + check_queues(case, run)
+            # contract/schemas/: every message and item seen (tests/conformance/schemas.py)
+            + schemas.run_problems(
+                [*run.main_bodies, *run.sent], case.dlq_bodies, run.transactions, run.errors
+            )
         )
     finally:
         delete_stack(run.stack)

@@ -9,7 +9,9 @@ pub enum AmountError {
     NotPositive,
     /// Not below 10^12.
     TooLarge,
-    /// More significant fraction digits than the currency's minor unit.
+    /// More significant fraction digits than the currency's minor unit (the record validator
+    /// checks precision itself, after the currency; see decision P3).
+    #[cfg(test)]
     Precision,
 }
 
@@ -84,7 +86,8 @@ impl Amount {
 }
 
 /// Every amount check in order: syntax, value, precision. Returns the canonical text.
-pub fn validate_amount(text: &str, minor_unit: u8) -> Result<String, AmountError> {
+#[cfg(test)]
+pub(crate) fn validate_amount(text: &str, minor_unit: u8) -> Result<String, AmountError> {
     let amount = Amount::parse(text)?;
     amount.check_range()?;
     if amount.scale() > usize::from(minor_unit) {

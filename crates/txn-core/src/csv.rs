@@ -5,7 +5,7 @@
 //! closing quote, a bare CR inside an unquoted cell, an unterminated quoted cell at end of
 //! file, a cell over 131072 characters), and design.md requires both implementations to agree on
 //! every error code; so this module is a direct state machine over bytes (decisions P10-P13 of
-//! lib/processor_function.py):
+//! contract/decisions.md):
 //!
 //! - input is split on LF into physical lines; a line or a row longer than 1 MiB (its bytes,
 //!   line breaks included) is MALFORMED_ROW and reading resumes on the next line;
@@ -35,13 +35,31 @@ pub enum CsvRow {
     TooLong { line: u64 },
     /// The row's bytes are not UTF-8.
     InvalidEncoding { line: u64 },
-    /// CPython's csv reader rejects the row; `reason` is its error text.
-    Unreadable { line: u64, reason: String },
+    /// The row breaks the dialect (decision P10); why, in the contract's words.
+    Unreadable { line: u64, reason: Unreadable },
 }
 
+/// Why a row cannot be read (decisions P10, P12); its text is the contract's (P25).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    /// Something other than `,` or the line end follows a closing quote.
+    #[error("a closing quote must be followed by ',' or the line end")]
+    TextAfterClosingQuote,
+    /// The file ends inside a quoted cell.
+    #[error("a quoted cell is not closed at the end of the file")]
+    UnclosedQuote,
+    /// A CR not followed by the line end, outside quotes.
+    #[error("a bare CR inside an unquoted cell")]
+    BareCr,
+    /// A cell longer than [`FIELD_LIMIT`] characters.
+    #[error("a cell longer than {FIELD_LIMIT} characters")]
+    CellTooLong,
+}
+
+#[cfg(test)]
 impl CsvRow {
     /// The physical line (1-based) where the row starts.
-    pub fn line(&self) -> u64 {
+    fn line(&self) -> u64 {
         match self {
             CsvRow::Cells { line, .. }
             | CsvRow::TooLong { line }
@@ -85,7 +103,7 @@ pub struct CsvReader<R: BufRead> {
 
 enum Step {
     Continue,
-    Error(String),
+    Error(Unreadable),
 }
 
 impl<R: BufRead> CsvReader<R> {
@@ -102,11 +120,6 @@ impl<R: BufRead> CsvReader<R> {
             field_chars: 0,
             line: Vec::with_capacity(256),
         }
-    }
-
-    /// Physical lines read so far.
-    pub fn lines_read(&self) -> u64 {
-        self.lines_read
     }
 
     /// The next physical line (LF kept), `None` at end of input.
@@ -165,7 +178,7 @@ impl<R: BufRead> CsvReader<R> {
     fn add(&mut self, byte: u8, starts_char: bool) -> Step {
         if starts_char {
             if self.field_chars >= FIELD_LIMIT {
-                return Step::Error(format!("field larger than field limit ({FIELD_LIMIT})"));
+                return Step::Error(Unreadable::CellTooLong);
             }
             self.field_chars += 1;
         }
@@ -248,7 +261,7 @@ impl<R: BufRead> CsvReader<R> {
                     self.state = end_state;
                     Step::Continue
                 }
-                Some(_) => Step::Error("',' expected after '\"'".to_owned()),
+                Some(_) => Step::Error(Unreadable::TextAfterClosingQuote),
             },
             State::EatCrnl => match c {
                 Some(b'\n' | b'\r') => Step::Continue,
@@ -256,17 +269,13 @@ impl<R: BufRead> CsvReader<R> {
                     self.state = State::StartRecord;
                     Step::Continue
                 }
-                Some(_) => Step::Error(
-                    "new-line character seen in unquoted field - do you need to open the file \
-                     in universal-newline mode?"
-                        .to_owned(),
-                ),
+                Some(_) => Step::Error(Unreadable::BareCr),
             },
         }
     }
 
     /// Feed one line to the parser; an error discards the rest of the line.
-    fn feed(&mut self, line: &[u8]) -> Result<(), String> {
+    fn feed(&mut self, line: &[u8]) -> Result<(), Unreadable> {
         let valid = std::str::from_utf8(line).is_ok();
         if valid {
             for &b in line {
@@ -307,9 +316,7 @@ impl<R: BufRead> CsvReader<R> {
             let Some(line) = self.next_line()? else {
                 if self.state == State::InQuotedField || !self.field.is_empty() {
                     self.state = State::StartRecord;
-                    return Ok(Some(Err(RowFailure::Csv(
-                        "unexpected end of data".to_owned(),
-                    ))));
+                    return Ok(Some(Err(RowFailure::Csv(Unreadable::UnclosedQuote))));
                 }
                 return Ok(None);
             };
@@ -365,7 +372,7 @@ impl<R: BufRead> CsvReader<R> {
 
 enum RowFailure {
     TooLong,
-    Csv(String),
+    Csv(Unreadable),
 }
 
 #[cfg(test)]
@@ -421,19 +428,17 @@ mod tests {
                 cells(1, &["a"]),
                 CsvRow::Unreadable {
                     line: 2,
-                    reason: "',' expected after '\"'".into()
+                    reason: Unreadable::TextAfterClosingQuote
                 },
                 cells(3, &["b"]),
                 CsvRow::Unreadable {
                     line: 4,
-                    reason: "new-line character seen in unquoted field - do you need to open \
-                             the file in universal-newline mode?"
-                        .into()
+                    reason: Unreadable::BareCr
                 },
                 cells(5, &["e"]),
                 CsvRow::Unreadable {
                     line: 6,
-                    reason: "unexpected end of data".into()
+                    reason: Unreadable::UnclosedQuote
                 },
             ]
         );
@@ -469,7 +474,7 @@ mod tests {
             got[0],
             CsvRow::Unreadable {
                 line: 1,
-                reason: "field larger than field limit (131072)".into()
+                reason: Unreadable::CellTooLong
             }
         );
         assert_eq!(got[1], cells(2, &["next"]));

@@ -1,5 +1,5 @@
 //! What the DLQ processor stores for one dead-letter message (design.md sections 4, 5 and 8;
-//! decisions D1-D10 of lib/dlq_processor_function.py). Pure: the handler only does the I/O.
+//! decisions D1-D10 of contract/decisions.md). Pure: the handler only does the I/O.
 
 use crate::json::{self, JsonValue};
 use crate::messages::{
@@ -11,28 +11,31 @@ use crate::sha256_hex;
 use crate::urlcode::unquote_plus;
 
 /// Longest error_message stored, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 1024;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 1024;
 
-pub const VALIDATION: &str = "VALIDATION";
-pub const FILE: &str = "FILE";
-pub const PROCESSING: &str = "PROCESSING";
-pub const UNKNOWN_FORMAT: &str = "UNKNOWN_FORMAT";
-pub const RECORD_WRITE_FAILED: &str = "RECORD_WRITE_FAILED";
-pub const FILE_RESUME_FAILED: &str = "FILE_RESUME_FAILED";
-pub const FILE_PROCESSING_FAILED: &str = "FILE_PROCESSING_FAILED";
+pub(crate) const VALIDATION: &str = "VALIDATION";
+pub(crate) const FILE: &str = "FILE";
+pub(crate) const PROCESSING: &str = "PROCESSING";
+pub(crate) const UNKNOWN_FORMAT: &str = "UNKNOWN_FORMAT";
+pub(crate) const RECORD_WRITE_FAILED: &str = "RECORD_WRITE_FAILED";
+pub(crate) const FILE_RESUME_FAILED: &str = "FILE_RESUME_FAILED";
+pub(crate) const FILE_PROCESSING_FAILED: &str = "FILE_PROCESSING_FAILED";
 
 /// The parts of one SQS event record this function uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsMessage {
+    /// The SQS message id.
     pub message_id: String,
+    /// The body, as text (a non-string body is its JSON text).
     pub body: String,
     /// Non-negative integer text of the SentTimestamp attribute.
     pub sent_timestamp: Option<String>,
+    /// Non-negative integer text of the ApproximateReceiveCount attribute.
     pub receive_count: Option<String>,
 }
 
 /// Python's `int(str(value))` when it gives a non-negative number, as decimal text.
-pub fn int_attr(value: &JsonValue) -> Option<String> {
+pub(crate) fn int_attr(value: &JsonValue) -> Option<String> {
     let text = match value {
         JsonValue::String(s) => s.as_str(),
         JsonValue::Number(n)
@@ -120,30 +123,46 @@ fn python_str(value: &JsonValue) -> String {
 /// One row of the errors table (design.md section 8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorRecord {
+    /// Hex SHA-256 key of the row (D4).
     pub error_id: String,
     /// Decimal epoch ms.
     pub timestamp: String,
+    /// Decimal epoch ms: the message's failed_at, else when this function handled it (D6).
     pub detected_at: String,
+    /// The error code (D3).
     pub error_code: String,
+    /// VALIDATION, FILE, PROCESSING or UNKNOWN_FORMAT (D1).
     pub error_type: &'static str,
+    /// The message text, cut to 1024 characters (D10).
     pub error_message: String,
+    /// True for PROCESSING only (D2).
     pub retryable: bool,
+    /// Present only when it matches the transaction_id rule (D7).
     pub transaction_id: Option<String>,
+    /// The field at fault, when known.
     pub field: Option<String>,
+    /// The source object's bucket, when known.
     pub source_bucket: Option<String>,
+    /// The source object's key, when known.
     pub source_key: Option<String>,
+    /// The source object's version id, when known.
     pub source_version_id: Option<String>,
     /// Decimal line.
     pub source_line: Option<String>,
+    /// The masked record (D8), when the message carried one.
     pub record: Option<StringMap>,
 }
 
 /// A DynamoDB attribute value of an error item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attr {
+    /// A string.
     S(String),
+    /// A number, as decimal text.
     N(String),
+    /// A boolean.
     Bool(bool),
+    /// A map of strings.
     M(Vec<(String, String)>),
 }
 
@@ -224,7 +243,7 @@ fn opt_str(value: Option<&JsonValue>) -> Option<String> {
 }
 
 /// Deterministic error id (design.md section 4, D4).
-pub fn error_id(
+pub(crate) fn error_id(
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
@@ -499,7 +518,7 @@ fn from_s3_event(doc: &JsonValue, message: &SqsMessage, now: &str) -> Vec<ErrorR
 }
 
 /// A row for a message that is not in our format.
-pub fn unknown_format(message: &SqsMessage, reason: &str, now: &str) -> ErrorRecord {
+pub(crate) fn unknown_format(message: &SqsMessage, reason: &str, now: &str) -> ErrorRecord {
     ErrorRecord {
         error_id: sha256_hex(&message.body),
         timestamp: first(&[message.sent_timestamp.as_ref()], now),
@@ -571,100 +590,4 @@ pub fn interpret_message(message: &SqsMessage, now: i64) -> Vec<ErrorRecord> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(body: &str) -> SqsMessage {
-        SqsMessage {
-            message_id: "m-1".into(),
-            body: body.into(),
-            sent_timestamp: Some("1700000000000".into()),
-            receive_count: Some("1".into()),
-        }
-    }
-
-    #[test]
-    fn record_error_row() {
-        let body = r#"{"kind":"record_error","error_code":"INVALID_VALUE","error_message":"amount: must be greater than 0","field":"amount","transaction_id":"RP-2","source":{"bucket":"b","key":"in/x.csv","version_id":"v1","line":3,"last_modified":1699999999000},"record":{"transaction_id":"RP-2","account_id":"****1234","amount":"0"},"failed_at":1700000000500,"processor":"rust/1.0.0"}"#;
-        let rows = interpret_message(&msg(body), 1_700_000_001_000);
-        assert_eq!(rows.len(), 1);
-        let r = &rows[0];
-        assert_eq!(
-            r.error_id,
-            error_id("b", "in/x.csv", Some("v1"), Some("3"), "INVALID_VALUE")
-        );
-        assert_eq!(
-            r.error_id,
-            sha256_hex("b\u{1f}in/x.csv\u{1f}v1\u{1f}3\u{1f}INVALID_VALUE")
-        );
-        assert_eq!(r.timestamp, "1699999999000");
-        assert_eq!(r.detected_at, "1700000000500");
-        assert_eq!(r.error_type, VALIDATION);
-        assert_eq!(r.transaction_id.as_deref(), Some("RP-2"));
-        assert_eq!(
-            r.record.as_ref().unwrap().0[1],
-            ("account_id".into(), "****1234".into())
-        );
-        let item = r.to_item(&msg(body), 42);
-        assert!(item.contains(&("retryable", Attr::Bool(false))));
-        assert!(item.contains(&("receive_count", Attr::N("1".into()))));
-    }
-
-    #[test]
-    fn unknown_shapes() {
-        for body in ["this is not json", "{\"foo\": 1}", "[1, 2, 3]", "42", "\"s\"", "null",
-                     "{\"kind\": \"something_else\"}", "{\"Records\": []}", "{\"kind\":\"file_error\",\"error_code\":\"\",\"source\":{\"bucket\":\"b\",\"key\":\"k\"}}"] {
-            let rows = interpret_message(&msg(body), 5);
-            assert_eq!(rows.len(), 1, "{body}");
-            assert_eq!(rows[0].error_type, UNKNOWN_FORMAT);
-            assert_eq!(rows[0].error_id, sha256_hex(body));
-            assert_eq!(rows[0].timestamp, "1700000000000");
-        }
-    }
-
-    #[test]
-    fn s3_event_rows() {
-        let body = r#"{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"},"object":{"key":"in/my+file%2B1.csv","versionId":"v"}}},{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"},"object":{"key":"x.json"}}}]}"#;
-        let rows = interpret_message(&msg(body), 5);
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].source_key.as_deref(), Some("in/my file+1.csv"));
-        assert_eq!(rows[0].error_code, FILE_PROCESSING_FAILED);
-        assert!(rows[0].retryable);
-        assert_eq!(rows[1].source_version_id, None);
-    }
-
-    #[test]
-    fn processing_rows() {
-        let retry = r#"{"kind":"retry_record","record":{"transaction_id":"T","account_id":"ACC123456","amount":"1","currency":"EUR","transaction_type":"DEBIT","timestamp":1704067200000},"source":{"bucket":"b","key":"k","version_id":null,"line":2,"last_modified":null},"error":{"code":"ThrottlingException","message":"slow down"},"failed_at":9,"processor":"p"}"#;
-        let r = &interpret_message(&msg(retry), 5)[0];
-        assert_eq!(r.error_code, RECORD_WRITE_FAILED);
-        assert_eq!(
-            r.error_message,
-            "record could not be stored after retries; last error: ThrottlingException: slow down"
-        );
-        assert_eq!(r.timestamp, "1700000000000");
-        let rec = r.record.as_ref().unwrap();
-        assert!(rec.0.contains(&("account_id".into(), "****3456".into())));
-        assert!(rec
-            .0
-            .contains(&("timestamp".into(), "1704067200000".into())));
-        let resume =
-            r#"{"kind":"resume_file","bucket":"b","key":"k","version_id":"v","start_line":1001}"#;
-        let r = &interpret_message(&msg(resume), 5)[0];
-        assert_eq!(
-            r.error_message,
-            "file processing could not be resumed from line 1001"
-        );
-        assert_eq!(r.source_line.as_deref(), Some("1001"));
-    }
-
-    #[test]
-    fn int_attributes() {
-        let s = |t: &str| JsonValue::String(t.into());
-        assert_eq!(int_attr(&s("1700000000000")), Some("1700000000000".into()));
-        assert_eq!(int_attr(&s(" 1_000 ")), Some("1000".into()));
-        assert_eq!(int_attr(&s("-1")), None);
-        assert_eq!(int_attr(&s("1.5")), None);
-        assert_eq!(int_attr(&JsonValue::Bool(true)), None);
-    }
-}
+mod tests;

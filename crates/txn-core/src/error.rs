@@ -8,20 +8,34 @@ use thiserror::Error;
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     // record level
+    /// A required field is absent or empty.
     MissingField,
+    /// A value breaks its field's syntax (pattern, date, number syntax, JSON type).
     InvalidFormat,
+    /// A value is out of range or not one of the allowed values.
     InvalidValue,
+    /// The currency is not in contract/currencies.json.
     UnknownCurrency,
+    /// The amount has more fraction digits than the currency's minor unit.
     PrecisionExceeded,
+    /// A JSON record has a key that is not a field.
     UnknownField,
+    /// A CSV row cannot be read, or has the wrong number of cells.
     MalformedRow,
+    /// A CSV row or header, or a JSON document, is not UTF-8.
     InvalidEncoding,
+    /// The key is already stored with a different record_hash.
     DuplicateConflict,
     // file level
+    /// No bytes, a header and no rows, or an empty array.
     EmptyFile,
+    /// Not parseable as CSV/JSON, the wrong top-level JSON shape, or nested too deeply.
     MalformedFile,
+    /// The CSV header misses a required column, or has an unknown or duplicate one.
     InvalidHeader,
+    /// The object is larger than MAX_FILE_BYTES.
     FileTooLarge,
+    /// The object (version) does not exist.
     ObjectNotFound,
 }
 
@@ -57,9 +71,11 @@ impl std::fmt::Display for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{code}: {message}")]
 pub struct RecordError {
+    /// The record-level code.
     pub code: ErrorCode,
     /// The field the error is about (`None` for a row that could not be read at all).
     pub field: Option<String>,
+    /// The message text (decision P25), naming the field.
     pub message: String,
 }
 
@@ -67,25 +83,18 @@ pub struct RecordError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{code}: {message}")]
 pub struct FileError {
+    /// The file-level code.
     pub code: ErrorCode,
+    /// The message text (decision P25), naming the part of the file at fault.
     pub message: String,
 }
 
 impl FileError {
+    /// A file error with its code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> FileError {
         FileError {
             code,
             message: message.into(),
         }
     }
-}
-
-/// Reading the input failed (an I/O error of the underlying stream): retryable, not a
-/// property of the file.
-#[derive(Debug, Error)]
-pub enum ReadError {
-    #[error(transparent)]
-    File(#[from] FileError),
-    #[error("reading the object failed: {0}")]
-    Io(#[from] std::io::Error),
 }

@@ -1,5 +1,5 @@
 //! Reading the processor's inputs: S3 notifications and main-queue message bodies
-//! (lib/processor_function.py: s3_event_refs, parse_queue_message, decisions P21-P23).
+//! (as lib/processor_function.py: s3_event_refs, parse_queue_message; decisions P21-P23).
 
 use crate::json::{self, JsonValue};
 use crate::messages::SourceInfo;
@@ -10,9 +10,11 @@ use crate::urlcode::unquote_plus;
 /// One object named by an event or message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
+    /// The bucket name.
     pub bucket: String,
     /// URL-decoded.
     pub key: String,
+    /// The version id, when the event (or message) names one.
     pub version_id: Option<String>,
     /// Epoch ms of the S3 event, fallback for last_modified when the object cannot be read.
     pub event_time: Option<i64>,
@@ -21,7 +23,9 @@ pub struct ObjectRef {
 /// What an S3 notification names: the objects to process and the event names ignored (P23).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct S3Refs {
+    /// The objects to process, in event order.
     pub refs: Vec<ObjectRef>,
+    /// (eventName, bucket) of the records that are not ObjectCreated events (P23).
     pub ignored: Vec<(String, String)>,
 }
 
@@ -85,7 +89,7 @@ pub fn is_sqs_event(event: &JsonValue) -> bool {
 }
 
 /// A non-negative JSON integer (Python `int`, not `bool`, `>= 0`).
-pub fn nonneg_int(value: Option<&JsonValue>) -> Option<u64> {
+pub(crate) fn nonneg_int(value: Option<&JsonValue>) -> Option<u64> {
     let JsonValue::Number(n) = value? else {
         return None;
     };
@@ -103,8 +107,11 @@ pub fn nonneg_int(value: Option<&JsonValue>) -> Option<u64> {
 pub enum QueueWork {
     /// A retry_record: the record to write again.
     Retry {
+        /// The validated record.
         transaction: Box<Transaction>,
+        /// Where it came from.
         source: SourceInfo,
+        /// Its source line.
         line: u64,
     },
     /// A resume_file or an S3 event: objects to process, each from a start line.
@@ -112,7 +119,7 @@ pub enum QueueWork {
 }
 
 /// Rebuild a validated record from a retry_record message.
-pub fn transaction_from_json(doc: &JsonValue) -> Option<Transaction> {
+pub(crate) fn transaction_from_json(doc: &JsonValue) -> Option<Transaction> {
     let JsonValue::Object(pairs) = doc else {
         return None;
     };

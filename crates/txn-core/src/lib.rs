@@ -2,12 +2,23 @@
 //! Lambdas (design.md sections 2 to 5). No AWS here: everything is pure and unit-tested.
 //!
 //! Behaviour is identical to the Python handlers (lib/processor_function.py,
-//! lib/dlq_processor_function.py), including the "Decisions beyond design.md" listed at the top
-//! of each module; the references P1..P24 and D1..D10 in this crate point there.
+//! lib/dlq_processor_function.py); both follow the decisions in contract/decisions.md, which the
+//! references P1..P25 and D1..D10 in this crate cite, and the currency table is
+//! contract/currencies.json itself (included at build time).
+//!
+//! The public surface is curated, as in the `csv` crate: the readers' machinery (the CSV state
+//! machine, amounts, currencies, timestamps, URL decoding) lives in private modules, and the
+//! public modules expose only what the two Lambdas use. The main types are also re-exported
+//! at the crate root.
 
-pub mod amount;
-pub mod csv;
-pub mod currency;
+#![deny(missing_docs)]
+
+mod amount;
+mod csv;
+mod currency;
+mod timestamp;
+mod urlcode;
+
 pub mod dlq;
 pub mod error;
 pub mod events;
@@ -16,16 +27,19 @@ pub mod json;
 pub mod messages;
 pub mod pyjson;
 pub mod record;
-pub mod timestamp;
-pub mod urlcode;
 
+pub use dlq::{interpret_message, Attr, SqsMessage};
 pub use error::{ErrorCode, FileError, RecordError};
+pub use events::{is_sqs_event, parse_queue_message, s3_event_refs, ObjectRef, QueueWork};
+pub use files::{json_rows, open_csv, parse_json_document, Format, OpenError, Row};
+pub use json::JsonValue;
+pub use messages::SourceInfo;
 pub use record::{Field, Transaction};
 
 use sha2::{Digest, Sha256};
 
 /// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -36,7 +50,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Lower-case hex SHA-256 of a text's UTF-8 bytes.
-pub fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
 

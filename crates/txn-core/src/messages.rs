@@ -10,21 +10,24 @@ use crate::pyjson::{ascii_only, Dumps, Numbers};
 use crate::record::{trim, truncate_chars, Transaction};
 
 /// Most keys of an input record echoed in a message.
-pub const ECHO_MAX_KEYS: usize = 32;
+pub(crate) const ECHO_MAX_KEYS: usize = 32;
 /// Longest echoed key, in characters.
-pub const ECHO_MAX_KEY_CHARS: usize = 64;
+pub(crate) const ECHO_MAX_KEY_CHARS: usize = 64;
 /// Longest echoed value, in characters.
-pub const ECHO_MAX_VALUE_CHARS: usize = 256;
+pub(crate) const ECHO_MAX_VALUE_CHARS: usize = 256;
 /// Longest error text in a message, in characters.
-pub const MAX_TEXT_IN_MESSAGE: usize = 1024;
+pub(crate) const MAX_TEXT_IN_MESSAGE: usize = 1024;
 /// SQS's message size limit, in bytes.
 pub const SQS_MAX_BYTES: usize = 262_144;
 
 /// Where a record or file came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
+    /// The bucket name.
     pub bucket: String,
+    /// The object key (decoded).
     pub key: String,
+    /// The version id read, when the bucket has one.
     pub version_id: Option<String>,
     /// Epoch ms of the object version's LastModified (decision P19).
     pub last_modified: Option<i64>,
@@ -64,10 +67,12 @@ impl StringMap {
         }
     }
 
+    /// Number of keys.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are no keys.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -84,7 +89,7 @@ impl Serialize for StringMap {
 }
 
 /// `"****"` plus the last 4 characters; only `"****"` for short or non-text values (P20).
-pub fn mask_account(value: &JsonValue) -> String {
+pub(crate) fn mask_account(value: &JsonValue) -> String {
     let text = match value {
         JsonValue::String(s) | JsonValue::Number(s) => trim(s),
         _ => return "****".to_owned(),
@@ -131,15 +136,23 @@ pub fn masked_record(values: &[(String, JsonValue)]) -> StringMap {
 /// The validated record as retry_record carries it (P21).
 #[derive(Debug, Clone, Serialize)]
 pub struct TransactionJson<'a> {
+    /// Validated transaction_id.
     pub transaction_id: &'a str,
+    /// Validated account_id.
     pub account_id: &'a str,
+    /// Canonical amount (P4).
     pub amount: &'a str,
+    /// Upper-case currency code.
     pub currency: &'a str,
+    /// Upper-case transaction type.
     pub transaction_type: &'a str,
+    /// Epoch milliseconds UTC.
     pub timestamp: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// merchant_id, when present.
     pub merchant_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// description, when present.
     pub description: Option<&'a str>,
 }
 

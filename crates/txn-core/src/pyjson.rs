@@ -1,5 +1,7 @@
-//! Text exactly as Python's `json.dumps` and `repr` write it, for the places where the Python
-//! handlers put such text into stored data or messages.
+//! JSON text exactly as Python's `json.dumps` writes it, for the places where the Python
+//! handlers put such text into stored data (errors rows: a message body that was not a string,
+//! the message id of an odd SQS record) or message bodies, which both implementations must store
+//! byte for byte alike. Message texts never need it (decision P25).
 
 use crate::json::JsonValue;
 
@@ -16,8 +18,11 @@ pub enum Numbers {
 /// Options of `json.dumps`.
 #[derive(Debug, Clone, Copy)]
 pub struct Dumps {
+    /// Separators `,` and `:` instead of `, ` and `: `.
     pub compact: bool,
+    /// Escape every non-ASCII character as `\uXXXX`.
     pub ensure_ascii: bool,
+    /// How number tokens are written.
     pub numbers: Numbers,
 }
 
@@ -40,6 +45,7 @@ impl Dumps {
         }
     }
 
+    /// The JSON text of a value.
     pub fn dumps(&self, value: &JsonValue) -> String {
         let mut out = String::new();
         self.write(value, &mut out);
@@ -82,7 +88,7 @@ impl Dumps {
 }
 
 /// A JSON string literal as Python's encoder writes it.
-pub fn write_string(s: &str, ensure_ascii: bool, out: &mut String) {
+pub(crate) fn write_string(s: &str, ensure_ascii: bool, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -112,7 +118,7 @@ fn push_u(unit: u32, out: &mut String) {
 
 /// Escape every character above `~` of a JSON text as `\uXXXX` (what `ensure_ascii=True`
 /// changes); only valid on text whose non-ASCII characters are all inside string literals.
-pub fn ascii_only(json_text: &str) -> String {
+pub(crate) fn ascii_only(json_text: &str) -> String {
     let mut out = String::with_capacity(json_text.len());
     for c in json_text.chars() {
         if (c as u32) > 0x7e {
@@ -128,7 +134,7 @@ pub fn ascii_only(json_text: &str) -> String {
 }
 
 /// A JSON number token as Python's `json.dumps(json.loads(token))` writes it.
-pub fn python_number(token: &str) -> String {
+pub(crate) fn python_number(token: &str) -> String {
     match token {
         "NaN" => return "NaN".to_owned(),
         "Infinity" => return "Infinity".to_owned(),
@@ -155,7 +161,7 @@ pub fn python_number(token: &str) -> String {
 }
 
 /// Python's `repr(float)`.
-pub fn float_repr(f: f64) -> String {
+pub(crate) fn float_repr(f: f64) -> String {
     if f.is_nan() {
         return "NaN".to_owned();
     }
@@ -177,71 +183,6 @@ pub fn float_repr(f: f64) -> String {
             format!("{mantissa}e{sign}{digits:0>2}")
         }
     }
-}
-
-/// Python's `repr(str)` (approximated for unassigned code points, which are taken as printable).
-pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        let cp = c as u32;
-        match c {
-            c if c == quote || c == '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            _ if cp < 0x20 || cp == 0x7f => out.push_str(&format!("\\x{cp:02x}")),
-            c if cp < 0x7f => out.push(c),
-            c if is_printable(c) => out.push(c),
-            _ if cp <= 0xff => out.push_str(&format!("\\x{cp:02x}")),
-            _ if cp <= 0xffff => out.push_str(&format!("\\u{cp:04x}")),
-            _ => out.push_str(&format!("\\U{cp:08x}")),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python's `str.isprintable()` for one non-ASCII character: false for the categories Cc, Cf,
-/// Co, Zl, Zp and Zs (the assigned ones listed here).
-fn is_printable(c: char) -> bool {
-    let cp = c as u32;
-    !matches!(cp,
-        0x80..=0xA0
-        | 0xAD
-        | 0x600..=0x605
-        | 0x61C
-        | 0x6DD
-        | 0x70F
-        | 0x890..=0x891
-        | 0x8E2
-        | 0x1680
-        | 0x180E
-        | 0x2000..=0x200F
-        | 0x2028..=0x202F
-        | 0x205F..=0x2064
-        | 0x2066..=0x206F
-        | 0x3000
-        | 0xE000..=0xF8FF
-        | 0xFEFF
-        | 0xFFF9..=0xFFFB
-        | 0xFFFE..=0xFFFF
-        | 0x110BD
-        | 0x110CD
-        | 0x13430..=0x1343F
-        | 0x1BCA0..=0x1BCA3
-        | 0x1D173..=0x1D17A
-        | 0xE0001
-        | 0xE0020..=0xE007F
-        | 0xF0000..=0x10FFFF)
 }
 
 #[cfg(test)]
@@ -286,23 +227,6 @@ mod tests {
         ] {
             assert_eq!(python_number(token), want, "{token}");
         }
-    }
-
-    #[test]
-    fn repr_like_python() {
-        assert_eq!(py_repr("note"), "'note'");
-        assert_eq!(py_repr("it's"), "\"it's\"");
-        assert_eq!(py_repr("a'b\"c"), "'a\\'b\"c'");
-        assert_eq!(
-            py_repr("tab\there\n\u{1}\u{7f}"),
-            "'tab\\there\\n\\x01\\x7f'"
-        );
-        assert_eq!(py_repr("descripción"), "'descripción'");
-        assert_eq!(
-            py_repr("\u{a0}\u{ad}\u{200b}\u{e000}"),
-            "'\\xa0\\xad\\u200b\\ue000'"
-        );
-        assert_eq!(py_repr("\u{f0000}"), "'\\U000f0000'");
     }
 
     #[test]

@@ -11,13 +11,21 @@ use crate::timestamp::{parse_timestamp, TimestampError};
 /// The fields of a record, in the order of design.md's table (the order errors are checked in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
+    /// transaction_id (required).
     TransactionId,
+    /// account_id (required).
     AccountId,
+    /// amount (required).
     Amount,
+    /// currency (required).
     Currency,
+    /// transaction_type (required).
     TransactionType,
+    /// timestamp (required).
     Timestamp,
+    /// merchant_id (optional).
     MerchantId,
+    /// description (optional).
     Description,
 }
 
@@ -64,11 +72,12 @@ impl Field {
 }
 
 /// The accepted transaction types.
-pub const TRANSACTION_TYPES: [&str; 5] = ["DEBIT", "CREDIT", "TRANSFER", "PAYMENT", "REFUND"];
+pub(crate) const TRANSACTION_TYPES: [&str; 5] =
+    ["DEBIT", "CREDIT", "TRANSFER", "PAYMENT", "REFUND"];
 
 /// One input value as the validator sees it (absent values are `None` in [`InputRecord`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputValue {
+pub(crate) enum InputValue {
     /// A CSV cell, a JSON string or a JSON number's token text (decision P2).
     Text(String),
     /// A JSON value of the wrong type (boolean, array, object); holds the type name.
@@ -77,14 +86,14 @@ pub enum InputValue {
 
 /// The values of one input record, keyed by field, plus the unknown keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InputRecord {
+pub(crate) struct InputRecord {
     values: [Option<InputValue>; 8],
     /// The smallest unknown key in code point order (UNKNOWN_FIELD, decision P3).
     pub unknown_field: Option<String>,
 }
 
 /// The characters trimmed from every value and header name (decision P1).
-pub fn is_trim_char(c: char) -> bool {
+pub(crate) fn is_trim_char(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c')
 }
 
@@ -137,7 +146,7 @@ impl InputRecord {
 }
 
 /// `[A-Za-z0-9._:-]{1,64}`.
-pub fn is_transaction_id(text: &str) -> bool {
+pub(crate) fn is_transaction_id(text: &str) -> bool {
     (1..=64).contains(&text.len())
         && text
             .bytes()
@@ -152,15 +161,21 @@ fn is_account_id(text: &str) -> bool {
 /// A valid transaction: the values that are stored (design.md section 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
+    /// 1 to 64 characters of `[A-Za-z0-9._:-]`.
     pub transaction_id: String,
+    /// 1 to 34 characters of `[A-Za-z0-9]`.
     pub account_id: String,
     /// Canonical decimal text (no exponent, no trailing fraction zeros).
     pub amount: String,
+    /// Upper-case code of contract/currencies.json.
     pub currency: String,
+    /// DEBIT, CREDIT, TRANSFER, PAYMENT or REFUND.
     pub transaction_type: String,
     /// Epoch milliseconds, UTC.
     pub timestamp: i64,
+    /// Up to 64 characters, when present.
     pub merchant_id: Option<String>,
+    /// Up to 256 characters without control characters, when present.
     pub description: Option<String>,
 }
 
@@ -227,7 +242,7 @@ fn upper_ascii(text: &str) -> Option<String> {
 
 /// Validate a record: every rule of design.md section 2, first error in the order of
 /// decision P3.
-pub fn validate(input: &InputRecord) -> Result<Transaction, RecordError> {
+pub(crate) fn validate(input: &InputRecord) -> Result<Transaction, RecordError> {
     let transaction_id = required(input, Field::TransactionId)?;
     if !is_transaction_id(transaction_id) {
         return Err(err(

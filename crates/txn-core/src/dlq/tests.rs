@@ -1,0 +1,106 @@
+//! Unit tests of the dlq module.
+
+use super::*;
+
+fn msg(body: &str) -> SqsMessage {
+    SqsMessage {
+        message_id: "m-1".into(),
+        body: body.into(),
+        sent_timestamp: Some("1700000000000".into()),
+        receive_count: Some("1".into()),
+    }
+}
+
+#[test]
+fn record_error_row() {
+    let body = r#"{"kind":"record_error","error_code":"INVALID_VALUE","error_message":"amount: must be greater than 0","field":"amount","transaction_id":"RP-2","source":{"bucket":"b","key":"in/x.csv","version_id":"v1","line":3,"last_modified":1699999999000},"record":{"transaction_id":"RP-2","account_id":"****1234","amount":"0"},"failed_at":1700000000500,"processor":"rust/1.0.0"}"#;
+    let rows = interpret_message(&msg(body), 1_700_000_001_000);
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(
+        r.error_id,
+        error_id("b", "in/x.csv", Some("v1"), Some("3"), "INVALID_VALUE")
+    );
+    assert_eq!(
+        r.error_id,
+        sha256_hex("b\u{1f}in/x.csv\u{1f}v1\u{1f}3\u{1f}INVALID_VALUE")
+    );
+    assert_eq!(r.timestamp, "1699999999000");
+    assert_eq!(r.detected_at, "1700000000500");
+    assert_eq!(r.error_type, VALIDATION);
+    assert_eq!(r.transaction_id.as_deref(), Some("RP-2"));
+    assert_eq!(
+        r.record.as_ref().unwrap().0[1],
+        ("account_id".into(), "****1234".into())
+    );
+    let item = r.to_item(&msg(body), 42);
+    assert!(item.contains(&("retryable", Attr::Bool(false))));
+    assert!(item.contains(&("receive_count", Attr::N("1".into()))));
+}
+
+#[test]
+fn unknown_shapes() {
+    for body in [
+        "this is not json",
+        "{\"foo\": 1}",
+        "[1, 2, 3]",
+        "42",
+        "\"s\"",
+        "null",
+        "{\"kind\": \"something_else\"}",
+        "{\"Records\": []}",
+        "{\"kind\":\"file_error\",\"error_code\":\"\",\"source\":{\"bucket\":\"b\",\"key\":\"k\"}}",
+    ] {
+        let rows = interpret_message(&msg(body), 5);
+        assert_eq!(rows.len(), 1, "{body}");
+        assert_eq!(rows[0].error_type, UNKNOWN_FORMAT);
+        assert_eq!(rows[0].error_id, sha256_hex(body));
+        assert_eq!(rows[0].timestamp, "1700000000000");
+    }
+}
+
+#[test]
+fn s3_event_rows() {
+    let body = r#"{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"},"object":{"key":"in/my+file%2B1.csv","versionId":"v"}}},{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"},"object":{"key":"x.json"}}}]}"#;
+    let rows = interpret_message(&msg(body), 5);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].source_key.as_deref(), Some("in/my file+1.csv"));
+    assert_eq!(rows[0].error_code, FILE_PROCESSING_FAILED);
+    assert!(rows[0].retryable);
+    assert_eq!(rows[1].source_version_id, None);
+}
+
+#[test]
+fn processing_rows() {
+    let retry = r#"{"kind":"retry_record","record":{"transaction_id":"T","account_id":"ACC123456","amount":"1","currency":"EUR","transaction_type":"DEBIT","timestamp":1704067200000},"source":{"bucket":"b","key":"k","version_id":null,"line":2,"last_modified":null},"error":{"code":"ThrottlingException","message":"slow down"},"failed_at":9,"processor":"p"}"#;
+    let r = &interpret_message(&msg(retry), 5)[0];
+    assert_eq!(r.error_code, RECORD_WRITE_FAILED);
+    assert_eq!(
+        r.error_message,
+        "record could not be stored after retries; last error: ThrottlingException: slow down"
+    );
+    assert_eq!(r.timestamp, "1700000000000");
+    let rec = r.record.as_ref().unwrap();
+    assert!(rec.0.contains(&("account_id".into(), "****3456".into())));
+    assert!(rec
+        .0
+        .contains(&("timestamp".into(), "1704067200000".into())));
+    let resume =
+        r#"{"kind":"resume_file","bucket":"b","key":"k","version_id":"v","start_line":1001}"#;
+    let r = &interpret_message(&msg(resume), 5)[0];
+    assert_eq!(
+        r.error_message,
+        "file processing could not be resumed from line 1001"
+    );
+    assert_eq!(r.source_line.as_deref(), Some("1001"));
+}
+
+#[test]
+fn int_attributes() {
+    let s = |t: &str| JsonValue::String(t.into());
+    assert_eq!(int_attr(&s("1700000000000")), Some("1700000000000".into()));
+    assert_eq!(int_attr(&s(" 1_000 ")), Some("1000".into()));
+    assert_eq!(int_attr(&s("-1")), None);
+    assert_eq!(int_attr(&s("1.5")), None);
+    assert_eq!(int_attr(&JsonValue::Bool(true)), None);
+}

@@ -1,0 +1,110 @@
+"""The handlers against contract/: the embedded currency table and the decisions' location."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import ModuleType
+
+CONTRACT = Path(__file__).resolve().parents[2] / "contract"
+
+
+def contract_currencies() -> dict[str, int]:
+    doc = json.loads((CONTRACT / "currencies.json").read_text(encoding="utf-8"))
+    table = doc["minor_units"]
+    assert isinstance(table, dict)
+    return {str(code): int(unit) for code, unit in table.items()}
+
+
+def test_embedded_currency_table_is_the_contracts(proc: ModuleType) -> None:
+    """The handler is packaged alone and cannot read contract/ at run time, so it embeds a copy
+    of contract/currencies.json; this fails when either drifts (txn-core includes the file)."""
+    ours = dict(proc.CURRENCY_MINOR_UNITS)
+    theirs = contract_currencies()
+    assert ours.keys() - theirs.keys() == set(), "codes only in lib/processor_function.py"
+    assert theirs.keys() - ours.keys() == set(), "codes only in contract/currencies.json"
+    changed = {c: (ours[c], theirs[c]) for c in ours if ours[c] != theirs[c]}
+    assert changed == {}, "minor units differ (handler, contract)"
+
+
+def test_currency_table_is_well_formed() -> None:
+    table = contract_currencies()
+    assert list(table) == sorted(table), "keep contract/currencies.json sorted by code"
+    assert all(re.fullmatch(r"[A-Z]{3}", code) for code in table)
+    assert all(0 <= unit <= 4 for unit in table.values())
+    # P5: the ISO 4217 codes whose minor unit is "N.A." are not transaction currencies.
+    not_applicable = [
+        "XAG",
+        "XAU",
+        "XBA",
+        "XBB",
+        "XBC",
+        "XBD",
+        "XDR",
+        "XPD",
+        "XPT",
+        "XSU",
+        "XTS",
+        "XUA",
+        "XXX",
+    ]
+    assert not set(not_applicable) & table.keys()
+
+
+def test_decisions_live_in_the_contract(proc: ModuleType, dlq: ModuleType) -> None:
+    """Every decision is written down once, in contract/decisions.md; the handlers point there."""
+    text = (CONTRACT / "decisions.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^- \*\*([PD]\d+)\.\*\*", text, flags=re.MULTILINE)
+    assert listed == [f"P{i}" for i in range(1, 26)] + [f"D{i}" for i in range(1, 11)]
+    for module in (proc, dlq):
+        assert "contract/decisions.md" in (module.__doc__ or "")
+
+
+HEADER = "transaction_id,account_id,amount,currency,transaction_type,timestamp"
+ROW = "T1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z"
+
+
+def row_messages(proc: ModuleType, data: bytes) -> list[str]:
+    rows = proc.csv_rows(iter([data]))
+    if isinstance(rows, proc.FileError):
+        return [rows.message]
+    return [row.error.message for row in rows if row.error is not None]
+
+
+def test_csv_texts_are_the_contracts(proc: ModuleType) -> None:
+    """P25: every csv.Error CPython raises here maps to a reason of the contract (a new CPython
+    wording would fall back to a bare "unreadable CSV" and fail this)."""
+    long_cell = "x" * (proc.CSV_FIELD_LIMIT + 1)
+    cases = {
+        f'{HEADER}\n"T2"x,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z\n': "row: unreadable CSV, a closing"
+        " quote must be followed by ',' or the line end",
+        f"{HEADER}\nT2,AC\rC1,1,EUR,DEBIT,2024-01-01T00:00:00Z\n": "row: unreadable CSV, a bare CR"
+        " inside an unquoted cell",
+        f'{HEADER}\n{ROW}\n"open': "row: unreadable CSV, a quoted cell is not closed at the end"
+        " of the file",
+        f"{HEADER}\n{long_cell}\n": "row: unreadable CSV, a cell longer than 131072 characters",
+        f'"{HEADER}\n': "header: unreadable CSV, a quoted cell is not closed at the end of"
+        " the file",
+        "transaction_id,note\n": 'header: unknown column "note"',
+        'transaction_id,"a""b\tc"\n': 'header: unknown column "a\\"b\\tc"',
+        "transaction_id,descripción\n": 'header: unknown column "descripción"',
+        "transaction_id,transaction_id\n": 'header: duplicate column "transaction_id"',
+        "transaction_id\n": 'header: missing required column "account_id"',
+    }
+    for data, message in cases.items():
+        assert row_messages(proc, data.encode()) == [message], data
+
+
+def test_json_texts_are_the_contracts(proc: ModuleType) -> None:
+    """P25: the position where reading stopped, never CPython's wording."""
+    for text, message in {
+        "[1,]": "file: not valid JSON at line 1, column 4",
+        "[\n1,\n]": "file: not valid JSON at line 3, column 1",
+        '{"é": x}': "file: not valid JSON at line 1, column 7",
+        "[NaN]": "file: not valid JSON (NaN is not allowed)",
+        "[-Infinity]": "file: not valid JSON (-Infinity is not allowed)",
+    }.items():
+        error = proc.parse_json_document(text.encode())
+        assert isinstance(error, proc.FileError), text
+        assert (error.code, error.message) == ("MALFORMED_FILE", message), text
