@@ -1,6 +1,6 @@
 //! Transaction processor Lambda (`provided.al2023`, arm64): the Rust twin of
 //! lib/processor_function.py, with identical behaviour (design.md sections 2 to 6 and 8 and the
-//! decisions P1-P24 at the top of that module). The binary (`main.rs`) only wires the Lambda
+//! decisions of contract/decisions.md). The binary (`main.rs`) only wires the Lambda
 //! runtime and the SDK clients to this library.
 //!
 //! - an S3 notification: every named object is read (CSV streamed row by row on a blocking
