@@ -671,3 +671,55 @@ pub async fn start_memory_backend() -> Result<String, String> {
     tokio::spawn(dynoxide::server::serve_on(listener, db));
     Ok(format!("http://{addr}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    #[test]
+    fn latency_samples_have_the_configured_median_and_p99() {
+        let distribution = Latency::parse("4:15")
+            .ok()
+            .and_then(Latency::distribution)
+            .expect("a log-normal distribution");
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut samples: Vec<f64> = (0..100_000)
+            .map(|_| distribution.sample(&mut rng))
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        let median = samples[50_000];
+        let p99 = samples[99_000];
+        assert!((3.9..4.1).contains(&median), "median {median}");
+        assert!((14.0..16.0).contains(&p99), "p99 {p99}");
+    }
+
+    #[test]
+    fn latency_flags_are_checked() {
+        assert!(matches!(Latency::parse("none"), Ok(Latency::None)));
+        assert!(Latency::parse("4").is_err());
+        assert!(Latency::parse("15:4").is_err());
+        assert!(Latency::parse("a:b").is_err());
+    }
+
+    #[test]
+    fn the_throttle_body_is_aws_s() {
+        let body = throttle_body(&Throttle {
+            reason: "TableWriteKeyRangeThroughputExceeded".into(),
+            resource_arn: "arn:aws:dynamodb:eu-central-1:123456789012:table/t".into(),
+        });
+        assert_eq!(
+            body,
+            concat!(
+                r#"{"__type":"com.amazon.coral.availability#ThrottlingException","#,
+                r#""message":"Throughput exceeds the current capacity of your table or index. "#,
+                r#"DynamoDB is automatically scaling your table or index so please try again "#,
+                r#"shortly. If exceptions persist, check if you have a hot key: "#,
+                r#"https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html","#,
+                r#""ThrottlingReasons":[{"reason":"TableWriteKeyRangeThroughputExceeded","#,
+                r#""resource":"arn:aws:dynamodb:eu-central-1:123456789012:table/t"}]}"#
+            )
+        );
+    }
+}
