@@ -21,11 +21,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline_local.emulator import HOST, _alive, free_port
+from pipeline_local.emulator import HOST, Emulator, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 30.0
@@ -48,17 +47,9 @@ def binary_path() -> Path:
     )
 
 
-@dataclass
-class FaithfulDynamoDB:
-    """A running endpoint, owned by this process (proc set) or found through a state file."""
-
-    port: int
-    pid: int
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{HOST}:{self.port}"
+class FaithfulDynamoDB(Emulator):
+    """A running endpoint: a loopback server process like the emulator (same endpoint and
+    stop), with its own admin calls."""
 
     def _call(self, method: str, path: str) -> dict[str, Any]:
         req = urllib.request.Request(
@@ -79,18 +70,8 @@ class FaithfulDynamoDB:
         """Move a `clock="manual"` endpoint's clock forward; returns the clock in ms."""
         return int(self._call("POST", f"/_faithful/advance?ms={int(ms)}")["clock_ms"])
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-            self.proc = None
-            return
-        if _alive(self.pid):
-            os.kill(self.pid, 15)
+    def set_auth_enforcement(self, enforce: bool) -> None:
+        raise NotImplementedError("IAM enforcement is the emulator's; call it on the emulator")
 
 
 def start_ddb_faithful(

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
@@ -392,53 +391,39 @@ impl Model {
     /// Take a charge without checking (a read's real size is known only after it ran; the
     /// bucket may go below zero, which delays the next requests as AWS's debt would).
     pub fn consume(&mut self, now: u64, charge: &Charge) {
-        let cost = charge.units * self.weight(charge.access);
-        let Some(resource) = self.resource_mut(charge) else {
-            return;
-        };
-        if let Some(key) = &charge.partition_key {
-            let index = resource.partition_index(key);
-            let partition = &mut resource.partitions[index];
-            partition.refill(now);
-            partition.tokens -= cost;
-        }
-        resource.ceiling.refill(now);
-        resource.ceiling.tokens -= cost;
-        let ceiling = resource.ceiling.rate;
-        resource.peak.record(now, cost, ceiling);
-        match charge.access {
-            Access::Write => resource.consumed_write_units += charge.units,
-            Access::Read => resource.consumed_read_units += charge.units,
-        }
+        self.apply(now, charge, 1.0);
     }
 
     /// Give back a charge that did not happen (the GSI write of a PutItem whose condition failed).
     pub fn refund(&mut self, now: u64, charge: &Charge) {
-        let cost = charge.units * self.weight(charge.access);
+        self.apply(now, charge, -1.0);
+    }
+
+    /// Take (`sign` 1) or give back (`sign` -1) a charge from its partition, its ceiling, its
+    /// peak and its counters. A bucket never holds more than one second of its rate.
+    fn apply(&mut self, now: u64, charge: &Charge, sign: f64) {
+        let cost = sign * charge.units * self.weight(charge.access);
         let Some(resource) = self.resource_mut(charge) else {
             return;
         };
-        if let Some(key) = &charge.partition_key {
-            let index = resource.partition_index(key);
-            let partition = &mut resource.partitions[index];
-            partition.refill(now);
-            partition.tokens = (partition.tokens + cost).min(partition.rate);
+        let partition = charge
+            .partition_key
+            .as_ref()
+            .map(|key| resource.partition_index(key));
+        if let Some(index) = partition {
+            let bucket = &mut resource.partitions[index];
+            bucket.refill(now);
+            bucket.tokens = (bucket.tokens - cost).min(bucket.rate);
         }
         resource.ceiling.refill(now);
-        resource.ceiling.tokens = (resource.ceiling.tokens + cost).min(resource.ceiling.rate);
+        resource.ceiling.tokens = (resource.ceiling.tokens - cost).min(resource.ceiling.rate);
         let ceiling = resource.ceiling.rate;
-        resource.peak.record(now, -cost, ceiling);
+        resource.peak.record(now, cost, ceiling);
         match charge.access {
-            Access::Write => resource.consumed_write_units -= charge.units,
-            Access::Read => resource.consumed_read_units -= charge.units,
+            Access::Write => resource.consumed_write_units += sign * charge.units,
+            Access::Read => resource.consumed_read_units += sign * charge.units,
         }
     }
-}
-
-/// A shared model and its clock.
-pub struct SharedModel {
-    pub clock: Arc<dyn Clock>,
-    pub model: std::sync::Mutex<Model>,
 }
 
 #[cfg(test)]
