@@ -30,11 +30,11 @@
 //!   WRU/s ceilings being modelled: a benchmark against moto would measure moto.
 //!
 //! # Throughput
-//! Measured 2026-11-30 on the 2-core project machine while other builds ran (load average
-//! about 15): `--memory --latency none --threads 1` pinned to one core, `examples/load.rs` on
-//! the other (40,000 conditional PutItems with distinct keys, 32 connections, loopback):
-//! 2,669 requests/s wall, 99 us of the endpoint's CPU per request (proxy + in-process store
-//! + the loopback hop between them), i.e. about 10,000 requests/s per otherwise idle core.
+//! Measured 2026-11-30 on the 2-core project machine (AMD EPYC) while other builds ran (load
+//! average 8-15): `--memory --latency none --threads 1` pinned to one core, `examples/load.rs`
+//! on the other (40,000 conditional PutItems with distinct keys, 32 connections, loopback):
+//! 2,669-2,948 requests/s wall, 87-99 us of the endpoint's CPU per request (proxy + in-process
+//! store + the loopback hop between them), i.e. about 10,000 requests/s per otherwise idle core.
 //!
 //! # Retries
 //! boto3 (`botocore/data/_retry.json`) and aws-sdk-rust (`aws-runtime` `THROTTLING_ERRORS`)
