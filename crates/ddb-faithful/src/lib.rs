@@ -39,7 +39,8 @@
 //! # Retries
 //! boto3 (`botocore/data/_retry.json`) and aws-sdk-rust (`aws-runtime` `THROTTLING_ERRORS`)
 //! both list `ThrottlingException` as a throttling error, so both retry the answer; the
-//! integration test checks boto3 does (three attempts counted by the endpoint).
+//! tests check both do (boto3: tests/integration/test_ddb_faithful.py; aws-sdk-rust:
+//! tests/sdk_retry.rs; three attempts each, all counted by the endpoint).
 //!
 //! # Not modelled
 //! - The old item of a replacing PutItem, UpdateItem or DeleteItem is invisible to a proxy:
