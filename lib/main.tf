@@ -103,6 +103,22 @@ locals {
 
   root_principal = "arn:${local.partition}:iam::${local.account_id}:root"
 
+  # The service endpoints that use a key with the caller's own credentials (forward access
+  # sessions), as the condition key kms:ViaService names them. An IAM statement limited to one
+  # of these lets a role use a key only through that service, never by calling KMS itself.
+  # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service
+  kms_via = {
+    s3       = "s3.${local.region}.amazonaws.com"
+    sqs      = "sqs.${local.region}.amazonaws.com"
+    dynamodb = "dynamodb.${local.region}.amazonaws.com"
+    lambda   = "lambda.${local.region}.amazonaws.com"
+  }
+
+  # Objects are encrypted with the bucket key, whose encryption context is the bucket ARN;
+  # an object uploaded with the bucket key disabled carries its own object ARN instead.
+  # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html
+  s3_encryption_context_arns = [local.arns.bucket, "${local.arns.bucket}/*"]
+
   # Key policy statement every key starts with, so that the account can never lose control.
   kms_root_statement = {
     Sid       = "EnableRootAccountAccess"
@@ -208,9 +224,11 @@ resource "aws_kms_key" "lambda" {
         Principal = { Service = "lambda.amazonaws.com" }
         Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
         Resource  = "*"
+        # Lambda names the function in the encryption context of its environment variables.
+        # https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html
         Condition = {
           StringEquals = {
-            "kms:EncryptionContext:LambdaFunctionName" = [local.names.processor, local.names.dlq_processor]
+            "kms:EncryptionContext:aws:lambda:FunctionArn" = [local.arns.processor, local.arns.dlq_processor]
           }
         }
       },
@@ -332,6 +350,20 @@ resource "aws_s3_bucket_policy" "transactions" {
         Condition = {
           StringNotEquals = { "s3:x-amz-server-side-encryption" = "aws:kms" }
           Null            = { "s3:x-amz-server-side-encryption" = "false" }
+        }
+      },
+      {
+        # An upload may name the bucket's key (by ARN) or no key at all; naming any other key
+        # would store an object the pipeline's role cannot decrypt.
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/specifying-kms-encryption.html
+        Sid       = "DenyUploadsNamingAnotherKmsKey"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "s3:PutObject"
+        Resource  = "${aws_s3_bucket.transactions.arn}/*"
+        Condition = {
+          StringNotEquals = { "s3:x-amz-server-side-encryption-aws-kms-key-id" = aws_kms_key.s3.arn }
+          Null            = { "s3:x-amz-server-side-encryption-aws-kms-key-id" = "false" }
         }
       },
     ]
@@ -538,6 +570,29 @@ locals {
     Resource = "*"
   }
 
+  # Both tables are encrypted with the DynamoDB key, and DynamoDB uses it with the caller's
+  # credentials: without kms:Decrypt through DynamoDB every PutItem is refused.
+  # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html
+  table_key_statement = {
+    Sid       = "UseTableKeyThroughDynamoDB"
+    Effect    = "Allow"
+    Action    = "kms:Decrypt"
+    Resource  = aws_kms_key.dynamodb.arn
+    Condition = { StringEquals = { "kms:ViaService" = local.kms_via.dynamodb } }
+  }
+
+  # Both queues are encrypted with the lambda key; SQS generates and checks data keys with the
+  # sender's and the receiver's credentials (the event source mapping and the asynchronous
+  # dead-letter send use the execution role). Lambda decrypts the environment at init.
+  # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
+  queue_key_statement = {
+    Sid       = "UseQueueAndEnvironmentKeyThroughSqsAndLambda"
+    Effect    = "Allow"
+    Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+    Resource  = aws_kms_key.lambda.arn
+    Condition = { StringEquals = { "kms:ViaService" = [local.kms_via.sqs, local.kms_via.lambda] } }
+  }
+
   deny_destructive_statement = {
     Sid      = "DenyDestructiveActions"
     Effect   = "Deny"
@@ -596,17 +651,19 @@ resource "aws_iam_policy" "processor" {
         Resource = aws_sqs_queue.main.arn
       },
       {
-        Sid      = "DecryptTransactionFiles"
+        # S3 decrypts the object's data key with the reader's credentials.
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
+        Sid      = "DecryptTransactionFilesThroughS3"
         Effect   = "Allow"
         Action   = "kms:Decrypt"
         Resource = aws_kms_key.s3.arn
+        Condition = {
+          StringEquals = { "kms:ViaService" = local.kms_via.s3 }
+          ArnLike      = { "kms:EncryptionContext:aws:s3:arn" = local.s3_encryption_context_arns }
+        }
       },
-      {
-        Sid      = "UseQueueAndEnvironmentKey"
-        Effect   = "Allow"
-        Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
-        Resource = aws_kms_key.lambda.arn
-      },
+      local.table_key_statement,
+      local.queue_key_statement,
       {
         Sid      = "WriteOwnLogs"
         Effect   = "Allow"
@@ -660,12 +717,8 @@ resource "aws_iam_policy" "dlq_processor" {
         Action   = "dynamodb:PutItem"
         Resource = aws_dynamodb_table.errors.arn
       },
-      {
-        Sid      = "DecryptQueueAndEnvironment"
-        Effect   = "Allow"
-        Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
-        Resource = aws_kms_key.lambda.arn
-      },
+      local.table_key_statement,
+      local.queue_key_statement,
       {
         Sid      = "WriteOwnLogs"
         Effect   = "Allow"
@@ -1184,6 +1237,33 @@ output "dlq_processor_role_arn" {
 output "dlq_processor_policy_arn" {
   description = "ARN of the DLQ processor's least-privilege policy."
   value       = aws_iam_policy.dlq_processor.arn
+}
+
+output "producer_policy_json" {
+  description = "The least IAM policy a producer needs to upload transaction files: PutObject on the bucket, and the bucket's KMS key (GenerateDataKey, Decrypt for multipart uploads) only through S3 and only for this bucket."
+  value = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "UploadTransactionFiles"
+        Effect   = "Allow"
+        Action   = "s3:PutObject"
+        Resource = "${aws_s3_bucket.transactions.arn}/*"
+      },
+      {
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions
+        Sid      = "EncryptUploadsThroughS3"
+        Effect   = "Allow"
+        Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource = aws_kms_key.s3.arn
+        Condition = {
+          StringEquals = { "kms:ViaService" = local.kms_via.s3 }
+          ArnLike      = { "kms:EncryptionContext:aws:s3:arn" = local.s3_encryption_context_arns }
+        }
+      },
+    ]
+  })
 }
 
 output "lambda_runtime" {

@@ -5,18 +5,22 @@
 1. starts the emulator (moto server) and applies the real Terraform configuration of lib/ to it
    (the same working copy mechanism as `make up`; max_file_bytes is set to 1 MiB so that the
    FILE_TOO_LARGE sample stays small);
-2. checks the bucket policy's deny statements, then removes them IN THE EMULATOR ONLY (moto
-   ignores their conditions and would refuse every upload);
-3. uploads the generated sample files (pipeline_local.samples) and runs the pipeline through the
-   dispatcher, which reads its wiring from the emulator;
+2. starts the authorization gateway (pipeline_local.authz.gateway) in front of the emulator:
+   every request of the producer, the functions, their event source mappings and the services
+   acting for them is decided there against the applied policies, Deny statements and
+   conditions included, with the calls AWS makes on the caller's behalf (KMS);
+3. uploads the generated sample files as a producer role (created in the emulator with the
+   stack's `producer_policy_json` output) over HTTPS, and runs the pipeline through the
+   dispatcher, which reads its wiring from the emulator (each function with its own role);
 4. prints, per file, what became of every row, the errors table grouped by code, and the alarms
    with the metric values that drive them;
 5. destroys the stack and stops the emulator, or with --keep leaves both running for
    `make down`.
 
 Exit status 1, with a banner, when any row is unaccounted for (rows in != stored + duplicates +
-error rows, a row written twice, or a message left on a queue), or when the results differ from
-what design.md prescribes for the samples.
+error rows, a row written twice, or a message left on a queue), when the results differ from
+what design.md prescribes for the samples, or when the model refused any call (listing
+principal, action, resource and why).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline_local import samples as sample_files
+from pipeline_local.authz.gateway import Gateway
+from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.dispatcher import (
     Clients,
     Dispatcher,
@@ -45,8 +51,8 @@ from pipeline_local.dispatcher import (
     dead_letter_targets_from_terraform,
     empty_bucket,
     evaluate_alarms,
+    notify_alarm_actions,
     read_wiring,
-    relax_bucket_policy_for_emulator,
     scan_all,
 )
 from pipeline_local.emulator import Emulator, load_state, start_emulator
@@ -274,10 +280,12 @@ def print_errors_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def print_alarms(clients: Clients) -> bool:
-    """Alarms as moto stores them and as CloudWatch would evaluate them; True when none fires."""
+def print_alarms(clients: Clients, gateway: Gateway) -> bool:
+    """Alarms as moto stores them and as CloudWatch would evaluate them (a firing one notifies
+    its topic through the model); True when none fires."""
     quiet = True
-    for alarm in evaluate_alarms(clients("cloudwatch")):
+    evaluations = evaluate_alarms(clients("cloudwatch"))
+    for alarm in evaluations:
         say(f"    {alarm.name}")
         say(f"        metric     {alarm.metric} (period {alarm.period_s} s)")
         say(
@@ -289,6 +297,8 @@ def print_alarms(clients: Clients) -> bool:
         say(f"        emulator   {alarm.emulator_state} (moto never evaluates alarms)")
         say(f"        CloudWatch {alarm.state}: {alarm.reason}")
         quiet = quiet and alarm.state != "ALARM"
+    for name, topic, allowed, reason in notify_alarm_actions(evaluations, gateway, clients):
+        say(f"    {name} -> {topic}: {'published' if allowed else 'REFUSED: ' + reason}")
     return quiet
 
 
@@ -327,23 +337,48 @@ def print_pipeline_metrics(clients: Clients, environment: str) -> None:
 # The run
 
 
+PRODUCER_ROLE = "pipeline-local-producer"
+
+
 def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) -> bool:
     clients = Clients(stack.emulator.endpoint)
-    s3 = clients("s3")
+    store = EmulatorPolicyStore(clients, terraform_workdir=stack.workdir.path)
+    gateway = Gateway(stack.emulator.endpoint, store).start()
+    try:
+        ok = _run_through(gateway, stack, samples, runtime)
+    finally:
+        gateway.stop()
+    refused = gateway.unexpected_denials()
+    if refused:
+        banner(
+            [f"THE AUTHORIZATION MODEL REFUSED {len(refused)} CALL(S)", *Gateway.summarize(refused)]
+        )
+    return ok and not refused
+
+
+def _run_through(
+    gateway: Gateway, stack: Stack, samples: sample_files.SampleSet, runtime: str
+) -> bool:
+    clients = Clients(stack.emulator.endpoint)
     bucket = str(stack.outputs["s3_bucket_name"])
 
-    step("bucket policy")
-    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    step("bucket policy (evaluated by the model, conditions included)")
+    policy = json.loads(clients("s3").get_bucket_policy(Bucket=bucket)["Policy"])
     statements = (
         policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
     )
     for st in statements:
         say(f"    {st['Effect']:5} {st.get('Sid')}  {json.dumps(st.get('Condition', {}))}")
-    removed = relax_bucket_policy_for_emulator(s3, bucket)
-    say(
-        f"    EMULATOR ONLY: removed the Deny statements {removed} (moto ignores their conditions "
-        "and would refuse every upload); the Allow statements stay. On AWS they stay in place."
-    )
+
+    step("authorization gateway")
+    producer_policy = stack.outputs.get("producer_policy_json")
+    if producer_policy is None:
+        raise WiringError("the stack has no producer_policy_json output (lib/main.tf)")
+    producer_arn = gateway.role_with_policy(PRODUCER_ROLE, producer_policy)
+    producer = gateway.clients(gateway.assume_role(producer_arn, "demo-producer"))
+    s3 = producer("s3")
+    say(f"    {gateway.https_endpoint} (TLS, CA {gateway.ca_bundle}) and {gateway.http_endpoint}")
+    say(f"    producer: {producer_arn} with the stack's producer_policy_json, over HTTPS")
 
     step("wiring, as the emulator reports it")
     wiring = read_wiring(
@@ -366,6 +401,7 @@ def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) ->
     dispatcher = Dispatcher(
         clients,
         wiring,
+        gateway=gateway,
         log_dir=DEMO_DIR / "logs",
         log=say,
         # Kept stacks: `python -m pipeline_local.dispatcher run` continues from here.
@@ -376,7 +412,7 @@ def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) ->
         say(f"    {len(pending)} new object versions match a notification")
         for f in samples.files:
             if f.delete_before_processing:
-                s3.delete_object(Bucket=bucket, Key=f.key, VersionId=versions[f.key])
+                clients("s3").delete_object(Bucket=bucket, Key=f.key, VersionId=versions[f.key])
                 say(
                     f"    deleted {f.key} v{versions[f.key][:8]} after its notification "
                     "(-> OBJECT_NOT_FOUND)"
@@ -424,7 +460,13 @@ def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) ->
     print_errors_table(error_rows)
 
     step("alarms (and the metrics that drive them)")
-    print_alarms(clients)
+    print_alarms(clients, gateway)
+    allowed = sum(gateway.allowed.values())
+    say(
+        f"\n    authorization: {allowed} calls allowed by the model "
+        f"({len(gateway.allowed)} distinct principal/action/resource), "
+        f"{len(gateway.denials)} refused"
+    )
     say("    pipeline metrics from the handlers' EMF lines (namespace TransactionPipeline):")
     print_pipeline_metrics(
         clients,

@@ -28,8 +28,11 @@ Lambda and S3 services would do, reading every piece of wiring from the emulator
 
 CLI (after `make up`):
     python -m pipeline_local.dispatcher wiring   # print what the emulator says
-    python -m pipeline_local.dispatcher prepare  # EMULATOR ONLY: drop the bucket's Deny statements
     python -m pipeline_local.dispatcher run      # dispatch new uploads, drain the queues
+
+`run` runs every function through the authorization gateway (pipeline_local.authz.gateway):
+each with its execution role's credentials, every AWS call decided by the model; a refused call
+is listed and makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 import boto3
@@ -65,6 +68,9 @@ from pipeline_local.delivery import (
     s3_event_for_object,
 )
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker, PythonInvoker
+
+if TYPE_CHECKING:
+    from pipeline_local.authz.gateway import Gateway
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LIB_DIR = REPO_ROOT / "lib"
@@ -100,6 +106,7 @@ class Clients:
     secret_key: str = "test"
     session_token: str | None = None
     region: str = REGION
+    verify: str | bool | None = None  # CA bundle for an HTTPS endpoint (the authz gateway)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __call__(self, service: str) -> Any:
@@ -111,6 +118,7 @@ class Clients:
                 aws_access_key_id=self.access_key,
                 aws_secret_access_key=self.secret_key,
                 aws_session_token=self.session_token,
+                verify=self.verify,
                 config=BotoConfig(
                     retries={"mode": "standard", "max_attempts": 5},
                     # moto server mis-handles gzip-compressed PutMetricData bodies.
@@ -372,6 +380,16 @@ def dead_letter_targets_from_terraform(workdir: Path) -> dict[str, str]:
     applied from: the state's `dead_letter_config` when it has one; otherwise the configuration's
     `dead_letter_config { target_arn = <type>.<name>.arn }` resolved against the state (with
     moto the state holds none either: the provider reads the function back from moto)."""
+    return function_arns_from_terraform(workdir, "target_arn", within="dead_letter_config")
+
+
+def function_arns_from_terraform(
+    workdir: Path, attribute: str, *, within: str | None = None
+) -> dict[str, str]:
+    """function name -> the ARN an `aws_lambda_function` argument names (`attribute`, inside the
+    nested block `within` if given), from the Terraform working copy: the state's value when it
+    has one, otherwise the configuration's `<type>.<name>.arn` reference resolved against the
+    state. For what moto drops from a function (DeadLetterConfig, KMSKeyArn)."""
     state_path = workdir / "terraform.tfstate"
     if not state_path.exists():
         return {}
@@ -386,12 +404,13 @@ def dead_letter_targets_from_terraform(workdir: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for address, attrs in attrs_by_address.items():
         if address.startswith("aws_lambda_function."):
-            dlc = attrs.get("dead_letter_config") or []
-            if dlc and dlc[0].get("target_arn"):
-                out[attrs["function_name"]] = dlc[0]["target_arn"]
+            holder = (attrs.get(within) or [{}])[0] if within else attrs
+            if holder and holder.get(attribute):
+                out[attrs["function_name"]] = holder[attribute]
     block_re = re.compile(r'^resource\s+"aws_lambda_function"\s+"([\w-]+)"\s*\{', re.M)
+    opening = rf"{within}\s*\{{\s*" if within else r"^\s*"
     target_re = re.compile(
-        r"dead_letter_config\s*\{\s*target_arn\s*=\s*(?:([a-z0-9_]+)\.([\w-]+)\.arn|\"([^\"]+)\")"
+        opening + attribute + r"\s*=\s*(?:([a-z0-9_]+)\.([\w-]+)\.arn|\"([^\"]+)\")", re.M
     )
     for tf in sorted(workdir.glob("*.tf")):
         text = tf.read_text()
@@ -414,34 +433,7 @@ def dead_letter_targets_from_terraform(workdir: Path) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# The bucket policy in the emulator
-
-
-def relax_bucket_policy_for_emulator(s3: Any, bucket: str) -> list[str]:
-    """EMULATOR ONLY: drop the bucket policy's Deny statements, keep every Allow statement.
-
-    moto applies bucket policies to object requests but ignores the `aws:SecureTransport` and
-    `s3:x-amz-server-side-encryption` conditions, so the deny statements refuse every
-    PutObject/GetObject there. Check the applied policy first (the integration tests do);
-    call this afterwards, before data flows. Returns the removed statements' Sids."""
-    try:
-        raw = s3.get_bucket_policy(Bucket=bucket)["Policy"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchBucketPolicy":
-            return []
-        raise
-    policy = json.loads(raw)
-    statements = policy.get("Statement", [])
-    statements = statements if isinstance(statements, list) else [statements]
-    keep = [s for s in statements if s.get("Effect") != "Deny"]
-    removed = [str(s.get("Sid", "(no Sid)")) for s in statements if s.get("Effect") == "Deny"]
-    if not removed:
-        return []
-    if keep:
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": keep}))
-    else:
-        s3.delete_bucket_policy(Bucket=bucket)
-    return removed
+# The bucket in the emulator
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
@@ -581,9 +573,15 @@ class LogSink:
     Format lines turned into metrics (as CloudWatch does with EMF)."""
 
     def __init__(
-        self, clients: Clients, log_dir: Path | None = None, cloudwatch: bool = True
+        self,
+        clients: Clients,
+        log_dir: Path | None = None,
+        cloudwatch: bool = True,
+        clients_for: Callable[[FunctionConfig], Clients] | None = None,
     ) -> None:
         self.clients = clients
+        # Lambda ships a function's output with the function's execution role.
+        self.clients_for = clients_for
         self.log_dir = log_dir
         self.cloudwatch = cloudwatch
         self.streams: dict[str, str] = {}
@@ -607,7 +605,7 @@ class LogSink:
             self._ship(fn, lines, started)
 
     def _ship(self, fn: FunctionConfig, lines: Sequence[str], started: float) -> None:
-        logs = self.clients("logs")
+        logs = (self.clients_for(fn) if self.clients_for else self.clients)("logs")
         group = f"/aws/lambda/{fn.name}"
         stream = self.streams.get(fn.name)
         try:
@@ -716,6 +714,23 @@ class IsolatedPythonInvoker(PythonInvoker):
         finally:
             self._boto_session = boto3.DEFAULT_SESSION
             boto3.DEFAULT_SESSION = saved
+
+
+class RefusedInit:
+    """A function whose execution environment cannot start: Lambda could not do what a cold
+    start needs (decrypt the environment variables with the function's key). Every
+    invocation fails, as on AWS (KMSAccessDeniedException)."""
+
+    def __init__(self, function_name: str, reason: str) -> None:
+        self.function_name = function_name
+        self.reason = reason
+
+    def invoke(self, event: dict[str, Any], *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Any:
+        raise InvocationError(
+            f"KMSAccessDeniedException: Lambda was unable to decrypt the environment variables "
+            f"because KMS access was denied: {self.reason}",
+            error_type="KMSAccessDeniedException",
+        )
 
 
 def make_invoker(
@@ -827,17 +842,34 @@ class Dispatcher:
         log: Log = _quiet,
         dispatched_state: Path | None = None,
         poll_as_function: bool = False,
+        gateway: Gateway | None = None,
     ) -> None:
         self.clients = clients
         self.wiring = wiring
-        self.handler_endpoint = handler_endpoint or clients.endpoint
+        # With the authorization gateway every function runs with its execution role's session
+        # credentials and reaches AWS only through the gateway's HTTPS listener; its pollers,
+        # its asynchronous dead-letter sends and its log shipping use that role too.
+        self.gateway = gateway
+        self.handler_endpoint = handler_endpoint or (
+            gateway.https_endpoint if gateway else clients.endpoint
+        )
         self.credentials = dict(credentials or {})
+        if gateway is not None:
+            poll_as_function = True
+            for fn in wiring.functions.values():
+                if fn.name not in self.credentials:
+                    self.credentials[fn.name] = gateway.assume_role(fn.role, fn.name[:64])
         self.timeout_ms_override = timeout_ms
         self.code_dir = code_dir
         self.rust_bin_dir = rust_bin_dir
         self.log_dir = log_dir
         self.log = log
-        self.sink = LogSink(clients, log_dir, cloudwatch=ship_logs)
+        self.sink = LogSink(
+            clients,
+            log_dir,
+            cloudwatch=ship_logs,
+            clients_for=self.function_clients if gateway is not None else None,
+        )
         self.invokers: dict[str, RecordingInvoker] = {}
         self._wrappers: dict[str, list[Callable[[Invoker], Invoker]]] = defaultdict(list)
         self.dispatched_state = dispatched_state
@@ -893,20 +925,54 @@ class Dispatcher:
             fn = self.wiring.functions.get(arn)
             if fn is None:
                 raise WiringError(f"no function {arn} in the emulator")
-            env = lambda_environment(
-                fn, endpoint=self.handler_endpoint, credentials=self.credentials.get(fn.name)
-            )
-            inner = make_invoker(
-                fn,
-                env,
-                code_dir=self.code_dir,
-                rust_bin_dir=self.rust_bin_dir,
-                log_dir=self.log_dir,
-            )
+            creds = self.credentials.get(fn.name)
+            env = lambda_environment(fn, endpoint=self.handler_endpoint, credentials=creds)
+            inner: Invoker
+            refused = self._init_refusal(fn)
+            if refused is not None:
+                inner = RefusedInit(fn.name, refused)
+            else:
+                if self.gateway is not None and creds is not None:
+                    secure = self.handler_endpoint.startswith("https:")
+                    env.update(self.gateway.client_env(creds, secure=secure))
+                    env["AWS_ENDPOINT_URL"] = self.handler_endpoint
+                inner = make_invoker(
+                    fn,
+                    env,
+                    code_dir=self.code_dir,
+                    rust_bin_dir=self.rust_bin_dir,
+                    log_dir=self.log_dir,
+                )
             for wrapper in self._wrappers.get(arn, []):
                 inner = wrapper(inner)
             self.invokers[arn] = RecordingInvoker(inner, fn, self.sink)
         return self.invokers[arn]
+
+    def _init_refusal(self, fn: FunctionConfig) -> str | None:
+        """What Lambda does before a cold start's code runs, decided by the model (the
+        environment variables' decryption with the function's key); why it was refused, or
+        None."""
+        if self.gateway is None or fn.name not in self.credentials:
+            return None
+        decision = self.gateway.function_init(fn.arn)
+        if decision is None or decision.allowed:
+            return None
+        return decision.reason
+
+    def function_clients(self, fn: FunctionConfig) -> Clients:
+        """boto3 clients with the function's execution role (through the gateway when there
+        is one): what the Lambda service itself uses on the function's behalf."""
+        creds = self.credentials.get(fn.name)
+        if creds is None:
+            return self.clients
+        if self.gateway is not None:
+            return self.gateway.clients(creds, secure=self.handler_endpoint.startswith("https:"))
+        return Clients(
+            endpoint=self.handler_endpoint,
+            access_key=creds["AWS_ACCESS_KEY_ID"],
+            secret_key=creds["AWS_SECRET_ACCESS_KEY"],
+            session_token=creds.get("AWS_SESSION_TOKEN") or None,
+        )
 
     @property
     def records(self) -> list[InvocationRecord]:
@@ -990,9 +1056,19 @@ class Dispatcher:
 
     def _deliver(self, pending: Iterable[PendingEvent]) -> list[AsyncOutcome]:
         out: list[AsyncOutcome] = []
-        sqs = self.clients("sqs")
         for p in pending:
             fn = self.wiring.functions[_unqualified(p.notification.function_arn)]
+            refused = self._s3_invoke_refusal(p.notification.bucket, fn)
+            if refused is not None:
+                # S3 cannot invoke the function: the event is lost (S3 retries, then gives up).
+                self.dispatched.add((p.notification.bucket, p.key, str(p.version_id)))
+                error = InvocationError(f"AccessDenied: {refused}", error_type="AccessDenied")
+                self.log(f"    s3 event -> {fn.name}: {p.key} NOT INVOKED ({refused})")
+                outcome = AsyncOutcome(p, AsyncResult(attempts=0, error=error), None)
+                out.append(outcome)
+                continue
+            # Lambda sends an exhausted event to the dead-letter queue with the function's role.
+            sqs = self.function_clients(fn)("sqs")
             dlq_url = None
             if fn.dead_letter_target_arn:
                 queue = self.wiring.queues.get(fn.dead_letter_target_arn)
@@ -1023,6 +1099,14 @@ class Dispatcher:
         self._save_state()
         return out
 
+    def _s3_invoke_refusal(self, bucket: str, fn: FunctionConfig) -> str | None:
+        """S3 invokes the function as s3.amazonaws.com: the function's resource policy must
+        allow it for this bucket and account (aws:SourceArn, aws:SourceAccount)."""
+        if self.gateway is None:
+            return None
+        decision = self.gateway.s3_invokes(bucket, fn.arn)
+        return None if decision.allowed else decision.reason
+
     def _save_state(self) -> None:
         if self.dispatched_state:
             self.dispatched_state.parent.mkdir(parents=True, exist_ok=True)
@@ -1031,15 +1115,9 @@ class Dispatcher:
     # -- event source mappings ----------------------------------------------------------------
 
     def _poller_sqs(self, fn: FunctionConfig) -> Any:
-        creds = self.credentials.get(fn.name)
-        if not (self.poll_as_function and creds):
+        if not (self.poll_as_function and fn.name in self.credentials):
             return self.clients("sqs")
-        return Clients(
-            endpoint=self.handler_endpoint,
-            access_key=creds["AWS_ACCESS_KEY_ID"],
-            secret_key=creds["AWS_SECRET_ACCESS_KEY"],
-            session_token=creds.get("AWS_SESSION_TOKEN") or None,
-        )("sqs")
+        return self.function_clients(fn)("sqs")
 
     def pollers(self) -> list[QueuePoller]:
         out: list[QueuePoller] = []
@@ -1048,6 +1126,10 @@ class Dispatcher:
                 continue
             fn = self.wiring.functions[m.function_arn]
             queue = self.wiring.queues[m.queue_arn]
+            if self.gateway is not None:
+                # What the mapping needs of the execution role (the poller's own calls below
+                # go through the gateway with that role and are decided one by one as well).
+                self.gateway.mapping_polls(fn.arn, queue.arn)
             out.append(
                 QueuePoller(
                     self._poller_sqs(fn),
@@ -1374,6 +1456,38 @@ def evaluate_alarms(
     return out
 
 
+def notify_alarm_actions(
+    evaluations: Sequence[AlarmEvaluation], gateway: Gateway, clients: Clients
+) -> list[tuple[str, str, bool, str]]:
+    """What CloudWatch does for an alarm in ALARM (moto never does it): publish to every SNS
+    topic among its actions, as the service principal cloudwatch.amazonaws.com, which the
+    topic policy and the topic's KMS key policy must allow (decided by the gateway's model).
+    Returns (alarm, topic, allowed, reason) per notification; allowed ones are published."""
+    out: list[tuple[str, str, bool, str]] = []
+    for alarm in evaluations:
+        if alarm.state != "ALARM":
+            continue
+        alarm_arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{alarm.name}"
+        for topic in alarm.actions:
+            if ":sns:" not in topic:
+                continue
+            decision = gateway.alarm_publishes(alarm_arn, topic)
+            if decision.allowed:
+                clients("sns").publish(
+                    TopicArn=topic,
+                    Subject=f"ALARM: {alarm.name}"[:100],
+                    Message=json.dumps(
+                        {
+                            "AlarmName": alarm.name,
+                            "NewStateValue": "ALARM",
+                            "NewStateReason": alarm.reason,
+                        }
+                    ),
+                )
+            out.append((alarm.name, topic, decision.allowed, decision.reason))
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Table helpers (the demo and the tests read the tables through these)
 
@@ -1410,7 +1524,7 @@ def _emulator_clients(state: Path) -> Clients:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the deployed Lambda functions locally")
-    parser.add_argument("action", choices=["wiring", "prepare", "run"])
+    parser.add_argument("action", choices=["wiring", "run"])
     parser.add_argument("--state", type=Path, default=BUILD_DIR / "emulator.json")
     parser.add_argument("--workdir", type=Path, default=BUILD_DIR / "tf-emulator")
     parser.add_argument("--timeout-ms", type=int, default=None)
@@ -1428,15 +1542,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "wiring":
         print("\n".join(wiring.describe()))
         return 0
-    if args.action == "prepare":
-        for bucket in wiring.buckets:
-            removed = relax_bucket_policy_for_emulator(clients("s3"), bucket)
-            print(
-                f"EMULATOR ONLY: removed Deny statements {removed} from the policy of {bucket}"
-                if removed
-                else f"{bucket}: no Deny statement left to remove"
-            )
-        return 0
+    from pipeline_local.authz.gateway import Gateway
+    from pipeline_local.authz.store import EmulatorPolicyStore
+
+    store = EmulatorPolicyStore(clients, terraform_workdir=args.workdir)
+    gateway = Gateway(clients.endpoint, store).start()
     dispatcher = Dispatcher(
         clients,
         wiring,
@@ -1444,6 +1554,7 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=args.logs,
         log=print,
         dispatched_state=args.dispatched,
+        gateway=gateway,
     )
     try:
         report = dispatcher.run()
@@ -1454,6 +1565,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         dispatcher.close()
+        gateway.stop()
+    refused = gateway.unexpected_denials()
+    for line in Gateway.summarize(refused):
+        print(f"REFUSED {line}", file=sys.stderr)
     for outcome in report.delivered:
         files = (outcome.response or {}).get("files", []) if outcome.result.error is None else []
         for f in files:
@@ -1465,7 +1580,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     depths = dispatcher.queue_depths()
     print(f"done in {report.seconds:.1f} s; queues: {depths}; logs in {args.logs}")
-    return 0 if not any(depths.values()) else 1
+    return 0 if not any(depths.values()) and not refused else 1
 
 
 if __name__ == "__main__":

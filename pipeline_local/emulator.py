@@ -141,8 +141,11 @@ def start_emulator(port: int | None = None, log_path: Path | None = None) -> Emu
     env.setdefault("AWS_DEFAULT_REGION", REGION)
     # Lambda code never runs inside moto here (no Docker); the local dispatcher runs it.
     env.setdefault("MOTO_DOCKER_NETWORK_MODE", "host")
-    moto_server = Path(sys.executable).with_name("moto_server")
-    cmd = [str(moto_server) if moto_server.exists() else "moto_server", "-H", HOST, "-p", str(port)]
+    # moto_server with its bucket-policy check off: the authorization model decides
+    # (pipeline_local.authz), with the policies' conditions, which moto ignores.
+    cmd = [sys.executable, "-m", "pipeline_local.authz.moto_server", "-H", HOST, "-p", str(port)]
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)

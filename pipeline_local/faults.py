@@ -30,6 +30,8 @@ import http.client
 import json
 import random
 import re
+import socket
+import ssl
 import threading
 import uuid
 from collections import Counter
@@ -70,6 +72,7 @@ class ProxyRequest:
     region: str = ""
     access_key: str = ""
     operation: str = ""
+    secure: bool = False  # arrived on a TLS listener (aws:SecureTransport)
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -161,9 +164,26 @@ class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, proxy: LoopbackProxy) -> None:
+    def __init__(self, proxy: LoopbackProxy, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.proxy = proxy
+        self.tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs in the connection's own thread, never in the accept loop.
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # a client that does not trust the CA, or went away
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -195,6 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
             path=self.path,
             headers=list(self.headers.items()),
             body=self._read_body(),
+            secure=self.server.tls is not None,
         )
         try:
             resp = self.server.proxy.handle(req)
@@ -212,39 +233,83 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
 
 
+_SERVING: dict[str, LoopbackProxy] = {}  # endpoint -> the proxy listening there
+_SERVING_LOCK = threading.Lock()
+
+
 class LoopbackProxy:
-    """An HTTP proxy on 127.0.0.1 in front of `upstream` (the emulator's endpoint)."""
+    """An HTTP proxy on 127.0.0.1 in front of `upstream` (the emulator's endpoint).
+
+    `start()` opens the plain-HTTP listener (`endpoint`); `start(tls=context)` opens a TLS
+    listener as well (`tls_endpoint`), whose requests carry `secure=True`. Both feed the same
+    interceptor chain. `add_interceptor`/`remove_interceptor` change the chain while it serves
+    (a test's fault injector, a crash injector's counter)."""
 
     def __init__(self, upstream: str, interceptors: Sequence[Interceptor] = ()) -> None:
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 80
-        self.interceptors = list(interceptors)
+        self.interceptors: list[Interceptor] = list(interceptors)
         self.forwarded: Counter[tuple[str, str]] = Counter()
         self.answered: Counter[tuple[str, str]] = Counter()
         self._local = threading.local()
         self._lock = threading.Lock()
         self._server: _ProxyServer | None = None
+        self._tls_server: _ProxyServer | None = None
+
+    @staticmethod
+    def _url(server: _ProxyServer | None, scheme: str) -> str:
+        if server is None:
+            raise RuntimeError(f"proxy has no {scheme} listener")
+        host, port = server.server_address[:2]
+        return f"{scheme}://{host}:{port}"
 
     @property
     def endpoint(self) -> str:
-        if self._server is None:
-            raise RuntimeError("proxy not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._url(self._server, "http")
 
-    def start(self) -> LoopbackProxy:
-        self._server = _ProxyServer(self)
-        threading.Thread(
-            target=self._server.serve_forever, name="loopback-proxy", daemon=True
-        ).start()
+    @property
+    def tls_endpoint(self) -> str:
+        return self._url(self._tls_server, "https")
+
+    @staticmethod
+    def serving(endpoint: str) -> LoopbackProxy | None:
+        """The proxy of this process listening at `endpoint`, if any."""
+        with _SERVING_LOCK:
+            return _SERVING.get(endpoint.rstrip("/"))
+
+    def add_interceptor(self, interceptor: Interceptor) -> None:
+        with self._lock:
+            self.interceptors = [*self.interceptors, interceptor]
+
+    def remove_interceptor(self, interceptor: Interceptor) -> None:
+        with self._lock:
+            self.interceptors = [i for i in self.interceptors if i is not interceptor]
+
+    def start(self, tls: ssl.SSLContext | None = None) -> LoopbackProxy:
+        servers = [(_ProxyServer(self), "http")]
+        if tls is not None:
+            servers.append((_ProxyServer(self, tls), "https"))
+        for server, scheme in servers:
+            if scheme == "http":
+                self._server = server
+            else:
+                self._tls_server = server
+            with _SERVING_LOCK:
+                _SERVING[self._url(server, scheme)] = self
+            threading.Thread(
+                target=server.serve_forever, name=f"loopback-proxy-{scheme}", daemon=True
+            ).start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        for server, scheme in ((self._server, "http"), (self._tls_server, "https")):
+            if server is not None:
+                with _SERVING_LOCK:
+                    _SERVING.pop(self._url(server, scheme), None)
+                server.shutdown()
+                server.server_close()
+        self._server = self._tls_server = None
 
     def __enter__(self) -> LoopbackProxy:
         return self.start()
@@ -254,7 +319,8 @@ class LoopbackProxy:
 
     def handle(self, req: ProxyRequest) -> ProxyResponse:
         classify(req)
-        for interceptor in self.interceptors:
+        chain = self.interceptors  # replaced, never mutated: a consistent snapshot
+        for interceptor in chain:
             outcome = interceptor(req)
             if isinstance(outcome, ProxyResponse):
                 with self._lock:
@@ -265,7 +331,7 @@ class LoopbackProxy:
         with self._lock:
             self.forwarded[(req.service, req.operation)] += 1
         resp = self.forward(req)
-        for interceptor in self.interceptors:
+        for interceptor in chain:
             after = getattr(interceptor, "after", None)
             if callable(after):
                 after(req, resp)
@@ -430,6 +496,10 @@ class _ProcessKiller:
     """A LoopbackProxy between one Rust process and its endpoint that SIGKILLs the process
     after `limit` successful calls of `operation` during an armed invocation.
 
+    When the process's endpoint is itself a LoopbackProxy of this process (the authorization
+    gateway, pipeline_local.authz.gateway, which serves TLS), the killer joins that proxy's
+    interceptor chain instead, for the requests signed with the process's access key.
+
     The kill happens before the limit-th call's answer is passed back, so the process never
     learns that this write succeeded (it is stored all the same); calls the process had already
     sent are forwarded, later ones are refused."""
@@ -442,11 +512,17 @@ class _ProcessKiller:
             )
         self.target = target
         self.operation = operation
-        self.proxy = LoopbackProxy(upstream, [self]).start()
-        if target.pid is not None:
-            target.close()  # the next invocation starts a process that talks to the proxy
-        target.env["AWS_ENDPOINT_URL"] = self.proxy.endpoint
         self._lock = threading.Lock()
+        self.access_key = target.env.get("AWS_ACCESS_KEY_ID", "")
+        self.host = LoopbackProxy.serving(upstream)
+        self.proxy: LoopbackProxy | None = None
+        if self.host is not None:
+            self.host.add_interceptor(self)
+        else:
+            self.proxy = LoopbackProxy(upstream, [self]).start()
+            if target.pid is not None:
+                target.close()  # the next invocation starts a process that talks to the proxy
+            target.env["AWS_ENDPOINT_URL"] = self.proxy.endpoint
         self.armed = False
         self.limit = 0
         self.calls = 0
@@ -462,14 +538,19 @@ class _ProcessKiller:
         with self._lock:
             self.armed = False
 
+    def _mine(self, req: ProxyRequest) -> bool:
+        return self.host is None or req.access_key == self.access_key
+
     def __call__(self, req: ProxyRequest) -> ProxyResponse | None:
+        if not self._mine(req):
+            return None
         with self._lock:
             if self.armed and self.killed_after is not None:
                 return ProxyResponse(502, [("Content-Type", "text/plain")], b"process killed")
         return None
 
     def after(self, req: ProxyRequest, resp: ProxyResponse) -> None:
-        if req.operation != self.operation or not 200 <= resp.status < 300:
+        if not self._mine(req) or req.operation != self.operation or not 200 <= resp.status < 300:
             return
         with self._lock:
             if not self.armed or self.killed_after is not None:
@@ -488,7 +569,10 @@ class _ProcessKiller:
             return self.killed_after if self.signalled else None
 
     def close(self) -> None:
-        self.proxy.stop()
+        if self.host is not None:
+            self.host.remove_interceptor(self)
+        if self.proxy is not None:
+            self.proxy.stop()
 
 
 class CrashingInvoker:

@@ -10,10 +10,20 @@ Implementations: `E2E_IMPL` (comma-separated `python`, `rust`; default `python`)
 once per implementation with `lambda_runtime` set accordingly, and every test runs against each
 (test ids end in `[python]` / `[rust]`). The Rust functions run as their host-built `bootstrap`
 processes (`make build-rust`); one that is not built fails the run, it is never skipped.
+
+Authorization: every request of the functions, their event source mappings, Lambda's own calls
+on their behalf, S3's invocations and the producer's uploads goes through one
+`pipeline_local.authz.gateway.Gateway` per stack and is decided by the model against the
+applied policies (the bucket policy keeps its Deny statements). Uploads are made by a producer
+role created in the emulator with the stack's `producer_policy_json` output, over HTTPS. A
+refusal that the test did not expect (`e2e.gateway.expect_denials()`) fails the test, listing
+principal, action, resource and why (`pytest_runtest_call` below). The operator (the test's
+own setup, cleanup and reads; `e2e.clients`) talks to the emulator directly, as account admin.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -23,6 +33,8 @@ from typing import Any
 import pytest
 
 from pipeline_local import samples as sample_files
+from pipeline_local.authz.gateway import Gateway
+from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.dispatcher import (
     Clients,
     Dispatcher,
@@ -30,10 +42,9 @@ from pipeline_local.dispatcher import (
     dead_letter_targets_from_terraform,
     empty_bucket,
     read_wiring,
-    relax_bucket_policy_for_emulator,
     scan_all,
 )
-from pipeline_local.least_privilege import set_enforcement
+from pipeline_local.faults import FaultInjector
 from tests.integration.conftest import Stack, apply_stack
 
 E2E_IMPLS = [s.strip() for s in os.environ.get("E2E_IMPL", "python").split(",") if s.strip()]
@@ -52,6 +63,31 @@ IMPLEMENTATIONS = {
 
 # Small enough to keep the package fast, large enough for several 1000-row batches per file.
 SCALE = 0.35
+PRODUCER_ROLE = "pipeline-local-producer"
+_LIVE_GATEWAYS: list[Gateway] = []
+
+
+def refusal_report(refused: Sequence[Any]) -> str:
+    lines = [f"{len(refused)} AWS call(s) refused by the authorization model, unexpected:"]
+    lines += [f"  {line}" for line in Gateway.summarize(refused)]
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[Any]:
+    """A refusal nobody expected fails the test that caused it (also one that failed already:
+    the refusals are added to its report)."""
+    try:
+        result = yield
+    except BaseException as exc:
+        refused = [d for gw in _LIVE_GATEWAYS for d in gw.unexpected_denials()]
+        if refused:
+            exc.add_note(refusal_report(refused))
+        raise
+    refused = [d for gw in _LIVE_GATEWAYS for d in gw.unexpected_denials()]
+    if refused:
+        pytest.fail(refusal_report(refused), pytrace=False)
+    return result
 
 
 @dataclass
@@ -64,19 +100,34 @@ class E2E:
     errors_table: str
     main_queue_url: str
     dlq_url: str
+    gateway: Gateway
+    producer: Clients  # the producer role, through the gateway's HTTPS listener
     dispatchers: list[Dispatcher] = field(default_factory=list)
 
     def dispatcher(self, **kwargs: Any) -> Dispatcher:
-        """A dispatcher with fresh execution environments (closed after the test)."""
-        d = Dispatcher(self.clients, self.wiring, ship_logs=False, **kwargs)
+        """A dispatcher with fresh execution environments (closed after the test), every
+        function running through the gateway with its own role."""
+        kwargs.setdefault("ship_logs", False)
+        d = Dispatcher(self.clients, self.wiring, gateway=self.gateway, **kwargs)
         self.dispatchers.append(d)
         return d
+
+    @contextlib.contextmanager
+    def faults(self, **kwargs: Any) -> Iterator[FaultInjector]:
+        """A FaultInjector in the gateway's chain (after the authorizer) for the block."""
+        injector = FaultInjector(**kwargs)
+        self.gateway.proxy.add_interceptor(injector)
+        try:
+            yield injector
+        finally:
+            self.gateway.proxy.remove_interceptor(injector)
 
     def upload(
         self, files: Sequence[sample_files.SampleFile], ledger: sample_files.Ledger
     ) -> list[sample_files.Upload]:
-        """Put every file; the model's expectation for the dispatched ones, in upload order."""
-        s3 = self.clients("s3")
+        """Put every file as the producer; the model's expectation for the dispatched ones, in
+        upload order."""
+        s3 = self.producer("s3")
         uploads: list[sample_files.Upload] = []
         for f in files:
             version = s3.put_object(Bucket=self.bucket, Key=f.key, Body=f.body)["VersionId"]
@@ -162,12 +213,15 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
         clients = Clients(stack.emulator.endpoint)
         out = stack.outputs
         bucket = str(out["s3_bucket_name"])
-        # The applied policy keeps its deny statements (the integration tests check them);
-        # only then are they lifted, in this emulator only.
+        # The applied policy keeps its deny statements; the model evaluates them.
         policy = json.loads(clients("s3").get_bucket_policy(Bucket=bucket)["Policy"])
         denies = {s["Sid"] for s in policy["Statement"] if s["Effect"] == "Deny"}
         assert {"DenyInsecureTransport", "DenyUploadsNotEncryptedWithKms"} <= denies
-        assert set(relax_bucket_policy_for_emulator(clients("s3"), bucket)) == denies
+        store = EmulatorPolicyStore(clients, terraform_workdir=stack.workdir.path)
+        gateway = Gateway(stack.emulator.endpoint, store).start()
+        _LIVE_GATEWAYS.append(gateway)
+        producer_arn = gateway.role_with_policy(PRODUCER_ROLE, producer_policy(out))
+        producer = gateway.clients(gateway.assume_role(producer_arn, "producer"))
         wiring = read_wiring(
             clients, dead_letter_fallback=dead_letter_targets_from_terraform(stack.workdir.path)
         )
@@ -182,15 +236,25 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
             errors_table=str(out["errors_table_name"]),
             main_queue_url=str(out["main_queue_url"]),
             dlq_url=str(out["dlq_url"]),
+            gateway=gateway,
+            producer=producer,
         )
         yield env
         for d in env.dispatchers:
             d.close()
     finally:
-        try:
-            set_enforcement(stack.emulator.endpoint, False)
-        finally:
-            stack.emulator.stop()
+        for gw in list(_LIVE_GATEWAYS):
+            gw.stop()
+            _LIVE_GATEWAYS.remove(gw)
+        stack.emulator.stop()
+
+
+def producer_policy(outputs: dict[str, Any]) -> Any:
+    """The producer's policy as the stack outputs it (lib/: `producer_policy_json`)."""
+    value = outputs.get("producer_policy_json")
+    if value is None:
+        pytest.fail("the applied stack has no `producer_policy_json` output (issue 9, lib/)")
+    return value
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pipeline_local import samples as sample_files
 from pipeline_local.dispatcher import (
     AlarmEvaluation,
     evaluate_alarms,
+    notify_alarm_actions,
     put_lambda_metrics,
     put_queue_metrics,
 )
@@ -75,6 +76,14 @@ def test_dlq_depth_alarm_trips_above_100_messages(clean_e2e: E2E) -> None:
     # What moto does with it: nothing. The stored state is the one it was created with.
     stored = cw.describe_alarms(AlarmNames=[DLQ_ALARM])["MetricAlarms"][0]
     assert stored["StateValue"] == alarm.emulator_state == "OK"
+    # CloudWatch publishes to the encrypted topic as cloudwatch.amazonaws.com: the topic policy
+    # and the topic key's policy allow it (decided by the model, with what SNS does with KMS).
+    (notified,) = notify_alarm_actions([alarm], e2e.gateway, e2e.clients)
+    assert notified[2], notified
+    by_cloudwatch = e2e.gateway.allowed_by("cloudwatch.amazonaws.com")
+    assert any(a == "sns:Publish" and r == notified[1] for a, r, _ in by_cloudwatch)
+    topic_key = str(e2e.stack.outputs["kms_lambda_key_arn"])
+    assert any(a.startswith("kms:") and r == topic_key for a, r, _ in by_cloudwatch)
 
     # The consumer catches up: every message becomes one error row; the next period is fine.
     dispatcher.drain()

@@ -12,12 +12,15 @@ from collections import Counter
 from typing import Any
 
 from pipeline_local import samples as sample_files
-from pipeline_local.faults import CrashingInvoker, fault_proxy
+from pipeline_local.faults import CrashingInvoker
 from pipeline_local.invokers import Invoker
 from tests.e2e.conftest import E2E
 
 PROCESSOR = "lambda-transaction-processor-dev"
 DLQ_PROCESSOR = "lambda-dlq-processor-dev"
+# The handlers' own calls (not the event source mappings' polling, which runs with the same
+# role through the same gateway): what the injector may fail.
+HANDLER_OPERATIONS = ("PutItem", "SendMessage", "SendMessageBatch")
 
 
 def _files(samples: sample_files.SampleSet, *prefixes: str) -> list[sample_files.SampleFile]:
@@ -60,7 +63,7 @@ def test_throttling_and_server_errors_lose_nothing(
     targets = [r.transaction_id for r in files[0].rows[5:8]]
     # The handlers' clients make up to 6 attempts (standard retry mode, max_attempts 5).
     attempts = 6
-    with fault_proxy(e2e.stack.emulator.endpoint, seed=20240601, rate=0.05) as (proxy, faults):
+    with e2e.faults(seed=20240601, rate=0.05, operations=HANDLER_OPERATIONS) as faults:
         # Every attempt boto3 makes for these three writes fails: the processor hands them to
         # the retry queue (retry_record), whose consumer stores them.
         rules = [
@@ -75,7 +78,7 @@ def test_throttling_and_server_errors_lose_nothing(
                 "sqs", "SendMessageBatch", "transaction-dlq", times=attempts, code="InternalError"
             )
         )
-        dispatcher = e2e.dispatcher(handler_endpoint=proxy.endpoint)
+        dispatcher = e2e.dispatcher()
         uploads = e2e.upload(files, sample_files.Ledger())
         dispatcher.run()
 
@@ -189,7 +192,7 @@ def test_a_record_that_never_stores_ends_in_the_errors_table(clean_e2e: E2E) -> 
     e2e = clean_e2e
     small = sample_files.bulk_file(sample_files.PREFIX + "31-poison.json", 40, tag="TP")
     poison = small.rows[17]
-    with fault_proxy(e2e.stack.emulator.endpoint, rate=0.0) as (proxy, faults):
+    with e2e.faults(rate=0.0) as faults:
         rule = faults.fail_matching(
             "dynamodb",
             "PutItem",
@@ -198,7 +201,7 @@ def test_a_record_that_never_stores_ends_in_the_errors_table(clean_e2e: E2E) -> 
             status=400,
             code="ValidationException",  # not retried by boto3: straight to retry_record
         )
-        dispatcher = e2e.dispatcher(handler_endpoint=proxy.endpoint)
+        dispatcher = e2e.dispatcher()
         uploads = e2e.upload([small], sample_files.Ledger())
         dispatcher.run()
 

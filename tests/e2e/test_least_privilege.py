@@ -1,11 +1,10 @@
-"""Least privilege of the two Lambda roles, as far as the emulator can show it.
+"""Least privilege of the two Lambda roles, decided by the authorization model.
 
-With moto's IAM enforcement on, both functions (and their event source mappings' pollers) run
-with credentials of their own role, assumed through the emulator's STS. moto itself decides S3
-and non-batch SQS calls against the real resource ARNs; `least_privilege.PolicyEnforcer`
-decides the rest (DynamoDB, SQS batch calls named as IAM names them) by evaluating the applied
-policy documents with moto's own evaluator, the real action and the real resource ARN. KMS is
-evaluated without a request (no handler calls KMS: S3 and SQS use the keys server-side).
+Both functions, their event source mappings' pollers and Lambda's calls on their behalf run
+with their own role's session credentials through the package's gateway
+(pipeline_local.authz.gateway), which decides every call against the applied policies (identity,
+bucket, queue, key policies, with their conditions) and the calls AWS makes on the caller's
+behalf (KMS through S3, SQS and DynamoDB). moto decides nothing itself.
 """
 
 from __future__ import annotations
@@ -18,102 +17,45 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline_local import samples as sample_files
-from pipeline_local.dispatcher import Clients, Dispatcher, scan_all
-from pipeline_local.faults import LoopbackProxy
-from pipeline_local.least_privilege import (
-    PolicyEnforcer,
-    assume_role,
-    create_operator,
-    evaluate,
-    role_policy_documents,
-    set_enforcement,
-)
+from pipeline_local.authz.engine import AuthzRequest, authorize
+from pipeline_local.dispatcher import Clients
 from tests.e2e.conftest import E2E
 
 PROCESSOR = "lambda-transaction-processor-dev"
 DLQ_PROCESSOR = "lambda-dlq-processor-dev"
 OTHER_QUEUE = "sqs-not-in-this-stack"
 OTHER_BUCKET = "s3-not-in-this-stack-123456789012"
+REGION = "eu-central-1"
 
 
 @dataclass
 class Roles:
     e2e: E2E
-    operator: Clients
-    proxy: LoopbackProxy
-    enforcer: PolicyEnforcer
-    creds: dict[str, dict[str, str]]  # function name -> role credentials
-    docs: dict[str, list[dict[str, Any]]]  # function name -> policy documents
+    creds: dict[str, dict[str, str]]  # function name -> role session credentials
     other_queue_url: str
 
-    def as_role(self, function: str, *, direct: bool = False) -> Clients:
-        """Clients with a function's role credentials, through the enforcing proxy (or straight
-        to the emulator)."""
-        c = self.creds[function]
-        return Clients(
-            endpoint=self.e2e.stack.emulator.endpoint if direct else self.proxy.endpoint,
-            access_key=c["AWS_ACCESS_KEY_ID"],
-            secret_key=c["AWS_SECRET_ACCESS_KEY"],
-            session_token=c["AWS_SESSION_TOKEN"],
-        )
+    def as_role(self, function: str) -> Clients:
+        """Clients with a function's role credentials, through the gateway (HTTPS)."""
+        return self.e2e.gateway.clients(self.creds[function])
 
 
 @pytest.fixture
 def roles(clean_e2e: E2E) -> Iterator[Roles]:
     e2e = clean_e2e
-    endpoint = e2e.stack.emulator.endpoint
-    iam, sts, out = e2e.clients("iam"), e2e.clients("sts"), e2e.stack.outputs
-    operator_creds = create_operator(iam)
+    out = e2e.stack.outputs
     role_arns = {PROCESSOR: out["processor_role_arn"], DLQ_PROCESSOR: out["dlq_processor_role_arn"]}
-    creds = {fn: assume_role(sts, str(arn), fn) for fn, arn in role_arns.items()}
-    docs = {
-        fn: role_policy_documents(iam, str(arn).rsplit("/", 1)[1]) for fn, arn in role_arns.items()
-    }
-    enforcer = PolicyEnforcer(operator_creds)
-    for fn, arn in role_arns.items():
-        enforcer.add_role(creds[fn], str(arn).rsplit("/", 1)[1], docs[fn])
+    creds = {fn: e2e.gateway.assume_role(str(arn), fn) for fn, arn in role_arns.items()}
     other_queue = e2e.clients("sqs").create_queue(QueueName=OTHER_QUEUE)["QueueUrl"]
     s3 = e2e.clients("s3")
-    s3.create_bucket(
-        Bucket=OTHER_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
-    )
+    s3.create_bucket(Bucket=OTHER_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket=OTHER_BUCKET, Key="secret.csv", Body=b"x")
-    operator = Clients(
-        endpoint,
-        access_key=operator_creds["AWS_ACCESS_KEY_ID"],
-        secret_key=operator_creds["AWS_SECRET_ACCESS_KEY"],
-    )
-    proxy = LoopbackProxy(endpoint, [enforcer]).start()
-    set_enforcement(endpoint, True)
     try:
-        yield Roles(e2e, operator, proxy, enforcer, creds, docs, other_queue)
+        yield Roles(e2e, creds, other_queue)
     finally:
-        set_enforcement(endpoint, False)
-        proxy.stop()
         e2e.clients("sqs").delete_queue(QueueUrl=other_queue)
         s3.delete_object(Bucket=OTHER_BUCKET, Key="secret.csv")
         s3.delete_bucket(Bucket=OTHER_BUCKET)
-
-
-def test_enforcement_is_on_and_moto_checks_dynamodb_against_star(roles: Roles) -> None:
-    """The facts the split relies on: while enforcement is on, the emulator's default key is
-    refused, and moto refuses a DynamoDB PutItem that the role's policy allows on the table
-    (it checks against `*`); the same call through the enforcing proxy is allowed."""
-    e2e = roles.e2e
-    with pytest.raises(ClientError) as refused:
-        e2e.clients("sqs").list_queues()
-    assert refused.value.response["Error"]["Code"] in {"InvalidClientTokenId", "403"}
-    item = {"transaction_id": {"S": "LP-1"}, "timestamp": {"N": "1"}, "status": {"S": "PROBE"}}
-    with pytest.raises(ClientError) as star:
-        roles.as_role(PROCESSOR, direct=True)("dynamodb").put_item(
-            TableName=e2e.transactions_table, Item=item
-        )
-    assert star.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    roles.as_role(PROCESSOR)("dynamodb").put_item(TableName=e2e.transactions_table, Item=item)
-    roles.operator("dynamodb").delete_item(
-        TableName=e2e.transactions_table,
-        Key={"transaction_id": {"S": "LP-1"}, "timestamp": {"N": "1"}},
-    )
+        e2e.gateway.store.refresh()
 
 
 def test_each_function_does_its_job_with_its_own_role(
@@ -126,61 +68,56 @@ def test_each_function_does_its_job_with_its_own_role(
         if f.key.removeprefix(sample_files.PREFIX)[:2] in {"04", "06", "12"}
     ]
     ledger = sample_files.Ledger()
-    s3 = roles.operator("s3")
-    uploads = []
-    for f in files:
-        version = s3.put_object(Bucket=e2e.bucket, Key=f.key, Body=f.body)["VersionId"]
-        uploads.append(sample_files.Upload(f, version, ledger.process(f)))
-    dispatcher = Dispatcher(
-        roles.operator,
-        e2e.wiring,
-        handler_endpoint=roles.proxy.endpoint,
-        credentials=roles.creds,
-        poll_as_function=True,
-        ship_logs=False,
-    )
-    try:
-        dispatcher.run()
-    finally:
-        dispatcher.close()
+    uploads = e2e.upload(files, ledger)
+    dispatcher = e2e.dispatcher(ship_logs=True)
+    dispatcher.run()
     assert all(r.error is None for r in dispatcher.records), [r.error for r in dispatcher.records]
-
-    ddb, sqs = roles.operator("dynamodb"), roles.operator("sqs")
-    depths = {
-        url: int(
-            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
-                "Attributes"
-            ]["ApproximateNumberOfMessages"]
-        )
-        for url in (e2e.main_queue_url, e2e.dlq_url)
-    }
-    acc = sample_files.account(
-        uploads, scan_all(ddb, e2e.transactions_table), scan_all(ddb, e2e.errors_table), depths
-    )
+    acc = e2e.account(uploads)
     assert acc.problems() == [] and acc.matches_model
-    decisions = {
-        (r.role.split("-")[2], r.action, r.decision, r.decided_by) for r in roles.enforcer.records
-    }
-    denied = [r for r in roles.enforcer.records if "deny" in r.decision or "denied" in r.decision]
-    assert denied == []
+
+    gw = e2e.gateway
+    out = e2e.stack.outputs
+    table, errors = str(out["transactions_table_arn"]), str(out["errors_table_arn"])
+    main_q, dlq = str(out["main_queue_arn"]), str(out["dlq_arn"])
+    s3_key, ddb_key = str(out["kms_s3_key_arn"]), str(out["kms_dynamodb_key_arn"])
+    lambda_key = str(out["kms_lambda_key_arn"])
+    processor = _allowed_to_role(e2e, "processor_role_arn")
+    dlq_processor = _allowed_to_role(e2e, "dlq_processor_role_arn")
+    # The calls each role made, and the KMS calls AWS made with its credentials on its behalf.
     assert {
-        ("transaction", "s3:GetObject", "allowed (moto)", "moto"),
-        ("transaction", "dynamodb:PutItem", "allowed", "policy evaluator"),
-        ("transaction", "sqs:SendMessage", "allowed", "policy evaluator"),
-        ("transaction", "sqs:ReceiveMessage", "allowed (moto)", "moto"),
-        ("dlq", "sqs:ReceiveMessage", "allowed (moto)", "moto"),
-        ("dlq", "sqs:DeleteMessage", "allowed", "policy evaluator"),
-        ("dlq", "dynamodb:PutItem", "allowed", "policy evaluator"),
-    } <= decisions
-    resources = {(r.role.split("-")[2], r.action): r.resource for r in roles.enforcer.records}
-    assert resources[("transaction", "dynamodb:PutItem")].endswith(
-        ":table/" + e2e.transactions_table
+        ("dynamodb:PutItem", table),
+        ("kms:Decrypt", ddb_key),
+        ("sqs:SendMessage", dlq),
+        ("kms:GenerateDataKey", lambda_key),
+        ("sqs:ReceiveMessage", main_q),
+        ("kms:Decrypt", s3_key),
+    } <= processor, sorted(processor)
+    assert any(a == "s3:GetObjectVersion" or a == "s3:GetObject" for a, _ in processor)
+    assert {
+        ("sqs:ReceiveMessage", dlq),
+        ("sqs:DeleteMessage", dlq),
+        ("dynamodb:PutItem", errors),
+        ("kms:Decrypt", ddb_key),
+        ("kms:Decrypt", lambda_key),
+    } <= dlq_processor, sorted(dlq_processor)
+    # S3 invoked the processor as s3.amazonaws.com, through the function's resource policy.
+    assert any(
+        a == "lambda:InvokeFunction" and r == str(out["processor_function_arn"])
+        for a, r, _ in gw.allowed_by("s3.amazonaws.com")
     )
-    assert resources[("dlq", "dynamodb:PutItem")].endswith(":table/" + e2e.errors_table)
+    # Lambda shipped the output with each role into its KMS-encrypted log group.
+    assert any(a == "logs:PutLogEvents" for a, _ in processor)
+    assert any(a == "logs:PutLogEvents" for a, _ in dlq_processor)
 
 
-def _forbidden(roles: Roles) -> list[tuple[str, str, Callable[[Clients], Any], str]]:
-    """(function, what, call, who decides) for a sample of what each role must not do."""
+def _allowed_to_role(e2e: E2E, output: str) -> set[tuple[str, str]]:
+    """(action, resource) the model allowed to the sessions of the role a stack output names."""
+    role = str(e2e.stack.outputs[output]).rsplit("/", 1)[1]
+    return {(a, r) for a, r, _ in e2e.gateway.allowed_by(f"assumed-role/{role}/")}
+
+
+def _forbidden(roles: Roles) -> list[tuple[str, str, Callable[[Clients], Any]]]:
+    """(function, what, call) for a sample of what each role must not do."""
     e2e = roles.e2e
     txn, err = e2e.transactions_table, e2e.errors_table
     item = {"transaction_id": {"S": "X"}, "timestamp": {"N": "1"}}
@@ -197,126 +134,129 @@ def _forbidden(roles: Roles) -> list[tuple[str, str, Callable[[Clients], Any], s
     def s3(c: Clients) -> Any:
         return c("s3")
 
-    evaluator, moto = "policy evaluator", "moto"
     return [
-        (PROCESSOR, "DeleteTable", lambda c: ddb(c).delete_table(TableName=txn), evaluator),
+        (PROCESSOR, "DeleteTable", lambda c: ddb(c).delete_table(TableName=txn)),
         (
             PROCESSOR,
             "PutItem on the errors table",
             lambda c: ddb(c).put_item(TableName=err, Item=error_item),
-            evaluator,
         ),
-        (PROCESSOR, "Scan of its own table", lambda c: ddb(c).scan(TableName=txn), evaluator),
-        (PROCESSOR, "DeleteBucket", lambda c: s3(c).delete_bucket(Bucket=e2e.bucket), moto),
+        (PROCESSOR, "Scan of its own table", lambda c: ddb(c).scan(TableName=txn)),
+        (PROCESSOR, "DeleteBucket", lambda c: s3(c).delete_bucket(Bucket=e2e.bucket)),
         (
             PROCESSOR,
             "PutObject into the bucket",
             lambda c: s3(c).put_object(Bucket=e2e.bucket, Key="x.csv", Body=b"x"),
-            moto,
         ),
         (
             PROCESSOR,
             "GetObject of another bucket",
             lambda c: s3(c).get_object(Bucket=OTHER_BUCKET, Key="secret.csv"),
-            moto,
         ),
         (
             PROCESSOR,
             "SendMessage to another queue",
             lambda c: sqs(c).send_message(QueueUrl=other, MessageBody="{}"),
-            moto,
         ),
         (
             PROCESSOR,
             "SendMessageBatch to another queue",
             lambda c: sqs(c).send_message_batch(QueueUrl=other, Entries=batch),
-            evaluator,
         ),
         (
             PROCESSOR,
             "ReceiveMessage from the DLQ",
             lambda c: sqs(c).receive_message(QueueUrl=dlq_url),
-            moto,
         ),
         (
             DLQ_PROCESSOR,
             "SendMessage to the main queue",
             lambda c: sqs(c).send_message(QueueUrl=main_url, MessageBody="{}"),
-            moto,
         ),
         (
             DLQ_PROCESSOR,
             "SendMessageBatch to the DLQ",
             lambda c: sqs(c).send_message_batch(QueueUrl=dlq_url, Entries=batch),
-            evaluator,
         ),
         (
             DLQ_PROCESSOR,
             "PutItem on the transactions table",
             lambda c: ddb(c).put_item(TableName=txn, Item=item),
-            evaluator,
         ),
-        (DLQ_PROCESSOR, "DeleteTable", lambda c: ddb(c).delete_table(TableName=err), evaluator),
+        (DLQ_PROCESSOR, "DeleteTable", lambda c: ddb(c).delete_table(TableName=err)),
         (
             DLQ_PROCESSOR,
             "GetObject of a transaction file",
             lambda c: s3(c).get_object(Bucket=e2e.bucket, Key="any.csv"),
-            moto,
         ),
-        (DLQ_PROCESSOR, "DeleteBucket", lambda c: s3(c).delete_bucket(Bucket=e2e.bucket), moto),
+        (DLQ_PROCESSOR, "DeleteBucket", lambda c: s3(c).delete_bucket(Bucket=e2e.bucket)),
     ]
 
 
 def test_what_the_roles_must_not_do_is_denied(roles: Roles) -> None:
     results = []
-    for function, what, call, decider in _forbidden(roles):
-        before = len(roles.enforcer.records)
-        try:
-            call(roles.as_role(function))
-            outcome = "ALLOWED"
-        except ClientError as exc:
-            # moto's SQS JSON protocol answers a denial with HTTP 403 and no error code.
-            status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
-            code = exc.response["Error"]["Code"]
-            outcome = "denied" if code.startswith("AccessDenied") or status == 403 else code
-        decided = {r.decided_by for r in roles.enforcer.records[before:]}
-        results.append((function, what, outcome, decider in decided))
-    allowed = [r for r in results if r[2] != "denied"]
-    assert allowed == []
-    assert [r for r in results if not r[3]] == []
+    for function, what, call in _forbidden(roles):
+        with roles.e2e.gateway.expect_denials() as refused:
+            try:
+                call(roles.as_role(function))
+                outcome = "ALLOWED"
+            except ClientError as exc:
+                code = exc.response["Error"]["Code"]
+                outcome = "denied" if code.startswith("AccessDenied") else code
+        results.append((function, what, outcome, len(refused)))
+    assert [r for r in results if r[2] != "denied" or r[3] != 1] == []
     # The stack is intact.
-    tables = roles.operator("dynamodb").list_tables()["TableNames"]
+    tables = roles.e2e.clients("dynamodb").list_tables()["TableNames"]
     assert {roles.e2e.transactions_table, roles.e2e.errors_table} <= set(tables)
 
 
-def test_kms_and_logs_permissions_by_policy_evaluation(roles: Roles) -> None:
-    out = roles.e2e.stack.outputs
+def test_kms_logs_and_xray_permissions_by_the_model(roles: Roles) -> None:
+    """What no handler request exercises directly, asked of the model with the applied
+    policies (the roles' sessions as principals)."""
+    e2e = roles.e2e
+    out = e2e.stack.outputs
     s3_key, ddb_key, lambda_key = (
         str(out["kms_s3_key_arn"]),
         str(out["kms_dynamodb_key_arn"]),
         str(out["kms_lambda_key_arn"]),
     )
     log = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/lambda/{}:*"
-    expected = {
-        (PROCESSOR, "kms:Decrypt", s3_key): "allowed",
-        (PROCESSOR, "kms:GenerateDataKey", lambda_key): "allowed",
-        (PROCESSOR, "kms:Decrypt", lambda_key): "allowed",
-        (PROCESSOR, "kms:Decrypt", ddb_key): "implicit deny",
-        (PROCESSOR, "kms:Encrypt", s3_key): "implicit deny",
-        (PROCESSOR, "kms:ScheduleKeyDeletion", s3_key): "implicit deny",
-        (PROCESSOR, "logs:PutLogEvents", log.format(PROCESSOR)): "allowed",
-        (PROCESSOR, "logs:PutLogEvents", log.format(DLQ_PROCESSOR)): "implicit deny",
-        (PROCESSOR, "xray:PutTraceSegments", "*"): "allowed",
-        (PROCESSOR, "dynamodb:DeleteTable", "*"): "explicit deny",
-        (PROCESSOR, "s3:DeleteBucket", "*"): "explicit deny",
-        (DLQ_PROCESSOR, "kms:Decrypt", lambda_key): "allowed",
-        (DLQ_PROCESSOR, "kms:GenerateDataKey", lambda_key): "allowed",
-        (DLQ_PROCESSOR, "kms:Decrypt", s3_key): "implicit deny",
-        (DLQ_PROCESSOR, "kms:Decrypt", ddb_key): "implicit deny",
-        (DLQ_PROCESSOR, "logs:PutLogEvents", log.format(DLQ_PROCESSOR)): "allowed",
-        (DLQ_PROCESSOR, "logs:PutLogEvents", log.format(PROCESSOR)): "implicit deny",
-        (DLQ_PROCESSOR, "sqs:SendMessage", str(out["dlq_arn"])): "implicit deny",
-        (DLQ_PROCESSOR, "dynamodb:DeleteTable", "*"): "explicit deny",
+    bucket_arn = f"arn:aws:s3:::{e2e.bucket}"
+    via = {
+        "s3": {
+            "kms:ViaService": f"s3.{REGION}.amazonaws.com",
+            "kms:EncryptionContext:aws:s3:arn": bucket_arn,
+        },
+        "ddb": {"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"},
+        "sqs": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+        "none": {},
     }
-    got = {k: evaluate(roles.docs[k[0]], k[1], k[2]) for k in expected}
+    expected = {
+        (PROCESSOR, "kms:Decrypt", s3_key, "s3"): True,
+        (PROCESSOR, "kms:Decrypt", s3_key, "none"): False,  # only through S3
+        (PROCESSOR, "kms:GenerateDataKey", lambda_key, "sqs"): True,
+        (PROCESSOR, "kms:Decrypt", lambda_key, "sqs"): True,
+        (PROCESSOR, "kms:Decrypt", lambda_key, "none"): False,
+        (PROCESSOR, "kms:Decrypt", ddb_key, "ddb"): True,
+        (PROCESSOR, "kms:Decrypt", ddb_key, "none"): False,  # only through DynamoDB
+        (PROCESSOR, "kms:Encrypt", s3_key, "s3"): False,
+        (PROCESSOR, "kms:ScheduleKeyDeletion", s3_key, "none"): False,
+        (PROCESSOR, "logs:PutLogEvents", log.format(PROCESSOR), "none"): True,
+        (PROCESSOR, "logs:PutLogEvents", log.format(DLQ_PROCESSOR), "none"): False,
+        (PROCESSOR, "xray:PutTraceSegments", "*", "none"): True,
+        (PROCESSOR, "dynamodb:DeleteTable", str(out["transactions_table_arn"]), "none"): False,
+        (DLQ_PROCESSOR, "kms:Decrypt", lambda_key, "sqs"): True,
+        (DLQ_PROCESSOR, "kms:GenerateDataKey", lambda_key, "sqs"): True,
+        (DLQ_PROCESSOR, "kms:Decrypt", s3_key, "s3"): False,
+        (DLQ_PROCESSOR, "kms:Decrypt", ddb_key, "ddb"): True,
+        (DLQ_PROCESSOR, "logs:PutLogEvents", log.format(DLQ_PROCESSOR), "none"): True,
+        (DLQ_PROCESSOR, "logs:PutLogEvents", log.format(PROCESSOR), "none"): False,
+        (DLQ_PROCESSOR, "sqs:SendMessage", str(out["dlq_arn"]), "none"): False,
+    }
+    got = {}
+    for fn, action, resource, ctx in expected:
+        principal = e2e.gateway.principal_for(roles.creds[fn]["AWS_ACCESS_KEY_ID"])
+        assert principal is not None
+        request = AuthzRequest(principal, action, resource, via[ctx])
+        got[(fn, action, resource, ctx)] = authorize(e2e.gateway.store, request).allowed
     assert got == expected

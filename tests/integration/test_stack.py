@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline_local import security_doc
 from tests.integration.conftest import Stack
 
 ACCOUNT = "123456789012"
@@ -172,6 +173,29 @@ def test_bucket_policy_root_first_then_denies_insecure_and_unencrypted(stack: St
     assert unencrypted["Action"] == "s3:PutObject"
     assert unencrypted["Condition"]["StringNotEquals"] == {
         "s3:x-amz-server-side-encryption": "aws:kms"
+    }
+    other_key = denies["DenyUploadsNamingAnotherKmsKey"]
+    assert other_key["Action"] == "s3:PutObject"
+    assert other_key["Condition"] == {
+        "StringNotEquals": {
+            "s3:x-amz-server-side-encryption-aws-kms-key-id": stack.outputs["kms_s3_key_arn"]
+        },
+        "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+    }
+
+
+def test_producer_policy_is_put_object_and_the_bucket_key_through_s3_only(stack: Stack) -> None:
+    out = stack.outputs
+    policy = statements(out["producer_policy_json"])
+    assert grants(policy) == {
+        "s3:PutObject": {f"{out['s3_bucket_arn']}/*"},
+        "kms:GenerateDataKey": {out["kms_s3_key_arn"]},
+        "kms:Decrypt": {out["kms_s3_key_arn"]},
+    }
+    kms = next(s for s in policy if s["Resource"] == out["kms_s3_key_arn"])
+    assert kms["Condition"]["StringEquals"] == {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+    assert kms["Condition"]["ArnLike"] == {
+        "kms:EncryptionContext:aws:s3:arn": [out["s3_bucket_arn"], f"{out['s3_bucket_arn']}/*"]
     }
 
 
@@ -339,7 +363,11 @@ def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
             "sqs:DeleteMessage": {main},
             "sqs:GetQueueAttributes": {main},
             "sqs:ChangeMessageVisibility": {main},
-            "kms:Decrypt": {out["kms_s3_key_arn"], out["kms_lambda_key_arn"]},
+            "kms:Decrypt": {
+                out["kms_s3_key_arn"],
+                out["kms_lambda_key_arn"],
+                out["kms_dynamodb_key_arn"],
+            },
         }
     dlq = out["dlq_arn"]
     return common | {
@@ -348,7 +376,7 @@ def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
         "sqs:GetQueueAttributes": {dlq},
         "sqs:ChangeMessageVisibility": {dlq},
         "dynamodb:PutItem": {out["errors_table_arn"]},
-        "kms:Decrypt": {out["kms_lambda_key_arn"]},
+        "kms:Decrypt": {out["kms_lambda_key_arn"], out["kms_dynamodb_key_arn"]},
     }
 
 
@@ -356,6 +384,19 @@ def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
 def test_role_is_least_privilege(stack: Stack, key: str) -> None:
     policy = role_policy(stack, key)
     assert grants(policy) == expected_grants(stack.outputs, key)
+    # A role may use a key only through the service that needs it, never by calling KMS.
+    via = {
+        stack.outputs["kms_s3_key_arn"]: {f"s3.{REGION}.amazonaws.com"},
+        stack.outputs["kms_dynamodb_key_arn"]: {f"dynamodb.{REGION}.amazonaws.com"},
+        stack.outputs["kms_lambda_key_arn"]: {
+            f"sqs.{REGION}.amazonaws.com",
+            f"lambda.{REGION}.amazonaws.com",
+        },
+    }
+    for stmt in policy:
+        if stmt["Effect"] == "Allow" and any(a.startswith("kms:") for a in as_list(stmt["Action"])):
+            names = set(as_list(stmt["Condition"]["StringEquals"]["kms:ViaService"]))
+            assert names == via[stmt["Resource"]], stmt["Sid"]
     denies = [s for s in policy if s["Effect"] == "Deny"]
     assert len(denies) == 1
     assert set(denies[0]["Action"]) == {"s3:DeleteBucket", "dynamodb:DeleteTable"}
@@ -542,6 +583,21 @@ def test_gateway_endpoints_on_private_route_table(stack: Stack) -> None:
     subnets = ec2.describe_subnets(SubnetIds=stack.outputs["private_subnet_ids"])["Subnets"]
     assert len({s["AvailabilityZone"] for s in subnets}) == 2
     assert not any(s["MapPublicIpOnLaunch"] for s in subnets)
+
+
+# --- docs/security.md --------------------------------------------------------------------
+
+
+def test_security_doc_lists_every_applied_permission(stack: Stack) -> None:
+    """docs/security.md's table is the applied policies, row for row, each with a reason."""
+    applied = set(security_doc.applied_grants(stack.client, stack.outputs))
+    documented = security_doc.documented_grants(security_doc.DOC.read_text())
+    missing = sorted(applied - set(documented))
+    extra = sorted(set(documented) - applied)
+    assert not missing, "applied but not in docs/security.md:\n" + security_doc.render(missing)
+    assert not extra, "in docs/security.md but not applied:\n" + security_doc.render(extra)
+    unexplained = [g for g, why in documented.items() if not why or why.startswith("TODO")]
+    assert not unexplained, security_doc.render(unexplained)
 
 
 # --- plan stability and destroy ----------------------------------------------------------

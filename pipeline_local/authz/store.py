@@ -1,0 +1,452 @@
+"""The applied policies and encryption facts of the emulator, for the authorization model.
+
+`EmulatorPolicyStore` implements the engine's `PolicySource` (identity policies of a principal,
+resource policies, key policies) and the `ResourceFacts` that `implied.py` needs (which KMS key
+protects a bucket's objects, a queue, a topic, a table, a log group, a function's environment),
+read from the emulator's own APIs with the operator's (account admin's) credentials, straight
+to the emulator (never through the gateway):
+
+- IAM: a role's or user's attached policies (default version) and inline policies;
+- KMS: GetKeyPolicy (policy name `default`), aliases resolved with ListAliases/DescribeKey;
+- S3: GetBucketPolicy and GetBucketEncryption (the default SSE-KMS key);
+- SQS: the queue's `Policy` and `KmsMasterKeyId` attributes;
+- SNS: the topic's `Policy` and `KmsMasterKeyId` attributes;
+- Lambda: GetPolicy (the function's resource policy) and `KMSKeyArn`;
+- DynamoDB: DescribeTable's `SSEDescription.KMSMasterKeyArn`;
+- CloudWatch Logs: DescribeLogGroups' `kmsKeyId`.
+
+moto 5.2.1 drops a function's KMSKeyArn (and DeadLetterConfig): those come from the Terraform
+working copy the emulator was applied from (`dispatcher.function_arns_from_terraform`), and
+`source()` says where each fact came from.
+
+Everything read is cached; `refresh()` forgets it (call it after changing a policy in the
+emulator). Lookups are thread-safe: the gateway decides requests from many threads.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+from pipeline_local.authz.engine import Principal
+from pipeline_local.authz.implied import FunctionFacts, KmsProtection
+from pipeline_local.dispatcher import Clients, function_arns_from_terraform
+
+T = TypeVar("T")
+_MISSING_CODES = {
+    "NoSuchEntity",
+    "NoSuchBucketPolicy",
+    "NoSuchBucket",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "ResourceNotFoundException",
+    "NotFoundException",
+    "NotFound",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+}
+
+
+def _doc(value: Any) -> dict[str, Any]:
+    """A policy document as IAM returns it (URL-encoded JSON, JSON, or already parsed)."""
+    if isinstance(value, str):
+        text = unquote(value) if value.lstrip().startswith("%7B") else value
+        return dict(json.loads(text))
+    return dict(value)
+
+
+def _missing(exc: ClientError) -> bool:
+    err = exc.response.get("Error", {})
+    return err.get("Code") in _MISSING_CODES or str(err.get("Code", "")).startswith("NoSuch")
+
+
+class EmulatorPolicyStore:
+    """PolicySource + ResourceFacts of one emulator (see the module docstring)."""
+
+    def __init__(
+        self,
+        clients: Clients,
+        *,
+        terraform_workdir: Path | None = None,
+        account: str = "123456789012",
+        region: str = "eu-central-1",
+    ) -> None:
+        self.clients = clients
+        self.terraform_workdir = terraform_workdir
+        self.account = account
+        self.region = region
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._lock = threading.RLock()
+        self.sources: dict[str, str] = {}  # resource ARN -> where its key fact came from
+
+    # -- cache --------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Forget everything read so far (policies or encryption changed in the emulator)."""
+        with self._lock:
+            self._cache.clear()
+            self.sources.clear()
+
+    def _cached(self, kind: str, key: str, load: Callable[[], T]) -> T:
+        with self._lock:
+            if (kind, key) in self._cache:
+                return self._cache[(kind, key)]  # type: ignore[no-any-return]
+        value = load()
+        with self._lock:
+            self._cache[(kind, key)] = value
+        return value
+
+    # -- PolicySource ---------------------------------------------------------------------------
+
+    def identity_policies(self, principal: Principal) -> Sequence[Mapping[str, Any]]:
+        """The attached and inline policies of the principal's role or user, each as
+        {"PolicyName", "PolicyDocument"} (the engine names them in its reasons); [] for
+        services."""
+        if principal.service:
+            return []
+        arn = principal.role_arn or principal.arn
+        if ":role/" in arn:
+            name = arn.rsplit("/", 1)[-1]
+            return self._cached("role", name, lambda: self._role_policies(name))
+        if ":user/" in arn:
+            name = arn.rsplit("/", 1)[-1]
+            return self._cached("user", name, lambda: self._user_policies(name))
+        return []
+
+    def _attached(self, pages: Any, key: str) -> list[dict[str, Any]]:
+        iam = self.clients("iam")
+        docs: list[dict[str, Any]] = []
+        for page in pages:
+            for att in page[key]:
+                pol = iam.get_policy(PolicyArn=att["PolicyArn"])["Policy"]
+                version = iam.get_policy_version(
+                    PolicyArn=att["PolicyArn"], VersionId=pol["DefaultVersionId"]
+                )["PolicyVersion"]["Document"]
+                docs.append({"PolicyName": att["PolicyName"], "PolicyDocument": _doc(version)})
+        return docs
+
+    def _role_policies(self, name: str) -> list[dict[str, Any]]:
+        iam = self.clients("iam")
+        try:
+            docs = self._attached(
+                iam.get_paginator("list_attached_role_policies").paginate(RoleName=name),
+                "AttachedPolicies",
+            )
+            for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+                for policy in page["PolicyNames"]:
+                    got = iam.get_role_policy(RoleName=name, PolicyName=policy)
+                    docs.append(
+                        {"PolicyName": policy, "PolicyDocument": _doc(got["PolicyDocument"])}
+                    )
+        except ClientError as exc:
+            if _missing(exc):
+                return []
+            raise
+        return docs
+
+    def _user_policies(self, name: str) -> list[dict[str, Any]]:
+        iam = self.clients("iam")
+        try:
+            docs = self._attached(
+                iam.get_paginator("list_attached_user_policies").paginate(UserName=name),
+                "AttachedPolicies",
+            )
+            for page in iam.get_paginator("list_user_policies").paginate(UserName=name):
+                for policy in page["PolicyNames"]:
+                    got = iam.get_user_policy(UserName=name, PolicyName=policy)
+                    docs.append(
+                        {"PolicyName": policy, "PolicyDocument": _doc(got["PolicyDocument"])}
+                    )
+        except ClientError as exc:
+            if _missing(exc):
+                return []
+            raise
+        return docs
+
+    def resource_policy(self, resource_arn: str) -> Mapping[str, Any] | None:
+        """The bucket, queue, topic or function policy governing `resource_arn` (None if none)."""
+        parts = resource_arn.split(":", 5)
+        if len(parts) < 6:
+            return None
+        service, resource = parts[2], parts[5]
+        if service == "s3":
+            bucket = resource.split("/", 1)[0]
+            return self._cached("bucket-policy", bucket, lambda: self._bucket_policy(bucket))
+        if service == "sqs":
+            return self._queue_attr(resource_arn, "Policy")
+        if service == "sns":
+            return self._topic_attr(resource_arn, "Policy")
+        if service == "lambda" and resource.startswith("function:"):
+            name = resource.split(":")[1]
+            return self._cached("function-policy", name, lambda: self._function_policy(name))
+        return None
+
+    def _bucket_policy(self, bucket: str) -> dict[str, Any] | None:
+        try:
+            return _doc(self.clients("s3").get_bucket_policy(Bucket=bucket)["Policy"])
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def _queue_url(self, arn: str) -> str:
+        _, _, _, _, account, name = arn.split(":", 5)
+        sqs = self.clients("sqs")
+        return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+
+    def _queue_attributes(self, arn: str) -> dict[str, str]:
+        def load() -> dict[str, str]:
+            try:
+                return dict(
+                    self.clients("sqs").get_queue_attributes(
+                        QueueUrl=self._queue_url(arn), AttributeNames=["All"]
+                    )["Attributes"]
+                )
+            except ClientError as exc:
+                if _missing(exc):
+                    return {}
+                raise
+
+        return self._cached("queue-attributes", arn, load)
+
+    def _queue_attr(self, arn: str, name: str) -> dict[str, Any] | None:
+        value = self._queue_attributes(arn).get(name)
+        return _doc(value) if value and name == "Policy" else None
+
+    def _topic_attributes(self, arn: str) -> dict[str, str]:
+        def load() -> dict[str, str]:
+            try:
+                return dict(self.clients("sns").get_topic_attributes(TopicArn=arn)["Attributes"])
+            except ClientError as exc:
+                if _missing(exc):
+                    return {}
+                raise
+
+        return self._cached("topic-attributes", arn, load)
+
+    def _topic_attr(self, arn: str, name: str) -> dict[str, Any] | None:
+        value = self._topic_attributes(arn).get(name)
+        return _doc(value) if value else None
+
+    def _function_policy(self, name: str) -> dict[str, Any] | None:
+        try:
+            return _doc(self.clients("lambda").get_policy(FunctionName=name)["Policy"])
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def key_policy(self, key_arn: str) -> Mapping[str, Any] | None:
+        """The key policy of a KMS key (ARN, key id or alias); None when there is no such key."""
+        arn = self.resolve_key(key_arn)
+        if arn is None:
+            return None
+
+        def load() -> dict[str, Any] | None:
+            try:
+                raw = self.clients("kms").get_key_policy(KeyId=arn, PolicyName="default")
+            except ClientError as exc:
+                if _missing(exc):
+                    return None
+                raise
+            return _doc(raw["Policy"])
+
+        return self._cached("key-policy", arn, load)
+
+    # -- ResourceFacts ------------------------------------------------------------------------
+
+    def resolve_key(self, key: str | None) -> str | None:
+        """A KMS key's ARN from its ARN, key id, alias name or alias ARN (None: no such key)."""
+        if not key:
+            return None
+        if key.startswith("arn:") and ":key/" in key:
+            return key
+
+        def load() -> str | None:
+            try:
+                meta = self.clients("kms").describe_key(KeyId=key)["KeyMetadata"]
+            except ClientError as exc:
+                if _missing(exc):
+                    return None
+                raise
+            return str(meta["Arn"])
+
+        return self._cached("key-arn", key, load)
+
+    def aliases(self) -> dict[str, str]:
+        """alias ARN -> key ARN, for every alias of the account (KMS calls through an alias are
+        decided on the key's policy)."""
+
+        def load() -> dict[str, str]:
+            kms = self.clients("kms")
+            out: dict[str, str] = {}
+            for page in kms.get_paginator("list_aliases").paginate():
+                for alias in page.get("Aliases", []):
+                    if alias.get("TargetKeyId") and alias.get("AliasArn"):
+                        key = f"arn:aws:kms:{self.region}:{self.account}:key/{alias['TargetKeyId']}"
+                        out[str(alias["AliasArn"])] = key
+            return out
+
+        return self._cached("aliases", "", load)
+
+    def kms_key_for(self, resource_arn: str) -> KmsProtection | None:
+        """The customer-managed KMS key protecting a resource's data at rest (an S3 bucket or
+        object: the bucket's default SSE-KMS key and whether its Bucket Key is on -- an
+        object's own key, named at upload, is not looked up; an SQS queue; an SNS topic; a
+        DynamoDB table or index; a log group; a Lambda function's environment), or None."""
+        parts = resource_arn.split(":", 5)
+        if len(parts) < 6:
+            return None
+        service, resource = parts[2], parts[5]
+        key = self._cached(
+            "key-for", resource_arn, lambda: self._key_for(service, resource, resource_arn)
+        )
+        if key is None:
+            return None
+        bucket_key = service == "s3" and self._bucket_encryption(resource.split("/", 1)[0])[1]
+        return KmsProtection(key, bucket_key)
+
+    def function(self, function_arn: str) -> FunctionFacts | None:
+        """Execution role, environment key and dead-letter target of a function (the last two
+        from the Terraform working copy when moto dropped them)."""
+        name = function_arn.split(":")[6] if function_arn.count(":") >= 6 else function_arn
+
+        def load() -> FunctionFacts | None:
+            try:
+                conf = self.clients("lambda").get_function_configuration(FunctionName=name)
+            except ClientError as exc:
+                if _missing(exc):
+                    return None
+                raise
+            arn = ":".join(str(conf["FunctionArn"]).split(":")[:7])
+            key, _ = self._function_key(name)
+            return FunctionFacts(
+                function_arn=arn,
+                role_arn=str(conf["Role"]),
+                env_key_arn=self.resolve_key(key),
+                dead_letter_arn=self.dead_letter_target(name),
+            )
+
+        return self._cached("function", name, load)
+
+    def functions_notified_by(self, bucket_arn: str) -> Sequence[str]:
+        """The functions the bucket's notifications invoke on object creation."""
+        bucket = bucket_arn.split(":::", 1)[-1].split("/", 1)[0]
+
+        def load() -> list[str]:
+            try:
+                conf = self.clients("s3").get_bucket_notification_configuration(Bucket=bucket)
+            except ClientError as exc:
+                if _missing(exc):
+                    return []
+                raise
+            return [
+                ":".join(str(entry["LambdaFunctionArn"]).split(":")[:7])
+                for entry in conf.get("LambdaFunctionConfigurations", [])
+                if any(e.startswith("s3:ObjectCreated") for e in entry.get("Events", []))
+            ]
+
+        return self._cached("notified", bucket, load)
+
+    def _key_for(self, service: str, resource: str, arn: str) -> str | None:
+        key: str | None = None
+        source = ""
+        if service == "s3":
+            bucket = resource.split("/", 1)[0]
+            key, source = self._bucket_key(bucket), "GetBucketEncryption"
+        elif service == "sqs":
+            key, source = self._queue_attributes(arn).get("KmsMasterKeyId"), "GetQueueAttributes"
+        elif service == "sns":
+            key, source = self._topic_attributes(arn).get("KmsMasterKeyId"), "GetTopicAttributes"
+        elif service == "dynamodb" and resource.startswith("table/"):
+            table = resource.split("/")[1]
+            key, source = self._table_key(table), "DescribeTable"
+        elif service == "logs" and resource.startswith("log-group:"):
+            group = resource.removeprefix("log-group:").split(":log-stream:")[0].removesuffix(":*")
+            key, source = self._log_group_key(group), "DescribeLogGroups"
+        elif service == "lambda" and resource.startswith("function:"):
+            key, source = self._function_key(resource.split(":")[1])
+        resolved = self.resolve_key(key)
+        if resolved:
+            with self._lock:
+                self.sources[arn] = source
+        return resolved
+
+    def _bucket_key(self, bucket: str) -> str | None:
+        return self._bucket_encryption(bucket)[0]
+
+    def _bucket_encryption(self, bucket: str) -> tuple[str | None, bool]:
+        """(default SSE-KMS key, Bucket Key enabled) of a bucket."""
+
+        def load() -> tuple[str | None, bool]:
+            try:
+                rules = self.clients("s3").get_bucket_encryption(Bucket=bucket)[
+                    "ServerSideEncryptionConfiguration"
+                ]["Rules"]
+            except ClientError as exc:
+                if _missing(exc):
+                    return None, False
+                raise
+            for rule in rules:
+                default = rule.get("ApplyServerSideEncryptionByDefault", {})
+                if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse"):
+                    key = default.get("KMSMasterKeyID") or None
+                    return key, bool(rule.get("BucketKeyEnabled"))
+            return None, False
+
+        return self._cached("bucket-encryption", bucket, load)
+
+    def _table_key(self, table: str) -> str | None:
+        try:
+            desc = self.clients("dynamodb").describe_table(TableName=table)["Table"]
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+        sse = desc.get("SSEDescription") or {}
+        if sse.get("SSEType") == "KMS" or sse.get("KMSMasterKeyArn"):
+            return sse.get("KMSMasterKeyArn") or None
+        return None
+
+    def _log_group_key(self, group: str) -> str | None:
+        logs = self.clients("logs")
+        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=group):
+            for found in page.get("logGroups", []):
+                if found.get("logGroupName") == group:
+                    return found.get("kmsKeyId") or None
+        return None
+
+    def _function_key(self, name: str) -> tuple[str | None, str]:
+        try:
+            conf = self.clients("lambda").get_function_configuration(FunctionName=name)
+        except ClientError as exc:
+            if _missing(exc):
+                return None, ""
+            raise
+        if conf.get("KMSKeyArn"):
+            return str(conf["KMSKeyArn"]), "GetFunctionConfiguration"
+        if self.terraform_workdir is not None:
+            from_tf = self._cached(
+                "tf-function-keys",
+                "",
+                lambda: function_arns_from_terraform(self.terraform_workdir, "kms_key_arn"),  # type: ignore[arg-type]
+            )
+            if name in from_tf:
+                return from_tf[name], "Terraform working copy: moto 5.2.1 drops KMSKeyArn"
+        return None, ""
+
+    def dead_letter_target(self, function_name: str) -> str | None:
+        """The function's asynchronous dead-letter target (from the Terraform working copy when
+        moto dropped it)."""
+        conf = self.clients("lambda").get_function_configuration(FunctionName=function_name)
+        target = conf.get("DeadLetterConfig", {}).get("TargetArn")
+        if target or self.terraform_workdir is None:
+            return target or None
+        return function_arns_from_terraform(
+            self.terraform_workdir, "target_arn", within="dead_letter_config"
+        ).get(function_name)

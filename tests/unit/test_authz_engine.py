@@ -1,0 +1,590 @@
+"""Policy evaluation: precedence, KMS key-policy rule, account delegation, service principals,
+and the issue 9 defect on the policies of lib/main.tf (fixture written by hand from it)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_local.authz.engine import (
+    AuthzRequest,
+    Principal,
+    authorize,
+    effective_context,
+    policy_owner_arn,
+)
+
+FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "authz_lib_main_tf.json").read_text())
+ACCOUNT = FIXTURE["account"]
+REGION = FIXTURE["region"]
+KEYS = FIXTURE["keys"]
+PROCESSOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/iam-role-transaction-processor-dev"
+DLQ_ROLE = f"arn:aws:iam::{ACCOUNT}:role/iam-role-dlq-processor-dev"
+
+
+@dataclass
+class DictSource:
+    """A PolicySource over plain dicts; identity policies keyed by role/user ARN."""
+
+    identities: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    resources: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    keys: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    asked_identity_for: list[str] = field(default_factory=list)
+
+    def identity_policies(self, principal: Principal) -> Sequence[Mapping[str, Any]]:
+        assert principal.service is None, "service principals have no identity policies"
+        who = principal.role_arn or principal.arn
+        self.asked_identity_for.append(who)
+        return self.identities.get(who, [])
+
+    def resource_policy(self, resource_arn: str) -> Mapping[str, Any] | None:
+        return self.resources.get(resource_arn)
+
+    def key_policy(self, key_arn: str) -> Mapping[str, Any] | None:
+        return self.keys.get(key_arn)
+
+
+def lib_source() -> DictSource:
+    return DictSource(
+        identities=copy.deepcopy(FIXTURE["role_policies"]),
+        resources=copy.deepcopy(FIXTURE["resource_policies"]),
+        keys=copy.deepcopy(FIXTURE["key_policies"]),
+    )
+
+
+def session(role_arn: str, name: str = "session") -> Principal:
+    role = role_arn.rsplit("/", 1)[-1]
+    return Principal(
+        arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{name}", account=ACCOUNT, role_arn=role_arn
+    )
+
+
+def service(name: str) -> Principal:
+    return Principal(arn=name, account=None, service=name)
+
+
+USER = Principal(arn=f"arn:aws:iam::{ACCOUNT}:user/alice", account=ACCOUNT)
+PROCESSOR = session(PROCESSOR_ROLE, "lambda-transaction-processor-dev")
+DLQ_PROCESSOR = session(DLQ_ROLE, "lambda-dlq-processor-dev")
+
+
+def ddb_decrypt(principal: Principal, table: str) -> AuthzRequest:
+    """The kms:Decrypt DynamoDB makes with the caller's credentials on a CMK table
+    (encryption.usagenotes.html, "Decrypt" event: the user is the principal accessing the table)."""
+    return AuthzRequest(
+        principal=principal,
+        action="kms:Decrypt",
+        resource=KEYS["dynamodb"],
+        context={
+            "kms:ViaService": f"dynamodb.{REGION}.amazonaws.com",
+            "kms:EncryptionContext:aws:dynamodb:tableName": table,
+            "kms:EncryptionContext:aws:dynamodb:subscriberId": ACCOUNT,
+            "aws:SecureTransport": True,
+        },
+        on_behalf_of=f"dynamodb:PutItem on table/{table}",
+    )
+
+
+# ------------------------------------------------------------------------------ issue 9 defect
+
+
+def test_lib_policies_refuse_the_processors_putitem_kms_decrypt_naming_everything() -> None:
+    src = lib_source()
+    put = AuthzRequest(
+        PROCESSOR,
+        "dynamodb:PutItem",
+        FIXTURE["tables"]["transactions"],
+        {"aws:SecureTransport": True},
+    )
+    assert authorize(src, put).allowed
+
+    decision = authorize(src, ddb_decrypt(PROCESSOR, "dynamodb-transactions-dev"))
+
+    assert not decision.allowed
+    reason = decision.reason
+    assert PROCESSOR.arn in reason
+    assert "kms:Decrypt" in reason
+    assert KEYS["dynamodb"] in reason
+    assert "no identity-based policy allows kms:Decrypt" in reason
+    assert '"EnableRootAccountAccess" only delegates' in reason
+    assert "dynamodb:PutItem on table/dynamodb-transactions-dev" in reason
+
+
+def test_lib_policies_refuse_the_dlq_processors_putitem_kms_decrypt_too() -> None:
+    decision = authorize(lib_source(), ddb_decrypt(DLQ_PROCESSOR, "dynamodb-errors-dev"))
+    assert not decision.allowed
+    assert DLQ_PROCESSOR.arn in decision.reason
+
+
+def _grant_ddb_key_via_dynamodb(src: DictSource, role: str) -> None:
+    src.identities[role][0]["PolicyDocument"]["Statement"].append(
+        {
+            "Sid": "UseTableKeyThroughDynamoDB",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Resource": KEYS["dynamodb"],
+            "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"}},
+        }
+    )
+
+
+def test_fixed_role_may_decrypt_the_table_key_through_dynamodb_only() -> None:
+    src = lib_source()
+    _grant_ddb_key_via_dynamodb(src, PROCESSOR_ROLE)
+
+    via_dynamodb = authorize(src, ddb_decrypt(PROCESSOR, "dynamodb-transactions-dev"))
+    assert via_dynamodb.allowed, via_dynamodb.reason
+    assert "UseTableKeyThroughDynamoDB" in via_dynamodb.reason
+    assert "EnableRootAccountAccess" in via_dynamodb.reason
+
+    direct = AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["dynamodb"], {"aws:SecureTransport": True})
+    refused = authorize(src, direct)
+    assert not refused.allowed
+    assert (
+        "UseTableKeyThroughDynamoDB" in refused.reason
+        and "Condition does not hold" in refused.reason
+    )
+
+    other_service = ddb_decrypt(PROCESSOR, "dynamodb-transactions-dev")
+    other_service = AuthzRequest(
+        PROCESSOR,
+        "kms:Decrypt",
+        KEYS["dynamodb"],
+        {**other_service.context, "kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+    )
+    assert not authorize(src, other_service).allowed
+
+
+# ------------------------------------------------------------------------------ precedence
+
+
+def test_explicit_identity_deny_beats_a_key_policy_that_names_the_role() -> None:
+    src = DictSource(
+        identities={
+            PROCESSOR_ROLE: [
+                {"Statement": [{"Effect": "Deny", "Action": "kms:*", "Resource": "*"}]}
+            ]
+        },
+        keys={
+            KEYS["lambda"]: {
+                "Statement": [
+                    {
+                        "Sid": "Direct",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": PROCESSOR_ROLE},
+                        "Action": "kms:Decrypt",
+                        "Resource": "*",
+                    }
+                ]
+            }
+        },
+    )
+    decision = authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["lambda"]))
+    assert not decision.allowed
+    assert "explicit Deny in identity policy #1" in decision.reason
+
+
+def test_explicit_resource_policy_deny_beats_identity_allow() -> None:
+    src = lib_source()
+    obj = FIXTURE["bucket"] + "/incoming/a.csv"
+    plain_http = AuthzRequest(PROCESSOR, "s3:GetObject", obj, {"aws:SecureTransport": False})
+    decision = authorize(src, plain_http)
+    assert not decision.allowed
+    assert '"DenyInsecureTransport"' in decision.reason and obj in decision.reason
+    assert authorize(
+        src, AuthzRequest(PROCESSOR, "s3:GetObject", obj, {"aws:SecureTransport": True})
+    ).allowed
+
+
+def test_explicit_key_policy_deny_beats_direct_allow() -> None:
+    src = DictSource(
+        keys={
+            KEYS["s3"]: {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": PROCESSOR_ROLE},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        "Sid": "NoPlainDecrypt",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "kms:Decrypt",
+                        "Resource": "*",
+                        "Condition": {"Null": {"kms:ViaService": "true"}},
+                    },
+                ]
+            }
+        },
+    )
+    assert not authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"])).allowed
+    via = AuthzRequest(
+        PROCESSOR, "kms:Decrypt", KEYS["s3"], {"kms:ViaService": "s3.eu-central-1.amazonaws.com"}
+    )
+    assert authorize(src, via).allowed
+
+
+def test_deny_naming_the_account_applies_to_its_principals() -> None:
+    src = DictSource(
+        identities={
+            USER.arn: [{"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}]
+        },
+        resources={
+            "arn:aws:sqs:eu-central-1:123456789012:q": {
+                "Statement": [
+                    {
+                        "Sid": "NoSend",
+                        "Effect": "Deny",
+                        "Principal": {"AWS": ACCOUNT},
+                        "Action": "sqs:SendMessage",
+                        "Resource": "*",
+                    }
+                ]
+            }
+        },
+    )
+    decision = authorize(
+        src, AuthzRequest(USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:123456789012:q")
+    )
+    assert not decision.allowed and '"NoSend"' in decision.reason
+
+
+# ------------------------------------------------------------------------------ KMS rule
+
+
+def _key(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+ROOT_STATEMENT = {
+    "Sid": "Root",
+    "Effect": "Allow",
+    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+    "Action": "kms:*",
+    "Resource": "*",
+}
+IAM_DECRYPT = {
+    "Statement": [
+        {"Sid": "Iam", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": KEYS["s3"]}
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("key_statements", "identity", "expected", "phrase"),
+    [
+        # direct: the key policy names the role; no IAM policy needed (the session matches)
+        (
+            [
+                {
+                    "Sid": "Direct",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": PROCESSOR_ROLE},
+                    "Action": "kms:Decrypt",
+                    "Resource": "*",
+                }
+            ],
+            [],
+            True,
+            "allowed by key policy of",
+        ),
+        # direct by account id form of delegation + IAM allow
+        ([{**ROOT_STATEMENT, "Principal": {"AWS": ACCOUNT}}], [IAM_DECRYPT], True, "lets apply"),
+        # delegated: root statement + IAM allow
+        ([ROOT_STATEMENT], [IAM_DECRYPT], True, "lets apply"),
+        # delegated without IAM allow
+        ([ROOT_STATEMENT], [], False, "only delegates"),
+        # IAM allow without delegation
+        (
+            [
+                {
+                    "Sid": "Other",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": DLQ_ROLE},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+            [IAM_DECRYPT],
+            False,
+            "neither allows the principal nor delegates",
+        ),
+        # delegation for another action only
+        ([{**ROOT_STATEMENT, "Action": "kms:DescribeKey"}], [IAM_DECRYPT], False, "neither allows"),
+        # another account's root delegates nothing to this account
+        (
+            [{**ROOT_STATEMENT, "Principal": {"AWS": "arn:aws:iam::999999999999:root"}}],
+            [IAM_DECRYPT],
+            False,
+            "neither",
+        ),
+    ],
+)
+def test_kms_direct_vs_delegated(
+    key_statements: list[dict[str, Any]],
+    identity: list[dict[str, Any]],
+    expected: bool,
+    phrase: str,
+) -> None:
+    src = DictSource(identities={PROCESSOR_ROLE: identity}, keys={KEYS["s3"]: _key(key_statements)})
+    decision = authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"]))
+    assert decision.allowed is expected, decision.reason
+    assert phrase in decision.reason
+
+
+def test_kms_without_a_known_key_policy_is_refused() -> None:
+    src = DictSource(identities={PROCESSOR_ROLE: [IAM_DECRYPT]})
+    decision = authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"]))
+    assert not decision.allowed and "no key policy is known" in decision.reason
+
+
+def test_kms_use_through_an_unresolved_alias_is_refused() -> None:
+    alias = f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/s3-transactions-dev"
+    src = DictSource(
+        identities={
+            USER.arn: [{"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}]
+        }
+    )
+    decision = authorize(src, AuthzRequest(USER, "kms:Decrypt", alias))
+    assert not decision.allowed and "resolve the alias" in decision.reason
+    assert authorize(src, AuthzRequest(USER, "kms:CreateAlias", alias)).allowed
+
+
+def test_kms_actions_without_a_key_resource_need_iam_only() -> None:
+    src = DictSource(
+        identities={
+            USER.arn: [
+                {"Statement": [{"Effect": "Allow", "Action": "kms:ListKeys", "Resource": "*"}]}
+            ]
+        }
+    )
+    assert authorize(src, AuthzRequest(USER, "kms:ListKeys", "*")).allowed
+
+
+def test_session_arn_in_a_key_policy_matches_only_that_session() -> None:
+    src = DictSource(
+        keys={
+            KEYS["s3"]: _key(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": PROCESSOR.arn},
+                        "Action": "kms:Decrypt",
+                        "Resource": "*",
+                    }
+                ]
+            )
+        }
+    )
+    assert authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"])).allowed
+    other = session(PROCESSOR_ROLE, "someone-else")
+    assert not authorize(src, AuthzRequest(other, "kms:Decrypt", KEYS["s3"])).allowed
+
+
+# ------------------------------------------------------------------------------ resource policies
+
+
+def test_root_in_a_bucket_policy_only_delegates() -> None:
+    src = lib_source()
+    obj = FIXTURE["bucket"] + "/incoming/a.csv"
+    decision = authorize(
+        src, AuthzRequest(USER, "s3:GetObject", obj, {"aws:SecureTransport": True})
+    )
+    assert not decision.allowed
+    assert '"AllowRootAccountAccess" only delegates' in decision.reason
+    assert f"resource policy of {FIXTURE['bucket']}" in decision.reason
+
+
+def test_a_bucket_policy_naming_the_role_allows_its_sessions_without_iam() -> None:
+    bucket = FIXTURE["bucket"]
+    src = DictSource(
+        resources={
+            bucket: {
+                "Statement": [
+                    {
+                        "Sid": "Reader",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": [PROCESSOR_ROLE]},
+                        "Action": "s3:GetObject",
+                        "Resource": bucket + "/*",
+                    }
+                ]
+            }
+        }
+    )
+    decision = authorize(src, AuthzRequest(PROCESSOR, "s3:GetObject", bucket + "/k"))
+    assert decision.allowed and '"Reader"' in decision.reason
+    assert not authorize(src, AuthzRequest(DLQ_PROCESSOR, "s3:GetObject", bucket + "/k")).allowed
+    assert not authorize(src, AuthzRequest(PROCESSOR, "s3:PutObject", bucket + "/k")).allowed
+
+
+def test_not_principal_not_action_not_resource() -> None:
+    q = "arn:aws:sqs:eu-central-1:123456789012:q"
+    src = DictSource(
+        identities={
+            USER.arn: [
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "NotAction": "sqs:DeleteQueue",
+                            "NotResource": "arn:aws:sqs:*:*:secret",
+                        }
+                    ]
+                }
+            ],
+            PROCESSOR_ROLE: [
+                {"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
+            ],
+        },
+        resources={
+            q: {
+                "Statement": [
+                    {
+                        "Sid": "OnlyProcessor",
+                        "Effect": "Deny",
+                        "NotPrincipal": {"AWS": PROCESSOR_ROLE},
+                        "Action": "sqs:ReceiveMessage",
+                        "Resource": q,
+                    }
+                ]
+            }
+        },
+    )
+    assert authorize(src, AuthzRequest(USER, "sqs:SendMessage", q)).allowed
+    assert not authorize(src, AuthzRequest(USER, "sqs:DeleteQueue", q)).allowed
+    assert not authorize(
+        src, AuthzRequest(USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:123456789012:secret")
+    ).allowed
+    denied = authorize(src, AuthzRequest(USER, "sqs:ReceiveMessage", q))
+    assert not denied.allowed and '"OnlyProcessor"' in denied.reason
+    assert authorize(src, AuthzRequest(PROCESSOR, "sqs:ReceiveMessage", q)).allowed
+
+
+# ------------------------------------------------------------------------------ service principals
+
+
+def test_s3_may_invoke_the_processor_only_for_the_bucket_and_account() -> None:
+    src = lib_source()
+    fn = FIXTURE["functions"]["processor"]
+    good = {"aws:SourceArn": FIXTURE["bucket"], "aws:SourceAccount": ACCOUNT}
+    assert authorize(
+        src, AuthzRequest(service("s3.amazonaws.com"), "lambda:InvokeFunction", fn, good)
+    ).allowed
+    wrong_bucket = {**good, "aws:SourceArn": "arn:aws:s3:::someone-elses-bucket"}
+    decision = authorize(
+        src, AuthzRequest(service("s3.amazonaws.com"), "lambda:InvokeFunction", fn, wrong_bucket)
+    )
+    assert not decision.allowed and "Condition does not hold" in decision.reason
+    other_fn = FIXTURE["functions"]["dlq_processor"]
+    refused = authorize(
+        src, AuthzRequest(service("s3.amazonaws.com"), "lambda:InvokeFunction", other_fn, good)
+    )
+    assert not refused.allowed and "has none" in refused.reason
+    assert src.asked_identity_for == []
+
+
+def test_alarms_publish_to_the_encrypted_topic_and_use_its_key() -> None:
+    src = lib_source()
+    ctx = {
+        "aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:cw-alarm-dlq-depth-dev",
+        "aws:SourceAccount": ACCOUNT,
+    }
+    cw = service("cloudwatch.amazonaws.com")
+    assert authorize(src, AuthzRequest(cw, "sns:Publish", FIXTURE["topic"], ctx)).allowed
+    assert authorize(src, AuthzRequest(cw, "kms:GenerateDataKey", KEYS["lambda"], ctx)).allowed
+    assert authorize(src, AuthzRequest(cw, "kms:Decrypt", KEYS["lambda"], ctx)).allowed
+    assert not authorize(src, AuthzRequest(cw, "kms:Decrypt", KEYS["dynamodb"], ctx)).allowed
+
+
+def test_logs_service_uses_the_key_only_for_the_pipeline_log_groups() -> None:
+    src = lib_source()
+    logs = service(f"logs.{REGION}.amazonaws.com")
+    ours = {"kms:EncryptionContext:aws:logs:arn": FIXTURE["log_groups"]["processor"]}
+    assert authorize(src, AuthzRequest(logs, "kms:GenerateDataKey", KEYS["lambda"], ours)).allowed
+    theirs = {
+        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other"
+    }
+    assert not authorize(
+        src, AuthzRequest(logs, "kms:GenerateDataKey", KEYS["lambda"], theirs)
+    ).allowed
+    # the regional principal is not the global one
+    assert not authorize(
+        src,
+        AuthzRequest(service("logs.amazonaws.com"), "kms:GenerateDataKey", KEYS["lambda"], ours),
+    ).allowed
+
+
+def test_assume_role_needs_the_trust_policy() -> None:
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+    }
+    src = DictSource(
+        identities={
+            USER.arn: [
+                {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
+            ]
+        },
+        resources={PROCESSOR_ROLE: trust},
+    )
+    assert authorize(
+        src, AuthzRequest(service("lambda.amazonaws.com"), "sts:AssumeRole", PROCESSOR_ROLE)
+    ).allowed
+    decision = authorize(src, AuthzRequest(USER, "sts:AssumeRole", PROCESSOR_ROLE))
+    assert not decision.allowed and "trust policy" in decision.reason
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+@pytest.mark.parametrize(
+    ("resource", "owner"),
+    [
+        ("arn:aws:s3:::b/k/x.csv", "arn:aws:s3:::b"),
+        ("arn:aws:s3:::b", "arn:aws:s3:::b"),
+        ("arn:aws:dynamodb:r:1:table/t/index/i", "arn:aws:dynamodb:r:1:table/t"),
+        ("arn:aws:logs:r:1:log-group:/g:log-stream:s", "arn:aws:logs:r:1:log-group:/g"),
+        ("arn:aws:lambda:r:1:function:f:live", "arn:aws:lambda:r:1:function:f"),
+        ("arn:aws:sqs:r:1:q", "arn:aws:sqs:r:1:q"),
+        ("*", "*"),
+    ],
+)
+def test_policy_owner_arn(resource: str, owner: str) -> None:
+    assert policy_owner_arn(resource) == owner
+
+
+def test_effective_context_derives_principal_keys_and_request_keys_win() -> None:
+    ctx = effective_context(
+        AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"], {"aws:PrincipalAccount": "x"})
+    )
+    assert ctx["aws:principalarn"] == PROCESSOR_ROLE
+    assert ctx["kms:calleraccount"] == ACCOUNT
+    assert ctx["aws:principalaccount"] == "x"
+    svc = effective_context(AuthzRequest(service("s3.amazonaws.com"), "kms:Decrypt", KEYS["s3"]))
+    assert svc["aws:principalservicename"] == "s3.amazonaws.com" and "aws:principalarn" not in svc
+
+
+def test_named_identity_policies_appear_in_messages() -> None:
+    src = lib_source()
+    decision = authorize(
+        src, AuthzRequest(PROCESSOR, "dynamodb:DeleteTable", FIXTURE["tables"]["transactions"])
+    )
+    assert not decision.allowed
+    assert (
+        'identity policy iam-policy-transaction-processor-dev statement "DenyDestructiveActions"'
+        in decision.reason
+    )
