@@ -4,7 +4,18 @@
 implementation (`lambda_runtime`), through tests.integration.conftest.apply_stack, and empties
 the data resources between its tests instead of re-applying: both tables, both queues and the
 bucket. Everything else (roles, policies, keys, functions, mappings, notifications) stays as
-Terraform applied it, so every request can be authorized against the applied policies.
+Terraform applied it, and every request of the pipeline is authorized against it.
+
+Authorization: one `pipeline_local.authz.gateway.Gateway` per stack. Each function runs with
+its execution role's session credentials and reaches AWS only through the gateway's HTTPS
+listener; what the Lambda service does for it (its event source mappings' polling, the
+asynchronous dead-letter SendMessage) uses that role too, and what Lambda and S3 do as services
+(decrypting the environment at a cold start, S3 invoking the function) is decided by the model
+as well (`cold_start`, `s3_invokes`). Uploads are made by a producer role whose only policy is
+the stack's `producer_policy_json` output, over HTTPS. The bucket policy keeps its Deny
+statements: the model evaluates them. Every refusal is recorded by the gateway; a suite fails a
+test for each one it did not expect (`unexpected_refusals`). The operator (setup, cleaning,
+reads: `clients`) talks to the emulator directly, as account admin.
 
 moto's own event source mappings are disabled for the stack's lifetime: on every SendMessage
 moto would receive a batch itself to run the function in Docker, which fails here but counts a
@@ -20,8 +31,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from pipeline_local.authz.engine import Decision
+from pipeline_local.authz.gateway import Gateway
+from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.dispatcher import (
     Clients,
     FunctionConfig,
@@ -30,7 +42,6 @@ from pipeline_local.dispatcher import (
     empty_bucket,
     lambda_environment,
     read_wiring,
-    relax_bucket_policy_for_emulator,
 )
 from tests.integration.conftest import Stack, apply_stack
 
@@ -48,6 +59,7 @@ IMPLEMENTATIONS: dict[str, tuple[str, set[tuple[str, str]]]] = {
 }
 # The Deny statements lib/main.tf puts on the bucket (checked on every apply).
 BUCKET_DENY_SIDS = {"DenyInsecureTransport", "DenyUploadsNotEncryptedWithKms"}
+PRODUCER_ROLE = "pipeline-local-producer"
 TABLE_KEYS = {"transactions": ("transaction_id", "timestamp"), "errors": ("error_id", "timestamp")}
 
 
@@ -68,7 +80,10 @@ class AppliedStack:
     dlq_url: str
     processor: FunctionConfig
     dlq_processor: FunctionConfig
-    bucket_policy: str | None  # as the data path sees it, restored by restore_bucket_policy()
+    bucket_policy: str  # as applied, restored by restore_bucket_policy()
+    gateway: Gateway
+    credentials: dict[str, dict[str, str]]  # function name -> its role's session credentials
+    producer: Clients  # the producer role, through the gateway's HTTPS listener
 
     @property
     def endpoint(self) -> str:
@@ -77,21 +92,47 @@ class AppliedStack:
     # -- what a function (and the Lambda service acting for it) calls AWS with ------------------
 
     def function_env(self, fn: FunctionConfig, overrides: Mapping[str, Any]) -> dict[str, str]:
-        """The applied function's environment with `overrides`, plus what Lambda sets."""
+        """The applied function's environment with `overrides`, plus what Lambda sets: its
+        role's session credentials, and the gateway's HTTPS endpoint and CA (boto3 reads
+        AWS_CA_BUNDLE, aws-sdk-rust SSL_CERT_FILE)."""
         variables = {**fn.environment, **{k: str(v) for k, v in overrides.items()}}
-        return lambda_environment(replace(fn, environment=variables), endpoint=self.endpoint)
+        creds = self.credentials[fn.name]
+        env = lambda_environment(
+            replace(fn, environment=variables), endpoint=self.gateway.https_endpoint
+        )
+        env.update(self.gateway.client_env(creds))
+        return env
 
     def function_clients(self, fn: FunctionConfig) -> Clients:
         """Clients for what the Lambda service does with `fn`'s execution role: its event source
         mappings' polling and its asynchronous dead-letter SendMessage."""
-        return self.clients
+        return self.gateway.clients(self.credentials[fn.name])
+
+    def cold_start(self, fn: FunctionConfig) -> Decision | None:
+        """What Lambda does before a new execution environment runs the code (decrypt the
+        environment variables with the function's key and role), decided; None if nothing."""
+        return self.gateway.function_init(fn.arn)
+
+    def s3_invokes(self, fn: FunctionConfig) -> Decision:
+        """S3 invoking `fn` for an event of the bucket (the function policy, SourceArn and
+        SourceAccount), decided."""
+        return self.gateway.s3_invokes(self.bucket, fn.arn)
+
+    def mapping_polls(self, fn: FunctionConfig, queue_arn: str) -> Decision | None:
+        """What an event source mapping of `fn` on the queue needs of the role, decided."""
+        return self.gateway.mapping_polls(fn.arn, queue_arn)
+
+    def unexpected_refusals(self) -> list[Decision]:
+        """Refusals since the last call that no `gateway.expect_denials()` block expected."""
+        return self.gateway.unexpected_denials()
+
+    def put_bucket_policy(self, policy: str) -> None:
+        """Change the bucket policy (as operator) and make the model read it again."""
+        self.clients("s3").put_bucket_policy(Bucket=self.bucket, Policy=policy)
+        self.gateway.store.refresh()
 
     def restore_bucket_policy(self) -> None:
-        s3 = self.clients("s3")
-        if self.bucket_policy is None:
-            s3.delete_bucket_policy(Bucket=self.bucket)
-        else:
-            s3.put_bucket_policy(Bucket=self.bucket, Policy=self.bucket_policy)
+        self.put_bucket_policy(self.bucket_policy)
 
     def clean(self) -> None:
         """Empty both tables, both queues and the bucket; raise StackNotClean if anything is
@@ -152,7 +193,10 @@ class AppliedStack:
         return out
 
     def stop(self) -> None:
-        self.stack.emulator.stop()
+        try:
+            self.gateway.stop()
+        finally:
+            self.stack.emulator.stop()
 
 
 def apply(impl: str, *, max_file_bytes: int | None = None) -> AppliedStack:
@@ -185,21 +229,14 @@ def _wire(impl: str, stack: Stack, applied_pairs: set[tuple[str, str]]) -> Appli
     clients = Clients(stack.emulator.endpoint)
     out = stack.outputs
     bucket = str(out["s3_bucket_name"])
-    s3 = clients("s3")
-    # The applied policy keeps its Deny statements (the integration tests check them). moto
-    # applies bucket policies to object requests but ignores their conditions, so the Deny
-    # statements would refuse every PutObject/GetObject: EMULATOR ONLY, they are dropped here.
-    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    denies = {s.get("Sid") for s in policy["Statement"] if s["Effect"] == "Deny"}
+    # The applied policy keeps its Deny statements (the integration tests check them); the
+    # model evaluates them with their conditions.
+    policy = clients("s3").get_bucket_policy(Bucket=bucket)["Policy"]
+    denies = {s.get("Sid") for s in json.loads(policy)["Statement"] if s["Effect"] == "Deny"}
     if not BUCKET_DENY_SIDS <= denies:
         raise AssertionError(f"the applied bucket policy lacks {BUCKET_DENY_SIDS - denies}")
-    relax_bucket_policy_for_emulator(s3, bucket)
-    try:
-        data_path_policy: str | None = s3.get_bucket_policy(Bucket=bucket)["Policy"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchBucketPolicy":
-            raise
-        data_path_policy = None
+    if out.get("producer_policy_json") is None:
+        raise AssertionError("the applied stack has no `producer_policy_json` output (lib/)")
     wiring = read_wiring(
         clients, dead_letter_fallback=dead_letter_targets_from_terraform(stack.workdir.path)
     )
@@ -211,17 +248,31 @@ def _wire(impl: str, stack: Stack, applied_pairs: set[tuple[str, str]]) -> Appli
     for mapping in wiring.mappings:
         if mapping.enabled:
             lam.update_event_source_mapping(UUID=mapping.uuid, Enabled=False)
-    return AppliedStack(
-        impl=impl,
-        stack=stack,
-        clients=clients,
-        wiring=wiring,
-        bucket=bucket,
-        transactions_table=str(out["transactions_table_name"]),
-        errors_table=str(out["errors_table_name"]),
-        main_queue_url=str(out["main_queue_url"]),
-        dlq_url=str(out["dlq_url"]),
-        processor=wiring.function(str(out["processor_function_name"])),
-        dlq_processor=wiring.function(str(out["dlq_processor_function_name"])),
-        bucket_policy=data_path_policy,
-    )
+    store = EmulatorPolicyStore(clients, terraform_workdir=stack.workdir.path)
+    gateway = Gateway(stack.emulator.endpoint, store).start()
+    try:
+        producer_arn = gateway.role_with_policy(PRODUCER_ROLE, out["producer_policy_json"])
+        producer = gateway.clients(gateway.assume_role(producer_arn, "producer"))
+        credentials = {
+            fn.name: gateway.assume_role(fn.role, fn.name[:64]) for fn in wiring.functions.values()
+        }
+        return AppliedStack(
+            impl=impl,
+            stack=stack,
+            clients=clients,
+            wiring=wiring,
+            bucket=bucket,
+            transactions_table=str(out["transactions_table_name"]),
+            errors_table=str(out["errors_table_name"]),
+            main_queue_url=str(out["main_queue_url"]),
+            dlq_url=str(out["dlq_url"]),
+            processor=wiring.function(str(out["processor_function_name"])),
+            dlq_processor=wiring.function(str(out["dlq_processor_function_name"])),
+            bucket_policy=policy,
+            gateway=gateway,
+            credentials=credentials,
+            producer=producer,
+        )
+    except BaseException:
+        gateway.stop()
+        raise

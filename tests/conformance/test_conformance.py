@@ -10,13 +10,18 @@ A case is a folder `cases/<NN-name>/`:
     redeliver                extra deliveries of the first upload's S3 event (at-least-once)
     deliver_twice            every invocation (S3 event and SQS batch) is delivered twice
     missing_object           deliver an event for `key` without uploading anything
-    deny_get_object          a bucket policy denies s3:GetObject (403) before the first delivery;
-                             implies that the S3 invocation must fail (it is retryable)
+    deny_get_object          a bucket policy statement denies s3:GetObject and s3:GetObjectVersion
+                             (403) before the first delivery (the applied policy is restored
+                             after the case); implies that the S3 invocation must fail (it is
+                             retryable) and that the model refuses the reads
     preexisting              items put into the transactions table before anything runs
     remaining_time_ms        invocation timeout of the S3-triggered invocation (default 300000)
     retry_remaining_time_ms  invocation timeout of main-queue (retry consumer) invocations
     env                      processor environment overrides (e.g. MAX_FILE_BYTES)
     dlq_env                  DLQ processor environment overrides
+    expected_refusals        calls the authorization model must refuse in this case, each
+                             {"action", "resource"} (fnmatch patterns); any other refusal fails
+                             the case, naming principal, action, resource and why
 - `expected.json`, written by hand from design.md:
     transactions  every item of the transactions table, ALL attributes except `ingested_at`
                   (checked to be a recent epoch ms unless the expected item gives it);
@@ -48,6 +53,7 @@ source mapping (batch size, ReportBatchItemFailures), the queues' own redrive po
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -62,6 +68,8 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from pipeline_local.authz.engine import Decision
+from pipeline_local.authz.gateway import Gateway
 from pipeline_local.delivery import (
     AsyncResult,
     DrainError,
@@ -71,9 +79,9 @@ from pipeline_local.delivery import (
     s3_event_for_object,
     s3_put_event,
 )
-from pipeline_local.dispatcher import FunctionConfig, WiringError
+from pipeline_local.dispatcher import FunctionConfig, RefusedInit, WiringError
 from pipeline_local.dispatcher import make_invoker as dispatcher_invoker
-from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, Invoker
+from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
 from tests.applied_stack import IMPLEMENTATIONS, AppliedStack
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -94,6 +102,10 @@ def make_invoker(applied: AppliedStack, fn: FunctionConfig, env: dict[str, str])
     runtimes = {runtime for runtime, _ in IMPLEMENTATIONS[applied.impl][1]}
     if fn.runtime not in runtimes:
         raise AssertionError(f"{fn.name} runs on {fn.runtime}, not on {applied.impl}")
+    refused = applied.cold_start(fn)
+    if refused is not None and not refused.allowed:
+        # Lambda cannot start the function (KMSAccessDeniedException): every invocation fails.
+        return RefusedInit(fn.name, refused.reason)
     try:
         return dispatcher_invoker(fn, env)
     except WiringError as exc:
@@ -271,6 +283,7 @@ class Run:
     sent: dict[str, dict[str, Any]]  # DLQ body -> first delivered SQS record
     main_kinds: Counter[str]  # kind -> distinct messages delivered from the main queue
     s3_results: list[AsyncResult]  # one per S3 event delivery
+    refusals: list[Decision] = field(default_factory=list)  # by the authorization model
 
 
 def resolve(value: Any, stack: CaseStack) -> Any:
@@ -313,11 +326,46 @@ def deny_get_object(applied: AppliedStack) -> None:
             "Sid": "ConformanceDenyRead",
             "Effect": "Deny",
             "Principal": "*",
-            "Action": "s3:GetObject",
+            # A read of a given version is authorized as s3:GetObjectVersion.
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
             "Resource": f"arn:aws:s3:::{applied.bucket}/*",
         },
     ]
-    applied.clients("s3").put_bucket_policy(Bucket=applied.bucket, Policy=json.dumps(policy))
+    applied.put_bucket_policy(json.dumps(policy))
+
+
+def expected_refusals(case: Case, stack: CaseStack) -> list[dict[str, str]]:
+    """The refusals a case means to provoke: its `expected_refusals` ({"action", "resource"},
+    fnmatch patterns; $BUCKET resolved), and for deny_get_object the object reads."""
+    out = [resolve(dict(e), stack) for e in case.config.get("expected_refusals", [])]
+    if case.config.get("deny_get_object"):
+        out.append({"action": "s3:GetObject*", "resource": f"arn:aws:s3:::{stack.bucket}/*"})
+    return out
+
+
+def check_refusals(case: Case, run: Run) -> list[str]:
+    """Every refusal of the run is one the case expects, and every expected one happened."""
+    wanted = expected_refusals(case, run.stack)
+
+    def matches(decision: Decision, want: dict[str, str]) -> bool:
+        req = decision.request
+        return fnmatch.fnmatchcase(req.action, want["action"]) and fnmatch.fnmatchcase(
+            req.resource, want["resource"]
+        )
+
+    unexpected = [d for d in run.refusals if not any(matches(d, w) for w in wanted)]
+    problems = []
+    if unexpected:
+        problems.append(
+            f"{len(unexpected)} AWS call(s) refused by the authorization model, unexpected:"
+        )
+        problems += [f"  {line}" for line in Gateway.summarize(unexpected)]
+    for want in wanted:
+        if not any(matches(d, want) for d in run.refusals):
+            problems.append(
+                f"expected refusal never happened: {want['action']} on {want['resource']}"
+            )
+    return problems
 
 
 def put_preexisting(stack: CaseStack, case: Case) -> None:
@@ -335,17 +383,27 @@ def put_preexisting(stack: CaseStack, case: Case) -> None:
 def run_case(applied: AppliedStack, case: Case) -> Run:
     """Empty the stack, then run `case` against it; the bucket policy is restored afterwards."""
     applied.clean()
+    applied.unexpected_refusals()  # a refusal of an earlier case was reported there
     started_ms = int(time.time() * 1000)
     stack = CaseStack.of(applied)
     put_preexisting(stack, case)
     invokers: dict[str, Invoker] = {}
+    refused: list[Decision] = []
     try:
-        for fn, overrides in (
-            (applied.processor, case.config.get("env", {})),
-            (applied.dlq_processor, case.config.get("dlq_env", {})),
-        ):
-            invokers[fn.arn] = make_invoker(applied, fn, applied.function_env(fn, overrides))
-        return _run_case(applied, stack, case, invokers, started_ms)
+        # Every refusal is collected here and judged against the case (check_refusals).
+        with applied.gateway.expect_denials() as refused:
+            for fn, overrides in (
+                (applied.processor, case.config.get("env", {})),
+                (applied.dlq_processor, case.config.get("dlq_env", {})),
+            ):
+                invokers[fn.arn] = make_invoker(applied, fn, applied.function_env(fn, overrides))
+            run = _run_case(applied, stack, case, invokers, started_ms)
+        run.refusals = list(refused)
+        return run
+    except DrainError as exc:
+        if refused:
+            exc.add_note("\n".join(Gateway.summarize(refused)))
+        raise
     finally:
         for invoker in invokers.values():
             close = getattr(invoker, "close", None)
@@ -377,6 +435,7 @@ def _run_case(
         if fn.arn == processor.arn and "retry_remaining_time_ms" in cfg:
             timeout_ms = int(cfg["retry_remaining_time_ms"])
         url = applied.wiring.queues[mapping.queue_arn].url
+        applied.mapping_polls(fn, mapping.queue_arn)
         pollers[url] = QueuePoller(
             applied.function_clients(fn)("sqs"),
             url,
@@ -392,6 +451,12 @@ def _run_case(
     s3_results: list[AsyncResult] = []
 
     def deliver(event: dict[str, Any]) -> None:
+        invoke = applied.s3_invokes(processor)
+        if not invoke.allowed:
+            # S3 cannot invoke the function: the event is lost.
+            error = InvocationError(f"AccessDenied: {invoke.reason}", error_type="AccessDenied")
+            s3_results.append(AsyncResult(attempts=0, error=error))
+            return
         result = invoke_async(
             invokers[processor.arn],
             event,
@@ -410,7 +475,7 @@ def _run_case(
     elif case.input_file is not None:
         body = case.input_file.read_bytes()
         for _ in range(int(cfg.get("uploads", 1))):
-            put = stack.s3.put_object(Bucket=stack.bucket, Key=case.key, Body=body)
+            put = applied.producer("s3").put_object(Bucket=stack.bucket, Key=case.key, Body=body)
             stack.versions.append(put.get("VersionId"))
             events.append(s3_event_for_object(stack.s3, stack.bucket, case.key, put["VersionId"]))
             if cfg.get("deny_get_object"):
@@ -685,6 +750,7 @@ def test_conformance(applied: AppliedStack, case: Case) -> None:
         + check_error_row_invariants(run)
         + check_accounting(case, run)
         + check_queues(case, run)
+        + check_refusals(case, run)
     )
     if problems:
         description = case.config.get("description", "")
