@@ -189,6 +189,9 @@ class _ProxyServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _ProxyServer
     protocol_version = "HTTP/1.1"
+    # The status line and headers go out before the body: without TCP_NODELAY, Nagle's
+    # algorithm holds the body until the client's delayed ACK (about 40 ms per request).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return

@@ -37,8 +37,8 @@ Why by hand (library search, 2026-11-30, PyPI and crates.io):
   no multi-policy/KMS/account-delegation logic; aws-iam (crates.io, 0.2.2) is a model with a
   partial offline evaluator and no conditions on absent keys as AWS defines them.
 - @cloud-copilot/iam-simulate (npm) is sound but would add a Node runtime to the harness.
-Not modelled (see docs/security.md for the list the stack relies on): KMS grants, SCPs/RCPs,
-permission boundaries, session policies, cross-account access, policy variables.
+Not modelled (the list belongs in docs/security.md): KMS grants, SCPs/RCPs, permission
+boundaries, session policies, cross-account access, policy variables, VPC endpoint policies.
 """
 
 from __future__ import annotations

@@ -34,14 +34,27 @@ API (for the dispatcher, the e2e tests, the demo and the conformance suite):
                                       # AWS_CA_BUNDLE (boto3), SSL_CERT_FILE (aws-sdk-rust), creds
         gw.clients(creds, secure=False)   # dispatcher.Clients through the gateway (HTTP listener)
         gw.role_with_policy("producer", policy_doc)  # an IAM role in the emulator -> its ARN
-        gw.service_call("s3.amazonaws.com", "lambda:InvokeFunction", fn_arn, {...})  # Decision
+        # Calls no client sends, decided as the service (or Lambda with the role) makes them,
+        # each with what it implies (implied.py); every one returns the first refusal or the
+        # Decision of the call itself, and is recorded like a request:
+        gw.s3_invokes(bucket, function_arn)         # S3 notification -> lambda:InvokeFunction
+        gw.function_init(function_arn)              # cold start: env decryption with the role
+        gw.mapping_polls(function_arn, queue_arn)   # event source mapping with the role
+        gw.alarm_publishes(alarm_arn, topic_arn)    # alarm action -> sns:Publish
+        gw.service_call(service, action, resource, context)   # any other service principal call
+        gw.decide_as(creds, action, resource, context)        # a registered principal, no request
+        gw.decide(authz_request)                              # any AuthzRequest
         with gw.expect_denials() as refused:   # denials inside are expected (listed in refused)
             ...
-        gw.unexpected_denials()  # refusals nobody expected; gw.report(d) formats one
+        gw.unexpected_denials()  # refusals nobody expected (and forgets them)
+        Gateway.summarize(refused)   # grouped lines: count, principal, action, resource, why
+        gw.allowed / gw.allowed_by("assumed-role/ROLE/")   # what was allowed
+        gw.proxy.add_interceptor(i) / remove_interceptor(i)  # faults after the authorizer
         gw.store.refresh()       # after changing a policy in the emulator
 
-`describe(decision)` gives "principal: action on resource [for X]: why", the line the tests and
-the demo print for a refusal.
+The dispatcher does all of this when given `gateway=` (pipeline_local.dispatcher.Dispatcher):
+each function runs with `assume_role(fn.role, fn.name)` credentials and `client_env(...)`.
+`describe(decision)` gives "principal: action on resource [for X]: why" for one Decision.
 """
 
 from __future__ import annotations
@@ -533,7 +546,11 @@ class Gateway:
             self._record(refused)
             return self._refusal(req, refused)
         for primary in primaries:
-            decision = self.decide(primary)
+            try:
+                decision = self.decide(primary)
+            except Exception as exc:  # a malformed applied policy (PolicyError), a store error
+                decision = Decision(False, f"the model could not decide ({exc})", primary)
+                self._record(decision)
             if not decision.allowed:
                 return self._refusal(req, decision)
         return self._resign(req)

@@ -112,56 +112,30 @@ class EmulatorPolicyStore:
         arn = principal.role_arn or principal.arn
         if ":role/" in arn:
             name = arn.rsplit("/", 1)[-1]
-            return self._cached("role", name, lambda: self._role_policies(name))
+            return self._cached("role", name, lambda: self._policies_of("role", name))
         if ":user/" in arn:
             name = arn.rsplit("/", 1)[-1]
-            return self._cached("user", name, lambda: self._user_policies(name))
+            return self._cached("user", name, lambda: self._policies_of("user", name))
         return []
 
-    def _attached(self, pages: Any, key: str) -> list[dict[str, Any]]:
+    def _policies_of(self, kind: str, name: str) -> list[dict[str, Any]]:
+        """Attached (default version) and inline policies of a role or user (`kind`)."""
         iam = self.clients("iam")
+        arg = {f"{kind.capitalize()}Name": name}
         docs: list[dict[str, Any]] = []
-        for page in pages:
-            for att in page[key]:
-                pol = iam.get_policy(PolicyArn=att["PolicyArn"])["Policy"]
-                version = iam.get_policy_version(
-                    PolicyArn=att["PolicyArn"], VersionId=pol["DefaultVersionId"]
-                )["PolicyVersion"]["Document"]
-                docs.append({"PolicyName": att["PolicyName"], "PolicyDocument": _doc(version)})
-        return docs
-
-    def _role_policies(self, name: str) -> list[dict[str, Any]]:
-        iam = self.clients("iam")
         try:
-            docs = self._attached(
-                iam.get_paginator("list_attached_role_policies").paginate(RoleName=name),
-                "AttachedPolicies",
-            )
-            for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+            for page in iam.get_paginator(f"list_attached_{kind}_policies").paginate(**arg):
+                for att in page["AttachedPolicies"]:
+                    pol = iam.get_policy(PolicyArn=att["PolicyArn"])["Policy"]
+                    version = iam.get_policy_version(
+                        PolicyArn=att["PolicyArn"], VersionId=pol["DefaultVersionId"]
+                    )["PolicyVersion"]["Document"]
+                    docs.append({"PolicyName": att["PolicyName"], "PolicyDocument": _doc(version)})
+            get_inline = getattr(iam, f"get_{kind}_policy")
+            for page in iam.get_paginator(f"list_{kind}_policies").paginate(**arg):
                 for policy in page["PolicyNames"]:
-                    got = iam.get_role_policy(RoleName=name, PolicyName=policy)
-                    docs.append(
-                        {"PolicyName": policy, "PolicyDocument": _doc(got["PolicyDocument"])}
-                    )
-        except ClientError as exc:
-            if _missing(exc):
-                return []
-            raise
-        return docs
-
-    def _user_policies(self, name: str) -> list[dict[str, Any]]:
-        iam = self.clients("iam")
-        try:
-            docs = self._attached(
-                iam.get_paginator("list_attached_user_policies").paginate(UserName=name),
-                "AttachedPolicies",
-            )
-            for page in iam.get_paginator("list_user_policies").paginate(UserName=name):
-                for policy in page["PolicyNames"]:
-                    got = iam.get_user_policy(UserName=name, PolicyName=policy)
-                    docs.append(
-                        {"PolicyName": policy, "PolicyDocument": _doc(got["PolicyDocument"])}
-                    )
+                    got = get_inline(PolicyName=policy, **arg)["PolicyDocument"]
+                    docs.append({"PolicyName": policy, "PolicyDocument": _doc(got)})
         except ClientError as exc:
             if _missing(exc):
                 return []

@@ -588,3 +588,21 @@ def test_named_identity_policies_appear_in_messages() -> None:
         'identity policy iam-policy-transaction-processor-dev statement "DenyDestructiveActions"'
         in decision.reason
     )
+
+
+def test_a_malformed_applied_policy_is_an_error_not_a_denial() -> None:
+    from pipeline_local.authz.policy import PolicyError
+
+    bad = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"StringEqualsWhatever": {"k": "v"}},
+            }
+        ]
+    }
+    src = DictSource(identities={USER.arn: [bad]})
+    with pytest.raises(PolicyError, match="StringEqualsWhatever"):
+        authorize(src, AuthzRequest(USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:1:q"))
