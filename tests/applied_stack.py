@@ -85,10 +85,6 @@ class AppliedStack:
     credentials: dict[str, dict[str, str]]  # function name -> its role's session credentials
     producer: Clients  # the producer role, through the gateway's HTTPS listener
 
-    @property
-    def endpoint(self) -> str:
-        return self.stack.emulator.endpoint
-
     # -- what a function (and the Lambda service acting for it) calls AWS with ------------------
 
     def function_env(self, fn: FunctionConfig, overrides: Mapping[str, Any]) -> dict[str, str]:
