@@ -767,3 +767,36 @@ def test_cases_are_well_formed() -> None:
         assert case.input_file or case.dlq_bodies or case.config.get("missing_object"), case.name
         for token in re.findall(r'"(\$[A-Z0-9_]+)"', (case.path / "expected.json").read_text()):
             assert known.fullmatch(token), (case.name, token)
+
+
+def test_an_unexpected_refusal_fails_a_case(applied: AppliedStack) -> None:
+    """The refusal check can fail: without the processor role's permission to use the tables'
+    key through DynamoDB (the defect of issue 9, made again in the emulator only), case 01's
+    PutItems are refused, and the case reports the role, kms:Decrypt, the key and why."""
+    iam = applied.clients("iam")
+    policy_arn = str(applied.stack.outputs["processor_policy_arn"])
+    applied_version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=applied_version)[
+        "PolicyVersion"
+    ]["Document"]
+    document = json.loads(document) if isinstance(document, str) else document
+    kept = [s for s in document["Statement"] if s.get("Sid") != "UseTableKeyThroughDynamoDB"]
+    assert len(kept) == len(document["Statement"]) - 1, "the applied policy changed: adapt"
+    broken = iam.create_policy_version(
+        PolicyArn=policy_arn,
+        PolicyDocument=json.dumps({**document, "Statement": kept}),
+        SetAsDefault=True,
+    )["PolicyVersion"]["VersionId"]
+    applied.gateway.store.refresh()
+    try:
+        case = next(c for c in CASES if c.name == "01-csv-valid-basic")
+        problems = check_refusals(case, run_case(applied, case))
+    finally:
+        iam.set_default_policy_version(PolicyArn=policy_arn, VersionId=applied_version)
+        iam.delete_policy_version(PolicyArn=policy_arn, VersionId=broken)
+        applied.gateway.store.refresh()
+    report = "\n".join(problems)
+    assert "refused by the authorization model, unexpected" in report, report
+    assert "assumed-role/" + applied.processor.role.rsplit("/", 1)[-1] in report, report
+    assert "kms:Decrypt on arn:aws:kms:" in report, report
+    assert "dynamodb:PutItem" in report and "no identity-based policy allows" in report, report
