@@ -313,11 +313,10 @@ def message_kind(body: str) -> str:
 
 
 def deny_get_object(applied: AppliedStack) -> None:
-    """Add a statement denying s3:GetObject on the bucket's objects to the bucket policy.
-
-    moto applies bucket policies to object requests (emulator-notes.md): GetObject -> 403.
-    The applied statements stay; the caller restores the policy after the case."""
-    policy = json.loads(applied.bucket_policy or '{"Version": "2012-10-17", "Statement": []}')
+    """Add a statement denying the reads of the bucket's objects to the bucket policy: the
+    model refuses the processor's GetObject (403, AccessDenied). The applied statements stay;
+    the caller restores the applied policy after the case."""
+    policy = json.loads(applied.bucket_policy)
     statements = policy.get("Statement", [])
     statements = statements if isinstance(statements, list) else [statements]
     policy["Statement"] = [
@@ -743,7 +742,10 @@ def test_conformance(applied: AppliedStack, case: Case) -> None:
     try:
         run = run_case(applied, case)
     except DrainError as exc:
-        pytest.fail(f"{case.name} [{impl}]: the queues never emptied: {exc}", pytrace=False)
+        refusals = "\n  ".join(getattr(exc, "__notes__", []))
+        pytest.fail(
+            f"{case.name} [{impl}]: the queues never emptied: {exc}\n  {refusals}", pytrace=False
+        )
     problems = (
         compare_transactions(case, run, impl)
         + compare_errors(case, run)
