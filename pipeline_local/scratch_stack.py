@@ -1,8 +1,9 @@
 """The pipeline's data resources created straight through the API, without Terraform.
 
-For tests and measurements that need many short-lived copies (the conformance suite makes one
-per case and implementation, `bench/emulator_memory.py` one per file size): `terraform apply`
-takes a minute or more against the emulator, these calls a fraction of a second. The
+For measurements that need many short-lived copies (`bench/emulator_memory.py` makes one per
+file size): `terraform apply` takes a minute or more against the emulator, these calls a
+fraction of a second. No roles, keys or policies: nothing here can be authorized as AWS would,
+so the test suites use the applied configuration instead (tests/applied_stack.py). The
 resources are made as lib/main.tf declares them: a versioned bucket; the transactions table
 (transaction_id + timestamp, GSI status-index); the errors table (error_id + timestamp, GSI
 transaction_id-index); the DLQ; the main queue, visibility 300 s, redrive to the DLQ after 3

@@ -2368,6 +2368,14 @@ def build() -> None:
         {
             "key": K,
             "env": {"DYNAMODB_TABLE_NAME": "dynamodb-transactions-missing"},
+            # The role may write only the stack's table: AWS refuses the PutItem (IAM is
+            # evaluated before the table's existence), which the processor retries.
+            "expected_refusals": [
+                {
+                    "action": "dynamodb:PutItem",
+                    "resource": "arn:aws:dynamodb:*:table/dynamodb-transactions-missing",
+                }
+            ],
             "description": "every PutItem fails: valid records go to the main queue as retry_record, fail 3 receives, are redriven to the DLQ and stored as PROCESSING errors; nothing is dropped",
         },
     )

@@ -10,13 +10,18 @@ A case is a folder `cases/<NN-name>/`:
     redeliver                extra deliveries of the first upload's S3 event (at-least-once)
     deliver_twice            every invocation (S3 event and SQS batch) is delivered twice
     missing_object           deliver an event for `key` without uploading anything
-    deny_get_object          a bucket policy denies s3:GetObject (403) before the first delivery;
-                             implies that the S3 invocation must fail (it is retryable)
+    deny_get_object          a bucket policy statement denies s3:GetObject and s3:GetObjectVersion
+                             (403) before the first delivery (the applied policy is restored
+                             after the case); implies that the S3 invocation must fail (it is
+                             retryable) and that the model refuses the reads
     preexisting              items put into the transactions table before anything runs
     remaining_time_ms        invocation timeout of the S3-triggered invocation (default 300000)
     retry_remaining_time_ms  invocation timeout of main-queue (retry consumer) invocations
     env                      processor environment overrides (e.g. MAX_FILE_BYTES)
     dlq_env                  DLQ processor environment overrides
+    expected_refusals        calls the authorization model must refuse in this case, each
+                             {"action", "resource"} (fnmatch patterns); any other refusal fails
+                             the case, naming principal, action, resource and why
 - `expected.json`, written by hand from design.md:
     transactions  every item of the transactions table, ALL attributes except `ingested_at`
                   (checked to be a recent epoch ms unless the expected item gives it);
@@ -35,27 +40,26 @@ A case is a folder `cases/<NN-name>/`:
   `rust/<version>`), $SHA256_BODY, $SENT_TIMESTAMP. A missing attribute and a NULL compare
   equal to JSON null; numbers compare by value (DynamoDB normalises them).
 
-Implementation under test: `CONFORMANCE_IMPL` (comma-separated: `python`, `rust`); the mapping
-from (implementation, function) to an Invoker is `make_invoker` below, and nowhere else.
-
-The resources are created in the shared emulator under fresh names for every case, exactly as
-lib/main.tf declares them (versioned bucket; transactions table with GSI status-index;
-errors table with GSI transaction_id-index; main queue, visibility 300 s, redrive to the DLQ
-after 3 receives); delivery follows the AWS wiring (async S3 invocation with 2 retries and the
-main queue as dead-letter target; main queue and DLQ event source mappings, batch 10,
-ReportBatchItemFailures) through pipeline_local.delivery.
+Implementation under test: `CONFORMANCE_IMPL` (comma-separated: `python`, `rust`). For each,
+lib/ is applied once with `lambda_runtime` set accordingly to an emulator of its own
+(tests/applied_stack.py, fixture `applied` in conftest.py); every case starts from emptied
+tables, queues and bucket of that stack. The functions run with their applied configuration:
+runtime and handler (`make_invoker` below is the one place that turns a function into an
+Invoker), environment (plus the variables Lambda sets, plus the case's `env`/`dlq_env`),
+timeout, asynchronous retries and dead-letter target. Delivery follows the applied wiring
+through pipeline_local.delivery: the asynchronous S3 invocation, and one poller per event
+source mapping (batch size, ReportBatchItemFailures), the queues' own redrive policies.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
-import os
 import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -64,6 +68,8 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from pipeline_local.authz.engine import Decision
+from pipeline_local.authz.gateway import Gateway
 from pipeline_local.delivery import (
     AsyncResult,
     DrainError,
@@ -73,14 +79,13 @@ from pipeline_local.delivery import (
     s3_event_for_object,
     s3_put_event,
 )
-from pipeline_local.emulator import Emulator
-from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, Invoker, PythonInvoker
-from pipeline_local.scratch_stack import Stack, create_stack, delete_stack
+from pipeline_local.dispatcher import FunctionConfig, RefusedInit, WiringError
+from pipeline_local.dispatcher import make_invoker as dispatcher_invoker
+from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
+from tests.applied_stack import IMPLEMENTATIONS, AppliedStack
 from tests.conformance import schemas
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = Path(__file__).resolve().parent / "cases"
-IMPLS = [s.strip() for s in os.environ.get("CONFORMANCE_IMPL", "python").split(",") if s.strip()]
 PROCESSOR_PATTERNS = {"python": r"python3\.11/\S+", "rust": r"rust/\S+"}
 ERROR_TYPES = {"VALIDATION", "FILE", "PROCESSING", "UNKNOWN_FORMAT"}
 ERROR_RETENTION_DAYS = 365
@@ -90,33 +95,23 @@ ERROR_RETENTION_DAYS = 365
 # The one place that knows how to run each implementation.
 
 
-def make_invoker(impl: str, function: str, env: dict[str, str]) -> Invoker:
-    """An Invoker for `function` ("processor" or "dlq_processor") of implementation `impl`."""
-    if impl == "python":
-        module = {"processor": "processor_function", "dlq_processor": "dlq_processor_function"}[
-            function
-        ]
-        return PythonInvoker(REPO_ROOT / "lib" / f"{module}.py", env, function_name=function)
-    if impl == "rust":
-        crate = {"processor": "processor", "dlq_processor": "dlq-processor"}[function]
-        candidates = [
-            *(
-                [Path(os.environ["RUST_HOST_BIN_DIR"]) / crate / "bootstrap"]
-                if os.environ.get("RUST_HOST_BIN_DIR")
-                else []
-            ),
-            REPO_ROOT / "build" / "lambda" / "rust-host" / crate / "bootstrap",
-            REPO_ROOT / "target" / "release" / crate,
-            REPO_ROOT / "target" / "debug" / crate,
-        ]
-        binary = next((p for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
-        if binary is None:
-            # Asking for an implementation that is not built is an error, never a skip.
-            pytest.fail(f"no host build of the Rust `{crate}` crate (cargo build -p {crate})")
-        from pipeline_local.rust_runtime import RustInvoker
+def make_invoker(applied: AppliedStack, fn: FunctionConfig, env: dict[str, str]) -> Invoker:
+    """An Invoker for the applied function `fn` of implementation `applied.impl`, with `env`.
 
-        return RustInvoker(binary, env, function_name=function)
-    raise ValueError(f"unknown implementation {impl!r}")
+    The runtime the emulator holds chooses the invoker (pipeline_local.dispatcher.make_invoker:
+    the Python handler module in-process, or the Rust function's host-built bootstrap)."""
+    runtimes = {runtime for runtime, _ in IMPLEMENTATIONS[applied.impl][1]}
+    if fn.runtime not in runtimes:
+        raise AssertionError(f"{fn.name} runs on {fn.runtime}, not on {applied.impl}")
+    refused = applied.cold_start(fn)
+    if refused is not None and not refused.allowed:
+        # Lambda cannot start the function (KMSAccessDeniedException): every invocation fails.
+        return RefusedInit(fn.name, refused.reason)
+    try:
+        return dispatcher_invoker(fn, env)
+    except WiringError as exc:
+        # Asking for an implementation that is not built is an error, never a skip.
+        pytest.fail(str(exc), pytrace=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +162,35 @@ def spec_error_id(row: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Resources: pipeline_local.scratch_stack creates them as lib/main.tf declares them
+# Resources: the applied stack's, as one case sees them
+
+
+@dataclass
+class CaseStack:
+    """The applied stack's data resources and operator clients, for one case."""
+
+    bucket: str
+    table: str
+    errors_table: str
+    main_url: str
+    dlq_url: str
+    s3: Any
+    ddb: Any
+    sqs: Any
+    versions: list[str | None] = field(default_factory=list)  # one per upload, in order
+
+    @classmethod
+    def of(cls, applied: AppliedStack) -> CaseStack:
+        return cls(
+            bucket=applied.bucket,
+            table=applied.transactions_table,
+            errors_table=applied.errors_table,
+            main_url=applied.main_queue_url,
+            dlq_url=applied.dlq_url,
+            s3=applied.clients("s3"),
+            ddb=applied.clients("dynamodb"),
+            sqs=applied.clients("sqs"),
+        )
 
 
 def scan(ddb: Any, table: str) -> list[dict[str, Any]]:
@@ -253,7 +276,7 @@ class TwiceInvoker:
 
 @dataclass
 class Run:
-    stack: Stack
+    stack: CaseStack
     started_ms: int
     transactions: list[dict[str, Any]]
     errors: list[dict[str, Any]]
@@ -262,32 +285,10 @@ class Run:
     main_kinds: Counter[str]  # kind -> distinct messages delivered from the main queue
     s3_results: list[AsyncResult]  # one per S3 event delivery
     main_bodies: list[str] = field(default_factory=list)  # for the contract's schemas
+    refusals: list[Decision] = field(default_factory=list)  # by the authorization model
 
 
-def processor_env(stack: Stack, case: Case) -> dict[str, str]:
-    env = {
-        "DYNAMODB_TABLE_NAME": stack.table,
-        "SQS_QUEUE_URL": stack.main_url,
-        "DLQ_URL": stack.dlq_url,
-        "ENVIRONMENT": "conformance",
-        "MAX_FILE_BYTES": "268435456",
-        "TIME_SAFETY_MARGIN_MS": "30000",
-    }
-    env.update({k: str(v) for k, v in case.config.get("env", {}).items()})
-    return env
-
-
-def dlq_env(stack: Stack, case: Case) -> dict[str, str]:
-    env = {
-        "ERRORS_TABLE_NAME": stack.errors_table,
-        "ENVIRONMENT": "conformance",
-        "ERROR_RETENTION_DAYS": str(ERROR_RETENTION_DAYS),
-    }
-    env.update({k: str(v) for k, v in case.config.get("dlq_env", {}).items()})
-    return env
-
-
-def resolve(value: Any, stack: Stack) -> Any:
+def resolve(value: Any, stack: CaseStack) -> Any:
     """Substitute $BUCKET and $VERSION_<n> tokens (the others are resolved where compared)."""
     if isinstance(value, dict):
         return {k: resolve(v, stack) for k, v in value.items()}
@@ -313,24 +314,62 @@ def message_kind(body: str) -> str:
     return "other"
 
 
-def deny_get_object(stack: Stack) -> None:
-    """moto applies bucket policies to object requests (emulator-notes.md): GetObject -> 403."""
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ConformanceDenyRead",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{stack.bucket}/*",
-            }
-        ],
-    }
-    stack.s3.put_bucket_policy(Bucket=stack.bucket, Policy=json.dumps(policy))
+def deny_get_object(applied: AppliedStack) -> None:
+    """Add a statement denying the reads of the bucket's objects to the bucket policy: the
+    model refuses the processor's GetObject (403, AccessDenied). The applied statements stay;
+    the caller restores the applied policy after the case."""
+    policy = json.loads(applied.bucket_policy)
+    statements = policy.get("Statement", [])
+    statements = statements if isinstance(statements, list) else [statements]
+    policy["Statement"] = [
+        *statements,
+        {
+            "Sid": "ConformanceDenyRead",
+            "Effect": "Deny",
+            "Principal": "*",
+            # A read of a given version is authorized as s3:GetObjectVersion.
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": f"arn:aws:s3:::{applied.bucket}/*",
+        },
+    ]
+    applied.put_bucket_policy(json.dumps(policy))
 
 
-def put_preexisting(stack: Stack, case: Case) -> None:
+def expected_refusals(case: Case, stack: CaseStack) -> list[dict[str, str]]:
+    """The refusals a case means to provoke: its `expected_refusals` ({"action", "resource"},
+    fnmatch patterns; $BUCKET resolved), and for deny_get_object the object reads."""
+    out = [resolve(dict(e), stack) for e in case.config.get("expected_refusals", [])]
+    if case.config.get("deny_get_object"):
+        out.append({"action": "s3:GetObject*", "resource": f"arn:aws:s3:::{stack.bucket}/*"})
+    return out
+
+
+def check_refusals(case: Case, run: Run) -> list[str]:
+    """Every refusal of the run is one the case expects, and every expected one happened."""
+    wanted = expected_refusals(case, run.stack)
+
+    def matches(decision: Decision, want: dict[str, str]) -> bool:
+        req = decision.request
+        return fnmatch.fnmatchcase(req.action, want["action"]) and fnmatch.fnmatchcase(
+            req.resource, want["resource"]
+        )
+
+    unexpected = [d for d in run.refusals if not any(matches(d, w) for w in wanted)]
+    problems = []
+    if unexpected:
+        problems.append(
+            f"{len(unexpected)} AWS call(s) refused by the authorization model, unexpected:"
+        )
+        problems += [f"  {line}" for line in Gateway.summarize(unexpected)]
+    for want in wanted:
+        if not any(matches(d, want) for d in run.refusals):
+            problems.append(
+                f"expected refusal never happened: {want['action']} on {want['resource']}"
+            )
+    return problems
+
+
+def put_preexisting(stack: CaseStack, case: Case) -> None:
     serializer = TypeSerializer()
     for raw in case.config.get("preexisting", []):
         item = resolve(raw, stack)
@@ -342,56 +381,93 @@ def put_preexisting(stack: Stack, case: Case) -> None:
         )
 
 
-def run_case(emulator: Emulator, impl: str, case: Case) -> Run:
+def run_case(applied: AppliedStack, case: Case) -> Run:
+    """Empty the stack, then run `case` against it; the bucket policy is restored afterwards."""
+    applied.clean()
+    applied.unexpected_refusals()  # a refusal of an earlier case was reported there
     started_ms = int(time.time() * 1000)
-    stack = create_stack(emulator)
+    stack = CaseStack.of(applied)
+    put_preexisting(stack, case)
+    invokers: dict[str, Invoker] = {}
+    refused: list[Decision] = []
     try:
-        put_preexisting(stack, case)
-        processor = make_invoker(impl, "processor", processor_env(stack, case))
-        dlq_processor = make_invoker(impl, "dlq_processor", dlq_env(stack, case))
-    except BaseException:  # pytest.skip included
-        delete_stack(stack)
+        # Every refusal is collected here and judged against the case (check_refusals).
+        with applied.gateway.expect_denials() as refused:
+            for fn, overrides in (
+                (applied.processor, case.config.get("env", {})),
+                (applied.dlq_processor, case.config.get("dlq_env", {})),
+            ):
+                invokers[fn.arn] = make_invoker(applied, fn, applied.function_env(fn, overrides))
+            run = _run_case(applied, stack, case, invokers, started_ms)
+        run.refusals = list(refused)
+        return run
+    except DrainError as exc:
+        if refused:
+            exc.add_note("\n".join(Gateway.summarize(refused)))
         raise
-    try:
-        return _run_case(stack, case, processor, dlq_processor, started_ms)
     finally:
-        for invoker in (processor, dlq_processor):
+        for invoker in invokers.values():
             close = getattr(invoker, "close", None)
             if callable(close):
                 close()
+        if case.config.get("deny_get_object"):
+            applied.restore_bucket_policy()
 
 
 def _run_case(
-    stack: Stack, case: Case, processor: Invoker, dlq_processor: Invoker, started_ms: int
+    applied: AppliedStack,
+    stack: CaseStack,
+    case: Case,
+    invokers: dict[str, Invoker],
+    started_ms: int,
 ) -> Run:
     cfg = case.config
     if cfg.get("deliver_twice"):
-        processor = TwiceInvoker(processor)
-        dlq_processor = TwiceInvoker(dlq_processor)
-    s3_timeout = int(cfg.get("remaining_time_ms", DEFAULT_TIMEOUT_MS))
-    pollers = [
-        QueuePoller(
-            stack.sqs,
-            stack.main_url,
-            processor,
-            batch_size=10,
-            timeout_ms=int(cfg.get("retry_remaining_time_ms", DEFAULT_TIMEOUT_MS)),
-        ),
-        QueuePoller(stack.sqs, stack.dlq_url, dlq_processor, batch_size=10),
-    ]
+        invokers = {arn: TwiceInvoker(invoker) for arn, invoker in invokers.items()}
+    processor = applied.processor
+    s3_timeout = int(cfg.get("remaining_time_ms", processor.timeout_s * 1000))
+    # One poller per event source mapping, as applied; the retry consumer's time is the case's.
+    pollers: dict[str, QueuePoller] = {}
+    for mapping in applied.wiring.mappings:
+        if not mapping.enabled:
+            continue
+        fn = applied.wiring.functions[mapping.function_arn]
+        timeout_ms = fn.timeout_s * 1000
+        if fn.arn == processor.arn and "retry_remaining_time_ms" in cfg:
+            timeout_ms = int(cfg["retry_remaining_time_ms"])
+        url = applied.wiring.queues[mapping.queue_arn].url
+        applied.mapping_polls(fn, mapping.queue_arn)
+        pollers[url] = QueuePoller(
+            applied.function_clients(fn)("sqs"),
+            url,
+            invokers[fn.arn],
+            batch_size=mapping.batch_size,
+            report_batch_item_failures=mapping.report_batch_item_failures,
+            timeout_ms=timeout_ms,
+        )
+    if set(pollers) != {stack.main_url, stack.dlq_url}:
+        raise AssertionError(f"the applied mappings poll {sorted(pollers)}, not both queues")
+    dead_letter = applied.wiring.queues.get(processor.dead_letter_target_arn or "")
 
     s3_results: list[AsyncResult] = []
 
     def deliver(event: dict[str, Any]) -> None:
+        invoke = applied.s3_invokes(processor)
+        if not invoke.allowed:
+            # S3 cannot invoke the function: the event is lost.
+            error = InvocationError(f"AccessDenied: {invoke.reason}", error_type="AccessDenied")
+            s3_results.append(AsyncResult(attempts=0, error=error))
+            return
         result = invoke_async(
-            processor,
+            invokers[processor.arn],
             event,
             timeout_ms=s3_timeout,
-            sqs=stack.sqs,
-            dead_letter_queue_url=stack.main_url,
+            maximum_retry_attempts=processor.maximum_retry_attempts,
+            sqs=applied.function_clients(processor)("sqs"),
+            dead_letter_queue_url=dead_letter.url if dead_letter else None,
         )
         s3_results.append(result)
-        drain(pollers)
+        drain(list(pollers.values()))
 
     events: list[dict[str, Any]] = []
     if cfg.get("missing_object"):
@@ -400,11 +476,11 @@ def _run_case(
     elif case.input_file is not None:
         body = case.input_file.read_bytes()
         for _ in range(int(cfg.get("uploads", 1))):
-            put = stack.s3.put_object(Bucket=stack.bucket, Key=case.key, Body=body)
+            put = applied.producer("s3").put_object(Bucket=stack.bucket, Key=case.key, Body=body)
             stack.versions.append(put.get("VersionId"))
             events.append(s3_event_for_object(stack.s3, stack.bucket, case.key, put["VersionId"]))
             if cfg.get("deny_get_object"):
-                deny_get_object(stack)
+                deny_get_object(applied)
             deliver(events[-1])
     for _ in range(int(cfg.get("redeliver", 0))):
         deliver(events[0])
@@ -413,19 +489,19 @@ def _run_case(
     for body_text in bodies:
         stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=body_text)
     if bodies:
-        drain(pollers)
+        drain(list(pollers.values()))
 
     main_kinds: Counter[str] = Counter()
     main_bodies: list[str] = []
     seen: set[str] = set()
-    for delivery in pollers[0].deliveries:
+    for delivery in pollers[stack.main_url].deliveries:
         for record in delivery.records:
             if record["messageId"] not in seen:
                 seen.add(record["messageId"])
                 main_kinds[message_kind(record["body"])] += 1
                 main_bodies.append(record["body"])
     sent: dict[str, dict[str, Any]] = {}
-    for delivery in pollers[1].deliveries:
+    for delivery in pollers[stack.dlq_url].deliveries:
         for record in delivery.records:
             sent.setdefault(record["body"], record)
     return Run(
@@ -433,7 +509,10 @@ def _run_case(
         started_ms=started_ms,
         transactions=scan(stack.ddb, stack.table),
         errors=scan(stack.ddb, stack.errors_table),
-        queue_depths={"main": pollers[0].depth(), "dlq": pollers[1].depth()},
+        queue_depths={
+            "main": applied.queue_depth(stack.main_url),
+            "dlq": applied.queue_depth(stack.dlq_url),
+        },
         sent=sent,
         main_kinds=main_kinds,
         s3_results=s3_results,
@@ -662,35 +741,28 @@ def check_queues(case: Case, run: Run) -> list[str]:
 # The test
 
 
-@pytest.fixture(params=IMPLS)
-def impl(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield str(request.param)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_conformance(emulator: Emulator, impl: str, case: Case) -> None:
+def test_conformance(applied: AppliedStack, case: Case) -> None:
+    impl = applied.impl
     try:
-        run = run_case(emulator, impl, case)
+        run = run_case(applied, case)
     except DrainError as exc:
-        stuck = str(exc)
-    else:
-        stuck = ""
-    if stuck:
-        pytest.fail(f"{case.name} [{impl}]: the queues never emptied: {stuck}", pytrace=False)
-    try:
-        problems = (
-            compare_transactions(case, run, impl)
-            + compare_errors(case, run)
-            + check_error_row_invariants(run)
-            + check_accounting(case, run)
-            + check_queues(case, run)
-            # contract/schemas/: every message and item seen (tests/conformance/schemas.py)
-            + schemas.run_problems(
-                [*run.main_bodies, *run.sent], case.dlq_bodies, run.transactions, run.errors
-            )
+        refusals = "\n  ".join(getattr(exc, "__notes__", []))
+        pytest.fail(
+            f"{case.name} [{impl}]: the queues never emptied: {exc}\n  {refusals}", pytrace=False
         )
-    finally:
-        delete_stack(run.stack)
+    problems = (
+        compare_transactions(case, run, impl)
+        + compare_errors(case, run)
+        + check_error_row_invariants(run)
+        + check_accounting(case, run)
+        + check_queues(case, run)
+        + check_refusals(case, run)
+        # contract/schemas/: every message and item seen (tests/conformance/schemas.py)
+        + schemas.run_problems(
+            [*run.main_bodies, *run.sent], case.dlq_bodies, run.transactions, run.errors
+        )
+    )
     if problems:
         description = case.config.get("description", "")
         pytest.fail(
@@ -706,3 +778,36 @@ def test_cases_are_well_formed() -> None:
         assert case.input_file or case.dlq_bodies or case.config.get("missing_object"), case.name
         for token in re.findall(r'"(\$[A-Z0-9_]+)"', (case.path / "expected.json").read_text()):
             assert known.fullmatch(token), (case.name, token)
+
+
+def test_an_unexpected_refusal_fails_a_case(applied: AppliedStack) -> None:
+    """The refusal check can fail: without the processor role's permission to use the tables'
+    key through DynamoDB (the defect of issue 9, made again in the emulator only), case 01's
+    PutItems are refused, and the case reports the role, kms:Decrypt, the key and why."""
+    iam = applied.clients("iam")
+    policy_arn = str(applied.stack.outputs["processor_policy_arn"])
+    applied_version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=applied_version)[
+        "PolicyVersion"
+    ]["Document"]
+    document = json.loads(document) if isinstance(document, str) else document
+    kept = [s for s in document["Statement"] if s.get("Sid") != "UseTableKeyThroughDynamoDB"]
+    assert len(kept) == len(document["Statement"]) - 1, "the applied policy changed: adapt"
+    broken = iam.create_policy_version(
+        PolicyArn=policy_arn,
+        PolicyDocument=json.dumps({**document, "Statement": kept}),
+        SetAsDefault=True,
+    )["PolicyVersion"]["VersionId"]
+    applied.gateway.store.refresh()
+    try:
+        case = next(c for c in CASES if c.name == "01-csv-valid-basic")
+        problems = check_refusals(case, run_case(applied, case))
+    finally:
+        iam.set_default_policy_version(PolicyArn=policy_arn, VersionId=applied_version)
+        iam.delete_policy_version(PolicyArn=policy_arn, VersionId=broken)
+        applied.gateway.store.refresh()
+    report = "\n".join(problems)
+    assert "refused by the authorization model, unexpected" in report, report
+    assert "assumed-role/" + applied.processor.role.rsplit("/", 1)[-1] in report, report
+    assert "kms:Decrypt on arn:aws:kms:" in report, report
+    assert "dynamodb:PutItem" in report and "no identity-based policy allows" in report, report
