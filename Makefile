@@ -35,6 +35,10 @@ demo: setup $(if $(filter rust,$(LAMBDA_RUNTIME)),build-rust,) ## Run the whole 
 test: setup lint checkov build-rust ## Run every check and test (what CI runs)
 	$(CARGO) test --workspace --quiet
 	CONFORMANCE_IMPL=python,rust E2E_IMPL=python,rust $(PY) -m pytest $(PYTEST_ARGS)
+	@# The demo, for both implementations, with every request decided by the authorization model
+	@# (it exits non-zero on a refused call or a record unaccounted for).
+	$(PY) -m pipeline_local.demo --runtime python3.11 --scale 0.3
+	$(PY) -m pipeline_local.demo --runtime rust --scale 0.3
 
 test-python: setup ## Only the Python tests (conformance and e2e against the Python handlers only)
 	$(PY) -m pytest $(PYTEST_ARGS)
