@@ -3,9 +3,10 @@
 moto implements neither Lambda GetAccountSettings nor IAM SimulatePrincipalPolicy. A
 `LoopbackProxy` in front of the emulator answers GetAccountSettings with a chosen account limit,
 and SimulatePrincipalPolicy by evaluating the caller's real policies as the emulator holds them
-with moto's own policy evaluator (`pipeline_local.least_privilege.evaluate`). Everything else
-(STS GetCallerIdentity, Lambda GetFunctionConcurrency, IAM) is the emulator's answer; preflight
-itself reaches the proxy only through the standard AWS_ENDPOINT_URL.
+with moto's own identity-policy evaluator (`evaluate` below: SimulatePrincipalPolicy without
+resource policies evaluates identity policies only, which is what moto's evaluator does).
+Everything else (STS GetCallerIdentity, Lambda GetFunctionConcurrency, IAM) is the emulator's
+answer; preflight itself reaches the proxy only through the standard AWS_ENDPOINT_URL.
 """
 
 from __future__ import annotations
@@ -22,10 +23,26 @@ import pytest
 from pipeline_local import preflight
 from pipeline_local.emulator import Emulator, start_emulator
 from pipeline_local.faults import LoopbackProxy, ProxyRequest, ProxyResponse
-from pipeline_local.least_privilege import evaluate
 from pipeline_local.terraform import BUILD_DIR
 
 REGION = "eu-central-1"
+
+
+def evaluate(documents: list[dict[str, Any]], action: str, resource: str) -> str:
+    """ "allowed", "explicit deny" or "implicit deny" from identity policies alone
+    (moto.iam.access_control.IAMPolicy, called with the real action and resource)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    permitted = False
+    for doc in documents:
+        result = IAMPolicy(json.dumps(doc)).is_action_permitted(action, resource)
+        if result == PermissionResult.DENIED:
+            return "explicit deny"
+        if result == PermissionResult.PERMITTED:
+            permitted = True
+    return "allowed" if permitted else "implicit deny"
+
+
 ALL_BUT_GRANTS_AND_PASSROLE = {
     "Version": "2012-10-17",
     "Statement": [
