@@ -294,12 +294,9 @@ class EmulatorPolicyStore:
         name = function_arn.split(":")[6] if function_arn.count(":") >= 6 else function_arn
 
         def load() -> FunctionFacts | None:
-            try:
-                conf = self.clients("lambda").get_function_configuration(FunctionName=name)
-            except ClientError as exc:
-                if _missing(exc):
-                    return None
-                raise
+            conf = self._function_configuration(name)
+            if conf is None:
+                return None
             arn = ":".join(str(conf["FunctionArn"]).split(":")[:7])
             key, _ = self._function_key(name)
             return FunctionFacts(
@@ -359,16 +356,22 @@ class EmulatorPolicyStore:
             internet_route=internet,
         )
 
-    def _function_vpc(self, name: str, role_arn: str) -> tuple[str, tuple[str, ...]] | None:
-        """(VPC, subnets) of the function `name` run by `role_arn`, None when it is not in a
-        VPC (or no such function runs with that role). The VPC comes from DescribeSubnets:
-        moto 5.2.1 answers VpcConfig.VpcId with a constant ("vpc-123abc")."""
+    def _function_configuration(self, name: str) -> dict[str, Any] | None:
+        """GetFunctionConfiguration of `name`, None when there is no such function."""
         try:
-            conf = self.clients("lambda").get_function_configuration(FunctionName=name)
+            return dict(self.clients("lambda").get_function_configuration(FunctionName=name))
         except ClientError as exc:
             if _missing(exc):
                 return None
             raise
+
+    def _function_vpc(self, name: str, role_arn: str) -> tuple[str, tuple[str, ...]] | None:
+        """(VPC, subnets) of the function `name` run by `role_arn`, None when it is not in a
+        VPC (or no such function runs with that role). The VPC comes from DescribeSubnets:
+        moto 5.2.1 answers VpcConfig.VpcId with a constant ("vpc-123abc")."""
+        conf = self._function_configuration(name)
+        if conf is None:
+            return None
         subnets = tuple(sorted((conf.get("VpcConfig") or {}).get("SubnetIds") or ()))
         if conf.get("Role") != role_arn or not subnets:
             return None
