@@ -258,6 +258,13 @@ def _fn_name(arn: str) -> str:
     return parts[6] if len(parts) > 6 else arn
 
 
+def lambda_service_session(function_name: str) -> str:
+    """The role-session name the Lambda service acts with for a function (its event source
+    mappings' polling, dead-letter sends, log shipping); the code's session is the function's
+    name."""
+    return f"awslambda-{function_name}"[:64]
+
+
 def _unqualified(arn: str) -> str:
     return ":".join(arn.split(":")[:7])
 
@@ -854,11 +861,18 @@ class Dispatcher:
             gateway.https_endpoint if gateway else clients.endpoint
         )
         self.credentials = dict(credentials or {})
+        # The Lambda service's own session of each execution role (pollers, dead-letter sends,
+        # log shipping): its calls do not leave from the function's VPC, the code's do (the
+        # gateway tells them apart by the session name, see EmulatorPolicyStore.network_path).
+        self.service_credentials: dict[str, Mapping[str, str]] = {}
         if gateway is not None:
             poll_as_function = True
             for fn in wiring.functions.values():
                 if fn.name not in self.credentials:
                     self.credentials[fn.name] = gateway.assume_role(fn.role, fn.name[:64])
+                self.service_credentials[fn.name] = gateway.assume_role(
+                    fn.role, lambda_service_session(fn.name)
+                )
         self.timeout_ms_override = timeout_ms
         self.code_dir = code_dir
         self.rust_bin_dir = rust_bin_dir
@@ -962,7 +976,7 @@ class Dispatcher:
     def function_clients(self, fn: FunctionConfig) -> Clients:
         """boto3 clients with the function's execution role (through the gateway when there
         is one): what the Lambda service itself uses on the function's behalf."""
-        creds = self.credentials.get(fn.name)
+        creds = self.service_credentials.get(fn.name) or self.credentials.get(fn.name)
         if creds is None:
             return self.clients
         if self.gateway is not None:

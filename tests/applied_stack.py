@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline_local.authz.engine import Decision
@@ -41,6 +41,7 @@ from pipeline_local.dispatcher import (
     dead_letter_targets_from_terraform,
     empty_bucket,
     lambda_environment,
+    lambda_service_session,
     read_wiring,
 )
 from tests.integration.conftest import Stack, apply_stack
@@ -84,6 +85,8 @@ class AppliedStack:
     gateway: Gateway
     credentials: dict[str, dict[str, str]]  # function name -> its role's session credentials
     producer: Clients  # the producer role, through the gateway's HTTPS listener
+    # function name -> the Lambda service's session of its role (outside the function's VPC)
+    service_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
 
     # -- what a function (and the Lambda service acting for it) calls AWS with ------------------
 
@@ -102,7 +105,11 @@ class AppliedStack:
     def function_clients(self, fn: FunctionConfig) -> Clients:
         """Clients for what the Lambda service does with `fn`'s execution role: its event source
         mappings' polling and its asynchronous dead-letter SendMessage."""
-        return self.gateway.clients(self.credentials[fn.name])
+        if fn.name not in self.service_credentials:
+            self.service_credentials[fn.name] = self.gateway.assume_role(
+                fn.role, lambda_service_session(fn.name)
+            )
+        return self.gateway.clients(self.service_credentials[fn.name])
 
     def cold_start(self, fn: FunctionConfig) -> Decision | None:
         """What Lambda does before a new execution environment runs the code (decrypt the

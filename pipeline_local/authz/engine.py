@@ -19,6 +19,14 @@ Rules (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evalu
    principal. Service principals (`{"Service": "s3.amazonaws.com"}`) have no identity
    policies: only resource and key policies can allow them.
 5. Nothing allows: implicit deny.
+6. A request a function in a VPC sends (`AuthzRequest.network`) reaches its service only
+   through a VPC endpoint of that VPC serving the function's subnets; without one (and without
+   an internet route) it is refused. The endpoint's policy must also allow the request, and an
+   explicit Deny in it wins; it does not replace the identity or resource policies
+   (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html). Its
+   Principal `{"AWS": ACCOUNT}` means the account's root user only, not a delegation (same
+   page, "Principals for gateway endpoints"). The request's context gets aws:SourceVpce and
+   aws:SourceVpc; the Decision names the endpoint that carried it (`Decision.endpoint`).
 Global condition keys derived from the principal (aws:PrincipalArn -- the role ARN for a
 session --, aws:PrincipalAccount, aws:PrincipalServiceName, aws:PrincipalIsAWSService,
 kms:CallerAccount for kms:*) are added unless the request already carries them.
@@ -38,7 +46,7 @@ Why by hand (library search, 2026-11-30, PyPI and crates.io):
   partial offline evaluator and no conditions on absent keys as AWS defines them.
 - @cloud-copilot/iam-simulate (npm) is sound but would add a Node runtime to the harness.
 Not modelled (the list belongs in docs/security.md): KMS grants, SCPs/RCPs, permission
-boundaries, session policies, cross-account access, policy variables, VPC endpoint policies.
+boundaries, session policies, cross-account access, policy variables.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
@@ -56,8 +64,10 @@ from pipeline_local.authz.policy import Policy, Statement, parse_policy
 __all__ = [
     "AuthzRequest",
     "Decision",
+    "NetworkPath",
     "PolicySource",
     "Principal",
+    "VpcEndpoint",
     "authorize",
     "effective_context",
     "policy_owner_arn",
@@ -76,12 +86,34 @@ class Principal:
 
 
 @dataclass(frozen=True)
+class VpcEndpoint:
+    endpoint_id: str  # vpce-...
+    vpc_id: str
+    kind: str  # "Gateway" (S3, DynamoDB: a route in the subnets' route table) or "Interface"
+    policy: Mapping[str, Any] | None = None  # None: AWS's default full-access policy
+
+
+@dataclass(frozen=True)
+class NetworkPath:
+    """How a request sent from inside a VPC leaves it: through `endpoint`, over an internet
+    route, or not at all."""
+
+    caller: str  # the function's name
+    vpc_id: str
+    subnets: tuple[str, ...]
+    service_host: str  # "sqs.eu-central-1.amazonaws.com"
+    endpoint: VpcEndpoint | None = None
+    internet_route: bool = False  # 0.0.0.0/0 to an internet or NAT gateway in every subnet
+
+
+@dataclass(frozen=True)
 class AuthzRequest:
     principal: Principal
     action: str  # "dynamodb:PutItem", "kms:Decrypt", ...
     resource: str  # full ARN (or "*" for actions without resource-level permissions)
     context: Mapping[str, ContextValue] = field(default_factory=dict)
     on_behalf_of: str | None = None  # why this call exists, for implied calls
+    network: NetworkPath | None = None  # sent from inside a VPC (a function's own call)
 
 
 @dataclass(frozen=True)
@@ -89,6 +121,7 @@ class Decision:
     allowed: bool
     reason: str  # one sentence: principal, action, resource, and what decided
     request: AuthzRequest
+    endpoint: str | None = None  # the VPC endpoint that carried the request, if any
 
 
 class PolicySource(Protocol):
@@ -255,9 +288,55 @@ def _misses(scans: Sequence[_Scan]) -> str:
     return f" ({names} would allow, but its Condition does not hold for this request)"
 
 
+DEFAULT_ENDPOINT_POLICY: Mapping[str, Any] = {
+    "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]
+}
+
+
 def authorize(source: PolicySource, request: AuthzRequest) -> Decision:
     """Allow or deny `request`, with a one-sentence reason naming principal, action, resource
-    and the statement (or the missing permission) that decided."""
+    and the statement (or the missing permission) that decided; a request sent from inside a
+    VPC also needs a VPC endpoint that carries it and whose policy allows it (rule 6)."""
+    net = request.network
+    if net is None:
+        return _authorize_policies(source, request)
+    denied = _who(request).format(verb="is denied")
+    where = f"{net.caller} runs in {net.vpc_id} (subnets {', '.join(net.subnets)})"
+    endpoint = net.endpoint
+    if endpoint is None:
+        if net.internet_route:
+            decision = _authorize_policies(source, request)
+            return replace(decision, reason=decision.reason + f" (over {where}'s internet route)")
+        why = (
+            f": {where} which has no route to {net.service_host}: no VPC endpoint for the "
+            "service and no internet route"
+        )
+        return Decision(False, denied + why, request)
+    request = replace(
+        request,
+        context={
+            **request.context,
+            "aws:SourceVpce": endpoint.endpoint_id,
+            "aws:SourceVpc": endpoint.vpc_id,
+        },
+    )
+    via = f" (through {endpoint.endpoint_id}, the {endpoint.kind.lower()} endpoint of {net.vpc_id})"
+    policy = _load(
+        endpoint.policy or DEFAULT_ENDPOINT_POLICY, f"endpoint policy of {endpoint.endpoint_id}"
+    )
+    scan = _scan(policy, request, effective_context(request), resource_based=True)
+    if scan.denies:
+        why = f"{via}: explicit Deny in {scan.denies[0].where}"
+        return Decision(False, denied + why, request, endpoint.endpoint_id)
+    decision = _authorize_policies(source, request)
+    if decision.allowed and not any(hit.reach == "direct" for hit in scan.allows):
+        why = f"{via}: the endpoint policy of {endpoint.endpoint_id} does not allow it"
+        return Decision(False, denied + why + _misses([scan]), request, endpoint.endpoint_id)
+    return replace(decision, reason=decision.reason + via, endpoint=endpoint.endpoint_id)
+
+
+def _authorize_policies(source: PolicySource, request: AuthzRequest) -> Decision:
+    """Rules 1-5: the identity, resource and key policies."""
     principal = request.principal
     ctx = effective_context(request)
     who = _who(request)

@@ -16,7 +16,9 @@ generated at start) and a plain-HTTP one (`http_endpoint`). For every request it
    (`authz.implied`, e.g. kms:Decrypt through DynamoDB), each with `authz.engine.authorize`
    against the applied policies (`authz.store.EmulatorPolicyStore`);
 4. records every Decision (`allowed`: a Counter by (principal, action, resource,
-   on_behalf_of); `denials`: every refusal, in order);
+   on_behalf_of); `denials`: every refusal, in order; `paths`: a Counter by (principal,
+   action, resource, VPC endpoint or "") of the calls principals made themselves -- a
+   function's own calls leave its VPC through an endpoint, `EmulatorPolicyStore.network_path`);
 5. answers a refusal with the service's own AccessDenied error (HTTP status, protocol and
    error code of that service, message naming principal, action, resource and why), or
    forwards the request re-signed with the operator's credentials.
@@ -68,7 +70,7 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +232,9 @@ class Gateway:
         self._principals: dict[str, Principal] = {}
         self._lock = threading.Lock()
         self.allowed: Counter[tuple[str, str, str, str]] = Counter()
+        # (principal, action, resource, VPC endpoint or "") of every call a principal made
+        # itself (allowed or not): which calls left a VPC through which endpoint.
+        self.paths: Counter[tuple[str, str, str, str]] = Counter()
         self.denials: list[Decision] = []
         self._unexpected: list[Decision] = []
         self._expecting: list[list[Decision]] = []
@@ -356,6 +361,9 @@ class Gateway:
     def _record(self, decision: Decision) -> None:
         req = decision.request
         with self._lock:
+            if req.on_behalf_of is None and req.principal.service is None:
+                path = (req.principal.arn, req.action, req.resource, decision.endpoint or "")
+                self.paths[path] += 1
             if decision.allowed:
                 key = (req.principal.arn, req.action, req.resource, req.on_behalf_of or "")
                 self.allowed[key] += 1
@@ -547,6 +555,10 @@ class Gateway:
             return self._refusal(req, refused)
         for primary in primaries:
             try:
+                # A function's own call leaves its VPC through an endpoint (or not at all).
+                network = self.store.network_path(principal, primary.action.split(":", 1)[0])
+                if network is not None:
+                    primary = replace(primary, network=network)
                 decision = self.decide(primary)
             except Exception as exc:  # a malformed applied policy (PolicyError), a store error
                 decision = Decision(False, f"the model could not decide ({exc})", primary)

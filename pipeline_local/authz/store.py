@@ -13,7 +13,10 @@ to the emulator (never through the gateway):
 - SNS: the topic's `Policy` and `KmsMasterKeyId` attributes;
 - Lambda: GetPolicy (the function's resource policy) and `KMSKeyArn`;
 - DynamoDB: DescribeTable's `SSEDescription.KMSMasterKeyArn`;
-- CloudWatch Logs: DescribeLogGroups' `kmsKeyId`.
+- CloudWatch Logs: DescribeLogGroups' `kmsKeyId`;
+- EC2: the network path of a function's own calls (`network_path`): its VpcConfig
+  (GetFunctionConfiguration), the subnets' VPC and route tables (DescribeSubnets,
+  DescribeRouteTables) and the VPC's endpoints with their policies (DescribeVpcEndpoints).
 
 moto 5.2.1 drops a function's KMSKeyArn (and DeadLetterConfig): those come from the Terraform
 working copy the emulator was applied from (`dispatcher.function_arns_from_terraform`), and
@@ -34,7 +37,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from pipeline_local.authz.engine import Principal
+from pipeline_local.authz.engine import NetworkPath, Principal, VpcEndpoint
 from pipeline_local.authz.implied import FunctionFacts, KmsProtection
 from pipeline_local.dispatcher import Clients, function_arns_from_terraform
 
@@ -291,12 +294,9 @@ class EmulatorPolicyStore:
         name = function_arn.split(":")[6] if function_arn.count(":") >= 6 else function_arn
 
         def load() -> FunctionFacts | None:
-            try:
-                conf = self.clients("lambda").get_function_configuration(FunctionName=name)
-            except ClientError as exc:
-                if _missing(exc):
-                    return None
-                raise
+            conf = self._function_configuration(name)
+            if conf is None:
+                return None
             arn = ":".join(str(conf["FunctionArn"]).split(":")[:7])
             key, _ = self._function_key(name)
             return FunctionFacts(
@@ -326,6 +326,115 @@ class EmulatorPolicyStore:
             ]
 
         return self._cached("notified", bucket, load)
+
+    def network_path(self, principal: Principal, service: str) -> NetworkPath | None:
+        """How a request of `principal` to `service` ("s3", "sqs", ...) leaves its network:
+        set when the principal is a function's own session (the dispatcher names it after the
+        function) and the function has a VpcConfig; None for everyone else (services, the
+        producer, the operator, and the Lambda service acting with a function's role: its
+        pollers and dead-letter sends run outside the function's VPC)."""
+        if principal.service or not principal.role_arn:
+            return None
+        session = principal.arn.rsplit("/", 1)[-1]
+        placed = self._cached(
+            "function-vpc", session, lambda: self._function_vpc(session, str(principal.role_arn))
+        )
+        if placed is None:
+            return None
+        vpc, subnets = placed
+        endpoint, internet = self._cached(
+            "endpoint-for",
+            f"{vpc}|{','.join(subnets)}|{service}",
+            lambda: self._endpoint_for(vpc, subnets, service),
+        )
+        return NetworkPath(
+            caller=session,
+            vpc_id=vpc,
+            subnets=subnets,
+            service_host=f"{service}.{self.region}.amazonaws.com",
+            endpoint=endpoint,
+            internet_route=internet,
+        )
+
+    def _function_configuration(self, name: str) -> dict[str, Any] | None:
+        """GetFunctionConfiguration of `name`, None when there is no such function."""
+        try:
+            return dict(self.clients("lambda").get_function_configuration(FunctionName=name))
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def _function_vpc(self, name: str, role_arn: str) -> tuple[str, tuple[str, ...]] | None:
+        """(VPC, subnets) of the function `name` run by `role_arn`, None when it is not in a
+        VPC (or no such function runs with that role). The VPC comes from DescribeSubnets:
+        moto 5.2.1 answers VpcConfig.VpcId with a constant ("vpc-123abc")."""
+        conf = self._function_configuration(name)
+        if conf is None:
+            return None
+        subnets = tuple(sorted((conf.get("VpcConfig") or {}).get("SubnetIds") or ()))
+        if conf.get("Role") != role_arn or not subnets:
+            return None
+        found = self.clients("ec2").describe_subnets(SubnetIds=list(subnets))["Subnets"]
+        return str(found[0]["VpcId"]), subnets
+
+    def _route_tables(self, vpc: str, subnets: Sequence[str]) -> list[dict[str, Any]]:
+        """The route table of each subnet (its explicit association, else the VPC's main)."""
+        ec2 = self.clients("ec2")
+        tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])[
+            "RouteTables"
+        ]
+        main = next((t for t in tables for a in t.get("Associations", []) if a.get("Main")), None)
+        out = []
+        for subnet in subnets:
+            explicit = next(
+                (
+                    t
+                    for t in tables
+                    for a in t.get("Associations", [])
+                    if a.get("SubnetId") == subnet
+                ),
+                main,
+            )
+            if explicit is not None:
+                out.append(explicit)
+        return out
+
+    def _endpoint_for(
+        self, vpc: str, subnets: Sequence[str], service: str
+    ) -> tuple[VpcEndpoint | None, bool]:
+        """(the endpoint that carries `service` from every one of `subnets`, whether every
+        subnet has an internet route). A gateway endpoint carries it when it is associated with
+        each subnet's route table; an interface endpoint with private DNS does from anywhere in
+        its VPC (the service's public name resolves to its network interfaces there)."""
+        tables = self._route_tables(vpc, subnets)
+        table_ids = {t["RouteTableId"] for t in tables}
+        internet = len(tables) == len(subnets) and all(
+            any(
+                r.get("DestinationCidrBlock") == "0.0.0.0/0"
+                and (str(r.get("GatewayId", "")).startswith("igw-") or r.get("NatGatewayId"))
+                for r in t.get("Routes", [])
+            )
+            for t in tables
+        )
+        found = self.clients("ec2").describe_vpc_endpoints(
+            Filters=[
+                {"Name": "vpc-id", "Values": [vpc]},
+                {"Name": "service-name", "Values": [f"com.amazonaws.{self.region}.{service}"]},
+            ]
+        )["VpcEndpoints"]
+        for ep in found:
+            if ep.get("State", "available").lower() != "available":
+                continue
+            kind = str(ep.get("VpcEndpointType", "Gateway"))
+            if kind == "Gateway":
+                serves = len(tables) == len(subnets) and table_ids <= set(ep["RouteTableIds"])
+            else:
+                serves = bool(ep.get("PrivateDnsEnabled"))
+            if serves:
+                policy = _doc(ep["PolicyDocument"]) if ep.get("PolicyDocument") else None
+                return VpcEndpoint(str(ep["VpcEndpointId"]), vpc, kind, policy), internet
+        return None, internet
 
     def _key_for(self, service: str, resource: str, arn: str) -> str | None:
         key: str | None = None

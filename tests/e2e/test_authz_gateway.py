@@ -13,13 +13,16 @@ the call, naming principal, action, resource and why. Every refusal is expected 
 - an upload over plain HTTP is refused (the bucket policy's DenyInsecureTransport);
 - an upload naming a KMS key other than the bucket's is refused (bucket policy Deny), even by a
   producer allowed to use that key;
-- an event source mapping whose role lacks sqs:ReceiveMessage is refused.
+- an event source mapping whose role lacks sqs:ReceiveMessage is refused;
+- every call of the functions' code leaves the VPC through the stack's endpoint for its service
+  (issue 13), and an SQS endpoint policy denying SendMessage refuses the processor's DLQ send.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -265,3 +268,107 @@ def test_a_mapping_whose_role_cannot_receive_is_refused(clean_e2e: E2E) -> None:
     assert f"assumed-role/{role}/" in decision.request.principal.arn
     assert decision.request.resource == str(out["dlq_arn"])
     assert dispatcher.records == []  # the function never ran
+
+
+def _own_calls(
+    e2e: E2E, since: Counter[tuple[str, str, str, str]]
+) -> dict[str, set[tuple[str, str, str]]]:
+    """function name -> (action, resource, endpoint) of the calls its code made since `since`."""
+    names = [
+        str(e2e.stack.outputs[o])
+        for o in ("processor_function_name", "dlq_processor_function_name")
+    ]
+    out: dict[str, set[tuple[str, str, str]]] = {name: set() for name in names}
+    for (principal, action, resource, endpoint), n in (e2e.gateway.paths - since).items():
+        for name in names:
+            if n and principal.endswith(f"/{name}"):
+                out[name].add((action, resource, endpoint))
+    return out
+
+
+def test_every_call_of_the_functions_goes_through_an_endpoint_of_the_vpc(
+    clean_e2e: E2E, samples: sample_files.SampleSet
+) -> None:
+    """Issue 13: the functions run in the private subnets, and each of their own calls reaches
+    its service through the stack's VPC endpoint for that service (no other way out)."""
+    e2e = clean_e2e
+    out = e2e.stack.outputs
+    via = {
+        "s3": str(out["s3_vpc_endpoint_id"]),
+        "dynamodb": str(out["dynamodb_vpc_endpoint_id"]),
+        "sqs": str(out["sqs_vpc_endpoint_id"]),
+    }
+    before = Counter(e2e.gateway.paths)
+    errors = samples.by_key()[sample_files.PREFIX + "06-record-errors.csv"]
+    e2e.upload([errors], sample_files.Ledger())
+    dispatcher = e2e.dispatcher()
+    dispatcher.deliver(dispatcher.pending_events())
+    dispatcher.drain(max_rounds=60)
+    calls = _own_calls(e2e, before)
+    processor = calls[str(out["processor_function_name"])]
+    dlq_processor = calls[str(out["dlq_processor_function_name"])]
+    print("\ncalls of the functions' code and the endpoint that carried each:")
+    for action, resource, endpoint in sorted(processor | dlq_processor):
+        print(f"  {action} on {resource} via {endpoint or 'NOTHING'}")
+    assert processor and dlq_processor
+    for action, resource, endpoint in processor | dlq_processor:
+        assert endpoint == via[action.split(":")[0]], (action, resource, endpoint)
+    actions = {(a, e) for a, _, e in processor}
+    # The processor reads the uploaded version: s3:GetObjectVersion.
+    assert {("s3:GetObject", via["s3"]), ("s3:GetObjectVersion", via["s3"])} & actions
+    assert ("dynamodb:PutItem", via["dynamodb"]) in actions or (
+        "dynamodb:BatchWriteItem",
+        via["dynamodb"],
+    ) in actions
+    assert ("sqs:SendMessage", via["sqs"]) in actions
+    assert any(e == via["dynamodb"] for _, _, e in dlq_processor)
+
+
+@contextlib.contextmanager
+def endpoint_policy(e2e: E2E, endpoint_id: str, document: dict[str, Any]) -> Iterator[None]:
+    """The VPC endpoint's policy replaced by `document` for the block (ec2 ModifyVpcEndpoint)."""
+    ec2 = e2e.clients("ec2")
+    (found,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+    saved = found["PolicyDocument"]
+    ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, PolicyDocument=json.dumps(document))
+    e2e.gateway.store.refresh()
+    try:
+        yield
+    finally:
+        ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, PolicyDocument=saved)
+        e2e.gateway.store.refresh()
+
+
+def test_an_sqs_endpoint_policy_denying_send_refuses_the_processors_dlq_send(
+    clean_e2e: E2E, samples: sample_files.SampleSet
+) -> None:
+    e2e = clean_e2e
+    out = e2e.stack.outputs
+    endpoint_id = str(out["sqs_vpc_endpoint_id"])
+    ec2 = e2e.clients("ec2")
+    (found,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+    doc = json.loads(found["PolicyDocument"])
+    doc["Statement"] = [
+        *_statements(doc),
+        {"Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage", "Resource": "*"},
+    ]
+    errors = samples.by_key()[sample_files.PREFIX + "06-record-errors.csv"]
+    e2e.upload([errors], sample_files.Ledger())
+    dispatcher = e2e.dispatcher()
+    with endpoint_policy(e2e, endpoint_id, doc), e2e.gateway.expect_denials() as refused:
+        dispatcher.deliver(dispatcher.pending_events())
+    to_dlq = [
+        d
+        for d in refused
+        if d.request.action == "sqs:SendMessage" and d.request.resource == str(out["dlq_arn"])
+    ]
+    assert to_dlq, [describe(d) for d in refused]
+    decision = to_dlq[0]
+    print("\nrefused: " + describe(decision))
+    role = str(out["processor_role_arn"]).rsplit("/", 1)[1]
+    assert f"assumed-role/{role}/" in decision.request.principal.arn
+    assert decision.endpoint == endpoint_id
+    assert f"explicit Deny in endpoint policy of {endpoint_id}" in decision.reason
+    assert decision.request.context.get("aws:SourceVpc") == str(out["vpc_id"])
+    # The same file with the endpoint's own policy back: the DLQ send goes through.
+    dispatcher.drain(max_rounds=60)

@@ -14,7 +14,9 @@ import pytest
 
 from pipeline_local.authz.engine import (
     AuthzRequest,
+    NetworkPath,
     Principal,
+    VpcEndpoint,
     authorize,
     effective_context,
     policy_owner_arn,
@@ -606,3 +608,107 @@ def test_a_malformed_applied_policy_is_an_error_not_a_denial() -> None:
     src = DictSource(identities={USER.arn: [bad]})
     with pytest.raises(PolicyError, match="StringEqualsWhatever"):
         authorize(src, AuthzRequest(USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:1:q"))
+
+
+# -- rule 6: a function's own calls leave its VPC through an endpoint -------------------------
+
+VPC, SUBNETS = "vpc-0a1", ("subnet-0a1", "subnet-0b2")
+QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:dlq"
+
+
+def _queue_sender() -> DictSource:
+    return DictSource(
+        identities={
+            PROCESSOR_ROLE: [
+                {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": QUEUE}]}
+            ]
+        }
+    )
+
+
+def _in_vpc(
+    endpoint: VpcEndpoint | None, *, internet: bool = False, principal: Principal = PROCESSOR
+) -> AuthzRequest:
+    path = NetworkPath(
+        caller="lambda-transaction-processor-dev",
+        vpc_id=VPC,
+        subnets=SUBNETS,
+        service_host=f"sqs.{REGION}.amazonaws.com",
+        endpoint=endpoint,
+        internet_route=internet,
+    )
+    return AuthzRequest(principal, "sqs:SendMessage", QUEUE, {}, network=path)
+
+
+def _endpoint(*statements: dict[str, Any]) -> VpcEndpoint:
+    policy = {"Statement": list(statements)} if statements else None
+    return VpcEndpoint("vpce-0sqs", VPC, "Interface", policy)
+
+
+def test_a_call_from_a_vpc_without_an_endpoint_or_internet_route_is_refused() -> None:
+    decision = authorize(_queue_sender(), _in_vpc(None))
+    assert not decision.allowed and decision.endpoint is None
+    assert (
+        f"lambda-transaction-processor-dev runs in {VPC} (subnets subnet-0a1, subnet-0b2) which "
+        f"has no route to sqs.{REGION}.amazonaws.com: no VPC endpoint for the service and no "
+        "internet route"
+    ) in decision.reason
+    # Over an internet route the identity policy decides alone, and no endpoint is named.
+    over_internet = authorize(_queue_sender(), _in_vpc(None, internet=True))
+    assert over_internet.allowed and over_internet.endpoint is None
+    assert "internet route" in over_internet.reason
+
+
+def test_the_default_endpoint_policy_lets_iam_decide_and_names_the_endpoint() -> None:
+    decision = authorize(_queue_sender(), _in_vpc(_endpoint()))
+    assert decision.allowed and decision.endpoint == "vpce-0sqs"
+    assert "through vpce-0sqs, the interface endpoint of vpc-0a1" in decision.reason
+    assert decision.request.context["aws:SourceVpce"] == "vpce-0sqs"
+    assert decision.request.context["aws:SourceVpc"] == VPC
+    # The endpoint does not replace the identity policy: without it, still refused.
+    refused = authorize(DictSource(), _in_vpc(_endpoint()))
+    assert not refused.allowed and "no identity-based policy allows" in refused.reason
+
+
+def test_the_endpoint_policy_must_allow_too_and_its_deny_wins() -> None:
+    allow_all = {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}
+    deny_send = {"Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage", "Resource": "*"}
+    denied = authorize(_queue_sender(), _in_vpc(_endpoint(allow_all, deny_send)))
+    assert not denied.allowed and denied.endpoint == "vpce-0sqs"
+    assert "explicit Deny in endpoint policy of vpce-0sqs" in denied.reason
+    only_receive = {**allow_all, "Action": "sqs:ReceiveMessage"}
+    not_allowed = authorize(_queue_sender(), _in_vpc(_endpoint(only_receive)))
+    assert not not_allowed.allowed
+    assert "the endpoint policy of vpce-0sqs does not allow it" in not_allowed.reason
+
+
+def test_endpoint_policy_conditions_see_the_principal_and_the_endpoint() -> None:
+    by_role = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "sqs:SendMessage",
+        "Resource": QUEUE,
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": [PROCESSOR_ROLE]}},
+    }
+    assert authorize(_queue_sender(), _in_vpc(_endpoint(by_role))).allowed
+    other = session(DLQ_ROLE, "lambda-dlq-processor-dev")
+    src = _queue_sender()
+    src.identities[DLQ_ROLE] = src.identities[PROCESSOR_ROLE]
+    refused = authorize(src, _in_vpc(_endpoint(by_role), principal=other))
+    assert not refused.allowed and "Condition does not hold" in refused.reason
+    # {"AWS": ACCOUNT} in an endpoint policy is the root user only, not a delegation.
+    account = {**by_role, "Principal": {"AWS": ACCOUNT}, "Condition": {}}
+    assert not authorize(_queue_sender(), _in_vpc(_endpoint(account))).allowed
+    # A resource policy may require the endpoint (aws:SourceVpce).
+    only_via = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sqs:*",
+        "Resource": QUEUE,
+        "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-0sqs"}},
+    }
+    src = _queue_sender()
+    src.resources[QUEUE] = {"Statement": [only_via]}
+    assert authorize(src, _in_vpc(_endpoint())).allowed
+    outside = AuthzRequest(PROCESSOR, "sqs:SendMessage", QUEUE, {})
+    assert not authorize(src, outside).allowed
