@@ -388,15 +388,20 @@ class QueuePoller:
 
     def depth(self) -> int:
         """Messages on the queue: visible, in flight and delayed."""
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return sum(int(v) for v in attrs.values())
+        return queue_depth(self.sqs, self.queue_url)
+
+
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    """Messages on a queue: visible, in flight and delayed (the three approximate counts)."""
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return sum(int(v) for v in attrs.values())
 
 
 class DrainError(RuntimeError):

@@ -65,6 +65,7 @@ from pipeline_local.delivery import (
     QueuePoller,
     drain,
     invoke_async,
+    queue_depth,
     s3_event_for_object,
 )
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker, PythonInvoker
@@ -1174,18 +1175,7 @@ class Dispatcher:
     def queue_depths(self) -> dict[str, int]:
         """Messages on every queue the wiring knows (visible, in flight, delayed)."""
         sqs = self.clients("sqs")
-        out: dict[str, int] = {}
-        for q in self.wiring.queues.values():
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=q.url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                ],
-            )["Attributes"]
-            out[q.name] = sum(int(v) for v in attrs.values())
-        return out
+        return {q.name: queue_depth(sqs, q.url) for q in self.wiring.queues.values()}
 
     def run(self, *, max_rounds: int = 5000) -> RunReport:
         """Dispatch every new upload, then drain the queues."""

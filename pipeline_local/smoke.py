@@ -38,6 +38,7 @@ import boto3
 from pipeline_local import accounting
 from pipeline_local import samples as sample_files
 from pipeline_local.accounting import say
+from pipeline_local.delivery import queue_depth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ClientFactory = Callable[[str], Any]
@@ -72,18 +73,8 @@ def terraform_outputs() -> dict[str, Any]:
 
 
 def queue_depths(sqs: Any, outputs: Mapping[str, Any]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for name in ("main_queue_url", "dlq_url"):
-        attrs = sqs.get_queue_attributes(
-            QueueUrl=str(outputs[name]),
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        out[str(outputs[name]).rsplit("/", 1)[-1]] = sum(int(v) for v in attrs.values())
-    return out
+    urls = [str(outputs[name]) for name in ("main_queue_url", "dlq_url")]
+    return {url.rsplit("/", 1)[-1]: queue_depth(sqs, url) for url in urls}
 
 
 def run(

@@ -34,6 +34,7 @@ from typing import Any
 from pipeline_local.authz.engine import Decision
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
+from pipeline_local.delivery import queue_depth
 from pipeline_local.dispatcher import (
     Clients,
     FunctionConfig,
@@ -167,15 +168,7 @@ class AppliedStack:
 
     def queue_depth(self, url: str) -> int:
         """Messages on the queue: visible, in flight and delayed."""
-        attrs = self.clients("sqs").get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return sum(int(v) for v in attrs.values())
+        return queue_depth(self.clients("sqs"), url)
 
     def leftovers(self) -> list[str]:
         """What the data resources still hold, one entry per resource that is not empty."""

@@ -82,6 +82,7 @@ from pipeline_local.delivery import (
 from pipeline_local.dispatcher import FunctionConfig, RefusedInit, WiringError
 from pipeline_local.dispatcher import make_invoker as dispatcher_invoker
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
+from pipeline_local.scratch_stack import Stack
 from tests.applied_stack import IMPLEMENTATIONS, AppliedStack
 from tests.conformance import schemas
 
@@ -165,19 +166,9 @@ def spec_error_id(row: dict[str, Any]) -> str:
 # Resources: the applied stack's, as one case sees them
 
 
-@dataclass
-class CaseStack:
-    """The applied stack's data resources and operator clients, for one case."""
-
-    bucket: str
-    table: str
-    errors_table: str
-    main_url: str
-    dlq_url: str
-    s3: Any
-    ddb: Any
-    sqs: Any
-    versions: list[str | None] = field(default_factory=list)  # one per upload, in order
+class CaseStack(Stack):
+    """The applied stack's data resources and operator clients, for one case (the same fields
+    as a throwaway stack; `versions` holds one version id per upload, in order)."""
 
     @classmethod
     def of(cls, applied: AppliedStack) -> CaseStack:

@@ -35,6 +35,7 @@ import pytest
 from pipeline_local import samples as sample_files
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
+from pipeline_local.delivery import queue_depth
 from pipeline_local.dispatcher import (
     Clients,
     Dispatcher,
@@ -150,18 +151,10 @@ class E2E:
 
     def depths(self) -> dict[str, int]:
         sqs = self.clients("sqs")
-        out = {}
-        for name, url in (("main", self.main_queue_url), ("dlq", self.dlq_url)):
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                ],
-            )["Attributes"]
-            out[name] = sum(int(v) for v in attrs.values())
-        return out
+        return {
+            "main": queue_depth(sqs, self.main_queue_url),
+            "dlq": queue_depth(sqs, self.dlq_url),
+        }
 
     def account(self, uploads: Sequence[sample_files.Upload]) -> sample_files.Accounting:
         return sample_files.account(uploads, self.items(), self.error_rows(), self.depths())
