@@ -14,10 +14,9 @@ from pipeline_local.sample_writers import (
     RawJson,
     csv_line,
     format_amount,
-    format_ts,
     json_record,
     json_value,
-    ms_suffix,
+    plain_text,
     valid_json,
 )
 
@@ -162,21 +161,8 @@ def record_errors_csv(gen: Gen, key: str) -> SampleFile:
     filler(2)
     # A conflict inside the file: same id and timestamp as an earlier row, another amount.
     first = next(r.txn for r in b.rows if r.txn is not None)
-    minor = MINOR_UNITS[first.currency]
     other = Txn(**{**first.__dict__, "amount": first.amount + 7})
-    b.add(
-        {
-            "transaction_id": other.transaction_id,
-            "account_id": other.account_id,
-            "amount": format_amount(other.amount, minor),
-            "currency": other.currency,
-            "transaction_type": other.transaction_type,
-            "timestamp": format_ts(other.timestamp_ms // 1000, ms_suffix(other), "Z"),
-            "merchant_id": other.merchant_id or "",
-            "description": other.description or "",
-        },
-        Row(b.next_line, other.transaction_id, txn=other, note="conflict"),
-    )
+    b.add(plain_text(other), Row(b.next_line, other.transaction_id, txn=other, note="conflict"))
     filler(3)
     return b.build("every CSV record error code between valid rows")
 

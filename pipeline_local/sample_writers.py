@@ -11,7 +11,7 @@ import datetime as dt
 import io
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -215,9 +215,7 @@ def valid_csv(
     **builder: Any,
 ) -> SampleFile:
     b = CsvBuilder(key, **builder)
-    for i in range(count):
-        tid = f"{tag}-{i:06d}"
-        txn, text = gen.txn(tid, gen.rng.choice(currencies) if currencies else None)
+    for tid, txn, text in _fresh_txns(gen, tag, count, currencies):
         b.add(text, Row(b.next_line, tid, txn=txn))
     return b.build(description)
 
@@ -232,11 +230,20 @@ def valid_json(
     wrapped: bool = False,
 ) -> SampleFile:
     b = JsonBuilder(key, wrapped=wrapped)
+    for tid, txn, text in _fresh_txns(gen, tag, count, currencies):
+        b.add(json_record(txn, text, gen.rng), Row(b.next_line, tid, txn=txn))
+    return b.build(description)
+
+
+def _fresh_txns(
+    gen: Gen, tag: str, count: int, currencies: Sequence[str] | None
+) -> Iterator[tuple[str, Txn, dict[str, str]]]:
+    """`count` new valid records with ids `<tag>-000000`, ... (drawn one at a time, so that the
+    caller's own draws between them keep their place in the seeded sequence)."""
     for i in range(count):
         tid = f"{tag}-{i:06d}"
         txn, text = gen.txn(tid, gen.rng.choice(currencies) if currencies else None)
-        b.add(json_record(txn, text, gen.rng), Row(b.next_line, tid, txn=txn))
-    return b.build(description)
+        yield tid, txn, text
 
 
 def ms_suffix(txn: Txn) -> str:
@@ -244,18 +251,22 @@ def ms_suffix(txn: Txn) -> str:
     return f".{ms:03d}" if ms else ""
 
 
-def add_txn(builder: CsvBuilder | JsonBuilder, txn: Txn, rng: random.Random, note: str) -> None:
-    minor = MINOR_UNITS[txn.currency]
-    text = {
+def plain_text(txn: Txn) -> dict[str, str]:
+    """The record written plainly: amount at its minor unit, timestamp in UTC (Z)."""
+    return {
         "transaction_id": txn.transaction_id,
         "account_id": txn.account_id,
-        "amount": format_amount(txn.amount, minor),
+        "amount": format_amount(txn.amount, MINOR_UNITS[txn.currency]),
         "currency": txn.currency,
         "transaction_type": txn.transaction_type,
         "timestamp": format_ts(txn.timestamp_ms // 1000, ms_suffix(txn), "Z"),
         "merchant_id": txn.merchant_id or "",
         "description": txn.description or "",
     }
+
+
+def add_txn(builder: CsvBuilder | JsonBuilder, txn: Txn, rng: random.Random, note: str) -> None:
+    text = plain_text(txn)
     row = Row(builder.next_line, txn.transaction_id, txn=txn, note=note)
     if isinstance(builder, JsonBuilder):
         builder.add(json_record(txn, text, rng), row)
