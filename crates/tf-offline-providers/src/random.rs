@@ -155,6 +155,15 @@ fn byte_length(value: &ValueNumber) -> Result<Option<usize>, String> {
     }
 }
 
+/// Reports an unusable `byte_length` on that attribute.
+fn invalid_byte_length(diags: &mut Diagnostics, message: String) {
+    diags.error(
+        "Invalid byte_length",
+        message,
+        AttributePath::new("byte_length"),
+    );
+}
+
 /// The real provider's `RequiresReplaceIfValuesNotNull` for `keepers`:
 /// replace when a key gains a non-null value, a value changes, or a key
 /// disappears; adding keys with null values does not replace.
@@ -268,11 +277,7 @@ impl Resource for RandomId {
         match byte_length(&config.byte_length) {
             Ok(_) => Some(()),
             Err(message) => {
-                diags.error(
-                    "Invalid byte_length",
-                    message,
-                    AttributePath::new("byte_length"),
-                );
+                invalid_byte_length(diags, message);
                 None
             }
         }
@@ -346,19 +351,11 @@ impl Resource for RandomId {
         let length = match byte_length(&planned_state.byte_length) {
             Ok(Some(length)) => length,
             Ok(None) => {
-                diags.error(
-                    "Invalid byte_length",
-                    "byte_length is still unknown at apply time",
-                    AttributePath::new("byte_length"),
-                );
+                invalid_byte_length(diags, "byte_length is still unknown at apply time".into());
                 return None;
             }
             Err(message) => {
-                diags.error(
-                    "Invalid byte_length",
-                    message,
-                    AttributePath::new("byte_length"),
-                );
+                invalid_byte_length(diags, message);
                 return None;
             }
         };
