@@ -1,4 +1,4 @@
-"""The authorization gateway: every AWS request of the local pipeline decided as AWS would.
+"""Decide every AWS request of the local pipeline as AWS would, in front of the emulator.
 
 A `Gateway` sits in front of the emulator (moto server, whose own IAM enforcement stays off and
 whose bucket-policy check is switched off by `pipeline_local.authz.moto_server`) and listens

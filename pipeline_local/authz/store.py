@@ -1,4 +1,4 @@
-"""The applied policies and encryption facts of the emulator, for the authorization model.
+"""Read the applied policies and encryption facts from the emulator, for the authorization model.
 
 `EmulatorPolicyStore` implements the engine's `PolicySource` (identity policies of a principal,
 resource policies, key policies) and the `ResourceFacts` that `implied.py` needs (which KMS key
