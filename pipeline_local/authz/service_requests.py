@@ -1,5 +1,7 @@
-"""Map requests of the non-S3 services (DynamoDB, SQS, KMS, Logs, CloudWatch, SNS, Lambda, STS,
-X-Ray) to the IAM requests they need; `SERVICE_MAPPERS` names the mapper of each service.
+"""Map one request of a non-S3 service to the IAM requests it needs.
+
+DynamoDB, SQS (JSON and query protocol), KMS, CloudWatch Logs, CloudWatch, SNS, Lambda (REST),
+STS and X-Ray; `SERVICE_MAPPERS` names the mapper of each service.
 """
 
 from __future__ import annotations
