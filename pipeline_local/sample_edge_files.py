@@ -17,7 +17,7 @@ from pipeline_local.sample_writers import (
     json_record,
     json_value,
     plain_text,
-    valid_json,
+    valid_file,
 )
 
 
@@ -330,7 +330,7 @@ def file_errors(gen: Gen, max_file_bytes: int) -> list[SampleFile]:
     files.append(
         big.build(f"{i} rows, over MAX_FILE_BYTES ({max_file_bytes})", file_error="FILE_TOO_LARGE")
     )
-    vanish = valid_json(gen, PREFIX + "23-vanishes.json", "TF-23", 4, "")
+    vanish = valid_file(gen, PREFIX + "23-vanishes.json", "TF-23", 4, "")
     vanish.description = "version deleted before the processor reads it"
     vanish.file_error = "OBJECT_NOT_FOUND"
     vanish.delete_before_processing = True

@@ -205,34 +205,28 @@ def json_record(txn: Txn, text: Mapping[str, str], rng: random.Random) -> dict[s
 # The sample set
 
 
-def valid_csv(
+def valid_file(
     gen: Gen,
     key: str,
     tag: str,
     count: int,
     description: str,
     currencies: Sequence[str] | None = None,
-    **builder: Any,
-) -> SampleFile:
-    b = CsvBuilder(key, **builder)
-    for tid, txn, text in _fresh_txns(gen, tag, count, currencies):
-        b.add(text, Row(b.next_line, tid, txn=txn))
-    return b.build(description)
-
-
-def valid_json(
-    gen: Gen,
-    key: str,
-    tag: str,
-    count: int,
-    description: str,
-    currencies: Sequence[str] | None = None,
+    *,
     wrapped: bool = False,
+    **csv_options: Any,
 ) -> SampleFile:
-    b = JsonBuilder(key, wrapped=wrapped)
+    """`count` valid records: a JSON array when the key ends in .json (`wrapped`: inside
+    {"transactions": [...]}), else CSV (`csv_options`: columns, crlf, bom)."""
+    if key.endswith(".json"):
+        jb = JsonBuilder(key, wrapped=wrapped)
+        for tid, txn, text in _fresh_txns(gen, tag, count, currencies):
+            jb.add(json_record(txn, text, gen.rng), Row(jb.next_line, tid, txn=txn))
+        return jb.build(description)
+    cb = CsvBuilder(key, **csv_options)
     for tid, txn, text in _fresh_txns(gen, tag, count, currencies):
-        b.add(json_record(txn, text, gen.rng), Row(b.next_line, tid, txn=txn))
-    return b.build(description)
+        cb.add(text, Row(cb.next_line, tid, txn=txn))
+    return cb.build(description)
 
 
 def _fresh_txns(

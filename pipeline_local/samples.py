@@ -48,8 +48,7 @@ from pipeline_local.sample_writers import (
     Gen,
     JsonBuilder,
     add_txn,
-    valid_csv,
-    valid_json,
+    valid_file,
 )
 
 __all__ = [
@@ -104,7 +103,7 @@ def generate(
     f01 = b.build("card payments, European currencies, LF line ends")
     files.append(f01)
     files.append(
-        valid_json(
+        valid_file(
             gen,
             PREFIX + "02-wire transfers+fx.json",
             "T02",
@@ -113,7 +112,7 @@ def generate(
         )
     )
     files.append(
-        valid_csv(
+        valid_file(
             gen,
             PREFIX + "03-asia-gulf.csv",
             "T03",
@@ -135,7 +134,7 @@ def generate(
         )
     )
     files.append(
-        valid_json(
+        valid_file(
             gen,
             PREFIX + "04-settlements.json",
             "T04",
@@ -174,8 +173,8 @@ def bulk_file(key: str, count: int, *, seed: int = DEFAULT_SEED, tag: str = "TB"
     1000-row batches of the processor."""
     gen = Gen(seed)
     if key.endswith(".json"):
-        return valid_json(gen, key, tag, count, f"{count} valid records")
-    return valid_csv(gen, key, tag, count, f"{count} valid rows")
+        return valid_file(gen, key, tag, count, f"{count} valid records")
+    return valid_file(gen, key, tag, count, f"{count} valid rows")
 
 
 def new_versions(samples: SampleSet, seed: int = DEFAULT_SEED + 1) -> list[SampleFile]:
