@@ -16,8 +16,9 @@ from pipeline_local.sample_model import SampleFile
 
 
 @dataclass
-class Expected:
-    """What must become of one uploaded object version."""
+class RowCounts:
+    """Where the rows of one object version end: stored, duplicates, error rows by code (a file
+    error is one error row for the whole file)."""
 
     key: str
     rows: int
@@ -25,11 +26,17 @@ class Expected:
     duplicates: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     file_error: str | None = None
-    outcomes: dict[int, str] = field(default_factory=dict)  # line -> stored|duplicate|<code>
 
     @property
     def error_rows(self) -> int:
         return sum(self.errors.values())
+
+
+@dataclass
+class Expected(RowCounts):
+    """What must become of one uploaded object version."""
+
+    outcomes: dict[int, str] = field(default_factory=dict)  # line -> stored|duplicate|<code>
 
 
 class Ledger:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline_local.sample_ledger import Expected
+from pipeline_local.sample_ledger import Expected, RowCounts
 from pipeline_local.sample_model import SampleFile
 
 
@@ -25,14 +25,10 @@ class Upload:
 
 
 @dataclass
-class FileAccount:
-    key: str
-    version_id: str
-    rows: int
-    stored: int = 0
-    duplicates: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    file_error: str | None = None
+class FileAccount(RowCounts):
+    """Where the rows of one uploaded object version were found."""
+
+    version_id: str = field(kw_only=True)
     # Rows of a file whose processing failed for good (FILE_PROCESSING_FAILED from a
     # dead-lettered S3 event, FILE_RESUME_FAILED from a resume_file): not stored, and kept in
     # the errors table by that one retryable row.
@@ -42,10 +38,6 @@ class FileAccount:
     unexpected: list[str] = field(default_factory=list)  # items/rows no row explains
     mismatches: list[str] = field(default_factory=list)  # differences from the model
     seconds: float | None = None
-
-    @property
-    def error_rows(self) -> int:
-        return sum(self.errors.values())
 
     @property
     def balanced(self) -> bool:
