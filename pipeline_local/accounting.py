@@ -1,4 +1,4 @@
-"""Per-file accounting of an uploaded sample set: find every row in the tables, print it, judge it.
+"""Account for every row of an uploaded sample set: find it in the tables, print it, judge it.
 
 Shared by `make demo` (the emulator, the local dispatcher doing Lambda's work) and `make smoke`
 (a deployed stack on AWS): both upload `pipeline_local.samples` files, read both tables and the

@@ -1,4 +1,4 @@
-"""AccessDenied answers in each AWS service's own error shape, for the authorization gateway.
+"""Build AccessDenied answers in each AWS service's own error shape, for the authorization gateway.
 
 The authorization model (pipeline_local.authz) decides every request of the pipeline's
 principals; `pipeline_local.authz.gateway` answers a refused request with `access_denied()`,

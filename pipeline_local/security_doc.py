@@ -1,4 +1,4 @@
-"""Every permission the applied stack grants or denies, as the rows of docs/security.md.
+"""List every permission the applied stack grants or denies, as the rows of docs/security.md.
 
 docs/security.md states who may do what (principal, effect, action, resource, condition) and
 why. The rows come from the policies as the emulator holds them after `terraform apply`: the

@@ -1,4 +1,4 @@
-"""moto server with its own bucket-policy check switched off: the authorization model decides.
+"""Run moto server with its own bucket-policy check switched off: the authorization model decides.
 
 moto applies a bucket policy to object requests even with its IAM enforcement off, and ignores
 every condition while doing so (emulator-notes: with the bucket's `DenyInsecureTransport`

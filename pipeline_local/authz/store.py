@@ -1,4 +1,4 @@
-"""The applied policies and encryption facts of the emulator, for the authorization model.
+"""Read the applied policies and encryption facts from the emulator, for the authorization model.
 
 `EmulatorPolicyStore` implements the engine's `PolicySource` (identity policies of a principal,
 resource policies, key policies) and the `ResourceFacts` that `implied.py` needs (which KMS key
@@ -104,6 +104,17 @@ class EmulatorPolicyStore:
             self._cache[(kind, key)] = value
         return value
 
+    @staticmethod
+    def _read(call: Callable[[], T], missing: T) -> T:
+        """`call()`'s answer, or `missing` when the emulator says the thing does not exist
+        (every other error propagates): the one shape of every read below."""
+        try:
+            return call()
+        except ClientError as exc:
+            if _missing(exc):
+                return missing
+            raise
+
     # -- PolicySource ---------------------------------------------------------------------------
 
     def identity_policies(self, principal: Principal) -> Sequence[Mapping[str, Any]]:
@@ -125,8 +136,9 @@ class EmulatorPolicyStore:
         """Attached (default version) and inline policies of a role or user (`kind`)."""
         iam = self.clients("iam")
         arg = {f"{kind.capitalize()}Name": name}
-        docs: list[dict[str, Any]] = []
-        try:
+
+        def load() -> list[dict[str, Any]]:
+            docs: list[dict[str, Any]] = []
             for page in iam.get_paginator(f"list_attached_{kind}_policies").paginate(**arg):
                 for att in page["AttachedPolicies"]:
                     pol = iam.get_policy(PolicyArn=att["PolicyArn"])["Policy"]
@@ -139,11 +151,9 @@ class EmulatorPolicyStore:
                 for policy in page["PolicyNames"]:
                     got = get_inline(PolicyName=policy, **arg)["PolicyDocument"]
                     docs.append({"PolicyName": policy, "PolicyDocument": _doc(got)})
-        except ClientError as exc:
-            if _missing(exc):
-                return []
-            raise
-        return docs
+            return docs
+
+        return self._read(load, [])
 
     def resource_policy(self, resource_arn: str) -> Mapping[str, Any] | None:
         """The bucket, queue, topic or function policy governing `resource_arn` (None if none)."""
@@ -154,69 +164,41 @@ class EmulatorPolicyStore:
         if service == "s3":
             bucket = resource.split("/", 1)[0]
             return self._cached("bucket-policy", bucket, lambda: self._bucket_policy(bucket))
-        if service == "sqs":
-            return self._queue_attr(resource_arn, "Policy")
-        if service == "sns":
-            return self._topic_attr(resource_arn, "Policy")
+        if service in ("sqs", "sns"):
+            policy = self._attributes(service, resource_arn).get("Policy")
+            return _doc(policy) if policy else None
         if service == "lambda" and resource.startswith("function:"):
             name = resource.split(":")[1]
             return self._cached("function-policy", name, lambda: self._function_policy(name))
         return None
 
     def _bucket_policy(self, bucket: str) -> dict[str, Any] | None:
-        try:
-            return _doc(self.clients("s3").get_bucket_policy(Bucket=bucket)["Policy"])
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        s3 = self.clients("s3")
+        return self._read(lambda: _doc(s3.get_bucket_policy(Bucket=bucket)["Policy"]), None)
 
     def _queue_url(self, arn: str) -> str:
         _, _, _, _, account, name = arn.split(":", 5)
         sqs = self.clients("sqs")
         return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
-    def _queue_attributes(self, arn: str) -> dict[str, str]:
+    def _attributes(self, service: str, arn: str) -> dict[str, str]:
+        """Every attribute of an SQS queue (`service` "sqs") or SNS topic ("sns"); {} when it
+        does not exist."""
+
         def load() -> dict[str, str]:
-            try:
-                return dict(
-                    self.clients("sqs").get_queue_attributes(
-                        QueueUrl=self._queue_url(arn), AttributeNames=["All"]
-                    )["Attributes"]
+            if service == "sqs":
+                answer = self.clients("sqs").get_queue_attributes(
+                    QueueUrl=self._queue_url(arn), AttributeNames=["All"]
                 )
-            except ClientError as exc:
-                if _missing(exc):
-                    return {}
-                raise
+            else:
+                answer = self.clients("sns").get_topic_attributes(TopicArn=arn)
+            return dict(answer["Attributes"])
 
-        return self._cached("queue-attributes", arn, load)
-
-    def _queue_attr(self, arn: str, name: str) -> dict[str, Any] | None:
-        value = self._queue_attributes(arn).get(name)
-        return _doc(value) if value and name == "Policy" else None
-
-    def _topic_attributes(self, arn: str) -> dict[str, str]:
-        def load() -> dict[str, str]:
-            try:
-                return dict(self.clients("sns").get_topic_attributes(TopicArn=arn)["Attributes"])
-            except ClientError as exc:
-                if _missing(exc):
-                    return {}
-                raise
-
-        return self._cached("topic-attributes", arn, load)
-
-    def _topic_attr(self, arn: str, name: str) -> dict[str, Any] | None:
-        value = self._topic_attributes(arn).get(name)
-        return _doc(value) if value else None
+        return self._cached(f"{service}-attributes", arn, lambda: self._read(load, {}))
 
     def _function_policy(self, name: str) -> dict[str, Any] | None:
-        try:
-            return _doc(self.clients("lambda").get_policy(FunctionName=name)["Policy"])
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        lam = self.clients("lambda")
+        return self._read(lambda: _doc(lam.get_policy(FunctionName=name)["Policy"]), None)
 
     def key_policy(self, key_arn: str) -> Mapping[str, Any] | None:
         """The key policy of a KMS key (ARN, key id or alias); None when there is no such key."""
@@ -225,15 +207,10 @@ class EmulatorPolicyStore:
             return None
 
         def load() -> dict[str, Any] | None:
-            try:
-                raw = self.clients("kms").get_key_policy(KeyId=arn, PolicyName="default")
-            except ClientError as exc:
-                if _missing(exc):
-                    return None
-                raise
+            raw = self.clients("kms").get_key_policy(KeyId=arn, PolicyName="default")
             return _doc(raw["Policy"])
 
-        return self._cached("key-policy", arn, load)
+        return self._cached("key-policy", arn, lambda: self._read(load, None))
 
     # -- ResourceFacts ------------------------------------------------------------------------
 
@@ -245,15 +222,9 @@ class EmulatorPolicyStore:
             return key
 
         def load() -> str | None:
-            try:
-                meta = self.clients("kms").describe_key(KeyId=key)["KeyMetadata"]
-            except ClientError as exc:
-                if _missing(exc):
-                    return None
-                raise
-            return str(meta["Arn"])
+            return str(self.clients("kms").describe_key(KeyId=key)["KeyMetadata"]["Arn"])
 
-        return self._cached("key-arn", key, load)
+        return self._cached("key-arn", key, lambda: self._read(load, None))
 
     def aliases(self) -> dict[str, str]:
         """alias ARN -> key ARN, for every alias of the account (KMS calls through an alias are
@@ -313,19 +284,14 @@ class EmulatorPolicyStore:
         bucket = bucket_arn.split(":::", 1)[-1].split("/", 1)[0]
 
         def load() -> list[str]:
-            try:
-                conf = self.clients("s3").get_bucket_notification_configuration(Bucket=bucket)
-            except ClientError as exc:
-                if _missing(exc):
-                    return []
-                raise
+            conf = self.clients("s3").get_bucket_notification_configuration(Bucket=bucket)
             return [
                 ":".join(str(entry["LambdaFunctionArn"]).split(":")[:7])
                 for entry in conf.get("LambdaFunctionConfigurations", [])
                 if any(e.startswith("s3:ObjectCreated") for e in entry.get("Events", []))
             ]
 
-        return self._cached("notified", bucket, load)
+        return self._cached("notified", bucket, lambda: self._read(load, []))
 
     def network_path(self, principal: Principal, service: str) -> NetworkPath | None:
         """How a request of `principal` to `service` ("s3", "sqs", ...) leaves its network:
@@ -358,12 +324,8 @@ class EmulatorPolicyStore:
 
     def _function_configuration(self, name: str) -> dict[str, Any] | None:
         """GetFunctionConfiguration of `name`, None when there is no such function."""
-        try:
-            return dict(self.clients("lambda").get_function_configuration(FunctionName=name))
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        lam = self.clients("lambda")
+        return self._read(lambda: dict(lam.get_function_configuration(FunctionName=name)), None)
 
     def _function_vpc(self, name: str, role_arn: str) -> tuple[str, tuple[str, ...]] | None:
         """(VPC, subnets) of the function `name` run by `role_arn`, None when it is not in a
@@ -443,9 +405,9 @@ class EmulatorPolicyStore:
             bucket = resource.split("/", 1)[0]
             key, source = self._bucket_key(bucket), "GetBucketEncryption"
         elif service == "sqs":
-            key, source = self._queue_attributes(arn).get("KmsMasterKeyId"), "GetQueueAttributes"
+            key, source = self._attributes("sqs", arn).get("KmsMasterKeyId"), "GetQueueAttributes"
         elif service == "sns":
-            key, source = self._topic_attributes(arn).get("KmsMasterKeyId"), "GetTopicAttributes"
+            key, source = self._attributes("sns", arn).get("KmsMasterKeyId"), "GetTopicAttributes"
         elif service == "dynamodb" and resource.startswith("table/"):
             table = resource.split("/")[1]
             key, source = self._table_key(table), "DescribeTable"
@@ -467,14 +429,9 @@ class EmulatorPolicyStore:
         """(default SSE-KMS key, Bucket Key enabled) of a bucket."""
 
         def load() -> tuple[str | None, bool]:
-            try:
-                rules = self.clients("s3").get_bucket_encryption(Bucket=bucket)[
-                    "ServerSideEncryptionConfiguration"
-                ]["Rules"]
-            except ClientError as exc:
-                if _missing(exc):
-                    return None, False
-                raise
+            rules = self.clients("s3").get_bucket_encryption(Bucket=bucket)[
+                "ServerSideEncryptionConfiguration"
+            ]["Rules"]
             for rule in rules:
                 default = rule.get("ApplyServerSideEncryptionByDefault", {})
                 if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse"):
@@ -482,15 +439,14 @@ class EmulatorPolicyStore:
                     return key, bool(rule.get("BucketKeyEnabled"))
             return None, False
 
-        return self._cached("bucket-encryption", bucket, load)
+        absent: tuple[str | None, bool] = (None, False)
+        return self._cached("bucket-encryption", bucket, lambda: self._read(load, absent))
 
     def _table_key(self, table: str) -> str | None:
-        try:
-            desc = self.clients("dynamodb").describe_table(TableName=table)["Table"]
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise
+        ddb = self.clients("dynamodb")
+        desc = self._read(lambda: ddb.describe_table(TableName=table)["Table"], None)
+        if desc is None:
+            return None
         sse = desc.get("SSEDescription") or {}
         if sse.get("SSEType") == "KMS" or sse.get("KMSMasterKeyArn"):
             return sse.get("KMSMasterKeyArn") or None
@@ -505,12 +461,9 @@ class EmulatorPolicyStore:
         return None
 
     def _function_key(self, name: str) -> tuple[str | None, str]:
-        try:
-            conf = self.clients("lambda").get_function_configuration(FunctionName=name)
-        except ClientError as exc:
-            if _missing(exc):
-                return None, ""
-            raise
+        conf = self._function_configuration(name)
+        if conf is None:
+            return None, ""
         if conf.get("KMSKeyArn"):
             return str(conf["KMSKeyArn"]), "GetFunctionConfiguration"
         if self.terraform_workdir is not None:

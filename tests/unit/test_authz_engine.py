@@ -1,97 +1,32 @@
-"""Policy evaluation: precedence, KMS key-policy rule, account delegation, service principals,
-and the issue 9 defect on the policies of lib/main.tf (fixture written by hand from it)."""
+"""Policy evaluation: the issue 9 defect on the policies of lib/main.tf, precedence of denies,
+and the KMS key-policy rule (direct vs delegated use)."""
 
 from __future__ import annotations
 
-import copy
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline_local.authz.engine import (
     AuthzRequest,
-    NetworkPath,
-    Principal,
-    VpcEndpoint,
     authorize,
-    effective_context,
-    policy_owner_arn,
 )
-
-FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "authz_lib_main_tf.json").read_text())
-ACCOUNT = FIXTURE["account"]
-REGION = FIXTURE["region"]
-KEYS = FIXTURE["keys"]
-PROCESSOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/iam-role-transaction-processor-dev"
-DLQ_ROLE = f"arn:aws:iam::{ACCOUNT}:role/iam-role-dlq-processor-dev"
-
-
-@dataclass
-class DictSource:
-    """A PolicySource over plain dicts; identity policies keyed by role/user ARN."""
-
-    identities: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
-    resources: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    keys: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    asked_identity_for: list[str] = field(default_factory=list)
-
-    def identity_policies(self, principal: Principal) -> Sequence[Mapping[str, Any]]:
-        assert principal.service is None, "service principals have no identity policies"
-        who = principal.role_arn or principal.arn
-        self.asked_identity_for.append(who)
-        return self.identities.get(who, [])
-
-    def resource_policy(self, resource_arn: str) -> Mapping[str, Any] | None:
-        return self.resources.get(resource_arn)
-
-    def key_policy(self, key_arn: str) -> Mapping[str, Any] | None:
-        return self.keys.get(key_arn)
-
-
-def lib_source() -> DictSource:
-    return DictSource(
-        identities=copy.deepcopy(FIXTURE["role_policies"]),
-        resources=copy.deepcopy(FIXTURE["resource_policies"]),
-        keys=copy.deepcopy(FIXTURE["key_policies"]),
-    )
-
-
-def session(role_arn: str, name: str = "session") -> Principal:
-    role = role_arn.rsplit("/", 1)[-1]
-    return Principal(
-        arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{name}", account=ACCOUNT, role_arn=role_arn
-    )
-
-
-def service(name: str) -> Principal:
-    return Principal(arn=name, account=None, service=name)
-
-
-USER = Principal(arn=f"arn:aws:iam::{ACCOUNT}:user/alice", account=ACCOUNT)
-PROCESSOR = session(PROCESSOR_ROLE, "lambda-transaction-processor-dev")
-DLQ_PROCESSOR = session(DLQ_ROLE, "lambda-dlq-processor-dev")
-
-
-def ddb_decrypt(principal: Principal, table: str) -> AuthzRequest:
-    """The kms:Decrypt DynamoDB makes with the caller's credentials on a CMK table
-    (encryption.usagenotes.html, "Decrypt" event: the user is the principal accessing the table)."""
-    return AuthzRequest(
-        principal=principal,
-        action="kms:Decrypt",
-        resource=KEYS["dynamodb"],
-        context={
-            "kms:ViaService": f"dynamodb.{REGION}.amazonaws.com",
-            "kms:EncryptionContext:aws:dynamodb:tableName": table,
-            "kms:EncryptionContext:aws:dynamodb:subscriberId": ACCOUNT,
-            "aws:SecureTransport": True,
-        },
-        on_behalf_of=f"dynamodb:PutItem on table/{table}",
-    )
-
+from tests.unit.authz_world import (
+    ACCOUNT,
+    DLQ_PROCESSOR,
+    DLQ_ROLE,
+    FIXTURE,
+    KEYS,
+    PROCESSOR,
+    PROCESSOR_ROLE,
+    REGION,
+    USER,
+    DictSource,
+    ddb_decrypt,
+    grant_ddb_key_via_dynamodb,
+    lib_source,
+    session,
+)
 
 # ------------------------------------------------------------------------------ issue 9 defect
 
@@ -124,21 +59,9 @@ def test_lib_policies_refuse_the_dlq_processors_putitem_kms_decrypt_too() -> Non
     assert DLQ_PROCESSOR.arn in decision.reason
 
 
-def _grant_ddb_key_via_dynamodb(src: DictSource, role: str) -> None:
-    src.identities[role][0]["PolicyDocument"]["Statement"].append(
-        {
-            "Sid": "UseTableKeyThroughDynamoDB",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
-            "Resource": KEYS["dynamodb"],
-            "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{REGION}.amazonaws.com"}},
-        }
-    )
-
-
 def test_fixed_role_may_decrypt_the_table_key_through_dynamodb_only() -> None:
     src = lib_source()
-    _grant_ddb_key_via_dynamodb(src, PROCESSOR_ROLE)
+    grant_ddb_key_via_dynamodb(src, PROCESSOR_ROLE)
 
     via_dynamodb = authorize(src, ddb_decrypt(PROCESSOR, "dynamodb-transactions-dev"))
     assert via_dynamodb.allowed, via_dynamodb.reason
@@ -389,326 +312,3 @@ def test_session_arn_in_a_key_policy_matches_only_that_session() -> None:
     assert authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"])).allowed
     other = session(PROCESSOR_ROLE, "someone-else")
     assert not authorize(src, AuthzRequest(other, "kms:Decrypt", KEYS["s3"])).allowed
-
-
-# ------------------------------------------------------------------------------ resource policies
-
-
-def test_root_in_a_bucket_policy_only_delegates() -> None:
-    src = lib_source()
-    obj = FIXTURE["bucket"] + "/incoming/a.csv"
-    decision = authorize(
-        src, AuthzRequest(USER, "s3:GetObject", obj, {"aws:SecureTransport": True})
-    )
-    assert not decision.allowed
-    assert '"AllowRootAccountAccess" only delegates' in decision.reason
-    assert f"resource policy of {FIXTURE['bucket']}" in decision.reason
-
-
-def test_a_bucket_policy_naming_the_role_allows_its_sessions_without_iam() -> None:
-    bucket = FIXTURE["bucket"]
-    src = DictSource(
-        resources={
-            bucket: {
-                "Statement": [
-                    {
-                        "Sid": "Reader",
-                        "Effect": "Allow",
-                        "Principal": {"AWS": [PROCESSOR_ROLE]},
-                        "Action": "s3:GetObject",
-                        "Resource": bucket + "/*",
-                    }
-                ]
-            }
-        }
-    )
-    decision = authorize(src, AuthzRequest(PROCESSOR, "s3:GetObject", bucket + "/k"))
-    assert decision.allowed and '"Reader"' in decision.reason
-    assert not authorize(src, AuthzRequest(DLQ_PROCESSOR, "s3:GetObject", bucket + "/k")).allowed
-    assert not authorize(src, AuthzRequest(PROCESSOR, "s3:PutObject", bucket + "/k")).allowed
-
-
-def test_not_principal_not_action_not_resource() -> None:
-    q = "arn:aws:sqs:eu-central-1:123456789012:q"
-    src = DictSource(
-        identities={
-            USER.arn: [
-                {
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "NotAction": "sqs:DeleteQueue",
-                            "NotResource": "arn:aws:sqs:*:*:secret",
-                        }
-                    ]
-                }
-            ],
-            PROCESSOR_ROLE: [
-                {"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
-            ],
-        },
-        resources={
-            q: {
-                "Statement": [
-                    {
-                        "Sid": "OnlyProcessor",
-                        "Effect": "Deny",
-                        "NotPrincipal": {"AWS": PROCESSOR_ROLE},
-                        "Action": "sqs:ReceiveMessage",
-                        "Resource": q,
-                    }
-                ]
-            }
-        },
-    )
-    assert authorize(src, AuthzRequest(USER, "sqs:SendMessage", q)).allowed
-    assert not authorize(src, AuthzRequest(USER, "sqs:DeleteQueue", q)).allowed
-    assert not authorize(
-        src, AuthzRequest(USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:123456789012:secret")
-    ).allowed
-    denied = authorize(src, AuthzRequest(USER, "sqs:ReceiveMessage", q))
-    assert not denied.allowed and '"OnlyProcessor"' in denied.reason
-    assert authorize(src, AuthzRequest(PROCESSOR, "sqs:ReceiveMessage", q)).allowed
-
-
-# ------------------------------------------------------------------------------ service principals
-
-
-def test_s3_may_invoke_the_processor_only_for_the_bucket_and_account() -> None:
-    src = lib_source()
-    fn = FIXTURE["functions"]["processor"]
-    good = {"aws:SourceArn": FIXTURE["bucket"], "aws:SourceAccount": ACCOUNT}
-    assert authorize(
-        src, AuthzRequest(service("s3.amazonaws.com"), "lambda:InvokeFunction", fn, good)
-    ).allowed
-    wrong_bucket = {**good, "aws:SourceArn": "arn:aws:s3:::someone-elses-bucket"}
-    decision = authorize(
-        src, AuthzRequest(service("s3.amazonaws.com"), "lambda:InvokeFunction", fn, wrong_bucket)
-    )
-    assert not decision.allowed and "Condition does not hold" in decision.reason
-    other_fn = FIXTURE["functions"]["dlq_processor"]
-    refused = authorize(
-        src, AuthzRequest(service("s3.amazonaws.com"), "lambda:InvokeFunction", other_fn, good)
-    )
-    assert not refused.allowed and "has none" in refused.reason
-    assert src.asked_identity_for == []
-
-
-def test_alarms_publish_to_the_encrypted_topic_and_use_its_key() -> None:
-    src = lib_source()
-    ctx = {
-        "aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:cw-alarm-dlq-depth-dev",
-        "aws:SourceAccount": ACCOUNT,
-    }
-    cw = service("cloudwatch.amazonaws.com")
-    assert authorize(src, AuthzRequest(cw, "sns:Publish", FIXTURE["topic"], ctx)).allowed
-    assert authorize(src, AuthzRequest(cw, "kms:GenerateDataKey", KEYS["lambda"], ctx)).allowed
-    assert authorize(src, AuthzRequest(cw, "kms:Decrypt", KEYS["lambda"], ctx)).allowed
-    assert not authorize(src, AuthzRequest(cw, "kms:Decrypt", KEYS["dynamodb"], ctx)).allowed
-
-
-def test_logs_service_uses_the_key_only_for_the_pipeline_log_groups() -> None:
-    src = lib_source()
-    logs = service(f"logs.{REGION}.amazonaws.com")
-    ours = {"kms:EncryptionContext:aws:logs:arn": FIXTURE["log_groups"]["processor"]}
-    assert authorize(src, AuthzRequest(logs, "kms:GenerateDataKey", KEYS["lambda"], ours)).allowed
-    theirs = {
-        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other"
-    }
-    assert not authorize(
-        src, AuthzRequest(logs, "kms:GenerateDataKey", KEYS["lambda"], theirs)
-    ).allowed
-    # the regional principal is not the global one
-    assert not authorize(
-        src,
-        AuthzRequest(service("logs.amazonaws.com"), "kms:GenerateDataKey", KEYS["lambda"], ours),
-    ).allowed
-
-
-def test_assume_role_needs_the_trust_policy() -> None:
-    trust = {
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ]
-    }
-    src = DictSource(
-        identities={
-            USER.arn: [
-                {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
-            ]
-        },
-        resources={PROCESSOR_ROLE: trust},
-    )
-    assert authorize(
-        src, AuthzRequest(service("lambda.amazonaws.com"), "sts:AssumeRole", PROCESSOR_ROLE)
-    ).allowed
-    decision = authorize(src, AuthzRequest(USER, "sts:AssumeRole", PROCESSOR_ROLE))
-    assert not decision.allowed and "trust policy" in decision.reason
-
-
-# ------------------------------------------------------------------------------ helpers
-
-
-@pytest.mark.parametrize(
-    ("resource", "owner"),
-    [
-        ("arn:aws:s3:::b/k/x.csv", "arn:aws:s3:::b"),
-        ("arn:aws:s3:::b", "arn:aws:s3:::b"),
-        ("arn:aws:dynamodb:r:1:table/t/index/i", "arn:aws:dynamodb:r:1:table/t"),
-        ("arn:aws:logs:r:1:log-group:/g:log-stream:s", "arn:aws:logs:r:1:log-group:/g"),
-        ("arn:aws:lambda:r:1:function:f:live", "arn:aws:lambda:r:1:function:f"),
-        ("arn:aws:sqs:r:1:q", "arn:aws:sqs:r:1:q"),
-        ("*", "*"),
-    ],
-)
-def test_policy_owner_arn(resource: str, owner: str) -> None:
-    assert policy_owner_arn(resource) == owner
-
-
-def test_effective_context_derives_principal_keys_and_request_keys_win() -> None:
-    ctx = effective_context(
-        AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"], {"aws:PrincipalAccount": "x"})
-    )
-    assert ctx["aws:principalarn"] == PROCESSOR_ROLE
-    assert ctx["kms:calleraccount"] == ACCOUNT
-    assert ctx["aws:principalaccount"] == "x"
-    svc = effective_context(AuthzRequest(service("s3.amazonaws.com"), "kms:Decrypt", KEYS["s3"]))
-    assert svc["aws:principalservicename"] == "s3.amazonaws.com" and "aws:principalarn" not in svc
-
-
-def test_named_identity_policies_appear_in_messages() -> None:
-    src = lib_source()
-    decision = authorize(
-        src, AuthzRequest(PROCESSOR, "dynamodb:DeleteTable", FIXTURE["tables"]["transactions"])
-    )
-    assert not decision.allowed
-    assert (
-        'identity policy iam-policy-transaction-processor-dev statement "DenyDestructiveActions"'
-        in decision.reason
-    )
-
-
-def test_a_malformed_applied_policy_is_an_error_not_a_denial() -> None:
-    from pipeline_local.authz.policy import PolicyError
-
-    bad = {
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": {"StringEqualsWhatever": {"k": "v"}},
-            }
-        ]
-    }
-    src = DictSource(identities={USER.arn: [bad]})
-    with pytest.raises(PolicyError, match="StringEqualsWhatever"):
-        authorize(src, AuthzRequest(USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:1:q"))
-
-
-# -- rule 6: a function's own calls leave its VPC through an endpoint -------------------------
-
-VPC, SUBNETS = "vpc-0a1", ("subnet-0a1", "subnet-0b2")
-QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:dlq"
-
-
-def _queue_sender() -> DictSource:
-    return DictSource(
-        identities={
-            PROCESSOR_ROLE: [
-                {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": QUEUE}]}
-            ]
-        }
-    )
-
-
-def _in_vpc(
-    endpoint: VpcEndpoint | None, *, internet: bool = False, principal: Principal = PROCESSOR
-) -> AuthzRequest:
-    path = NetworkPath(
-        caller="lambda-transaction-processor-dev",
-        vpc_id=VPC,
-        subnets=SUBNETS,
-        service_host=f"sqs.{REGION}.amazonaws.com",
-        endpoint=endpoint,
-        internet_route=internet,
-    )
-    return AuthzRequest(principal, "sqs:SendMessage", QUEUE, {}, network=path)
-
-
-def _endpoint(*statements: dict[str, Any]) -> VpcEndpoint:
-    policy = {"Statement": list(statements)} if statements else None
-    return VpcEndpoint("vpce-0sqs", VPC, "Interface", policy)
-
-
-def test_a_call_from_a_vpc_without_an_endpoint_or_internet_route_is_refused() -> None:
-    decision = authorize(_queue_sender(), _in_vpc(None))
-    assert not decision.allowed and decision.endpoint is None
-    assert (
-        f"lambda-transaction-processor-dev runs in {VPC} (subnets subnet-0a1, subnet-0b2) which "
-        f"has no route to sqs.{REGION}.amazonaws.com: no VPC endpoint for the service and no "
-        "internet route"
-    ) in decision.reason
-    # Over an internet route the identity policy decides alone, and no endpoint is named.
-    over_internet = authorize(_queue_sender(), _in_vpc(None, internet=True))
-    assert over_internet.allowed and over_internet.endpoint is None
-    assert "internet route" in over_internet.reason
-
-
-def test_the_default_endpoint_policy_lets_iam_decide_and_names_the_endpoint() -> None:
-    decision = authorize(_queue_sender(), _in_vpc(_endpoint()))
-    assert decision.allowed and decision.endpoint == "vpce-0sqs"
-    assert "through vpce-0sqs, the interface endpoint of vpc-0a1" in decision.reason
-    assert decision.request.context["aws:SourceVpce"] == "vpce-0sqs"
-    assert decision.request.context["aws:SourceVpc"] == VPC
-    # The endpoint does not replace the identity policy: without it, still refused.
-    refused = authorize(DictSource(), _in_vpc(_endpoint()))
-    assert not refused.allowed and "no identity-based policy allows" in refused.reason
-
-
-def test_the_endpoint_policy_must_allow_too_and_its_deny_wins() -> None:
-    allow_all = {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}
-    deny_send = {"Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage", "Resource": "*"}
-    denied = authorize(_queue_sender(), _in_vpc(_endpoint(allow_all, deny_send)))
-    assert not denied.allowed and denied.endpoint == "vpce-0sqs"
-    assert "explicit Deny in endpoint policy of vpce-0sqs" in denied.reason
-    only_receive = {**allow_all, "Action": "sqs:ReceiveMessage"}
-    not_allowed = authorize(_queue_sender(), _in_vpc(_endpoint(only_receive)))
-    assert not not_allowed.allowed
-    assert "the endpoint policy of vpce-0sqs does not allow it" in not_allowed.reason
-
-
-def test_endpoint_policy_conditions_see_the_principal_and_the_endpoint() -> None:
-    by_role = {
-        "Effect": "Allow",
-        "Principal": "*",
-        "Action": "sqs:SendMessage",
-        "Resource": QUEUE,
-        "Condition": {"ArnEquals": {"aws:PrincipalArn": [PROCESSOR_ROLE]}},
-    }
-    assert authorize(_queue_sender(), _in_vpc(_endpoint(by_role))).allowed
-    other = session(DLQ_ROLE, "lambda-dlq-processor-dev")
-    src = _queue_sender()
-    src.identities[DLQ_ROLE] = src.identities[PROCESSOR_ROLE]
-    refused = authorize(src, _in_vpc(_endpoint(by_role), principal=other))
-    assert not refused.allowed and "Condition does not hold" in refused.reason
-    # {"AWS": ACCOUNT} in an endpoint policy is the root user only, not a delegation.
-    account = {**by_role, "Principal": {"AWS": ACCOUNT}, "Condition": {}}
-    assert not authorize(_queue_sender(), _in_vpc(_endpoint(account))).allowed
-    # A resource policy may require the endpoint (aws:SourceVpce).
-    only_via = {
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "sqs:*",
-        "Resource": QUEUE,
-        "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-0sqs"}},
-    }
-    src = _queue_sender()
-    src.resources[QUEUE] = {"Statement": [only_via]}
-    assert authorize(src, _in_vpc(_endpoint())).allowed
-    outside = AuthzRequest(PROCESSOR, "sqs:SendMessage", QUEUE, {})
-    assert not authorize(src, outside).allowed

@@ -7,18 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
-from test_authz_engine import (
-    ACCOUNT,
-    DLQ_PROCESSOR,
-    FIXTURE,
-    KEYS,
-    PROCESSOR,
-    PROCESSOR_ROLE,
-    REGION,
-    USER,
-    _grant_ddb_key_via_dynamodb,
-    lib_source,
-)
 
 from pipeline_local.authz.engine import AuthzRequest, Principal, authorize
 from pipeline_local.authz.implied import (
@@ -31,6 +19,18 @@ from pipeline_local.authz.implied import (
     event_source_poll,
     execution_role_session,
     implied_requests,
+)
+from tests.unit.authz_world import (
+    ACCOUNT,
+    DLQ_PROCESSOR,
+    FIXTURE,
+    KEYS,
+    PROCESSOR,
+    PROCESSOR_ROLE,
+    REGION,
+    USER,
+    grant_ddb_key_via_dynamodb,
+    lib_source,
 )
 
 BUCKET = FIXTURE["bucket"]
@@ -114,7 +114,7 @@ def test_putitem_on_a_cmk_table_implies_the_callers_decrypt_and_lib_refuses_it()
     for part in (PROCESSOR.arn, "kms:Decrypt", KEYS["dynamodb"], "dynamodb:PutItem"):
         assert part in refused.reason
 
-    _grant_ddb_key_via_dynamodb(src, PROCESSOR_ROLE)
+    grant_ddb_key_via_dynamodb(src, PROCESSOR_ROLE)
     assert authorize(src, implied[0]).allowed
 
 

@@ -8,27 +8,14 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct Running(Child);
+mod common;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{http, Running};
 
 fn throttled_total(addr: &str) -> u64 {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    let request =
-        format!("GET /_faithful/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
+    let answer = http(addr, "GET", "/_faithful/stats");
     let body = answer.split("\r\n\r\n").nth(1).expect("body");
     let stats: serde_json::Value = serde_json::from_str(body).expect("stats JSON");
     stats["throttled_total"].as_u64().expect("count")
@@ -36,28 +23,9 @@ fn throttled_total(addr: &str) -> u64 {
 
 #[tokio::test]
 async fn the_rust_sdk_retries_the_throttle() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ddb-faithful"))
-        .args([
-            "--memory",
-            "--latency",
-            "none",
-            "--clock",
-            "manual",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let _running = Running(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("start line");
-    let started: serde_json::Value = serde_json::from_str(&line).expect("JSON");
-    let endpoint = started["endpoint"].as_str().expect("endpoint").to_string();
-    let addr = endpoint.trim_start_matches("http://").to_string();
+    let running = Running::start_with_manual_clock();
+    let endpoint = running.endpoint.clone();
+    let addr = running.addr().to_string();
 
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
