@@ -313,7 +313,8 @@ def _from_retry_record(doc: dict[str, Any], message: SqsMessage, now: int) -> Er
     source = _source(doc.get("source"))
     if not isinstance(record, dict) or source is None:
         return None
-    last = doc.get("error") if isinstance(doc.get("error"), dict) else {}
+    error = doc.get("error")
+    last: dict[str, Any] = error if isinstance(error, dict) else {}
     last_code = last.get("code") if isinstance(last.get("code"), str) else "unknown"
     last_text = last.get("message") if isinstance(last.get("message"), str) else ""
     return ErrorRecord(

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -1084,8 +1085,10 @@ def put_transaction(dynamodb: Any, table_name: str, item: Mapping[str, Any]) -> 
     except ClientError as exc:
         code = _error_code(exc)
         if code == "ConditionalCheckFailedException":
-            old = exc.response.get("Item") or {}
-            old_hash = (old.get("record_hash") or {}).get("S")
+            # botocore's ClientError response type does not list Item; DynamoDB returns it here
+            # because of ReturnValuesOnConditionCheckFailure.
+            old = exc.response.get("Item")
+            old_hash = (old.get("record_hash") or {}).get("S") if isinstance(old, dict) else None
             if old_hash is None:
                 return WriteOutcome("failed", code, "stored item not returned for comparison")
             if old_hash == item["record_hash"]["S"]:
@@ -1172,7 +1175,7 @@ def _is_not_found(exc: ClientError, with_version: bool) -> bool:
     return code in _NOT_FOUND_CODES or status == 404 or (with_version and code == "InvalidArgument")
 
 
-def _datetime_ms(value: Any) -> int | None:
+def _datetime_ms(value: datetime | None) -> int | None:
     if value is None or not hasattr(value, "timestamp"):
         return None
     return int(value.timestamp()) * 1000 + value.microsecond // 1000

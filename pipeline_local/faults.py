@@ -161,6 +161,7 @@ class Interceptor(Protocol):
 
 
 class _ProxyServer(ThreadingHTTPServer):
+    server_address: tuple[str, int]  # bound to 127.0.0.1 (typeshed allows any socket address)
     daemon_threads = True
     allow_reuse_address = True
 
@@ -653,7 +654,8 @@ class CrashingInvoker:
     def _invoke_patching_botocore(self, event: dict[str, Any], timeout_ms: int) -> Any:
         import botocore.client
 
-        original = botocore.client.BaseClient._make_api_call
+        # _make_api_call is private: botocore-stubs types only the public API.
+        original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
         state = {"calls": 0, "dead": False}
         lock = threading.Lock()
         operation = self.operation
@@ -672,13 +674,13 @@ class CrashingInvoker:
             return result
 
         with _PATCH_LOCK:
-            botocore.client.BaseClient._make_api_call = patched  # type: ignore[method-assign]
+            botocore.client.BaseClient._make_api_call = patched  # type: ignore[attr-defined]
             try:
                 result = self.inner.invoke(event, timeout_ms=timeout_ms)
             except SimulatedCrash:
                 raise self._crash(state["calls"], "simulated") from None
             finally:
-                botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
+                botocore.client.BaseClient._make_api_call = original  # type: ignore[attr-defined]
         if state["dead"]:
             # The limit was reached on the very last call: the process died right after it.
             raise self._crash(state["calls"], "simulated")

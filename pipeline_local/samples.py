@@ -509,11 +509,13 @@ def _record_errors_csv(gen: _Gen, key: str) -> SampleFile:
         tid = None if field_name == "transaction_id" else txn.transaction_id
         b.add(text, Row(b.next_line, tid, error=code, note=f"{field_name}={value[:20]!r}"))
         filler(rng.randint(0, 2))
-    for currency, amount_text, code in _PRECISION_CASES:
+    for currency, amount_text, precision_code in _PRECISION_CASES:
         txn, text = valid()
         text.update(currency=currency, amount=amount_text)
-        if code:
-            b.add(text, Row(b.next_line, txn.transaction_id, error=code, note=amount_text))
+        if precision_code:
+            b.add(
+                text, Row(b.next_line, txn.transaction_id, error=precision_code, note=amount_text)
+            )
         else:
             good = Txn(**{**txn.__dict__, "currency": currency, "amount": Decimal(amount_text)})
             b.add(text, Row(b.next_line, txn.transaction_id, txn=good, note=amount_text))
@@ -846,7 +848,9 @@ def new_versions(samples: SampleSet, seed: int = DEFAULT_SEED + 1) -> list[Sampl
                 txn = Txn(**{**txn.__dict__, "amount": txn.amount + 1})
             _add_txn(builder, txn, gen.rng, note="v2")
         for i in range(len(old.rows) // 10):
-            txn, _ = gen.txn(f"{old.rows[0].transaction_id[:3]}V2-{i:06d}")
+            first_id = old.rows[0].transaction_id
+            assert first_id is not None  # the first two files hold only valid rows
+            txn, _ = gen.txn(f"{first_id[:3]}V2-{i:06d}")
             _add_txn(builder, txn, gen.rng, note="v2 new")
         out.append(builder.build(f"new version of {old.key}"))
     return out
@@ -1051,16 +1055,16 @@ def account(
     errs_by_line: dict[tuple[str, str, int | None], list[int]] = {}
     file_errs: dict[tuple[str, str], list[int]] = {}
     failed: dict[tuple[str, str], list[tuple[int, int]]] = {}  # -> (row index, first line)
-    for n, row in enumerate(error_rows):
-        k = (str(row.get("source_key")), str(row.get("source_version_id")))
-        code = row.get("error_code")
-        if row.get("error_type") == "FILE":
-            file_errs.setdefault(k, []).append(n)
+    for n, error_row in enumerate(error_rows):
+        source = (str(error_row.get("source_key")), str(error_row.get("source_version_id")))
+        code = error_row.get("error_code")
+        if error_row.get("error_type") == "FILE":
+            file_errs.setdefault(source, []).append(n)
         elif code in ("FILE_PROCESSING_FAILED", "FILE_RESUME_FAILED"):
-            start = _num(row.get("source_line")) if code == "FILE_RESUME_FAILED" else None
-            failed.setdefault(k, []).append((n, start if start is not None else -1))
+            start = _num(error_row.get("source_line")) if code == "FILE_RESUME_FAILED" else None
+            failed.setdefault(source, []).append((n, start if start is not None else -1))
         else:
-            errs_by_line.setdefault((*k, _num(row.get("source_line"))), []).append(n)
+            errs_by_line.setdefault((*source, _num(error_row.get("source_line"))), []).append(n)
 
     result = Accounting(files=[], queue_depths=dict(queue_depths))
     explained_errors: set[int] = set()
@@ -1105,9 +1109,9 @@ def account(
         for (k, v, line), found in by_source.items():
             if (k, v) == (key, version) and line not in lines:
                 acc.unexpected += [f"item at line {line}"] * len(found)
-        for (k, v, line), found in errs_by_line.items():
-            if (k, v) == (key, version) and line not in lines:
-                acc.unexpected += [f"error row at line {line}"] * len(found)
+        for (k, v, error_line), found in errs_by_line.items():
+            if (k, v) == (key, version) and error_line not in lines:
+                acc.unexpected += [f"error row at line {error_line}"] * len(found)
                 explained_errors.update(found)
         exp = up.expected
         if acc.file_error != exp.file_error:
