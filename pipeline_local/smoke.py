@@ -88,7 +88,7 @@ def terraform_outputs() -> dict[str, Any]:
     return {name: entry["value"] for name, entry in raw.items()}
 
 
-def queue_depths(sqs: Any, outputs: Mapping[str, Any]) -> dict[str, int]:
+def queue_depths(sqs: SQSClient, outputs: Mapping[str, Any]) -> dict[str, int]:
     urls = [str(outputs[name]) for name in ("main_queue_url", "dlq_url")]
     return {url.rsplit("/", 1)[-1]: queue_depth(sqs, url) for url in urls}
 
