@@ -44,8 +44,8 @@ test: setup lint checkov build-rust ## Run every check and test (what CI runs)
 test-python: setup ## Only the Python tests (conformance and e2e against the Python handlers only)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The size `make test` runs the differential at: 35 s of CPU on the 2-core CI machine (one core;
-# 60 to 90 s wall while other work shares the machine).
+# The size `make test` runs the differential at: one process, 35 to 45 s of CPU on the 2-core CI
+# machine (its wall time grows with whatever else shares the machine).
 DIFF_MUTANTS  ?= 15000
 DIFF_MESSAGES ?= 100000
 DIFF_SEED     ?= 1
