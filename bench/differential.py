@@ -13,13 +13,16 @@ items (every attribute); they must be identical.
 
     .venv/bin/python bench/differential.py [--mutants 400] [--messages 2000] [--seed 1]
 
-Needs the examples: `cargo build --release -p txn-core --examples`.
-Exit status 0 when everything agrees.
+Needs the examples: `cargo build --release -p txn-core --examples` (in $CARGO_TARGET_DIR, else
+target/). Exit status 0 when everything agrees, 1 on any difference (the first five of each kind
+are printed), 2 without the examples. `make differential` (part of `make test`) runs it at the
+size CI affords.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import json
 import os
@@ -27,15 +30,20 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "conformance" / "cases"
-DUMP = REPO / "target" / "release" / "examples" / "txn_dump"
-DLQ_DUMP = REPO / "target" / "release" / "examples" / "dlq_dump"
+EXAMPLES = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "examples"
+DUMP = EXAMPLES / "txn_dump"
+DLQ_DUMP = EXAMPLES / "dlq_dump"
 NOW_MS = 1_700_000_000_000
 EXPIRES_AT = 1_731_536_000
+# Inputs per dump process: large runs (`make test`'s) stay within a few hundred MB.
+FILE_BATCH = 2000
+MESSAGE_BATCH = 20000
 
 INTERESTING = [
     b",",
@@ -122,6 +130,11 @@ ODD_VALUES: list[Any] = [
     "  T-1  ",
     "T 1",
     "****1234",
+    # Whitespace the trimming must treat alike: stripped (\f \r \n \t) and kept (\v, NBSP, NEL).
+    "\f T-1\r\n",
+    "\x0bT-1",
+    "\u00a0T-1\x85",
+    "\tDE1234567\f",
 ]
 
 
@@ -169,7 +182,8 @@ def message_bodies(pf: Any, rng: random.Random, count: int) -> list[str]:
             if rng.random() < 0.3:
                 del target[key]
             else:
-                target[key] = rng.choice(ODD_VALUES)
+                # A copy: the shared value must neither change nor end up inside itself.
+                target[key] = copy.deepcopy(rng.choice(ODD_VALUES))
         bodies.append(json.dumps(doc, ensure_ascii=rng.random() < 0.5))
     return bodies
 
@@ -187,29 +201,37 @@ def sqs_records(bodies: list[str], rng: random.Random) -> list[dict[str, Any]]:
     return records
 
 
+def json_lines(text: str) -> list[str]:
+    """The dump's JSON lines. Not str.splitlines: that also splits at U+0085, U+2028 and other
+    characters a JSON string may hold unescaped."""
+    return [line for line in text.split("\n") if line]
+
+
 def compare_dlq(dlq: Any, count: int, seed: int) -> tuple[int, int]:
+    """Compare `count` generated SQS records in batches (one dlq_dump process per batch)."""
     rng = random.Random(seed)
     pf = sys.modules["pf"]
-    records = sqs_records(message_bodies(pf, rng, count), rng)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "records.json"
-        path.write_text(json.dumps(records))
-        proc = subprocess.run(
-            [str(DLQ_DUMP), str(path)], check=True, capture_output=True, text=True
-        )
-    got = [json.loads(line) for line in proc.stdout.splitlines()]
     failures = 0
-    for record, rust_items in zip(records, got, strict=True):
-        message = dlq.sqs_message(record)
-        rows = dlq.interpret_message(message, NOW_MS)
-        want = [dlq.to_item(row, message, EXPIRES_AT) for row in rows]
-        if json.loads(json.dumps(want)) != rust_items:
-            failures += 1
-            if failures <= 5:
-                print(f"DLQ MISMATCH body={record['body'][:200]!r}")
-                print(f"  python: {json.dumps(want)[:600]}")
-                print(f"  rust:   {json.dumps(rust_items)[:600]}")
-    return len(records), failures
+    for start in range(0, count, MESSAGE_BATCH):
+        records = sqs_records(message_bodies(pf, rng, min(MESSAGE_BATCH, count - start)), rng)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "records.json"
+            path.write_text(json.dumps(records))
+            proc = subprocess.run(
+                [str(DLQ_DUMP), str(path)], check=True, capture_output=True, text=True
+            )
+        got = [json.loads(line) for line in json_lines(proc.stdout)]
+        for record, rust_items in zip(records, got, strict=True):
+            message = dlq.sqs_message(record)
+            rows = dlq.interpret_message(message, NOW_MS)
+            want = [dlq.to_item(row, message, EXPIRES_AT) for row in rows]
+            if json.loads(json.dumps(want)) != rust_items:
+                failures += 1
+                if failures <= 5:
+                    print(f"DLQ MISMATCH body={record['body'][:200]!r}")
+                    print(f"  python: {json.dumps(want)[:600]}")
+                    print(f"  rust:   {json.dumps(rust_items)[:600]}")
+    return count, failures
 
 
 def load_processor() -> Any:
@@ -267,7 +289,7 @@ def rust_report(paths: list[Path]) -> dict[str, list[Any]]:
     proc = subprocess.run([str(DUMP), *map(str, paths)], check=True, capture_output=True, text=True)
     reports: dict[str, list[Any]] = {}
     current: list[Any] = []
-    for line in proc.stdout.splitlines():
+    for line in json_lines(proc.stdout):
         doc = json.loads(line)
         if "file" in doc and len(doc) == 1:
             current = [doc]
@@ -296,6 +318,30 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(buf)
 
 
+def compare_files(pf: Any, paths: list[Path], shown: int) -> tuple[int, int]:
+    """(files that differ, rows compared) for `paths`, one txn_dump process for all of them;
+    prints the differences while fewer than five (`shown`, from earlier batches) were."""
+    rust = rust_report(paths)
+    failures = 0
+    rows = 0
+    for path in paths:
+        want = python_report(pf, path)
+        got = rust.get(str(path))
+        rows += len(want) - 1
+        if json.loads(json.dumps(want)) != got:
+            failures += 1
+            if shown + failures <= 5:
+                print(f"MISMATCH {path.name}")
+                for w, g in zip(want, got or [], strict=False):
+                    if json.loads(json.dumps(w)) != g:
+                        print(f"  python: {json.dumps(w, ensure_ascii=False)[:400]}")
+                        print(f"  rust:   {json.dumps(g, ensure_ascii=False)[:400]}")
+                        break
+                else:
+                    print(f"  lengths differ: python {len(want)} rust {len(got or [])}")
+    return failures, rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mutants", type=int, default=400)
@@ -305,42 +351,42 @@ def main() -> int:
     if not DUMP.exists() or not DLQ_DUMP.exists():
         print("missing examples: cargo build --release -p txn-core --examples")
         return 2
+    started = time.monotonic()
     pf = load_processor()
     dlq = load_module("dlqf", "dlq_processor_function.py")
     messages, dlq_failures = compare_dlq(dlq, args.messages, args.seed)
-    print(f"dlq: {messages - dlq_failures} passed, {dlq_failures} failed")
+    print(
+        f"dlq: {messages - dlq_failures} passed, {dlq_failures} failed "
+        f"({time.monotonic() - started:.1f} s)"
+    )
     rng = random.Random(args.seed)
     sources = sorted(p for p in CASES.glob("*/input.*"))
-    with tempfile.TemporaryDirectory() as tmp:
-        paths: list[Path] = []
-        for src in sources:
-            dst = Path(tmp) / f"{src.parent.name}{src.suffix}"
-            dst.write_bytes(src.read_bytes())
-            paths.append(dst)
-        for i in range(args.mutants):
-            src = rng.choice(sources)
-            dst = Path(tmp) / f"mutant-{i:04d}-{src.parent.name}{src.suffix}"
-            dst.write_bytes(mutate(src.read_bytes(), rng))
-            paths.append(dst)
-        rust = rust_report(paths)
-        failures = 0
-        rows = 0
-        for path in paths:
-            want = python_report(pf, path)
-            got = rust.get(str(path))
-            rows += len(want) - 1
-            if json.loads(json.dumps(want)) != got:
-                failures += 1
-                if failures <= 5:
-                    print(f"MISMATCH {path.name}")
-                    for w, g in zip(want, got or [], strict=False):
-                        if json.loads(json.dumps(w)) != g:
-                            print(f"  python: {json.dumps(w, ensure_ascii=False)[:400]}")
-                            print(f"  rust:   {json.dumps(g, ensure_ascii=False)[:400]}")
-                            break
-                    else:
-                        print(f"  lengths differ: python {len(want)} rust {len(got or [])}")
-    print(f"files: {len(paths) - failures} passed, {failures} failed ({rows} rows compared)")
+    failures = 0
+    rows = 0
+    files = 0
+    # The cases' own inputs first, then the mutants, in batches so that neither the temporary
+    # files nor the reports of a large run are held at once.
+    for start in range(-1, args.mutants, FILE_BATCH):
+        with tempfile.TemporaryDirectory() as tmp:
+            paths: list[Path] = []
+            if start < 0:
+                for src in sources:
+                    dst = Path(tmp) / f"{src.parent.name}{src.suffix}"
+                    dst.write_bytes(src.read_bytes())
+                    paths.append(dst)
+            for i in range(max(start, 0), min(start + FILE_BATCH, args.mutants)):
+                src = rng.choice(sources)
+                dst = Path(tmp) / f"mutant-{i:06d}-{src.parent.name}{src.suffix}"
+                dst.write_bytes(mutate(src.read_bytes(), rng))
+                paths.append(dst)
+            batch_failures, batch_rows = compare_files(pf, paths, failures)
+        failures += batch_failures
+        rows += batch_rows
+        files += len(paths)
+    print(
+        f"files: {files - failures} passed, {failures} failed ({rows} rows compared; "
+        f"{time.monotonic() - started:.1f} s in all, seed {args.seed})"
+    )
     return 1 if failures or dlq_failures else 0
 
 

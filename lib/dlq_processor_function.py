@@ -18,12 +18,15 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:  # the client type comes from the stub packages of requirements-dev.txt
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 VERSION = "1.0.0"
 PROCESSOR = f"python3.11/{VERSION}"
@@ -313,7 +316,8 @@ def _from_retry_record(doc: dict[str, Any], message: SqsMessage, now: int) -> Er
     source = _source(doc.get("source"))
     if not isinstance(record, dict) or source is None:
         return None
-    last = doc.get("error") if isinstance(doc.get("error"), dict) else {}
+    error = doc.get("error")
+    last: dict[str, Any] = error if isinstance(error, dict) else {}
     last_code = last.get("code") if isinstance(last.get("code"), str) else "unknown"
     last_text = last.get("message") if isinstance(last.get("message"), str) else ""
     return ErrorRecord(
@@ -485,7 +489,7 @@ def to_item(row: ErrorRecord, message: SqsMessage, expires_at: int) -> dict[str,
 # Storage and the handler.
 
 
-def store_item(dynamodb: Any, table_name: str, item: Mapping[str, Any]) -> bool:
+def store_item(dynamodb: "DynamoDBClient", table_name: str, item: Mapping[str, Any]) -> bool:
     """True when stored now, False when it was already there (a replay). Raises otherwise."""
     try:
         dynamodb.put_item(
@@ -501,7 +505,7 @@ def store_item(dynamodb: Any, table_name: str, item: Mapping[str, Any]) -> bool:
 
 
 def handle_event(
-    event: Any, context: Any, dynamodb: Any, cfg: Config, now: int | None = None
+    event: Any, context: Any, dynamodb: "DynamoDBClient", cfg: Config, now: int | None = None
 ) -> dict[str, Any]:
     """Store every message of the batch; report only the ones that could not be stored."""
     request_id = str(getattr(context, "aws_request_id", "") or "")

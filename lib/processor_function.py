@@ -20,12 +20,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:  # the client types come from the stub packages of requirements-dev.txt
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 VERSION = "1.0.0"
 PROCESSOR = f"python3.11/{VERSION}"
@@ -246,9 +254,9 @@ def load_config(env: Mapping[str, str]) -> Config:
 
 @dataclass(frozen=True)
 class Aws:
-    s3: Any
-    dynamodb: Any
-    sqs: Any
+    s3: "S3Client"
+    dynamodb: "DynamoDBClient"
+    sqs: "SQSClient"
 
 
 class TransientError(Exception):
@@ -990,7 +998,7 @@ def _message_batches(bodies: Sequence[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def send_messages(sqs: Any, queue_url: str, bodies: Sequence[str]) -> None:
+def send_messages(sqs: "SQSClient", queue_url: str, bodies: Sequence[str]) -> None:
     """SendMessageBatch in batches of 10; retry every Failed entry; raise if any is still failing.
 
     Raising (TransientError) makes the invocation or the queue message fail and be retried, so
@@ -1002,7 +1010,9 @@ def send_messages(sqs: Any, queue_url: str, bodies: Sequence[str]) -> None:
         for attempt in range(SEND_ATTEMPTS):
             if attempt:
                 time.sleep(0.05 * 2**attempt)
-            entries = [{"Id": ident, "MessageBody": body} for ident, body in pending.items()]
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                {"Id": ident, "MessageBody": body} for ident, body in pending.items()
+            ]
             try:
                 response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
             except (ClientError, BotoCoreError) as exc:
@@ -1071,7 +1081,9 @@ def build_item(
     return item
 
 
-def put_transaction(dynamodb: Any, table_name: str, item: Mapping[str, Any]) -> WriteOutcome:
+def put_transaction(
+    dynamodb: "DynamoDBClient", table_name: str, item: Mapping[str, Any]
+) -> WriteOutcome:
     """Conditional PutItem; compare record_hash with the stored item when it already exists."""
     try:
         dynamodb.put_item(
@@ -1084,8 +1096,10 @@ def put_transaction(dynamodb: Any, table_name: str, item: Mapping[str, Any]) -> 
     except ClientError as exc:
         code = _error_code(exc)
         if code == "ConditionalCheckFailedException":
-            old = exc.response.get("Item") or {}
-            old_hash = (old.get("record_hash") or {}).get("S")
+            # botocore's ClientError response type does not list Item; DynamoDB returns it here
+            # because of ReturnValuesOnConditionCheckFailure.
+            old = exc.response.get("Item")
+            old_hash = (old.get("record_hash") or {}).get("S") if isinstance(old, dict) else None
             if old_hash is None:
                 return WriteOutcome("failed", code, "stored item not returned for comparison")
             if old_hash == item["record_hash"]["S"]:
@@ -1097,7 +1111,7 @@ def put_transaction(dynamodb: Any, table_name: str, item: Mapping[str, Any]) -> 
 
 
 def write_items(
-    dynamodb: Any,
+    dynamodb: "DynamoDBClient",
     table_name: str,
     items: Sequence[Mapping[str, Any]],
     pool: ThreadPoolExecutor,
@@ -1172,14 +1186,14 @@ def _is_not_found(exc: ClientError, with_version: bool) -> bool:
     return code in _NOT_FOUND_CODES or status == 404 or (with_version and code == "InvalidArgument")
 
 
-def _datetime_ms(value: Any) -> int | None:
+def _datetime_ms(value: datetime | None) -> int | None:
     if value is None or not hasattr(value, "timestamp"):
         return None
     return int(value.timestamp()) * 1000 + value.microsecond // 1000
 
 
-def open_object(s3: Any, ref: ObjectRef) -> OpenedObject | FileError:
-    params: dict[str, str] = {"Bucket": ref.bucket, "Key": ref.key}
+def open_object(s3: "S3Client", ref: ObjectRef) -> OpenedObject | FileError:
+    params: GetObjectRequestTypeDef = {"Bucket": ref.bucket, "Key": ref.key}
     if ref.version_id:
         params["VersionId"] = ref.version_id
     try:

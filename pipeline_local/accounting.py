@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline_local import samples as sample_files
 from pipeline_local.dispatcher import scan_all
+
+if TYPE_CHECKING:  # the stub packages are development tools (requirements-dev.txt)
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 Say = Callable[[str], None]
 
@@ -35,7 +38,7 @@ def banner(lines: list[str], out: Say = say) -> None:
 
 
 def collect(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     transactions_table: str,
     errors_table: str,
     uploads: Sequence[sample_files.Upload],

@@ -97,8 +97,8 @@ def start_ddb_faithful(
     try:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     finally:
-        if log_path:
-            out.close()  # type: ignore[union-attr]
+        if not isinstance(out, int):  # a log file, not subprocess.DEVNULL
+            out.close()
     ddb = FaithfulDynamoDB(port=port, pid=proc.pid, proc=proc)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:

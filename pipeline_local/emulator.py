@@ -150,8 +150,8 @@ def start_emulator(port: int | None = None, log_path: Path | None = None) -> Emu
     try:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     finally:
-        if log_path:
-            out.close()  # type: ignore[union-attr]
+        if not isinstance(out, int):  # a log file, not subprocess.DEVNULL
+            out.close()
     _wait_ready(f"http://{HOST}:{port}", proc, log_path)
     return Emulator(port=port, pid=proc.pid, proc=proc)
 

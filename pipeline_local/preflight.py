@@ -29,10 +29,14 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:  # the stub packages are development tools (requirements-dev.txt)
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_lambda import LambdaClient
 
 # AWS keeps this many executions unreserved in every account.
 UNRESERVED_MINIMUM = 100
@@ -261,7 +265,7 @@ def function_names(env: str) -> tuple[str, str]:
     return (f"lambda-transaction-processor-{env}", f"lambda-dlq-processor-{env}")
 
 
-def check_concurrency(lambda_client: Any, want: Reservations, env: str) -> Finding:
+def check_concurrency(lambda_client: LambdaClient, want: Reservations, env: str) -> Finding:
     """Does the account leave room for the reservations (plus the 100 AWS keeps unreserved)?"""
     title = "Lambda concurrency"
     try:
@@ -314,7 +318,7 @@ def check_concurrency(lambda_client: Any, want: Reservations, env: str) -> Findi
     return Finding(title, False, lines)
 
 
-def policy_source_arn(caller_arn: str, iam: Any) -> str | None:
+def policy_source_arn(caller_arn: str, iam: IAMClient) -> str | None:
     """The IAM identity behind an STS caller ARN (None for the root user)."""
     parts = caller_arn.split(":", 5)
     partition, account, resource = parts[1], parts[4], parts[5]
@@ -330,7 +334,7 @@ def policy_source_arn(caller_arn: str, iam: Any) -> str | None:
 
 
 def check_permissions(
-    iam: Any, caller_arn: str, context: Mapping[str, str], needs: Sequence[Need] = NEEDS
+    iam: IAMClient, caller_arn: str, context: Mapping[str, str], needs: Sequence[Need] = NEEDS
 ) -> Finding:
     """Simulate every action of NEEDS for the caller; list the ones it may not perform."""
     title = "permissions of the caller"
@@ -374,7 +378,9 @@ def check_permissions(
     return Finding(title, False, lines)
 
 
-def _simulate(iam: Any, source: str, actions: list[str], resource: str) -> list[tuple[str, str]]:
+def _simulate(
+    iam: IAMClient, source: str, actions: list[str], resource: str
+) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     marker: str | None = None
     while True:

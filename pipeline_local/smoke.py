@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import boto3
 
@@ -41,7 +41,23 @@ from pipeline_local.accounting import say
 from pipeline_local.delivery import queue_depth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ClientFactory = Callable[[str], Any]
+if TYPE_CHECKING:  # the stub packages are development tools (requirements-dev.txt)
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+class ClientFactory(Protocol):
+    """Makes a client for one of the services smoke uses: a boto3 Session's `client` method.
+
+    The overloads keep boto3-stubs' (alphabetical) order: mypy matches overloads in order."""
+
+    @overload
+    def __call__(self, service_name: Literal["dynamodb"], /) -> DynamoDBClient: ...
+    @overload
+    def __call__(self, service_name: Literal["s3"], /) -> S3Client: ...
+    @overload
+    def __call__(self, service_name: Literal["sqs"], /) -> SQSClient: ...
 
 
 def smoke_samples(samples: sample_files.SampleSet) -> list[sample_files.SampleFile]:
@@ -72,7 +88,7 @@ def terraform_outputs() -> dict[str, Any]:
     return {name: entry["value"] for name, entry in raw.items()}
 
 
-def queue_depths(sqs: Any, outputs: Mapping[str, Any]) -> dict[str, int]:
+def queue_depths(sqs: SQSClient, outputs: Mapping[str, Any]) -> dict[str, int]:
     urls = [str(outputs[name]) for name in ("main_queue_url", "dlq_url")]
     return {url.rsplit("/", 1)[-1]: queue_depth(sqs, url) for url in urls}
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline_local.emulator import Emulator, load_state
 
@@ -91,8 +92,8 @@ def override_tf(endpoint: str, emulator_values: bool = True) -> str:
                 "  }",
                 "}",
             ]
-    for rtype, resources in EMULATOR_VALUES.items() if emulator_values else ():
-        for name, values in resources.items():
+    for rtype, emulated in EMULATOR_VALUES.items() if emulator_values else ():
+        for name, values in emulated.items():
             lines += ["", f'resource "{rtype}" "{name}" {{']
             lines += [f"  {attr} = {value}" for attr, value in values.items()]
             lines.append("}")
@@ -164,9 +165,9 @@ class Workdir:
     def init(self) -> None:
         self.run("init", "-no-color", "-upgrade", capture=True)
 
-    def plan(self, plan_json: Path | None = None) -> dict:
+    def plan(self, plan_json: Path | None = None) -> dict[str, Any]:
         self.run("plan", "-no-color", "-out=tfplan", capture=True)
-        plan = json.loads(self.run("show", "-json", "tfplan", capture=True))
+        plan: dict[str, Any] = json.loads(self.run("show", "-json", "tfplan", capture=True))
         if plan_json is not None:
             plan_json.parent.mkdir(parents=True, exist_ok=True)
             plan_json.write_text(json.dumps(plan, indent=1))

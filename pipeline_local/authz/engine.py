@@ -261,8 +261,8 @@ def _scan(
                 reach = None if _reach_of(statement.not_principals, request.principal) else "direct"
             else:
                 reach = None  # a resource-based statement without Principal applies to no one
-            if reach is None:
-                continue
+        if reach is None:
+            continue
         hit = _Hit(policy, statement, reach)
         if not condition_holds(statement.conditions, ctx):
             scan.condition_misses.append(hit)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pipeline_local.authz.engine import AuthzRequest, Principal
+from pipeline_local.authz.engine import AuthzRequest, ContextValue, Principal
 from pipeline_local.authz.implied_table import (
     CW_ALARM_SNS_DOC,
     IMPLIED_CALLS,
@@ -112,7 +112,7 @@ def execution_role_session(facts: FunctionFacts) -> Principal:
 def _kms(
     principal: Principal,
     key_arn: str,
-    context: dict[str, object],
+    context: dict[str, ContextValue],
     why: str,
     row: str,
 ) -> list[AuthzRequest]:
@@ -124,8 +124,8 @@ def _kms(
     ]
 
 
-def _fas_context(primary: AuthzRequest, service: str, region: str) -> dict[str, object]:
-    ctx: dict[str, object] = {"kms:ViaService": f"{service}.{region}.amazonaws.com"}
+def _fas_context(primary: AuthzRequest, service: str, region: str) -> dict[str, ContextValue]:
+    ctx: dict[str, ContextValue] = {"kms:ViaService": f"{service}.{region}.amazonaws.com"}
     if "aws:SecureTransport" in primary.context:
         ctx["aws:SecureTransport"] = primary.context["aws:SecureTransport"]
     return ctx
@@ -234,7 +234,7 @@ def _lambda(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
     fn = facts.function(function_arn)
     if fn is None or fn.env_key_arn is None:
         return []
-    ctx: dict[str, object] = {
+    ctx: dict[str, ContextValue] = {
         "kms:ViaService": f"lambda.{parts[3]}.amazonaws.com",
         "kms:EncryptionContext:aws:lambda:FunctionArn": fn.function_arn,
     }
@@ -261,7 +261,7 @@ def _logs(primary: AuthzRequest, facts: ResourceFacts) -> list[AuthzRequest]:
     logs = Principal(
         arn=f"logs.{region}.amazonaws.com", account=None, service=f"logs.{region}.amazonaws.com"
     )
-    ctx: dict[str, object] = {"kms:EncryptionContext:aws:logs:arn": group}
+    ctx: dict[str, ContextValue] = {"kms:EncryptionContext:aws:logs:arn": group}
     row = "logs-put-kms-log-group" if writes else "logs-read-kms-log-group"
     return _kms(logs, protection.key_arn, ctx, _why(primary), row)
 

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     from moto.s3.models import FakeBucket
     from moto.server import main as moto_main
 
+    # Replaced on purpose (the authorization model decides), which mypy reports for any method.
     FakeBucket.get_permission = _no_bucket_policy_check  # type: ignore[method-assign]
     moto_main(argv if argv is not None else sys.argv[1:])
 

@@ -32,7 +32,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
@@ -98,7 +98,7 @@ class EmulatorPolicyStore:
     def _cached(self, kind: str, key: str, load: Callable[[], T]) -> T:
         with self._lock:
             if (kind, key) in self._cache:
-                return self._cache[(kind, key)]  # type: ignore[no-any-return]
+                return cast(T, self._cache[(kind, key)])  # what load() gave for this kind
         value = load()
         with self._lock:
             self._cache[(kind, key)] = value
@@ -466,11 +466,12 @@ class EmulatorPolicyStore:
             return None, ""
         if conf.get("KMSKeyArn"):
             return str(conf["KMSKeyArn"]), "GetFunctionConfiguration"
-        if self.terraform_workdir is not None:
+        workdir = self.terraform_workdir
+        if workdir is not None:
             from_tf = self._cached(
                 "tf-function-keys",
                 "",
-                lambda: function_arns_from_terraform(self.terraform_workdir, "kms_key_arn"),  # type: ignore[arg-type]
+                lambda: function_arns_from_terraform(workdir, "kms_key_arn"),
             )
             if name in from_tf:
                 return from_tf[name], "Terraform working copy: moto 5.2.1 drops KMSKeyArn"
