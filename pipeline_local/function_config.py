@@ -42,18 +42,23 @@ def _documents(lib: Path = LIB) -> tuple[dict[str, Any], ...]:
     return tuple(docs)
 
 
-def variable_defaults(lib: Path = LIB) -> dict[str, Any]:
-    """Every variable of lib/ with a default: {name: default} (strings unquoted)."""
-    defaults: dict[str, Any] = {}
+def variable_blocks(lib: Path = LIB) -> dict[str, dict[str, Any]]:
+    """Every variable block of lib/: {name: body} (description, type, default, validation)."""
+    blocks: dict[str, dict[str, Any]] = {}
     for doc in _documents(lib):
         for block in doc.get("variable", []):
             for name, body in block.items():
-                default = body.get("default")
-                if default is not None:
-                    defaults[_unquoted(name)] = (
-                        _unquoted(default) if isinstance(default, str) else default
-                    )
-    return defaults
+                blocks[_unquoted(name)] = body
+    return blocks
+
+
+def variable_defaults(lib: Path = LIB) -> dict[str, Any]:
+    """Every variable of lib/ with a default: {name: default} (strings unquoted)."""
+    return {
+        name: _unquoted(body["default"]) if isinstance(body["default"], str) else body["default"]
+        for name, body in variable_blocks(lib).items()
+        if body.get("default") is not None
+    }
 
 
 def environment_expressions(function: str, lib: Path = LIB) -> dict[str, str]:
