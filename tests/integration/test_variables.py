@@ -167,12 +167,14 @@ def test_variables_set_the_reservations_and_can_detach_the_functions(workdir: Wo
     assert {"aws_vpc_endpoint.s3", "aws_vpc_endpoint.dynamodb"} <= set(values)
 
 
-def test_tunables_reach_both_functions(workdir: Workdir) -> None:
-    """A non-default metric namespace and retention travel to the functions' environments."""
+def test_tunables_reach_the_functions_and_the_output(workdir: Workdir) -> None:
+    """A non-default metric namespace and retention travel to the DLQ processor's environment
+    and the metric_namespace output. (The processor's whole map is unknown at plan time: it
+    holds queue URLs; tests/unit/test_configuration.py checks its METRIC_NAMESPACE expression.)"""
     result = plan(workdir, "metric_namespace=Payments/Pipeline", "error_retention_days=30")
     assert result.returncode == 0, result.stderr
-    functions = planned_functions(workdir)
-    for name in ("processor", "dlq_processor"):
-        env = functions[name]["environment"][0]["variables"]
-        assert env["METRIC_NAMESPACE"] == "Payments/Pipeline"
-    assert functions["dlq_processor"]["environment"][0]["variables"]["ERROR_RETENTION_DAYS"] == "30"
+    (env,) = planned_functions(workdir)["dlq_processor"]["environment"]
+    assert env["variables"]["METRIC_NAMESPACE"] == "Payments/Pipeline"
+    assert env["variables"]["ERROR_RETENTION_DAYS"] == "30"
+    shown = json.loads(workdir.run("show", "-json", "tfplan", capture=True))
+    assert shown["planned_values"]["outputs"]["metric_namespace"]["value"] == "Payments/Pipeline"
