@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pipeline_local.delivery import QueuePoller, drain, invoke_async, s3_event_for_object
 from pipeline_local.emulator import start_emulator
+from pipeline_local.function_config import DLQ_PROCESSOR, PROCESSOR, tunable_defaults
 from pipeline_local.invokers import PythonInvoker
 from pipeline_local.scratch_stack import create_stack
 
@@ -88,10 +89,13 @@ def measure(rows: int) -> dict[str, float]:
             "SQS_QUEUE_URL": stack.main_url,
             "DLQ_URL": stack.dlq_url,
             "ENVIRONMENT": "bench",
-            "MAX_FILE_BYTES": "268435456",
-            "TIME_SAFETY_MARGIN_MS": "30000",
+            **tunable_defaults(PROCESSOR),
         }
-        dlq_env = emu.aws_env() | {"ERRORS_TABLE_NAME": stack.errors_table, "ENVIRONMENT": "bench"}
+        dlq_env = emu.aws_env() | {
+            "ERRORS_TABLE_NAME": stack.errors_table,
+            "ENVIRONMENT": "bench",
+            **tunable_defaults(DLQ_PROCESSOR),
+        }
         processor = PythonInvoker(REPO_ROOT / "lib" / "processor_function.py", env)
         dlq_processor = PythonInvoker(REPO_ROOT / "lib" / "dlq_processor_function.py", dlq_env)
         event = s3_event_for_object(stack.s3, stack.bucket, key)

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline_local.delivery import s3_put_event  # noqa: E402
+from pipeline_local.function_config import PROCESSOR, tunable_defaults  # noqa: E402
 from pipeline_local.rust_runtime import RustInvoker  # noqa: E402
 
 DATA = REPO / "build" / "bench" / "data"
@@ -118,8 +119,8 @@ def function_env(sink: Sink) -> dict[str, str]:
         "SQS_QUEUE_URL": f"{sink.url}/123456789012/sqs-transaction-retry-bench",
         "DLQ_URL": f"{sink.url}/123456789012/sqs-transaction-dlq-bench",
         "ENVIRONMENT": "bench",
+        **tunable_defaults(PROCESSOR),
         "MAX_FILE_BYTES": str(1 << 30),
-        "TIME_SAFETY_MARGIN_MS": "30000",
     }
 
 

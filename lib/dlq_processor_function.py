@@ -31,8 +31,15 @@ if TYPE_CHECKING:  # the client type comes from the stub packages of requirement
 VERSION = "1.0.0"
 PROCESSOR = f"python3.11/{VERSION}"
 
-DEFAULT_ERROR_RETENTION_DAYS = 365
-METRIC_NAMESPACE = "TransactionPipeline"
+# The function's environment: lib/main.tf (aws_lambda_function.dlq_processor) sets every one of
+# these and owns every default; they are read once, at init, into CONFIG. tests/unit/
+# test_configuration.py fails when this list and that block differ.
+ENV_TABLE_NAME = "ERRORS_TABLE_NAME"
+ENV_ENVIRONMENT = "ENVIRONMENT"
+ENV_METRIC_NAMESPACE = "METRIC_NAMESPACE"
+ENV_ERROR_RETENTION_DAYS = "ERROR_RETENTION_DAYS"
+ENV_VARIABLES = (ENV_TABLE_NAME, ENV_ENVIRONMENT, ENV_METRIC_NAMESPACE, ENV_ERROR_RETENTION_DAYS)
+
 ECHO_MAX_KEYS = 32
 ECHO_MAX_KEY_CHARS = 64
 ECHO_MAX_VALUE_CHARS = 256
@@ -100,14 +107,14 @@ def log_event(level: int, message: str, **fields: Any) -> None:
     LOGGER.log(level, message, extra={"fields": fields})
 
 
-def emit_metrics(environment: str, values: Mapping[str, tuple[float, str]]) -> None:
+def emit_metrics(namespace: str, environment: str, values: Mapping[str, tuple[float, str]]) -> None:
     """Write one CloudWatch Embedded Metric Format line: {name: (value, unit)}."""
     doc: dict[str, Any] = {
         "_aws": {
             "Timestamp": now_ms(),
             "CloudWatchMetrics": [
                 {
-                    "Namespace": METRIC_NAMESPACE,
+                    "Namespace": namespace,
                     "Dimensions": [["Environment"]],
                     "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
                 }
@@ -129,22 +136,50 @@ def now_ms() -> int:
 # Configuration.
 
 
+class ConfigError(RuntimeError):
+    """A function variable is missing or invalid: the execution environment cannot start."""
+
+
 @dataclass(frozen=True)
 class Config:
+    """The function's environment, typed (see ENV_VARIABLES)."""
+
     table_name: str
-    environment: str = "dev"
-    retention_days: int = DEFAULT_ERROR_RETENTION_DAYS
+    environment: str
+    metric_namespace: str
+    retention_days: int
+
+
+def _env_text(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name)
+    if value is None or not value.strip():
+        raise ConfigError(f"environment variable {name} is missing or empty")
+    return value
+
+
+def _env_whole_number(env: Mapping[str, str], name: str, minimum: int) -> int:
+    text = _env_text(env, name)
+    if not re.fullmatch(r"[0-9]{1,18}", text) or int(text) < minimum:
+        raise ConfigError(
+            f"environment variable {name} must be a whole number of at least {minimum}, "
+            f"not {json.dumps(text)}"
+        )
+    return int(text)
 
 
 def load_config(env: Mapping[str, str]) -> Config:
-    table_name = env.get("ERRORS_TABLE_NAME")
-    if not table_name:
-        raise RuntimeError("missing environment variable: ERRORS_TABLE_NAME")
+    """Every variable of ENV_VARIABLES, checked; no defaults here (lib/ owns them)."""
     return Config(
-        table_name=table_name,
-        environment=env.get("ENVIRONMENT") or "dev",
-        retention_days=int(env.get("ERROR_RETENTION_DAYS") or DEFAULT_ERROR_RETENTION_DAYS),
+        table_name=_env_text(env, ENV_TABLE_NAME),
+        environment=_env_text(env, ENV_ENVIRONMENT),
+        metric_namespace=_env_text(env, ENV_METRIC_NAMESPACE),
+        retention_days=_env_whole_number(env, ENV_ERROR_RETENTION_DAYS, 1),
     )
+
+
+# Read once per execution environment, at init: a missing or invalid variable fails the init
+# with ConfigError, which names it, before any message is taken.
+CONFIG = load_config(os.environ)
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,10 +594,10 @@ def handle_event(
         replays=replays,
         failed=len(failures),
     )
-    emit_metrics(cfg.environment, {"ErrorsStored": (stored, "Count")})
+    emit_metrics(cfg.metric_namespace, cfg.environment, {"ErrorsStored": (stored, "Count")})
     return {"batchItemFailures": failures}
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point (dlq_processor_function.lambda_handler)."""
-    return handle_event(event, context, dynamodb_client, load_config(os.environ))
+    return handle_event(event, context, dynamodb_client, CONFIG)

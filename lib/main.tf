@@ -80,7 +80,7 @@ locals {
     dlq_depth_alarm     = "cw-alarm-dlq-depth-${local.env}"
     dashboard           = "cw-dashboard-transactions-${local.env}"
     vpc                 = "vpc-transactions-${local.env}"
-    metrics_namespace   = "TransactionPipeline"
+    metrics_namespace   = var.metric_namespace
     processor_log_group = "/aws/lambda/lambda-transaction-processor-${local.env}"
     dlq_log_group       = "/aws/lambda/lambda-dlq-processor-${local.env}"
   }
@@ -821,6 +821,7 @@ resource "aws_lambda_function" "processor" {
       SQS_QUEUE_URL         = aws_sqs_queue.main.url
       DLQ_URL               = aws_sqs_queue.dlq.url
       ENVIRONMENT           = local.env
+      METRIC_NAMESPACE      = var.metric_namespace
       MAX_FILE_BYTES        = tostring(var.max_file_bytes)
       TIME_SAFETY_MARGIN_MS = tostring(var.time_safety_margin_ms)
     }
@@ -902,6 +903,7 @@ resource "aws_lambda_function" "dlq_processor" {
     variables = {
       ERRORS_TABLE_NAME    = aws_dynamodb_table.errors.name
       ENVIRONMENT          = local.env
+      METRIC_NAMESPACE     = var.metric_namespace
       ERROR_RETENTION_DAYS = tostring(var.error_retention_days)
     }
   }
@@ -1478,6 +1480,11 @@ output "dlq_processor_environment_variables" {
   description = "Environment variables of the DLQ processor."
   value       = aws_lambda_function.dlq_processor.environment[0].variables
   sensitive   = true
+}
+
+output "metric_namespace" {
+  description = "CloudWatch namespace of the pipeline's own metrics (both functions' METRIC_NAMESPACE)."
+  value       = var.metric_namespace
 }
 
 output "transactions_table_name" {

@@ -38,8 +38,28 @@ if TYPE_CHECKING:  # the client types come from the stub packages of requirement
 VERSION = "1.0.0"
 PROCESSOR = f"python3.11/{VERSION}"
 
-DEFAULT_MAX_FILE_BYTES = 268_435_456
-DEFAULT_TIME_SAFETY_MARGIN_MS = 30_000
+# The function's environment: lib/main.tf (aws_lambda_function.processor) sets every one of these
+# and owns every default; they are read once, at init, into CONFIG. tests/unit/
+# test_configuration.py fails when this list and that block differ.
+ENV_TABLE_NAME = "DYNAMODB_TABLE_NAME"
+ENV_QUEUE_URL = "SQS_QUEUE_URL"
+ENV_DLQ_URL = "DLQ_URL"
+ENV_ENVIRONMENT = "ENVIRONMENT"
+ENV_METRIC_NAMESPACE = "METRIC_NAMESPACE"
+ENV_MAX_FILE_BYTES = "MAX_FILE_BYTES"
+ENV_TIME_SAFETY_MARGIN_MS = "TIME_SAFETY_MARGIN_MS"
+ENV_VARIABLES = (
+    ENV_TABLE_NAME,
+    ENV_QUEUE_URL,
+    ENV_DLQ_URL,
+    ENV_ENVIRONMENT,
+    ENV_METRIC_NAMESPACE,
+    ENV_MAX_FILE_BYTES,
+    ENV_TIME_SAFETY_MARGIN_MS,
+)
+
+# Constants of the implementation, not deployment tunables: BATCH_ROWS bounds P17's "one batch",
+# WRITE_WORKERS is this implementation's own write concurrency; the others are contract limits.
 BATCH_ROWS = 1000
 WRITE_WORKERS = 16
 READ_CHUNK_BYTES = 1 << 20
@@ -53,7 +73,6 @@ ECHO_MAX_KEYS = 32
 ECHO_MAX_KEY_CHARS = 64
 ECHO_MAX_VALUE_CHARS = 256
 MAX_TEXT_IN_MESSAGE = 1024
-METRIC_NAMESPACE = "TransactionPipeline"
 
 MIN_TIMESTAMP_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
@@ -194,14 +213,14 @@ def record_count_metrics(
     }
 
 
-def emit_metrics(environment: str, values: Mapping[str, tuple[float, str]]) -> None:
+def emit_metrics(namespace: str, environment: str, values: Mapping[str, tuple[float, str]]) -> None:
     """Write one CloudWatch Embedded Metric Format line: {name: (value, unit)}."""
     doc: dict[str, Any] = {
         "_aws": {
             "Timestamp": now_ms(),
             "CloudWatchMetrics": [
                 {
-                    "Namespace": METRIC_NAMESPACE,
+                    "Namespace": namespace,
                     "Dimensions": [["Environment"]],
                     "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
                 }
@@ -223,33 +242,59 @@ def now_ms() -> int:
 # Configuration and dependencies.
 
 
+class ConfigError(RuntimeError):
+    """A function variable is missing or invalid: the execution environment cannot start."""
+
+
 @dataclass(frozen=True)
 class Config:
+    """The function's environment, typed (see ENV_VARIABLES)."""
+
     table_name: str
     queue_url: str
     dlq_url: str
-    environment: str = "dev"
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    time_safety_margin_ms: int = DEFAULT_TIME_SAFETY_MARGIN_MS
+    environment: str
+    metric_namespace: str
+    max_file_bytes: int
+    time_safety_margin_ms: int
+    # Not variables (see BATCH_ROWS): fields only so that tests can use smaller batches.
     batch_rows: int = BATCH_ROWS
     write_workers: int = WRITE_WORKERS
 
 
+def _env_text(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name)
+    if value is None or not value.strip():
+        raise ConfigError(f"environment variable {name} is missing or empty")
+    return value
+
+
+def _env_whole_number(env: Mapping[str, str], name: str, minimum: int) -> int:
+    text = _env_text(env, name)
+    if not re.fullmatch(r"[0-9]{1,18}", text) or int(text) < minimum:
+        raise ConfigError(
+            f"environment variable {name} must be a whole number of at least {minimum}, "
+            f"not {json.dumps(text)}"
+        )
+    return int(text)
+
+
 def load_config(env: Mapping[str, str]) -> Config:
-    required = ("DYNAMODB_TABLE_NAME", "SQS_QUEUE_URL", "DLQ_URL")
-    missing = [name for name in required if not env.get(name)]
-    if missing:
-        raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
+    """Every variable of ENV_VARIABLES, checked; no defaults here (lib/ owns them)."""
     return Config(
-        table_name=env["DYNAMODB_TABLE_NAME"],
-        queue_url=env["SQS_QUEUE_URL"],
-        dlq_url=env["DLQ_URL"],
-        environment=env.get("ENVIRONMENT") or "dev",
-        max_file_bytes=int(env.get("MAX_FILE_BYTES") or DEFAULT_MAX_FILE_BYTES),
-        time_safety_margin_ms=int(
-            env.get("TIME_SAFETY_MARGIN_MS") or DEFAULT_TIME_SAFETY_MARGIN_MS
-        ),
+        table_name=_env_text(env, ENV_TABLE_NAME),
+        queue_url=_env_text(env, ENV_QUEUE_URL),
+        dlq_url=_env_text(env, ENV_DLQ_URL),
+        environment=_env_text(env, ENV_ENVIRONMENT),
+        metric_namespace=_env_text(env, ENV_METRIC_NAMESPACE),
+        max_file_bytes=_env_whole_number(env, ENV_MAX_FILE_BYTES, 1),
+        time_safety_margin_ms=_env_whole_number(env, ENV_TIME_SAFETY_MARGIN_MS, 0),
     )
+
+
+# Read once per execution environment, at init: a missing or invalid variable fails the init
+# with ConfigError, which names it, before any event is taken.
+CONFIG = load_config(os.environ)
 
 
 @dataclass(frozen=True)
@@ -271,9 +316,9 @@ class Invocation:
     every invocation makes progress (design.md section 5).
     """
 
+    margin_ms: int
     request_id: str = ""
     remaining_ms: Callable[[], int] | None = None
-    margin_ms: int = DEFAULT_TIME_SAFETY_MARGIN_MS
     batches_done: int = 0
 
     def batch_done(self) -> None:
@@ -1364,6 +1409,7 @@ def _finish(cfg: Config, inv: Invocation, result: FileResult, started: float) ->
         elapsed_ms=result.elapsed_ms,
     )
     emit_metrics(
+        cfg.metric_namespace,
         cfg.environment,
         {
             **record_count_metrics(
@@ -1574,6 +1620,7 @@ def _retry_writes(aws: Aws, cfg: Config, works: Sequence[RetryWork], inv: Invoca
         failed_again=counts.retried,
     )
     emit_metrics(
+        cfg.metric_namespace,
         cfg.environment,
         record_count_metrics(counts.stored, counts.invalid, counts.duplicates, counts.retried),
     )
@@ -1664,5 +1711,4 @@ def handle_event(event: Any, context: Any, aws: Aws, cfg: Config) -> dict[str, A
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point (processor_function.lambda_handler)."""
-    cfg = load_config(os.environ)
-    return handle_event(event, context, Aws(s3_client, dynamodb_client, sqs_client), cfg)
+    return handle_event(event, context, Aws(s3_client, dynamodb_client, sqs_client), CONFIG)

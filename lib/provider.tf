@@ -129,8 +129,8 @@ variable "max_file_bytes" {
   default     = 268435456
 
   validation {
-    condition     = var.max_file_bytes >= 1024 && var.max_file_bytes <= 5368709120
-    error_message = "max_file_bytes must be between 1 KiB and 5 GiB."
+    condition     = var.max_file_bytes >= 1024 && var.max_file_bytes <= 5368709120 && floor(var.max_file_bytes) == var.max_file_bytes
+    error_message = "max_file_bytes must be a whole number of bytes between 1 KiB and 5 GiB."
   }
 }
 
@@ -140,8 +140,8 @@ variable "time_safety_margin_ms" {
   default     = 30000
 
   validation {
-    condition     = var.time_safety_margin_ms >= 5000 && var.time_safety_margin_ms < 300000
-    error_message = "time_safety_margin_ms must be at least 5000 and below the 300000 ms function timeout."
+    condition     = var.time_safety_margin_ms >= 5000 && var.time_safety_margin_ms < 300000 && floor(var.time_safety_margin_ms) == var.time_safety_margin_ms
+    error_message = "time_safety_margin_ms must be a whole number, at least 5000 and below the 300000 ms function timeout."
   }
 }
 
@@ -151,8 +151,23 @@ variable "error_retention_days" {
   default     = 365
 
   validation {
-    condition     = var.error_retention_days >= 1 && var.error_retention_days <= 3650
-    error_message = "error_retention_days must be between 1 and 3650."
+    condition     = var.error_retention_days >= 1 && var.error_retention_days <= 3650 && floor(var.error_retention_days) == var.error_retention_days
+    error_message = "error_retention_days must be a whole number between 1 and 3650."
+  }
+}
+
+# Namespace rules: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Namespace
+# (ASCII letters, digits and . - _ / # : and space; at most 255 characters; AWS/ belongs to AWS
+# services) and https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_Metric.html
+# (pattern [^:].*: no leading colon).
+variable "metric_namespace" {
+  description = "CloudWatch namespace of the pipeline's own metrics: both functions write their Embedded Metric Format lines to it (METRIC_NAMESPACE), and the dashboard reads it."
+  type        = string
+  default     = "TransactionPipeline"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z._/#-][0-9A-Za-z._/#: -]{0,254}$", var.metric_namespace)) && !startswith(var.metric_namespace, "AWS/")
+    error_message = "metric_namespace must be 1 to 255 characters of letters, digits, . - _ / # : or space, must not start with a colon or a space, and must not start with AWS/ (reserved for AWS services)."
   }
 }
 

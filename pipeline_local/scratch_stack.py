@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 
 from pipeline_local.emulator import Emulator
+from pipeline_local.function_config import PROCESSOR, tunable_defaults
 
 QUEUE_ATTRIBUTES = {"VisibilityTimeout": "300", "MessageRetentionPeriod": "1209600"}
 MAX_RECEIVE_COUNT = 3
@@ -135,13 +136,12 @@ def delete_stack(stack: Stack) -> None:
 
 
 def processor_env(stack: Stack, environment: str) -> dict[str, str]:
-    """The processor's function variables for a stack (lib/main.tf's, with a 256 MiB file cap
-    and a 30 s time safety margin)."""
+    """The processor's function variables for a stack: its tables and queues, and the tunables
+    at lib/'s Terraform defaults."""
     return {
         "DYNAMODB_TABLE_NAME": stack.table,
         "SQS_QUEUE_URL": stack.main_url,
         "DLQ_URL": stack.dlq_url,
         "ENVIRONMENT": environment,
-        "MAX_FILE_BYTES": "268435456",
-        "TIME_SAFETY_MARGIN_MS": "30000",
+        **tunable_defaults(PROCESSOR),
     }

@@ -63,9 +63,15 @@ def planned_functions(work: Workdir) -> dict[str, dict[str, Any]]:
         ("alert_email=not-an-address", "alert_email must be an e-mail address"),
         ("data_classification=secret", "data_classification must be one of"),
         ("vpc_cidr=10.0.0.0/28", "vpc_cidr must be an IPv4 CIDR block"),
-        ("max_file_bytes=10", "max_file_bytes must be between"),
-        ("time_safety_margin_ms=300000", "time_safety_margin_ms must be at least 5000"),
-        ("error_retention_days=0", "error_retention_days must be between 1 and 3650"),
+        ("max_file_bytes=10", "max_file_bytes must be a whole number of bytes between"),
+        ("max_file_bytes=2048.5", "max_file_bytes must be a whole number of bytes between"),
+        ("time_safety_margin_ms=300000", "time_safety_margin_ms must be a whole number, at least"),
+        ("error_retention_days=0", "error_retention_days must be a whole number between 1 and"),
+        ("error_retention_days=1.5", "error_retention_days must be a whole number between 1 and"),
+        ("metric_namespace=AWS/Lambda", "metric_namespace must be 1 to 255 characters"),
+        ("metric_namespace=:Pipeline", "metric_namespace must be 1 to 255 characters"),
+        ("metric_namespace=Pipeline\u00e9", "metric_namespace must be 1 to 255 characters"),
+        ("metric_namespace=", "metric_namespace must be 1 to 255 characters"),
         ("processor_reserved_concurrency=0", "processor_reserved_concurrency must be a whole"),
         ("processor_reserved_concurrency=2.5", "processor_reserved_concurrency must be a whole"),
         ("dlq_processor_reserved_concurrency=10001", "dlq_processor_reserved_concurrency must"),
@@ -159,3 +165,16 @@ def test_variables_set_the_reservations_and_can_detach_the_functions(workdir: Wo
     assert "aws_vpc_endpoint.sqs[0]" not in values
     # The gateway endpoints stay (free, and the client asked for them).
     assert {"aws_vpc_endpoint.s3", "aws_vpc_endpoint.dynamodb"} <= set(values)
+
+
+def test_tunables_reach_the_functions_and_the_output(workdir: Workdir) -> None:
+    """A non-default metric namespace and retention travel to the DLQ processor's environment
+    and the metric_namespace output. (The processor's whole map is unknown at plan time: it
+    holds queue URLs; tests/unit/test_configuration.py checks its METRIC_NAMESPACE expression.)"""
+    result = plan(workdir, "metric_namespace=Payments/Pipeline", "error_retention_days=30")
+    assert result.returncode == 0, result.stderr
+    (env,) = planned_functions(workdir)["dlq_processor"]["environment"]
+    assert env["variables"]["METRIC_NAMESPACE"] == "Payments/Pipeline"
+    assert env["variables"]["ERROR_RETENTION_DAYS"] == "30"
+    shown = json.loads(workdir.run("show", "-json", "tfplan", capture=True))
+    assert shown["planned_values"]["outputs"]["metric_namespace"]["value"] == "Payments/Pipeline"

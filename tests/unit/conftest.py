@@ -9,6 +9,7 @@ boto3 clients are intercepted by `moto.mock_aws` in the tests that use it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import io
 import json
@@ -28,6 +29,8 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
+
+from pipeline_local.function_config import DLQ_PROCESSOR, PROCESSOR, tunable_defaults
 
 LIB = Path(__file__).resolve().parents[2] / "lib"
 REGION = "eu-central-1"
@@ -50,6 +53,9 @@ HANDLER_ENV = {
     "DLQ_URL": DLQ_URL,
     "ENVIRONMENT": "test",
     "ERRORS_TABLE_NAME": ERRORS_TABLE,
+    # The tunables at their Terraform defaults (lib/ is their one source).
+    **tunable_defaults(PROCESSOR),
+    **tunable_defaults(DLQ_PROCESSOR),
 }
 
 
@@ -83,7 +89,7 @@ def dlq() -> ModuleType:
 
 @pytest.fixture
 def handler_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The environment the handlers read at invocation time (lambda_handler)."""
+    """The handlers' environment also while a test runs (they read it once, at import)."""
     for name in list(os.environ):
         if name.startswith("AWS_ENDPOINT_URL"):
             monkeypatch.delenv(name)
@@ -317,11 +323,8 @@ class Pipeline:
 
     @property
     def cfg(self) -> Any:
-        return self.proc.Config(
-            table_name=TABLE,
-            queue_url=MAIN_URL,
-            dlq_url=DLQ_URL,
-            environment="test",
+        return dataclasses.replace(
+            self.proc.load_config(HANDLER_ENV),
             max_file_bytes=self.max_file_bytes,
             batch_rows=self.batch_rows,
             write_workers=4,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from tests.unit.conftest import (
     BUCKET,
     ERRORS_TABLE,
+    HANDLER_ENV,
     LAST_MODIFIED_MS,
     FakeContext,
     FakeDynamoDB,
@@ -76,7 +78,7 @@ def record_error(**overrides: Any) -> dict[str, Any]:
 
 def run(dlq: Any, bodies: list[str], ddb: FakeDynamoDB | None = None) -> tuple[Any, FakeDynamoDB]:
     ddb = ddb or FakeDynamoDB()
-    cfg = dlq.Config(table_name=ERRORS_TABLE, environment="test", retention_days=365)
+    cfg = dlq.load_config(HANDLER_ENV)
     response = dlq.handle_event(sqs_event(bodies, SENT), FakeContext(), ddb, cfg, now=NOW)
     return response, ddb
 
@@ -306,19 +308,39 @@ def test_unexpected_exception_fails_only_its_message(dlq: Any) -> None:
 def test_missing_attributes_fall_back(dlq: Any) -> None:
     event = {"Records": [{"messageId": "m", "body": json.dumps(record_error(failed_at="x"))}]}
     ddb = FakeDynamoDB()
-    cfg = dlq.Config(table_name=ERRORS_TABLE)
+    cfg = dlq.load_config(HANDLER_ENV)
     dlq.handle_event(event, None, ddb, cfg, now=NOW)
     (row,) = stored(ddb)
     assert row["detected_at"] == NOW and "receive_count" not in row
 
 
 def test_load_config(dlq: Any) -> None:
-    cfg = dlq.load_config({"ERRORS_TABLE_NAME": "t"})
-    assert (cfg.table_name, cfg.environment, cfg.retention_days) == ("t", "dev", 365)
-    cfg = dlq.load_config({"ERRORS_TABLE_NAME": "t", "ERROR_RETENTION_DAYS": "30"})
-    assert cfg.retention_days == 30
-    with pytest.raises(RuntimeError):
-        dlq.load_config({})
+    env = {
+        "ERRORS_TABLE_NAME": "t",
+        "ENVIRONMENT": "prod",
+        "METRIC_NAMESPACE": "Ns",
+        "ERROR_RETENTION_DAYS": "30",
+    }
+    cfg = dlq.load_config(env)
+    assert (cfg.table_name, cfg.environment, cfg.metric_namespace, cfg.retention_days) == (
+        "t",
+        "prod",
+        "Ns",
+        30,
+    )
+    for name in env:  # no default for any of them: lib/main.tf sets every one
+        for broken in ({k: v for k, v in env.items() if k != name}, {**env, name: " "}):
+            with pytest.raises(dlq.ConfigError, match=f"{name} is missing or empty"):
+                dlq.load_config(broken)
+    for bad in ("0", "-1", "1.5", "30 days", "1_000"):
+        with pytest.raises(dlq.ConfigError, match="ERROR_RETENTION_DAYS must be a whole number"):
+            dlq.load_config({**env, "ERROR_RETENTION_DAYS": bad})
+
+
+def test_config_is_read_once_at_init(dlq: Any) -> None:
+    assert dlq.CONFIG == dlq.load_config(HANDLER_ENV)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dlq.CONFIG.retention_days = 1
 
 
 def test_logs_and_metric(dlq: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -329,7 +351,7 @@ def test_logs_and_metric(dlq: Any, capsys: pytest.CaptureFixture[str]) -> None:
     docs = [json.loads(line) for line in out.splitlines()]
     emf = [d for d in docs if "_aws" in d]
     assert emf[0]["ErrorsStored"] == 2 and emf[0]["Environment"] == "test"
-    assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TransactionPipeline"
+    assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == HANDLER_ENV["METRIC_NAMESPACE"]
     assert all(d["request_id"] == "req-0001" for d in docs if "message" in d)
 
 

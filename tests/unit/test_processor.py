@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from decimal import Decimal
@@ -12,6 +13,7 @@ import pytest
 from tests.unit.conftest import (
     BUCKET,
     DLQ_URL,
+    HANDLER_ENV,
     HEADER,
     LAST_MODIFIED_MS,
     MAIN_URL,
@@ -390,7 +392,7 @@ def test_logs_and_metrics_carry_no_personal_data(
     assert (log["bucket"], log["key"], log["stored"], log["invalid"]) == (BUCKET, "in/a.csv", 1, 1)
     (emf,) = [d for d in docs if "_aws" in d]
     directive = emf["_aws"]["CloudWatchMetrics"][0]
-    assert directive["Namespace"] == "TransactionPipeline"
+    assert directive["Namespace"] == HANDLER_ENV["METRIC_NAMESPACE"]
     assert directive["Dimensions"] == [["Environment"]]
     names = {m["Name"] for m in directive["Metrics"]}
     assert names == {
@@ -407,17 +409,37 @@ def test_logs_and_metrics_carry_no_personal_data(
 
 
 def test_load_config(proc: Any) -> None:
-    env = {"DYNAMODB_TABLE_NAME": "t", "SQS_QUEUE_URL": "q", "DLQ_URL": "d"}
+    env = {
+        "DYNAMODB_TABLE_NAME": "t",
+        "SQS_QUEUE_URL": "q",
+        "DLQ_URL": "d",
+        "ENVIRONMENT": "prod",
+        "METRIC_NAMESPACE": "Ns",
+        "MAX_FILE_BYTES": "10",
+        "TIME_SAFETY_MARGIN_MS": "0",
+    }
     cfg = proc.load_config(env)
-    assert (cfg.max_file_bytes, cfg.time_safety_margin_ms, cfg.environment) == (
-        268435456,
-        30000,
-        "dev",
-    )
-    cfg = proc.load_config({**env, "MAX_FILE_BYTES": "10", "TIME_SAFETY_MARGIN_MS": "5"})
-    assert (cfg.max_file_bytes, cfg.time_safety_margin_ms) == (10, 5)
-    with pytest.raises(RuntimeError, match="DLQ_URL"):
-        proc.load_config({"DYNAMODB_TABLE_NAME": "t", "SQS_QUEUE_URL": "q"})
+    assert (cfg.table_name, cfg.queue_url, cfg.dlq_url, cfg.environment) == ("t", "q", "d", "prod")
+    assert (cfg.metric_namespace, cfg.max_file_bytes, cfg.time_safety_margin_ms) == ("Ns", 10, 0)
+    for name in env:  # no default for any of them: lib/main.tf sets every one
+        for broken in ({k: v for k, v in env.items() if k != name}, {**env, name: ""}):
+            with pytest.raises(proc.ConfigError, match=f"{name} is missing or empty"):
+                proc.load_config(broken)
+    bad_values = [
+        ("MAX_FILE_BYTES", "0"),
+        ("MAX_FILE_BYTES", "256 MiB"),
+        ("TIME_SAFETY_MARGIN_MS", "-1"),
+        ("TIME_SAFETY_MARGIN_MS", "3e4"),
+    ]
+    for name, bad in bad_values:
+        with pytest.raises(proc.ConfigError, match=f"{name} must be a whole number"):
+            proc.load_config({**env, name: bad})
+
+
+def test_config_is_read_once_at_init(proc: Any) -> None:
+    assert proc.CONFIG == proc.load_config(HANDLER_ENV)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        proc.CONFIG.max_file_bytes = 1
 
 
 # --------------------------------------------------------------------------------------------

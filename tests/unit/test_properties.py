@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from tests.unit.conftest import (
     ERRORS_TABLE,
+    HANDLER_ENV,
     HEADER,
     FakeContext,
     FakeDynamoDB,
@@ -406,7 +407,7 @@ def test_validation_never_raises(proc: Any, record: dict[str, Any]) -> None:
 @given(bodies=st.lists(st.text(max_size=200) | json_values.map(json.dumps), min_size=1, max_size=5))
 def test_dlq_stores_any_body(dlq: Any, bodies: list[str]) -> None:
     ddb = FakeDynamoDB()
-    cfg = dlq.Config(table_name=ERRORS_TABLE)
+    cfg = dlq.load_config(HANDLER_ENV)
     response = dlq.handle_event(sqs_event(bodies), FakeContext(), ddb, cfg, now=1_800_000_000_000)
     assert response == {"batchItemFailures": []}
     rows = ddb.items(ERRORS_TABLE)
@@ -470,7 +471,7 @@ message_shapes = st.fixed_dictionaries(
 @given(bodies=st.lists(message_shapes.map(json.dumps), min_size=1, max_size=4))
 def test_dlq_stores_any_message_like_body(dlq: Any, bodies: list[str]) -> None:
     ddb = FakeDynamoDB()
-    cfg = dlq.Config(table_name=ERRORS_TABLE)
+    cfg = dlq.load_config(HANDLER_ENV)
     response = dlq.handle_event(sqs_event(bodies), FakeContext(), ddb, cfg, now=1_800_000_000_000)
     assert response == {"batchItemFailures": []}
     assert len(ddb.items(ERRORS_TABLE)) >= len(set(bodies))

@@ -18,36 +18,13 @@ use serde_json::{json, Value};
 use txn_core::dlq::{interpret_message, Attr, SqsMessage};
 use txn_core::json::{self as tjson, JsonValue};
 
-const DEFAULT_ERROR_RETENTION_DAYS: i64 = 365;
+/// The function's configuration, read from its environment once, in `main`.
+use txn_core::config::DlqProcessorConfig as Config;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-struct Config {
-    table_name: String,
-    environment: String,
-    retention_days: i64,
-}
-
-fn config_from_env() -> Result<Config, String> {
-    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let table_name =
-        get("ERRORS_TABLE_NAME").ok_or("missing environment variable: ERRORS_TABLE_NAME")?;
-    let retention_days = match get("ERROR_RETENTION_DAYS") {
-        None => DEFAULT_ERROR_RETENTION_DAYS,
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid literal for int() with base 10: {v:?}"))?,
-    };
-    Ok(Config {
-        table_name,
-        environment: get("ENVIRONMENT").unwrap_or_else(|| "dev".to_owned()),
-        retention_days,
-    })
 }
 
 fn to_attribute(value: Attr) -> AttributeValue {
@@ -121,17 +98,17 @@ impl ErrorTable for aws_sdk_dynamodb::Client {
     }
 }
 
-fn emit_metrics(environment: &str, stored: u64) {
+fn emit_metrics(cfg: &Config, stored: u64) {
     let doc = json!({
         "_aws": {
             "Timestamp": now_ms(),
             "CloudWatchMetrics": [{
-                "Namespace": "TransactionPipeline",
+                "Namespace": cfg.metric_namespace,
                 "Dimensions": [["Environment"]],
                 "Metrics": [{"Name": "ErrorsStored", "Unit": "Count"}],
             }],
         },
-        "Environment": environment,
+        "Environment": cfg.environment,
         "ErrorsStored": stored,
     });
     println!("{doc}");
@@ -139,13 +116,13 @@ fn emit_metrics(environment: &str, stored: u64) {
 
 async fn handler(
     dynamodb: &aws_sdk_dynamodb::Client,
+    cfg: &Config,
     event: LambdaEvent<Box<RawValue>>,
 ) -> Result<Value, lambda_runtime::Error> {
     let (payload, context) = event.into_parts();
-    let cfg = config_from_env()?;
     let current = now_ms();
     let event = tjson::parse(payload.get()).unwrap_or(JsonValue::Null);
-    let response = store_batch(dynamodb, &cfg, &event, &context.request_id, current).await;
+    let response = store_batch(dynamodb, cfg, &event, &context.request_id, current).await;
     Ok(serde_json::to_value(response)?)
 }
 
@@ -212,7 +189,7 @@ async fn store_batch(
         failed = response.batch_item_failures.len(),
         "batch done"
     );
-    emit_metrics(&cfg.environment, stored);
+    emit_metrics(cfg, stored);
     response
 }
 
@@ -232,13 +209,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .init();
+    // Read once per execution environment, before the first message: a missing or invalid
+    // variable ends the init with an error that names it.
+    let cfg = Config::from_env().inspect_err(|error| {
+        tracing::error!(%error, "configuration");
+    })?;
+    let cfg = &cfg;
     let config = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(5))
         .load()
         .await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let dynamodb = &dynamodb;
-    lambda_runtime::run(service_fn(move |event| handler(dynamodb, event))).await
+    lambda_runtime::run(service_fn(move |event| handler(dynamodb, cfg, event))).await
 }
 
 #[cfg(test)]
@@ -334,6 +317,7 @@ mod tests {
         Config {
             table_name: "errors".into(),
             environment: "test".into(),
+            metric_namespace: "TransactionPipeline".into(),
             retention_days: 365,
         }
     }

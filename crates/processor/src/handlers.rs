@@ -129,7 +129,7 @@ async fn retry_writes(
     );
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     emit_metrics(
-        &cfg.environment,
+        cfg,
         &[
             ("RecordsProcessed", n(counts.stored), "Count"),
             ("RecordsInvalid", n(counts.invalid), "Count"),

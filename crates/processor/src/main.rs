@@ -17,10 +17,10 @@ use processor::process::{Config, Deadline};
 
 async fn handler(
     aws: Arc<Aws>,
+    cfg: Arc<Config>,
     event: LambdaEvent<Box<RawValue>>,
 ) -> Result<Value, lambda_runtime::Error> {
     let (payload, context) = event.into_parts();
-    let cfg = Config::from_env()?;
     tracing::info!(request_id = %context.request_id, "invocation");
     // Parsed as Python's runtime parses the payload (json.loads), so that both implementations
     // see the same values.
@@ -49,6 +49,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
+    // Read once per execution environment, before the first event: a missing or invalid
+    // variable ends the init with an error that names it.
+    let cfg = Arc::new(Config::from_env().inspect_err(|error| {
+        tracing::error!(%error, "configuration");
+    })?);
     let aws = Arc::new(Aws::from_env().await);
-    lambda_runtime::run(service_fn(move |event| handler(Arc::clone(&aws), event))).await
+    lambda_runtime::run(service_fn(move |event| {
+        handler(Arc::clone(&aws), Arc::clone(&cfg), event)
+    }))
+    .await
 }

@@ -20,60 +20,12 @@ use crate::error::ProcessError;
 use crate::writes::{build_item, send_messages, write_items, WriteOutcome};
 use crate::{now_ms, PROCESSOR};
 
-const DEFAULT_MAX_FILE_BYTES: u64 = 268_435_456;
-const DEFAULT_TIME_SAFETY_MARGIN_MS: i64 = 30_000;
 /// Rows per batch (validated, written and reported together).
 pub const BATCH_ROWS: usize = 1000;
 const READ_BUFFER_BYTES: usize = 1 << 20;
 
-/// The function's configuration, read from its environment on every invocation.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub table_name: String,
-    pub queue_url: String,
-    pub dlq_url: String,
-    pub environment: String,
-    pub max_file_bytes: u64,
-    pub time_safety_margin_ms: i64,
-}
-
-fn env_or(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn env_int<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
-    match env_or(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid literal for int() with base 10: {v:?} ({name})")),
-    }
-}
-
-impl Config {
-    pub fn from_env() -> Result<Config, String> {
-        let required = ["DYNAMODB_TABLE_NAME", "SQS_QUEUE_URL", "DLQ_URL"];
-        let missing: Vec<&str> = required
-            .into_iter()
-            .filter(|n| env_or(n).is_none())
-            .collect();
-        if !missing.is_empty() {
-            return Err(format!(
-                "missing environment variables: {}",
-                missing.join(", ")
-            ));
-        }
-        Ok(Config {
-            table_name: env_or("DYNAMODB_TABLE_NAME").unwrap_or_default(),
-            queue_url: env_or("SQS_QUEUE_URL").unwrap_or_default(),
-            dlq_url: env_or("DLQ_URL").unwrap_or_default(),
-            environment: env_or("ENVIRONMENT").unwrap_or_else(|| "dev".to_owned()),
-            max_file_bytes: env_int("MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)?,
-            time_safety_margin_ms: env_int("TIME_SAFETY_MARGIN_MS", DEFAULT_TIME_SAFETY_MARGIN_MS)?,
-        })
-    }
-}
+/// The function's configuration, read from its environment once, in `main`.
+pub use txn_core::config::ProcessorConfig as Config;
 
 /// The invocation's clock: it may stop work only after at least one batch was finished.
 pub struct Deadline {
@@ -147,7 +99,7 @@ pub(crate) struct BatchCounts {
 }
 
 /// One CloudWatch Embedded Metric Format line.
-pub fn emit_metrics(environment: &str, values: &[(&str, i64, &str)]) {
+pub fn emit_metrics(cfg: &Config, values: &[(&str, i64, &str)]) {
     let metrics: Vec<Value> = values
         .iter()
         .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
@@ -158,13 +110,13 @@ pub fn emit_metrics(environment: &str, values: &[(&str, i64, &str)]) {
         json!({
             "Timestamp": now_ms(),
             "CloudWatchMetrics": [{
-                "Namespace": "TransactionPipeline",
+                "Namespace": cfg.metric_namespace,
                 "Dimensions": [["Environment"]],
                 "Metrics": metrics,
             }],
         }),
     );
-    doc.insert("Environment".into(), json!(environment));
+    doc.insert("Environment".into(), json!(cfg.environment));
     for (name, value, _) in values {
         doc.insert((*name).to_owned(), json!(value));
     }
@@ -511,7 +463,7 @@ fn finish(cfg: &Config, mut result: FileResult, started: Instant) -> FileResult 
     }
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     emit_metrics(
-        &cfg.environment,
+        cfg,
         &[
             ("RecordsProcessed", n(result.stored), "Count"),
             ("RecordsInvalid", n(result.invalid), "Count"),

@@ -29,6 +29,7 @@ fn config() -> Config {
         queue_url: QUEUE.into(),
         dlq_url: DLQ.into(),
         environment: "test".into(),
+        metric_namespace: "TransactionPipeline".into(),
         max_file_bytes: 1 << 20,
         time_safety_margin_ms: 30_000,
     }

@@ -19,6 +19,7 @@ mod currency;
 mod timestamp;
 mod urlcode;
 
+pub mod config;
 pub mod dlq;
 pub mod error;
 pub mod events;

@@ -1,0 +1,340 @@
+//! The two functions' configurations: each reads its environment once, in `main`, into a typed
+//! struct. lib/main.tf sets every variable and owns every default, so nothing here has one: a
+//! missing or invalid variable is a [`ConfigError`] that names it. The tests below fail when a
+//! function's list of variables ([`PROCESSOR_ENV_VARIABLES`], [`DLQ_PROCESSOR_ENV_VARIABLES`])
+//! and its environment block in lib/main.tf differ, or when `from_lookup` reads a variable that
+//! is not in its list.
+
+/// The processor's table of transactions (`DYNAMODB_TABLE_NAME`).
+pub const ENV_TABLE_NAME: &str = "DYNAMODB_TABLE_NAME";
+/// The processor's main (retry) queue (`SQS_QUEUE_URL`).
+pub const ENV_QUEUE_URL: &str = "SQS_QUEUE_URL";
+/// The dead-letter queue (`DLQ_URL`).
+pub const ENV_DLQ_URL: &str = "DLQ_URL";
+/// The DLQ processor's errors table (`ERRORS_TABLE_NAME`).
+pub const ENV_ERRORS_TABLE_NAME: &str = "ERRORS_TABLE_NAME";
+/// The deployment's name, the metrics' `Environment` dimension (`ENVIRONMENT`).
+pub const ENV_ENVIRONMENT: &str = "ENVIRONMENT";
+/// The CloudWatch namespace of the Embedded Metric Format lines (`METRIC_NAMESPACE`).
+pub const ENV_METRIC_NAMESPACE: &str = "METRIC_NAMESPACE";
+/// The largest object the processor reads (`MAX_FILE_BYTES`).
+pub const ENV_MAX_FILE_BYTES: &str = "MAX_FILE_BYTES";
+/// The remaining time under which the processor hands a file on (`TIME_SAFETY_MARGIN_MS`).
+pub const ENV_TIME_SAFETY_MARGIN_MS: &str = "TIME_SAFETY_MARGIN_MS";
+/// Days an error row is kept (`ERROR_RETENTION_DAYS`).
+pub const ENV_ERROR_RETENTION_DAYS: &str = "ERROR_RETENTION_DAYS";
+
+/// Every variable the processor reads (aws_lambda_function.processor in lib/main.tf).
+pub const PROCESSOR_ENV_VARIABLES: [&str; 7] = [
+    ENV_TABLE_NAME,
+    ENV_QUEUE_URL,
+    ENV_DLQ_URL,
+    ENV_ENVIRONMENT,
+    ENV_METRIC_NAMESPACE,
+    ENV_MAX_FILE_BYTES,
+    ENV_TIME_SAFETY_MARGIN_MS,
+];
+
+/// Every variable the DLQ processor reads (aws_lambda_function.dlq_processor in lib/main.tf).
+pub const DLQ_PROCESSOR_ENV_VARIABLES: [&str; 4] = [
+    ENV_ERRORS_TABLE_NAME,
+    ENV_ENVIRONMENT,
+    ENV_METRIC_NAMESPACE,
+    ENV_ERROR_RETENTION_DAYS,
+];
+
+/// A function variable is missing or invalid: the execution environment cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The variable is not set, or set to an empty or blank text.
+    #[error("environment variable {0} is missing or empty")]
+    Missing(&'static str),
+    /// The variable is not a whole number in range.
+    #[error(
+        "environment variable {name} must be a whole number of at least {minimum}, not {value:?}"
+    )]
+    NotAWholeNumber {
+        /// The variable.
+        name: &'static str,
+        /// The smallest value that makes sense.
+        minimum: u64,
+        /// What it was set to.
+        value: String,
+    },
+}
+
+/// The transaction processor's environment, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorConfig {
+    /// `DYNAMODB_TABLE_NAME`.
+    pub table_name: String,
+    /// `SQS_QUEUE_URL`.
+    pub queue_url: String,
+    /// `DLQ_URL`.
+    pub dlq_url: String,
+    /// `ENVIRONMENT`.
+    pub environment: String,
+    /// `METRIC_NAMESPACE`.
+    pub metric_namespace: String,
+    /// `MAX_FILE_BYTES`.
+    pub max_file_bytes: u64,
+    /// `TIME_SAFETY_MARGIN_MS`.
+    pub time_safety_margin_ms: i64,
+}
+
+/// The DLQ processor's environment, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqProcessorConfig {
+    /// `ERRORS_TABLE_NAME`.
+    pub table_name: String,
+    /// `ENVIRONMENT`.
+    pub environment: String,
+    /// `METRIC_NAMESPACE`.
+    pub metric_namespace: String,
+    /// `ERROR_RETENTION_DAYS`.
+    pub retention_days: i64,
+}
+
+/// A variable's text; blank counts as missing.
+fn text(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    lookup(name)
+        .filter(|value| !value.trim().is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+/// A variable that is a whole number (ASCII digits only, as Terraform's tostring writes it) of
+/// at least `minimum`.
+fn whole_number<T: TryFrom<u64>>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    minimum: u64,
+) -> Result<T, ConfigError> {
+    let value = text(lookup, name)?;
+    let parsed = (value.len() <= 18 && value.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| value.parse::<u64>().ok())
+        .flatten()
+        .filter(|n| *n >= minimum)
+        .and_then(|n| T::try_from(n).ok());
+    parsed.ok_or(ConfigError::NotAWholeNumber {
+        name,
+        minimum,
+        value,
+    })
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl ProcessorConfig {
+    /// From the process environment (call once, in `main`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    /// From any lookup of variables by name.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: text(&lookup, ENV_TABLE_NAME)?,
+            queue_url: text(&lookup, ENV_QUEUE_URL)?,
+            dlq_url: text(&lookup, ENV_DLQ_URL)?,
+            environment: text(&lookup, ENV_ENVIRONMENT)?,
+            metric_namespace: text(&lookup, ENV_METRIC_NAMESPACE)?,
+            max_file_bytes: whole_number(&lookup, ENV_MAX_FILE_BYTES, 1)?,
+            time_safety_margin_ms: whole_number(&lookup, ENV_TIME_SAFETY_MARGIN_MS, 0)?,
+        })
+    }
+}
+
+impl DlqProcessorConfig {
+    /// From the process environment (call once, in `main`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    /// From any lookup of variables by name.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: text(&lookup, ENV_ERRORS_TABLE_NAME)?,
+            environment: text(&lookup, ENV_ENVIRONMENT)?,
+            metric_namespace: text(&lookup, ENV_METRIC_NAMESPACE)?,
+            retention_days: whole_number(&lookup, ENV_ERROR_RETENTION_DAYS, 1)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::{BTreeSet, HashMap};
+
+    /// The variable names of `resource "aws_lambda_function" "<function>"`'s environment block
+    /// in lib/main.tf (read with hcl-rs: HCL is not a format to parse by hand).
+    fn terraform_environment(function: &str) -> BTreeSet<String> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lib/main.tf");
+        let text = std::fs::read_to_string(path).expect("lib/main.tf");
+        let body: hcl::Body = hcl::parse(&text).expect("lib/main.tf parses");
+        let resource = body
+            .blocks()
+            .find(|b| {
+                b.identifier() == "resource"
+                    && b.labels()
+                        .iter()
+                        .map(|l| l.as_str())
+                        .eq(["aws_lambda_function", function])
+            })
+            .unwrap_or_else(|| panic!("lib/main.tf has no aws_lambda_function.{function}"));
+        let environment = resource
+            .body()
+            .blocks()
+            .find(|b| b.identifier() == "environment")
+            .expect("an environment block");
+        let variables = environment
+            .body()
+            .attributes()
+            .find(|a| a.key() == "variables")
+            .expect("environment.variables");
+        let hcl::Expression::Object(object) = variables.expr() else {
+            panic!("environment.variables is not an object");
+        };
+        object
+            .keys()
+            .map(|key| match key {
+                hcl::ObjectKey::Identifier(id) => id.to_string(),
+                hcl::ObjectKey::Expression(hcl::Expression::String(s)) => s.clone(),
+                other => panic!("unexpected key {other:?}"),
+            })
+            .collect()
+    }
+
+    /// What `read` looks up, given every variable set to a valid value.
+    fn looked_up<T>(read: impl FnOnce(&dyn Fn(&str) -> Option<String>) -> T) -> BTreeSet<String> {
+        let seen = RefCell::new(BTreeSet::new());
+        let lookup = |name: &str| {
+            seen.borrow_mut().insert(name.to_owned());
+            Some("7".to_owned())
+        };
+        read(&lookup);
+        seen.into_inner()
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        let set: BTreeSet<String> = list.iter().map(|n| (*n).to_owned()).collect();
+        assert_eq!(set.len(), list.len(), "a name is listed twice");
+        set
+    }
+
+    #[test]
+    fn processor_reads_what_terraform_sets() {
+        let listed = names(&PROCESSOR_ENV_VARIABLES);
+        assert_eq!(
+            listed,
+            terraform_environment("processor"),
+            "list vs lib/main.tf"
+        );
+        let read = looked_up(|l| ProcessorConfig::from_lookup(l).map(|_| ()));
+        assert_eq!(read, listed, "what from_lookup reads vs the list");
+    }
+
+    #[test]
+    fn dlq_processor_reads_what_terraform_sets() {
+        let listed = names(&DLQ_PROCESSOR_ENV_VARIABLES);
+        assert_eq!(
+            listed,
+            terraform_environment("dlq_processor"),
+            "list vs lib/main.tf"
+        );
+        let read = looked_up(|l| DlqProcessorConfig::from_lookup(l).map(|_| ()));
+        assert_eq!(read, listed, "what from_lookup reads vs the list");
+    }
+
+    fn processor_env() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            (ENV_TABLE_NAME, "t"),
+            (ENV_QUEUE_URL, "q"),
+            (ENV_DLQ_URL, "d"),
+            (ENV_ENVIRONMENT, "prod"),
+            (ENV_METRIC_NAMESPACE, "Ns"),
+            (ENV_MAX_FILE_BYTES, "10"),
+            (ENV_TIME_SAFETY_MARGIN_MS, "0"),
+        ])
+    }
+
+    fn read_processor(env: &HashMap<&str, &str>) -> Result<ProcessorConfig, ConfigError> {
+        ProcessorConfig::from_lookup(|name| env.get(name).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn processor_config_is_typed() {
+        let cfg = read_processor(&processor_env()).unwrap();
+        assert_eq!(
+            (
+                cfg.metric_namespace.as_str(),
+                cfg.max_file_bytes,
+                cfg.time_safety_margin_ms
+            ),
+            ("Ns", 10, 0)
+        );
+    }
+
+    #[test]
+    fn every_variable_is_required_and_named_in_the_error() {
+        for name in PROCESSOR_ENV_VARIABLES {
+            let mut env = processor_env();
+            env.remove(name);
+            assert_eq!(read_processor(&env), Err(ConfigError::Missing(name)));
+            env.insert(name, " ");
+            let error = read_processor(&env).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("environment variable {name} is missing or empty")
+            );
+        }
+        let dlq = DlqProcessorConfig::from_lookup(|name| {
+            (name != ENV_METRIC_NAMESPACE).then(|| "1".to_owned())
+        });
+        assert_eq!(dlq, Err(ConfigError::Missing(ENV_METRIC_NAMESPACE)));
+    }
+
+    #[test]
+    fn numbers_must_be_whole_and_in_range() {
+        for (name, bad) in [
+            (ENV_MAX_FILE_BYTES, "0"),
+            (ENV_MAX_FILE_BYTES, "256 MiB"),
+            (ENV_TIME_SAFETY_MARGIN_MS, "-1"),
+            (ENV_TIME_SAFETY_MARGIN_MS, "3e4"),
+            (ENV_TIME_SAFETY_MARGIN_MS, "99999999999999999999"),
+        ] {
+            let mut env = processor_env();
+            env.insert(name, bad);
+            let error = read_processor(&env).unwrap_err();
+            assert!(
+                error.to_string().starts_with(&format!(
+                    "environment variable {name} must be a whole number"
+                )),
+                "{error}"
+            );
+        }
+        let dlq = DlqProcessorConfig::from_lookup(|name| {
+            Some(
+                if name == ENV_ERROR_RETENTION_DAYS {
+                    "1.5"
+                } else {
+                    "x"
+                }
+                .to_owned(),
+            )
+        });
+        assert!(matches!(
+            dlq,
+            Err(ConfigError::NotAWholeNumber {
+                name: ENV_ERROR_RETENTION_DAYS,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,94 @@
+"""What lib/ declares about the two functions' configuration: the variables each function's
+environment block sets, and the Terraform defaults of the tunables among them.
+
+Terraform is the one source of every tunable's default (lib/provider.tf); the handlers and the
+Rust functions only read their environment. Tests and local runs that start a function without
+an applied stack take the defaults from here instead of repeating them. The files are read with
+python-hcl2 (HCL2 is not a format worth parsing by hand).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import hcl2
+
+LIB = Path(__file__).resolve().parents[1] / "lib"
+
+# The two aws_lambda_function resources of lib/main.tf.
+PROCESSOR = "processor"
+DLQ_PROCESSOR = "dlq_processor"
+
+# An environment value that is one Terraform variable, as lib/main.tf writes it:
+# `var.x` or `tostring(var.x)` (python-hcl2 renders expressions as "${...}").
+_VARIABLE_VALUE = re.compile(r"\$\{(?:tostring\()?var\.([A-Za-z_][A-Za-z0-9_-]*)\)?\}")
+
+
+def _unquoted(text: str) -> str:
+    """python-hcl2 keeps the quotes of labels and string literals: '"processor"'."""
+    return json.loads(text) if text.startswith('"') else text
+
+
+@functools.cache
+def _documents(lib: Path = LIB) -> tuple[dict[str, Any], ...]:
+    docs = []
+    for path in sorted(lib.glob("*.tf")):
+        with path.open(encoding="utf-8") as handle:
+            docs.append(hcl2.load(handle))
+    return tuple(docs)
+
+
+def variable_blocks(lib: Path = LIB) -> dict[str, dict[str, Any]]:
+    """Every variable block of lib/: {name: body} (description, type, default, validation)."""
+    blocks: dict[str, dict[str, Any]] = {}
+    for doc in _documents(lib):
+        for block in doc.get("variable", []):
+            for name, body in block.items():
+                blocks[_unquoted(name)] = body
+    return blocks
+
+
+def variable_defaults(lib: Path = LIB) -> dict[str, Any]:
+    """Every variable of lib/ with a default: {name: default} (strings unquoted)."""
+    return {
+        name: _unquoted(body["default"]) if isinstance(body["default"], str) else body["default"]
+        for name, body in variable_blocks(lib).items()
+        if body.get("default") is not None
+    }
+
+
+def environment_expressions(function: str, lib: Path = LIB) -> dict[str, str]:
+    """The environment block of aws_lambda_function.<function>: {variable: expression}."""
+    for doc in _documents(lib):
+        for block in doc.get("resource", []):
+            for kind, resources in block.items():
+                if _unquoted(kind) != "aws_lambda_function":
+                    continue
+                for name, body in resources.items():
+                    if _unquoted(name) == function:
+                        (environment,) = body["environment"]
+                        return {_unquoted(k): v for k, v in environment["variables"].items()}
+    raise LookupError(f"lib/ has no aws_lambda_function.{function}")
+
+
+def environment_names(function: str, lib: Path = LIB) -> frozenset[str]:
+    """The names of the variables lib/ sets on the function."""
+    return frozenset(environment_expressions(function, lib))
+
+
+def tunable_defaults(function: str, lib: Path = LIB) -> dict[str, str]:
+    """The function's variables whose value is one Terraform variable, at that variable's
+    default, as the function sees them (strings): e.g. {"MAX_FILE_BYTES": "268435456"}.
+    The others (table names, queue URLs, ENVIRONMENT) come from the stack the caller made."""
+    defaults = variable_defaults(lib)
+    values: dict[str, str] = {}
+    for name, expression in environment_expressions(function, lib).items():
+        match = _VARIABLE_VALUE.fullmatch(expression)
+        if match and match.group(1) in defaults:
+            default = defaults[match.group(1)]
+            values[name] = str(default) if not isinstance(default, bool) else str(default).lower()
+    return values

@@ -1,0 +1,101 @@
+"""One source of configuration: each function's environment block in lib/main.tf sets exactly
+the variables its Python handler reads, and every tunable among them is a documented, validated
+Terraform variable with a default. (The Rust functions check their own lists against the same
+block: crates/processor/src/config.rs and crates/dlq-processor/src/config.rs.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import ModuleType
+
+import pytest
+
+from pipeline_local.function_config import (
+    DLQ_PROCESSOR,
+    PROCESSOR,
+    environment_expressions,
+    environment_names,
+    variable_blocks,
+    variable_defaults,
+)
+from tests.unit.conftest import HANDLER_ENV
+
+FUNCTIONS = [(PROCESSOR, "proc"), (DLQ_PROCESSOR, "dlq")]
+
+
+class RecordingEnv(Mapping[str, str]):
+    """An environment that remembers every name looked up in it."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = dict(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self.values[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.read.add(name)
+        return name in self.values
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("load_config must look its variables up by name, not list them")
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def _differences(terraform: set[str], handler: set[str]) -> str:
+    return (
+        f"set by lib/main.tf but not read: {sorted(terraform - handler)}; "
+        f"read but not set by lib/main.tf: {sorted(handler - terraform)}"
+    )
+
+
+@pytest.mark.parametrize(("function", "module"), FUNCTIONS)
+def test_handler_lists_what_terraform_sets(
+    function: str, module: str, request: pytest.FixtureRequest
+) -> None:
+    handler: ModuleType = request.getfixturevalue(module)
+    listed = list(handler.ENV_VARIABLES)
+    assert len(listed) == len(set(listed)), f"{module}: ENV_VARIABLES repeats a name"
+    terraform = set(environment_names(function))
+    assert set(listed) == terraform, _differences(terraform, set(listed))
+
+
+@pytest.mark.parametrize(("function", "module"), FUNCTIONS)
+def test_handler_reads_exactly_its_list(
+    function: str, module: str, request: pytest.FixtureRequest
+) -> None:
+    """What load_config really looks up, not only what the constants say."""
+    handler: ModuleType = request.getfixturevalue(module)
+    env = RecordingEnv(HANDLER_ENV)
+    handler.load_config(env)
+    assert env.read == set(handler.ENV_VARIABLES), _differences(
+        set(handler.ENV_VARIABLES), env.read
+    )
+
+
+@pytest.mark.parametrize("function", [PROCESSOR, DLQ_PROCESSOR])
+def test_every_tunable_is_a_documented_validated_variable(function: str) -> None:
+    """A value that is not wiring (a resource's name or URL, the environment's name) comes from
+    a Terraform variable with a description, a default and a validation block."""
+    defaults = variable_defaults()
+    variables = variable_blocks()
+    for env_name, expression in environment_expressions(function).items():
+        if expression.startswith(("${aws_", "${local.env}")):
+            continue  # wiring: the resource this stack made, or var.environment via local.env
+        assert "var." in expression, f"{function}.{env_name}: {expression} is not a variable"
+        variable = expression.split("var.", 1)[1].rstrip(")}")
+        body = variables.get(variable)
+        assert body is not None, f"{function}.{env_name}: no variable {variable!r} in lib/"
+        assert variable in defaults, f"variable {variable}: no default"
+        assert body.get("description"), f"variable {variable}: no description"
+        assert body.get("validation"), f"variable {variable}: no validation"
+
+
+def test_metric_namespace_is_passed_to_both_functions() -> None:
+    for function in (PROCESSOR, DLQ_PROCESSOR):
+        assert environment_expressions(function)["METRIC_NAMESPACE"] == "${var.metric_namespace}"
