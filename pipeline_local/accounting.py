@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from pipeline_local import samples as sample_files
-from pipeline_local.dispatcher import scan_all
+from pipeline_local.stores import scan_all
 
 Say = Callable[[str], None]
 

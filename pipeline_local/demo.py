@@ -43,20 +43,16 @@ from botocore.exceptions import ClientError
 from pipeline_local import accounting
 from pipeline_local import samples as sample_files
 from pipeline_local.accounting import banner, print_errors_table, print_files
+from pipeline_local.alarms import evaluate_alarms, notify_alarm_actions
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
-from pipeline_local.dispatcher import (
-    Clients,
-    Dispatcher,
-    WiringError,
-    dead_letter_targets_from_terraform,
-    empty_bucket,
-    evaluate_alarms,
-    notify_alarm_actions,
-    read_wiring,
-)
+from pipeline_local.clients import Clients
+from pipeline_local.dispatcher import Dispatcher
 from pipeline_local.emulator import Emulator, load_state, start_emulator
+from pipeline_local.stores import empty_bucket
 from pipeline_local.terraform import BUILD_DIR, REPO_ROOT, TerraformError, Workdir, workdir_for
+from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
+from pipeline_local.wiring import WiringError, read_wiring
 
 DEMO_DIR = BUILD_DIR / "demo"
 STATE_FILE = BUILD_DIR / "emulator.json"

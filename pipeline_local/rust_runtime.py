@@ -46,13 +46,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from pipeline_local.invokers import (
-    ACCOUNT_ID,
-    DEFAULT_MEMORY_MB,
-    DEFAULT_TIMEOUT_MS,
-    REGION,
-    InvocationError,
-)
+from pipeline_local.constants import ACCOUNT_ID, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, REGION
+from pipeline_local.invokers import InvocationError
 from pipeline_local.sandbox import OUT_OF_MEMORY_ERROR_TYPE, OUT_OF_MEMORY_MESSAGE, Sandbox
 
 API_PREFIX = "/2018-06-01/runtime"

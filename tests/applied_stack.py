@@ -34,17 +34,12 @@ from typing import Any
 from pipeline_local.authz.engine import Decision
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
+from pipeline_local.clients import Clients
 from pipeline_local.delivery import queue_depth
-from pipeline_local.dispatcher import (
-    Clients,
-    FunctionConfig,
-    Wiring,
-    dead_letter_targets_from_terraform,
-    empty_bucket,
-    lambda_environment,
-    lambda_service_session,
-    read_wiring,
-)
+from pipeline_local.function_invokers import lambda_environment
+from pipeline_local.stores import empty_bucket
+from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
+from pipeline_local.wiring import FunctionConfig, Wiring, lambda_service_session, read_wiring
 from tests.integration.conftest import Stack, apply_stack
 
 # Per implementation: the lambda_runtime variable, and the (runtime, handler) pairs that the

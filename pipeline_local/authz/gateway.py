@@ -82,7 +82,8 @@ from pipeline_local.authz import implied as implied_calls
 from pipeline_local.authz import requests as request_model
 from pipeline_local.authz.engine import AuthzRequest, Decision, Principal, authorize
 from pipeline_local.authz.store import EmulatorPolicyStore
-from pipeline_local.dispatcher import ACCOUNT_ID, REGION, Clients
+from pipeline_local.clients import Clients
+from pipeline_local.constants import ACCOUNT_ID, REGION
 from pipeline_local.faults import Interceptor, LoopbackProxy, ProxyRequest, ProxyResponse
 from pipeline_local.least_privilege import access_denied
 

@@ -79,10 +79,11 @@ from pipeline_local.delivery import (
     s3_event_for_object,
     s3_put_event,
 )
-from pipeline_local.dispatcher import FunctionConfig, RefusedInit, WiringError
-from pipeline_local.dispatcher import make_invoker as dispatcher_invoker
+from pipeline_local.function_invokers import RefusedInit
+from pipeline_local.function_invokers import make_invoker as dispatcher_invoker
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
 from pipeline_local.scratch_stack import Stack
+from pipeline_local.wiring import FunctionConfig, WiringError
 from tests.applied_stack import IMPLEMENTATIONS, AppliedStack
 from tests.conformance import schemas
 

@@ -35,17 +35,13 @@ import pytest
 from pipeline_local import samples as sample_files
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
+from pipeline_local.clients import Clients
 from pipeline_local.delivery import queue_depth
-from pipeline_local.dispatcher import (
-    Clients,
-    Dispatcher,
-    Wiring,
-    dead_letter_targets_from_terraform,
-    empty_bucket,
-    read_wiring,
-    scan_all,
-)
+from pipeline_local.dispatcher import Dispatcher
 from pipeline_local.faults import FaultInjector
+from pipeline_local.stores import empty_bucket, scan_all
+from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
+from pipeline_local.wiring import Wiring, read_wiring
 from tests.integration.conftest import Stack, apply_stack
 
 E2E_IMPLS = [s.strip() for s in os.environ.get("E2E_IMPL", "python").split(",") if s.strip()]
