@@ -92,7 +92,9 @@ def eval_metric_math(expression: str, values: Mapping[str, float]) -> float | No
     return None if result != result else float(result)  # NaN -> no datapoint
 
 
-def _metric_stat_query(qid: str, metric: Mapping[str, Any], period: int, stat: str) -> dict:
+def _metric_stat_query(
+    qid: str, metric: Mapping[str, Any], period: int, stat: str
+) -> dict[str, Any]:
     return {
         "Id": qid,
         "MetricStat": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,10 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from pipeline_local.constants import REGION
+
+# The service name is a run-time string here, which boto3-stubs' per-service overloads of
+# boto3.client cannot type: every client is used as Any.
+_new_client: Callable[..., Any] = boto3.client
 
 
 @dataclass
@@ -25,7 +30,7 @@ class Clients:
 
     def __call__(self, service: str) -> Any:
         if service not in self._cache:
-            self._cache[service] = boto3.client(
+            self._cache[service] = _new_client(
                 service,
                 endpoint_url=self.endpoint,
                 region_name=self.region,

@@ -47,8 +47,10 @@ from pipeline_local.alarms import evaluate_alarms, notify_alarm_actions
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.clients import Clients
+from pipeline_local.constants import LAMBDA_SIZED_ENV
 from pipeline_local.dispatcher import Dispatcher
 from pipeline_local.emulator import Emulator, load_state, start_emulator
+from pipeline_local.function_invokers import Execution
 from pipeline_local.stores import empty_bucket
 from pipeline_local.terraform import BUILD_DIR, REPO_ROOT, TerraformError, Workdir, workdir_for
 from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
@@ -57,6 +59,8 @@ from pipeline_local.wiring import WiringError, read_wiring
 DEMO_DIR = BUILD_DIR / "demo"
 STATE_FILE = BUILD_DIR / "emulator.json"
 KEEP_WORKDIR = BUILD_DIR / "tf-emulator"
+# How the demo runs the functions unless told otherwise (README: figures for each choice).
+DEMO_EXECUTION = Execution.LAMBDA_SIZED
 
 _T0 = time.monotonic()
 
@@ -253,12 +257,17 @@ def print_pipeline_metrics(clients: Clients, environment: str) -> None:
 PRODUCER_ROLE = "pipeline-local-producer"
 
 
-def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) -> bool:
+def run_pipeline(
+    stack: Stack,
+    samples: sample_files.SampleSet,
+    runtime: str,
+    execution: Execution = DEMO_EXECUTION,
+) -> bool:
     clients = Clients(stack.emulator.endpoint)
     store = EmulatorPolicyStore(clients, terraform_workdir=stack.workdir.path)
     gateway = Gateway(stack.emulator.endpoint, store).start()
     try:
-        ok = _run_through(gateway, stack, samples, runtime)
+        ok = _run_through(gateway, stack, samples, runtime, execution)
     finally:
         gateway.stop()
     refused = gateway.unexpected_denials()
@@ -270,7 +279,11 @@ def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) ->
 
 
 def _run_through(
-    gateway: Gateway, stack: Stack, samples: sample_files.SampleSet, runtime: str
+    gateway: Gateway,
+    stack: Stack,
+    samples: sample_files.SampleSet,
+    runtime: str,
+    execution: Execution,
 ) -> bool:
     clients = Clients(stack.emulator.endpoint)
     bucket = str(stack.outputs["s3_bucket_name"])
@@ -311,6 +324,7 @@ def _run_through(
     )
 
     step("dispatching: S3 notifications (async invoke), then the queues' event source mappings")
+    say(f"    functions run {execution.description}")
     dispatcher = Dispatcher(
         clients,
         wiring,
@@ -319,6 +333,7 @@ def _run_through(
         log=say,
         # Kept stacks: `python -m pipeline_local.dispatcher run` continues from here.
         dispatched_state=BUILD_DIR / "dispatched.json" if stack.kept_state else None,
+        execution=execution,
     )
     try:
         pending = dispatcher.pending_events()
@@ -404,7 +419,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
     parser.add_argument("--scale", type=float, default=1.0, help="size of the bulk sample files")
     parser.add_argument("--seed", type=int, default=sample_files.DEFAULT_SEED)
+    parser.add_argument(
+        "--lambda-sized",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run each function as its own process with its MemorySize's CPU share and memory "
+        f"(default: {DEMO_EXECUTION.value}; also {LAMBDA_SIZED_ENV}=1/0)",
+    )
     args = parser.parse_args(argv)
+    if args.lambda_sized is None:
+        execution = Execution.from_env(DEMO_EXECUTION)
+    else:
+        execution = Execution.LAMBDA_SIZED if args.lambda_sized else Execution.IN_PROCESS
 
     samples = sample_files.generate(args.seed, scale=args.scale)
     say(
@@ -419,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ok = False
     try:
-        ok = run_pipeline(stack, samples, args.runtime)
+        ok = run_pipeline(stack, samples, args.runtime, execution)
     except WiringError as err:
         banner(["THE PIPELINE CANNOT RUN LOCALLY", str(err)])
     finally:

@@ -148,7 +148,8 @@ class Dispatcher:
         self.dispatched_state = dispatched_state
         self.dispatched: set[tuple[str, str, str]] = set()
         if dispatched_state and dispatched_state.exists():
-            self.dispatched = {tuple(x) for x in json.loads(dispatched_state.read_text())}  # type: ignore[misc]
+            saved = json.loads(dispatched_state.read_text())
+            self.dispatched = {(str(b), str(k), str(v)) for b, k, v in saved}
         self.outcomes: list[AsyncOutcome] = []
         # On AWS an event source mapping polls with the function's execution role; with
         # `poll_as_function` (and credentials for the function) the pollers do too, through

@@ -48,6 +48,17 @@ class Execution(enum.Enum):
     PROCESS = "process"
     LAMBDA_SIZED = "lambda-sized"
 
+    @property
+    def description(self) -> str:
+        """What the choice means, for a line of output."""
+        return {
+            Execution.IN_PROCESS: "in-process (Python imported into this process; Rust as "
+            "its own process), without Lambda's CPU and memory limits",
+            Execution.PROCESS: "as their own processes, without Lambda's CPU and memory limits",
+            Execution.LAMBDA_SIZED: "Lambda-sized: each as its own process with CPU quota "
+            "MemorySize/1769 of a core and a memory limit of MemorySize (cgroup v1)",
+        }[self]
+
     @classmethod
     def from_env(cls, default: Execution, environ: Mapping[str, str] = os.environ) -> Execution:
         """`PIPELINE_LAMBDA_SIZED=1` asks for LAMBDA_SIZED, `=0` for `default` without it

@@ -37,11 +37,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import boto3
 
 from pipeline_local.constants import ACCOUNT_ID, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, REGION
+
+if TYPE_CHECKING:
+    from pipeline_local.sandbox import Sandbox
 
 
 class InvocationError(Exception):
@@ -110,6 +113,13 @@ class ProcessLog(Protocol):
     """An invoker whose function runs as its own process: its output, line by line."""
 
     log_lines: list[str]
+
+
+@runtime_checkable
+class Sandboxed(Protocol):
+    """An invoker whose process may be held to its Lambda size (pipeline_local.sandbox)."""
+
+    sandbox: Sandbox | None
 
 
 @runtime_checkable

@@ -295,7 +295,7 @@ class RustInvoker:
         self._state = _RuntimeState(self.function_arn)
         self._server: _RuntimeServer | None = None
         self._invoke_lock = threading.Lock()
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], RustInvoker] | None = None
 
     # -- process management ------------------------------------------------------------------
 
@@ -348,7 +348,7 @@ class RustInvoker:
     def _start(self) -> subprocess.Popen[bytes]:
         self._kill()
         server = self._serve()
-        host, port = server.server_address[:2]
+        host, port = str(server.server_address[0]), int(server.server_address[1])
         argv = self.command()
         if self.sandbox is not None:
             argv = self.sandbox.wrap(argv)

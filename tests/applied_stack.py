@@ -1,4 +1,9 @@
-"""The real Terraform configuration applied to a private emulator, emptied between tests.
+"""The one applied stack of the suites: lib/ applied to a private emulator, emptied between tests.
+
+Used by the conformance suite (tests/conformance/conftest.py) and the e2e suite
+(tests/e2e/conftest.py, which applies with max_file_bytes at the samples' 1 MiB: that is why
+the two suites do not share one emulator). pipeline_local.scratch_stack is the other kind of
+stack: the data resources only, made through the API, for benchmarks that need many copies.
 
 `terraform apply` against moto takes a minute or more here, so a suite applies lib/ once per
 implementation (`lambda_runtime`), through tests.integration.conftest.apply_stack, and empties
@@ -35,6 +40,7 @@ from pipeline_local.authz.engine import Decision
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.clients import Clients
+from pipeline_local.constants import TF_VAR_MAX_FILE_BYTES
 from pipeline_local.delivery import queue_depth
 from pipeline_local.function_invokers import lambda_environment
 from pipeline_local.stores import empty_bucket
@@ -198,7 +204,7 @@ def apply(impl: str, *, max_file_bytes: int | None = None) -> AppliedStack:
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"unknown implementation {impl!r} (python, rust)")
     lambda_runtime, applied_pairs = IMPLEMENTATIONS[impl]
-    var = "TF_VAR_max_file_bytes"
+    var = TF_VAR_MAX_FILE_BYTES
     saved = os.environ.get(var)
     if max_file_bytes is not None:
         os.environ[var] = str(max_file_bytes)
