@@ -109,7 +109,7 @@ def start_stack(runtime: str, keep: bool) -> Stack:
         if STATE_FILE.exists() and _running(load_state(STATE_FILE).pid):
             raise SystemExit(
                 f"an emulator is already running ({STATE_FILE}): `make down` first, or use it "
-                "with `python -m pipeline_local.dispatcher run`"
+                "with `python -m pipeline_local.dispatcher_cli run`"
             )
         workdir_path = KEEP_WORKDIR
     else:
@@ -331,7 +331,7 @@ def _run_through(
         gateway=gateway,
         log_dir=DEMO_DIR / "logs",
         log=say,
-        # Kept stacks: `python -m pipeline_local.dispatcher run` continues from here.
+        # Kept stacks: `python -m pipeline_local.dispatcher_cli run` continues from here.
         dispatched_state=BUILD_DIR / "dispatched.json" if stack.kept_state else None,
         execution=execution,
     )
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"    terraform  {_rel(stack.workdir.path)}; outputs in build/outputs.json")
             say('    use it     eval "$(.venv/bin/python -m pipeline_local.emulator env)"')
             say(f"               aws s3 ls s3://{stack.outputs['s3_bucket_name']}/ --recursive")
-            say("               .venv/bin/python -m pipeline_local.dispatcher run")
+            say("               .venv/bin/python -m pipeline_local.dispatcher_cli run")
             say("    tear down  make down")
             stack.emulator.proc = None  # leave it running after this process exits
         else:
