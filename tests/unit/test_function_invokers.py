@@ -78,7 +78,7 @@ def test_rust_is_always_its_own_process(tmp_path: Path) -> None:
 
 
 def test_bad_descriptions_are_wiring_errors(code_dir: Path) -> None:
-    with pytest.raises(WiringError, match="not module.function"):
+    with pytest.raises(WiringError, match=r"not module\.function"):
         make_invoker(
             FunctionConfig.local("f", "python3.11", "nohandler", memory_mb=128),
             {},
