@@ -196,8 +196,10 @@ class AppliedStack:
             self.stack.emulator.stop()
 
 
-def apply(impl: str, *, max_file_bytes: int | None = None) -> AppliedStack:
-    """lib/ applied with `lambda_runtime` for `impl` to a new emulator (build/tf-<impl>-...).
+def apply(
+    impl: str, *, max_file_bytes: int | None = None, suite: str = "conformance"
+) -> AppliedStack:
+    """lib/ applied with `lambda_runtime` for `impl` to a new emulator (build/tf-<suite>-<impl>).
 
     `max_file_bytes` sets TF_VAR_max_file_bytes for this apply (Terraform variable names are
     case-sensitive); None keeps the configuration's default."""
@@ -209,7 +211,7 @@ def apply(impl: str, *, max_file_bytes: int | None = None) -> AppliedStack:
     if max_file_bytes is not None:
         os.environ[var] = str(max_file_bytes)
     try:
-        stack = apply_stack(f"tf-conformance-{impl}", lambda_runtime)
+        stack = apply_stack(f"tf-{suite}-{impl}", lambda_runtime)
     finally:
         if saved is None:
             os.environ.pop(var, None)

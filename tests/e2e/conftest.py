@@ -197,7 +197,7 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
     impl = str(request.param)
     if impl not in IMPLEMENTATIONS:
         pytest.fail(f"{E2E_IMPL_ENV}: unknown implementation {impl!r} (python, rust)")
-    applied = apply(impl, max_file_bytes=sample_files.SAMPLE_MAX_FILE_BYTES)
+    applied = apply(impl, max_file_bytes=sample_files.SAMPLE_MAX_FILE_BYTES, suite="e2e")
     _LIVE_GATEWAYS.append(applied.gateway)
     env = E2E(applied)
     try:
