@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline_local import samples as sample_files
-from pipeline_local.dispatcher import scan_all
+from pipeline_local.stores import scan_all
 
 if TYPE_CHECKING:  # the stub packages are development tools (requirements-dev.txt)
     from mypy_boto3_dynamodb import DynamoDBClient

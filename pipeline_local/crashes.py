@@ -13,7 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
+from pipeline_local.constants import DEFAULT_TIMEOUT_MS
+from pipeline_local.invokers import InvocationError, Invoker
 from pipeline_local.loopback_proxy import LoopbackProxy
 from pipeline_local.proxy_messages import ProxyRequest, ProxyResponse
 from pipeline_local.rust_runtime import RustInvoker

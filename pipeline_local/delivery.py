@@ -40,10 +40,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
-from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
+from pipeline_local.constants import DEFAULT_TIMEOUT_MS, REGION
+from pipeline_local.invokers import InvocationError, Invoker
 
-REGION = "eu-central-1"
-ACCOUNT_ID = "123456789012"
 # What S3 puts in userIdentity / ownerIdentity: canonical-looking principal ids.
 DEFAULT_PRINCIPAL_ID = "AWS:AIDAEXAMPLEPRODUCER01"
 DEFAULT_OWNER_ID = "A3NL1KOZZKEXAMPLE"

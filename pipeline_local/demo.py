@@ -43,24 +43,24 @@ from botocore.exceptions import ClientError
 from pipeline_local import accounting
 from pipeline_local import samples as sample_files
 from pipeline_local.accounting import banner, print_errors_table, print_files
+from pipeline_local.alarms import evaluate_alarms, notify_alarm_actions
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
-from pipeline_local.dispatcher import (
-    Clients,
-    Dispatcher,
-    WiringError,
-    dead_letter_targets_from_terraform,
-    empty_bucket,
-    evaluate_alarms,
-    notify_alarm_actions,
-    read_wiring,
-)
+from pipeline_local.clients import Clients
+from pipeline_local.constants import LAMBDA_SIZED_ENV
+from pipeline_local.dispatcher import Dispatcher
 from pipeline_local.emulator import Emulator, load_state, start_emulator
+from pipeline_local.function_invokers import Execution
+from pipeline_local.stores import empty_bucket
 from pipeline_local.terraform import BUILD_DIR, REPO_ROOT, TerraformError, Workdir, workdir_for
+from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
+from pipeline_local.wiring import WiringError, read_wiring
 
 DEMO_DIR = BUILD_DIR / "demo"
 STATE_FILE = BUILD_DIR / "emulator.json"
 KEEP_WORKDIR = BUILD_DIR / "tf-emulator"
+# How the demo runs the functions unless told otherwise (README: figures for each choice).
+DEMO_EXECUTION = Execution.LAMBDA_SIZED
 
 _T0 = time.monotonic()
 
@@ -109,7 +109,7 @@ def start_stack(runtime: str, keep: bool) -> Stack:
         if STATE_FILE.exists() and _running(load_state(STATE_FILE).pid):
             raise SystemExit(
                 f"an emulator is already running ({STATE_FILE}): `make down` first, or use it "
-                "with `python -m pipeline_local.dispatcher run`"
+                "with `python -m pipeline_local.dispatcher_cli run`"
             )
         workdir_path = KEEP_WORKDIR
     else:
@@ -219,7 +219,7 @@ def print_alarms(clients: Clients, gateway: Gateway) -> bool:
     return quiet
 
 
-def print_pipeline_metrics(clients: Clients, environment: str) -> None:
+def print_pipeline_metrics(clients: Clients, namespace: str, environment: str) -> None:
     import datetime as dt
 
     cw = clients("cloudwatch")
@@ -231,7 +231,7 @@ def print_pipeline_metrics(clients: Clients, environment: str) -> None:
             "Id": f"m{i}",
             "MetricStat": {
                 "Metric": {
-                    "Namespace": "TransactionPipeline",
+                    "Namespace": namespace,
                     "MetricName": name,
                     "Dimensions": [{"Name": "Environment", "Value": environment}],
                 },
@@ -257,12 +257,17 @@ def print_pipeline_metrics(clients: Clients, environment: str) -> None:
 PRODUCER_ROLE = "pipeline-local-producer"
 
 
-def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) -> bool:
+def run_pipeline(
+    stack: Stack,
+    samples: sample_files.SampleSet,
+    runtime: str,
+    execution: Execution = DEMO_EXECUTION,
+) -> bool:
     clients = Clients(stack.emulator.endpoint)
     store = EmulatorPolicyStore(clients, terraform_workdir=stack.workdir.path)
     gateway = Gateway(stack.emulator.endpoint, store).start()
     try:
-        ok = _run_through(gateway, stack, samples, runtime)
+        ok = _run_through(gateway, stack, samples, runtime, execution)
     finally:
         gateway.stop()
     refused = gateway.unexpected_denials()
@@ -274,7 +279,11 @@ def run_pipeline(stack: Stack, samples: sample_files.SampleSet, runtime: str) ->
 
 
 def _run_through(
-    gateway: Gateway, stack: Stack, samples: sample_files.SampleSet, runtime: str
+    gateway: Gateway,
+    stack: Stack,
+    samples: sample_files.SampleSet,
+    runtime: str,
+    execution: Execution,
 ) -> bool:
     clients = Clients(stack.emulator.endpoint)
     bucket = str(stack.outputs["s3_bucket_name"])
@@ -315,14 +324,16 @@ def _run_through(
     )
 
     step("dispatching: S3 notifications (async invoke), then the queues' event source mappings")
+    say(f"    functions run {execution.description}")
     dispatcher = Dispatcher(
         clients,
         wiring,
         gateway=gateway,
         log_dir=DEMO_DIR / "logs",
         log=say,
-        # Kept stacks: `python -m pipeline_local.dispatcher run` continues from here.
+        # Kept stacks: `python -m pipeline_local.dispatcher_cli run` continues from here.
         dispatched_state=BUILD_DIR / "dispatched.json" if stack.kept_state else None,
+        execution=execution,
     )
     try:
         pending = dispatcher.pending_events()
@@ -387,9 +398,11 @@ def _run_through(
         f"({len(gateway.allowed)} distinct principal/action/resource), "
         f"{len(gateway.denials)} refused"
     )
-    say("    pipeline metrics from the handlers' EMF lines (namespace TransactionPipeline):")
+    namespace = str(stack.outputs["metric_namespace"])
+    say(f"    pipeline metrics from the handlers' EMF lines (namespace {namespace}):")
     print_pipeline_metrics(
         clients,
+        namespace,
         str(
             wiring.function(str(stack.outputs["processor_function_name"])).environment.get(
                 "ENVIRONMENT", "dev"
@@ -408,7 +421,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
     parser.add_argument("--scale", type=float, default=1.0, help="size of the bulk sample files")
     parser.add_argument("--seed", type=int, default=sample_files.DEFAULT_SEED)
+    parser.add_argument(
+        "--lambda-sized",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run each function as its own process with its MemorySize's CPU share and memory "
+        f"(default: {DEMO_EXECUTION.value}; also {LAMBDA_SIZED_ENV}=1/0)",
+    )
     args = parser.parse_args(argv)
+    if args.lambda_sized is None:
+        execution = Execution.from_env(DEMO_EXECUTION)
+    else:
+        execution = Execution.LAMBDA_SIZED if args.lambda_sized else Execution.IN_PROCESS
 
     samples = sample_files.generate(args.seed, scale=args.scale)
     say(
@@ -423,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ok = False
     try:
-        ok = run_pipeline(stack, samples, args.runtime)
+        ok = run_pipeline(stack, samples, args.runtime, execution)
     except WiringError as err:
         banner(["THE PIPELINE CANNOT RUN LOCALLY", str(err)])
     finally:
@@ -433,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"    terraform  {_rel(stack.workdir.path)}; outputs in build/outputs.json")
             say('    use it     eval "$(.venv/bin/python -m pipeline_local.emulator env)"')
             say(f"               aws s3 ls s3://{stack.outputs['s3_bucket_name']}/ --recursive")
-            say("               .venv/bin/python -m pipeline_local.dispatcher run")
+            say("               .venv/bin/python -m pipeline_local.dispatcher_cli run")
             say("    tear down  make down")
             stack.emulator.proc = None  # leave it running after this process exits
         else:

@@ -1,4 +1,4 @@
-"""Run a Lambda handler locally, the way the Lambda service would call it.
+"""The invoker contract (one function's execution environment) and the in-process Python invoker.
 
 An `Invoker` is one deployed function: it is created once (a cold start) and then invoked many
 times (warm invocations reuse module-level state, as Lambda reuses an execution environment).
@@ -6,6 +6,11 @@ times (warm invocations reuse module-level state, as Lambda reuses an execution 
 - `PythonInvoker` loads a handler module from its file, under a unique module name, with the
   function's environment applied to `os.environ` while the module is imported and while each
   invocation runs (module-level boto3 clients read the environment at import time).
+- Wrappers (fault injection, recording) hold the invoker they wrap as `.inner` (the `Wrapping`
+  protocol); `layers()` walks from the outermost wrapper to the execution environment.
+- `PythonProcessInvoker` (pipeline_local/python_runtime.py) runs a Python handler as its own
+  process, like the python3.11 runtime; `pipeline_local.function_invokers.make_invoker` is the
+  one place that chooses an invoker for a function.
 - `RustInvoker` (pipeline_local/rust_runtime.py): runs the function's `bootstrap` binary
   against a local Lambda Runtime API server and posts each event to it. It keeps the same
   contract: `invoke(event, timeout_ms=...)` returns the handler's decoded JSON response,
@@ -32,12 +37,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-REGION = "eu-central-1"
-ACCOUNT_ID = "123456789012"
-DEFAULT_TIMEOUT_MS = 300_000
-DEFAULT_MEMORY_MB = 512
+import boto3
+
+from pipeline_local.constants import ACCOUNT_ID, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, REGION
+
+if TYPE_CHECKING:
+    from pipeline_local.sandbox import Sandbox
 
 
 class InvocationError(Exception):
@@ -94,6 +101,51 @@ class Invoker(Protocol):
         ...
 
 
+@runtime_checkable
+class Wrapping(Protocol):
+    """An invoker around another one (fault injection, the Lambda service's recording)."""
+
+    inner: Invoker
+
+
+@runtime_checkable
+class ProcessLog(Protocol):
+    """An invoker whose function runs as its own process: its output, line by line."""
+
+    log_lines: list[str]
+
+
+@runtime_checkable
+class Sandboxed(Protocol):
+    """An invoker whose process may be held to its Lambda size (pipeline_local.sandbox)."""
+
+    sandbox: Sandbox | None
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    """An invoker that holds something to release (a process, a cgroup, a server)."""
+
+    def close(self) -> None: ...
+
+
+def layers(invoker: Invoker) -> Iterator[Invoker]:
+    """An invoker and what it wraps: the wrappers first, the execution environment last."""
+    layer = invoker
+    while True:
+        yield layer
+        if not isinstance(layer, Wrapping):
+            return
+        layer = layer.inner
+
+
+def close_layers(invoker: Invoker) -> None:
+    """Close every layer of an invoker that holds something (wrappers and environment)."""
+    for layer in layers(invoker):
+        if isinstance(layer, Closeable):
+            layer.close()
+
+
 _ENV_LOCK = threading.RLock()
 _module_counter = itertools.count()
 
@@ -115,7 +167,13 @@ def applied_env(env: Mapping[str, str]) -> Iterator[None]:
 
 
 class PythonInvoker:
-    """A Python handler module loaded fresh from its file (one cold start per instance)."""
+    """A Python handler module loaded fresh from its file (one cold start per instance).
+
+    The code gets its own boto3 default session: boto3's default session is process-wide and
+    caches the credentials it resolved first, so the second handler module loaded in this
+    process would sign with the first function's credentials (the first role's). Each invoker's
+    default session is created under its own environment and swapped in while its module is
+    imported and while it runs, as it would have its own process on Lambda."""
 
     def __init__(
         self,
@@ -131,7 +189,19 @@ class PythonInvoker:
         self.handler_name = handler
         self.function_name = function_name or self.module_path.stem
         self.memory_limit_in_mb = memory_limit_in_mb
-        self.module = self._load()
+        self._boto_session: boto3.Session | None = None
+        with self._own_boto_session():
+            self.module = self._load()
+
+    @contextlib.contextmanager
+    def _own_boto_session(self) -> Iterator[None]:
+        saved = boto3.DEFAULT_SESSION
+        boto3.DEFAULT_SESSION = self._boto_session
+        try:
+            yield
+        finally:
+            self._boto_session = boto3.DEFAULT_SESSION
+            boto3.DEFAULT_SESSION = saved
 
     def _load(self) -> ModuleType:
         name = f"_lambda_{self.module_path.stem}_{next(_module_counter)}_{uuid.uuid4().hex[:8]}"
@@ -160,7 +230,7 @@ class PythonInvoker:
         # Lambda hands the handler a freshly decoded copy of the JSON payload.
         payload = json.loads(json.dumps(event))
         handler = getattr(self.module, self.handler_name)
-        with applied_env(self.env):
+        with applied_env(self.env), self._own_boto_session():
             try:
                 result = handler(payload, context)
             except Exception as exc:  # the function error, as Lambda reports it
@@ -178,8 +248,3 @@ class PythonInvoker:
             raise InvocationError(
                 f"Unable to marshal response: {exc}", error_type="Runtime.MarshalError"
             ) from exc
-
-
-# The Rust implementation's invoker, RustInvoker(bootstrap_path, env, *, function_name=...),
-# lives in pipeline_local/rust_runtime.py: it runs the `bootstrap` binary against a local Lambda
-# Runtime API server and keeps the same `invoke(event, timeout_ms=...)` contract.

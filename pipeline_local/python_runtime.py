@@ -27,7 +27,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline_local.invokers import DEFAULT_MEMORY_MB
+from pipeline_local.constants import DEFAULT_MEMORY_MB
 from pipeline_local.rust_runtime import RustInvoker
 from pipeline_local.sandbox import Sandbox
 

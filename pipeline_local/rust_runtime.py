@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import select
 import subprocess
 import threading
@@ -40,149 +39,16 @@ import time
 import uuid
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from pipeline_local.invokers import (
-    ACCOUNT_ID,
-    DEFAULT_MEMORY_MB,
-    DEFAULT_TIMEOUT_MS,
-    REGION,
-    InvocationError,
-)
+from pipeline_local.constants import ACCOUNT_ID, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, REGION
+from pipeline_local.invokers import InvocationError
+from pipeline_local.runtime_api import Invocation, RuntimeServer, RuntimeState
 from pipeline_local.sandbox import OUT_OF_MEMORY_ERROR_TYPE, OUT_OF_MEMORY_MESSAGE, Sandbox
 
-API_PREFIX = "/2018-06-01/runtime"
 # How long a freshly started process may take to ask for its first event (its init phase).
 INIT_TIMEOUT_S = 10.0
-
-
-@dataclass
-class _Invocation:
-    request_id: str
-    payload: bytes
-    deadline_ms: int
-    done: threading.Event = field(default_factory=threading.Event)
-    response: bytes | None = None
-    error: dict[str, Any] | None = None
-
-
-class _RuntimeState:
-    """What the HTTP handler threads share with the invoker."""
-
-    def __init__(self, function_arn: str) -> None:
-        self.function_arn = function_arn
-        self.pending: queue.Queue[_Invocation | None] = queue.Queue()
-        self.active: dict[str, _Invocation] = {}
-        self.lock = threading.Lock()
-        self.init_error: dict[str, Any] | None = None
-        self.polled = threading.Event()  # the process asked for an event (init finished)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _RuntimeServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
-
-    def _reply(self, status: int, body: dict[str, Any] | None = None) -> None:
-        data = json.dumps(body or {}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def do_GET(self) -> None:
-        state = self.server.state
-        if self.path != f"{API_PREFIX}/invocation/next":
-            self._reply(HTTPStatus.NOT_FOUND, {"errorType": "NotFound", "errorMessage": self.path})
-            return
-        state.polled.set()
-        item = state.pending.get()
-        if item is None:  # shutting down
-            self._reply(HTTPStatus.GONE, {"errorType": "ShuttingDown"})
-            return
-        with state.lock:
-            state.active[item.request_id] = item
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(item.payload)))
-        self.send_header("Lambda-Runtime-Aws-Request-Id", item.request_id)
-        self.send_header("Lambda-Runtime-Deadline-Ms", str(item.deadline_ms))
-        self.send_header("Lambda-Runtime-Invoked-Function-Arn", state.function_arn)
-        self.send_header("Lambda-Runtime-Trace-Id", _trace_id())
-        self.end_headers()
-        self.wfile.write(item.payload)
-
-    def do_POST(self) -> None:
-        state = self.server.state
-        body = self._body()
-        if self.path == f"{API_PREFIX}/init/error":
-            state.init_error = _error_body(body, self.headers)
-            self._reply(HTTPStatus.ACCEPTED, {"status": "OK"})
-            return
-        parts = self.path[len(API_PREFIX) :].strip("/").split("/")
-        if (
-            not self.path.startswith(API_PREFIX)
-            or len(parts) != 3
-            or parts[0] != "invocation"
-            or parts[2] not in {"response", "error"}
-        ):
-            self._reply(HTTPStatus.NOT_FOUND, {"errorType": "NotFound", "errorMessage": self.path})
-            return
-        with state.lock:
-            item = state.active.pop(parts[1], None)
-        if item is None:
-            self._reply(
-                HTTPStatus.BAD_REQUEST,
-                {"errorType": "InvalidRequestID", "errorMessage": "unknown request id"},
-            )
-            return
-        if parts[2] == "response":
-            item.response = body
-        else:
-            item.error = _error_body(body, self.headers)
-        item.done.set()
-        self._reply(HTTPStatus.ACCEPTED, {"status": "OK"})
-
-
-def _error_body(body: bytes, headers: Any) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body or b"{}")
-    except ValueError:
-        parsed = {"errorMessage": body.decode("utf-8", "replace")}
-    if not isinstance(parsed, dict):
-        parsed = {"errorMessage": str(parsed)}
-    parsed.setdefault("errorType", headers.get("Lambda-Runtime-Function-Error-Type") or "Unhandled")
-    parsed.setdefault("errorMessage", "")
-    return parsed
-
-
-def _trace_id() -> str:
-    epoch = f"{int(time.time()):08x}"
-    return f"Root=1-{epoch}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
-
-
-class _RuntimeServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, state: _RuntimeState) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A killed process (timeout, close) leaves its /next request behind: not an error.
-        pass
 
 
 class _LogPump:
@@ -297,16 +163,16 @@ class RustInvoker:
         self._logs: _LogPump | None = None
         # One Runtime API server per process: a request left blocked by a dead process can
         # never take an event meant for its successor.
-        self._state = _RuntimeState(self.function_arn)
-        self._server: _RuntimeServer | None = None
+        self._state = RuntimeState(self.function_arn)
+        self._server: RuntimeServer | None = None
         self._invoke_lock = threading.Lock()
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], RustInvoker] | None = None
 
     # -- process management ------------------------------------------------------------------
 
-    def _serve(self) -> _RuntimeServer:
-        self._state = _RuntimeState(self.function_arn)
-        server = _RuntimeServer(self._state)
+    def _serve(self) -> RuntimeServer:
+        self._state = RuntimeState(self.function_arn)
+        server = RuntimeServer(self._state)
         thread = threading.Thread(
             target=server.serve_forever, name=f"runtime-api-{self.function_name}", daemon=True
         )
@@ -353,7 +219,7 @@ class RustInvoker:
     def _start(self) -> subprocess.Popen[bytes]:
         self._kill()
         server = self._serve()
-        host, port = server.server_address[:2]
+        host, port = str(server.server_address[0]), int(server.server_address[1])
         argv = self.command()
         if self.sandbox is not None:
             argv = self.sandbox.wrap(argv)
@@ -431,7 +297,7 @@ class RustInvoker:
         proc = self._proc
         if proc is None or proc.poll() is not None:
             proc = self._start()
-        item = _Invocation(
+        item = Invocation(
             request_id=str(uuid.uuid4()),
             payload=json.dumps(event).encode(),
             deadline_ms=int(time.time() * 1000) + timeout_ms,

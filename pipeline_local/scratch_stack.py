@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,12 +126,13 @@ def create_stack(emulator: Emulator) -> Stack:
 
 def delete_stack(stack: Stack) -> None:
     """Free the emulator's memory; failures here do not matter."""
-    for action in (
+    actions: list[Callable[[], object]] = [
         lambda: stack.ddb.delete_table(TableName=stack.table),
         lambda: stack.ddb.delete_table(TableName=stack.errors_table),
         lambda: stack.sqs.delete_queue(QueueUrl=stack.main_url),
         lambda: stack.sqs.delete_queue(QueueUrl=stack.dlq_url),
-    ):
+    ]
+    for action in actions:
         with contextlib.suppress(Exception):
             action()
 

@@ -199,7 +199,8 @@ def render(grants: Iterable[Grant], why: Mapping[Grant, str] | None = None) -> s
 
 
 def main() -> int:
-    from pipeline_local.dispatcher import BUILD_DIR, Clients
+    from pipeline_local.clients import Clients
+    from pipeline_local.constants import BUILD_DIR
     from pipeline_local.emulator import load_state
 
     outputs = json.loads((BUILD_DIR / "outputs.json").read_text())

@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             # moto lists keys unencoded although the provider asks for encoding-type=url, so
             # force_destroy never deletes a key containing "+" and loops: empty buckets first.
-            from pipeline_local.dispatcher import Clients, empty_bucket
+            from pipeline_local.clients import Clients
+            from pipeline_local.stores import empty_bucket
 
             s3 = Clients(emu.endpoint)("s3")
             for bucket in s3.list_buckets()["Buckets"]:

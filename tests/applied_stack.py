@@ -1,4 +1,9 @@
-"""The real Terraform configuration applied to a private emulator, emptied between tests.
+"""The one applied stack of the suites: lib/ applied to a private emulator, emptied between tests.
+
+Used by the conformance suite (tests/conformance/conftest.py) and the e2e suite
+(tests/e2e/conftest.py, which applies with max_file_bytes at the samples' 1 MiB: that is why
+the two suites do not share one emulator). pipeline_local.scratch_stack is the other kind of
+stack: the data resources only, made through the API, for benchmarks that need many copies.
 
 `terraform apply` against moto takes a minute or more here, so a suite applies lib/ once per
 implementation (`lambda_runtime`), through tests.integration.conftest.apply_stack, and empties
@@ -34,17 +39,13 @@ from typing import Any
 from pipeline_local.authz.engine import Decision
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
+from pipeline_local.clients import Clients
+from pipeline_local.constants import TF_VAR_MAX_FILE_BYTES
 from pipeline_local.delivery import queue_depth
-from pipeline_local.dispatcher import (
-    Clients,
-    FunctionConfig,
-    Wiring,
-    dead_letter_targets_from_terraform,
-    empty_bucket,
-    lambda_environment,
-    lambda_service_session,
-    read_wiring,
-)
+from pipeline_local.function_invokers import lambda_environment
+from pipeline_local.stores import empty_bucket
+from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
+from pipeline_local.wiring import FunctionConfig, Wiring, lambda_service_session, read_wiring
 from tests.integration.conftest import Stack, apply_stack
 
 # Per implementation: the lambda_runtime variable, and the (runtime, handler) pairs that the
@@ -195,20 +196,22 @@ class AppliedStack:
             self.stack.emulator.stop()
 
 
-def apply(impl: str, *, max_file_bytes: int | None = None) -> AppliedStack:
-    """lib/ applied with `lambda_runtime` for `impl` to a new emulator (build/tf-<impl>-...).
+def apply(
+    impl: str, *, max_file_bytes: int | None = None, suite: str = "conformance"
+) -> AppliedStack:
+    """lib/ applied with `lambda_runtime` for `impl` to a new emulator (build/tf-<suite>-<impl>).
 
     `max_file_bytes` sets TF_VAR_max_file_bytes for this apply (Terraform variable names are
     case-sensitive); None keeps the configuration's default."""
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"unknown implementation {impl!r} (python, rust)")
     lambda_runtime, applied_pairs = IMPLEMENTATIONS[impl]
-    var = "TF_VAR_max_file_bytes"
+    var = TF_VAR_MAX_FILE_BYTES
     saved = os.environ.get(var)
     if max_file_bytes is not None:
         os.environ[var] = str(max_file_bytes)
     try:
-        stack = apply_stack(f"tf-conformance-{impl}", lambda_runtime)
+        stack = apply_stack(f"tf-{suite}-{impl}", lambda_runtime)
     finally:
         if saved is None:
             os.environ.pop(var, None)

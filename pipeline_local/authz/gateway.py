@@ -34,7 +34,7 @@ API (for the dispatcher, the e2e tests, the demo and the conformance suite):
         creds = gw.assume_role(role_arn, "session-name")   # AWS_ACCESS_KEY_ID, ... (env names)
         gw.client_env(creds)          # env for a handler: AWS_ENDPOINT_URL (HTTPS listener),
                                       # AWS_CA_BUNDLE (boto3), SSL_CERT_FILE (aws-sdk-rust), creds
-        gw.clients(creds, secure=False)   # dispatcher.Clients through the gateway (HTTP listener)
+        gw.clients(creds, secure=False)   # clients.Clients through the gateway (HTTP listener)
         gw.role_with_policy("producer", policy_doc)  # an IAM role in the emulator -> its ARN
         # Calls no client sends, decided as the service (or Lambda with the role) makes them,
         # each with what it implies (implied.py); every one returns the first refusal or the
@@ -80,7 +80,8 @@ from pipeline_local.authz import requests as request_model
 from pipeline_local.authz.engine import AuthzRequest, Decision, Principal, authorize
 from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.authz.tls import TlsFiles, make_tls
-from pipeline_local.dispatcher import ACCOUNT_ID, REGION, Clients
+from pipeline_local.clients import Clients
+from pipeline_local.constants import ACCOUNT_ID, REGION
 from pipeline_local.faults import Interceptor, LoopbackProxy, ProxyRequest, ProxyResponse
 from pipeline_local.least_privilege import access_denied
 

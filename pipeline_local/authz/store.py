@@ -39,7 +39,8 @@ from botocore.exceptions import ClientError
 
 from pipeline_local.authz.engine import NetworkPath, Principal, VpcEndpoint
 from pipeline_local.authz.implied import FunctionFacts, KmsProtection
-from pipeline_local.dispatcher import Clients, function_arns_from_terraform
+from pipeline_local.clients import Clients
+from pipeline_local.terraform_wiring import function_arns_from_terraform
 
 T = TypeVar("T")
 _MISSING_CODES = {

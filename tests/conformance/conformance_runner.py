@@ -29,10 +29,11 @@ from pipeline_local.delivery import (
     s3_event_for_object,
     s3_put_event,
 )
-from pipeline_local.dispatcher import FunctionConfig, RefusedInit, WiringError
-from pipeline_local.dispatcher import make_invoker as dispatcher_invoker
+from pipeline_local.function_invokers import RefusedInit
+from pipeline_local.function_invokers import make_invoker as dispatcher_invoker
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
 from pipeline_local.scratch_stack import Stack
+from pipeline_local.wiring import FunctionConfig, WiringError
 from tests.applied_stack import IMPLEMENTATIONS, AppliedStack
 from tests.conformance.conformance_cases import Case
 from tests.conformance.spec_rules import spec_record_hash
@@ -47,7 +48,7 @@ ERROR_RETENTION_DAYS = 365
 def make_invoker(applied: AppliedStack, fn: FunctionConfig, env: dict[str, str]) -> Invoker:
     """An Invoker for the applied function `fn` of implementation `applied.impl`, with `env`.
 
-    The runtime the emulator holds chooses the invoker (pipeline_local.dispatcher.make_invoker:
+    The runtime the emulator holds chooses the invoker (function_invokers.make_invoker:
     the Python handler module in-process, or the Rust function's host-built bootstrap)."""
     runtimes = {runtime for runtime, _ in IMPLEMENTATIONS[applied.impl][1]}
     if fn.runtime not in runtimes:

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipeline_local.constants import CONFORMANCE_IMPL_ENV
 from tests.applied_stack import IMPLEMENTATIONS, AppliedStack, apply
 
-IMPLS = [s.strip() for s in os.environ.get("CONFORMANCE_IMPL", "python").split(",") if s.strip()]
+IMPLS = [s.strip() for s in os.environ.get(CONFORMANCE_IMPL_ENV, "python").split(",") if s.strip()]
 
 
 @pytest.fixture(scope="package", params=IMPLS)
@@ -19,7 +20,7 @@ def applied(request: pytest.FixtureRequest) -> Iterator[AppliedStack]:
     destroy)."""
     impl = str(request.param)
     if impl not in IMPLEMENTATIONS:
-        pytest.fail(f"CONFORMANCE_IMPL: unknown implementation {impl!r} (python, rust)")
+        pytest.fail(f"{CONFORMANCE_IMPL_ENV}: unknown implementation {impl!r} (python, rust)")
     stack = apply(impl)
     try:
         yield stack

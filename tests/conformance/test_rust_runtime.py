@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_local.dispatcher import FunctionConfig, LogSink, RecordingInvoker
 from pipeline_local.faults import CrashingInvoker
 from pipeline_local.invokers import InvocationError
+from pipeline_local.logs import LogSink
+from pipeline_local.records import RecordingInvoker
 from pipeline_local.rust_runtime import RustInvoker
+from pipeline_local.wiring import FunctionConfig
 
 FAKE_BOOTSTRAP = textwrap.dedent(
     """\

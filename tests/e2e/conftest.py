@@ -1,8 +1,10 @@
-"""One applied stack for the whole e2e package, cleaned between tests.
+"""One applied stack per implementation for the whole e2e package, cleaned between tests.
 
 `terraform apply` against moto takes 70 to 110 s here, so every e2e module shares one emulator
-with the real configuration applied once (through tests.integration.conftest.apply_stack), and
-each test starts from empty tables, queues and bucket with a fresh dispatcher (cold starts).
+with the real configuration applied once (tests.applied_stack.apply, the same setup as the
+conformance suite's, with max_file_bytes at the samples' 1 MiB), and each test starts from
+empty tables, queues and bucket (checked: `AppliedStack.clean` fails when anything is left)
+with a fresh dispatcher (cold starts).
 The emulator is stopped at the end without `terraform destroy`: it is private to this package
 and destroy is checked by the integration tests.
 
@@ -24,7 +26,6 @@ own setup, cleanup and reads; `e2e.clients`) talks to the emulator directly, as 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,37 +35,25 @@ import pytest
 
 from pipeline_local import samples as sample_files
 from pipeline_local.authz.gateway import Gateway
-from pipeline_local.authz.store import EmulatorPolicyStore
+from pipeline_local.clients import Clients
+from pipeline_local.constants import E2E_IMPL_ENV
 from pipeline_local.delivery import queue_depth
-from pipeline_local.dispatcher import (
-    Clients,
-    Dispatcher,
-    Wiring,
-    dead_letter_targets_from_terraform,
-    empty_bucket,
-    read_wiring,
-    scan_all,
-)
+from pipeline_local.dispatcher import Dispatcher
 from pipeline_local.faults import FaultInjector
-from tests.integration.conftest import Stack, apply_stack
+from pipeline_local.function_invokers import Execution
+from pipeline_local.stores import scan_all
+from pipeline_local.wiring import Wiring
+from tests.applied_stack import IMPLEMENTATIONS, AppliedStack, apply
+from tests.integration.conftest import Stack
 
-E2E_IMPLS = [s.strip() for s in os.environ.get("E2E_IMPL", "python").split(",") if s.strip()]
-# Per implementation: the lambda_runtime variable, and the (runtime, handler) pairs that the
-# applied functions then have.
-IMPLEMENTATIONS = {
-    "python": (
-        "python3.11",
-        {
-            ("python3.11", "processor_function.lambda_handler"),
-            ("python3.11", "dlq_processor_function.lambda_handler"),
-        },
-    ),
-    "rust": ("rust", {("provided.al2023", "bootstrap")}),
-}
+E2E_IMPLS = [s.strip() for s in os.environ.get(E2E_IMPL_ENV, "python").split(",") if s.strip()]
+# How the dispatchers run the functions unless a test says otherwise: in-process (a Rust
+# function is its own process anyway); PIPELINE_LAMBDA_SIZED=1 runs every test Lambda-sized.
+# tests/e2e/test_lambda_sized.py runs Lambda-sized whatever this says (docs/operations.md).
+E2E_EXECUTION = Execution.from_env(Execution.IN_PROCESS)
 
 # Small enough to keep the package fast, large enough for several 1000-row batches per file.
 SCALE = 0.35
-PRODUCER_ROLE = "pipeline-local-producer"
 _LIVE_GATEWAYS: list[Gateway] = []
 
 
@@ -93,22 +82,57 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[Any]:
 
 @dataclass
 class E2E:
-    stack: Stack
-    clients: Clients
-    wiring: Wiring
-    bucket: str
-    transactions_table: str
-    errors_table: str
-    main_queue_url: str
-    dlq_url: str
-    gateway: Gateway
-    producer: Clients  # the producer role, through the gateway's HTTPS listener
+    """The applied stack of one implementation (tests.applied_stack), with what the e2e tests
+    do on it: dispatchers, fault injection, uploads as the producer, accounting."""
+
+    applied: AppliedStack
     dispatchers: list[Dispatcher] = field(default_factory=list)
+
+    @property
+    def stack(self) -> Stack:
+        return self.applied.stack
+
+    @property
+    def clients(self) -> Clients:
+        return self.applied.clients
+
+    @property
+    def wiring(self) -> Wiring:
+        return self.applied.wiring
+
+    @property
+    def bucket(self) -> str:
+        return self.applied.bucket
+
+    @property
+    def transactions_table(self) -> str:
+        return self.applied.transactions_table
+
+    @property
+    def errors_table(self) -> str:
+        return self.applied.errors_table
+
+    @property
+    def main_queue_url(self) -> str:
+        return self.applied.main_queue_url
+
+    @property
+    def dlq_url(self) -> str:
+        return self.applied.dlq_url
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.applied.gateway
+
+    @property
+    def producer(self) -> Clients:
+        return self.applied.producer
 
     def dispatcher(self, **kwargs: Any) -> Dispatcher:
         """A dispatcher with fresh execution environments (closed after the test), every
         function running through the gateway with its own role."""
         kwargs.setdefault("ship_logs", False)
+        kwargs.setdefault("execution", E2E_EXECUTION)
         d = Dispatcher(self.clients, self.wiring, gateway=self.gateway, **kwargs)
         self.dispatchers.append(d)
         return d
@@ -160,86 +184,29 @@ class E2E:
         return sample_files.account(uploads, self.items(), self.error_rows(), self.depths())
 
     def clean(self) -> None:
-        """Empty tables, queues and bucket; close every dispatcher of the last test."""
+        """Close every dispatcher of the last test; empty tables, queues and bucket (and fail
+        if anything is left: a later test must not see this one's data)."""
         for d in self.dispatchers:
             d.close()
         self.dispatchers.clear()
-        ddb = self.clients("dynamodb")
-        for table, keys in (
-            (self.transactions_table, ("transaction_id", "timestamp")),
-            (self.errors_table, ("error_id", "timestamp")),
-        ):
-            raw: list[dict[str, Any]] = []
-            for page in ddb.get_paginator("scan").paginate(
-                TableName=table, ProjectionExpression="#a, #b",
-                ExpressionAttributeNames={"#a": keys[0], "#b": keys[1]},
-            ):  # fmt: skip
-                raw += page["Items"]
-            for i in range(0, len(raw), 25):
-                ddb.batch_write_item(
-                    RequestItems={table: [{"DeleteRequest": {"Key": k}} for k in raw[i : i + 25]]}
-                )
-        sqs = self.clients("sqs")
-        for url in (self.main_queue_url, self.dlq_url):
-            sqs.purge_queue(QueueUrl=url)
-        empty_bucket(self.clients("s3"), self.bucket)
+        self.applied.clean()
 
 
 @pytest.fixture(scope="package", params=E2E_IMPLS)
 def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
     impl = str(request.param)
     if impl not in IMPLEMENTATIONS:
-        pytest.fail(f"E2E_IMPL: unknown implementation {impl!r} (python, rust)")
-    lambda_runtime, applied = IMPLEMENTATIONS[impl]
-    # Terraform variable names are case-sensitive (TF_VAR_max_file_bytes).
-    var = "TF_VAR_max_file_bytes"
-    saved = os.environ.get(var)
-    os.environ[var] = str(sample_files.SAMPLE_MAX_FILE_BYTES)
+        pytest.fail(f"{E2E_IMPL_ENV}: unknown implementation {impl!r} (python, rust)")
+    applied = apply(impl, max_file_bytes=sample_files.SAMPLE_MAX_FILE_BYTES, suite="e2e")
+    _LIVE_GATEWAYS.append(applied.gateway)
+    env = E2E(applied)
     try:
-        stack = apply_stack(f"tf-e2e-{impl}", lambda_runtime)
-    finally:
-        if saved is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = saved
-    try:
-        clients = Clients(stack.emulator.endpoint)
-        out = stack.outputs
-        bucket = str(out["s3_bucket_name"])
-        # The applied policy keeps its deny statements; the model evaluates them.
-        policy = json.loads(clients("s3").get_bucket_policy(Bucket=bucket)["Policy"])
-        denies = {s["Sid"] for s in policy["Statement"] if s["Effect"] == "Deny"}
-        assert {"DenyInsecureTransport", "DenyUploadsNotEncryptedWithKms"} <= denies
-        store = EmulatorPolicyStore(clients, terraform_workdir=stack.workdir.path)
-        gateway = Gateway(stack.emulator.endpoint, store).start()
-        _LIVE_GATEWAYS.append(gateway)
-        producer_arn = gateway.role_with_policy(PRODUCER_ROLE, producer_policy(out))
-        producer = gateway.clients(gateway.assume_role(producer_arn, "producer"))
-        wiring = read_wiring(
-            clients, dead_letter_fallback=dead_letter_targets_from_terraform(stack.workdir.path)
-        )
-        # The tests below are only about this implementation if the emulator holds it.
-        assert {(fn.runtime, fn.handler) for fn in wiring.functions.values()} == applied
-        env = E2E(
-            stack=stack,
-            clients=clients,
-            wiring=wiring,
-            bucket=bucket,
-            transactions_table=str(out["transactions_table_name"]),
-            errors_table=str(out["errors_table_name"]),
-            main_queue_url=str(out["main_queue_url"]),
-            dlq_url=str(out["dlq_url"]),
-            gateway=gateway,
-            producer=producer,
-        )
         yield env
+    finally:
         for d in env.dispatchers:
             d.close()
-    finally:
-        for gw in list(_LIVE_GATEWAYS):
-            gw.stop()
-            _LIVE_GATEWAYS.remove(gw)
-        stack.emulator.stop()
+        _LIVE_GATEWAYS.remove(applied.gateway)
+        applied.stop()
 
 
 def producer_policy(outputs: dict[str, Any]) -> Any:

@@ -16,14 +16,9 @@ import io
 from urllib.parse import unquote_plus
 
 from pipeline_local import samples as sample_files
-from pipeline_local.dispatcher import (
-    AlarmEvaluation,
-    evaluate_alarms,
-    notify_alarm_actions,
-    put_lambda_metrics,
-    put_queue_metrics,
-)
+from pipeline_local.alarms import AlarmEvaluation, evaluate_alarms, notify_alarm_actions
 from pipeline_local.faults import CrashingInvoker
+from pipeline_local.metrics import put_lambda_metrics, put_queue_metrics
 from tests.e2e.conftest import E2E
 
 DLQ_ALARM = "cw-alarm-dlq-depth-dev"

@@ -196,7 +196,7 @@ def test_an_upload_over_plain_http_is_refused(e2e: E2E) -> None:
 
 
 def _producer_role() -> str:
-    from tests.e2e.conftest import PRODUCER_ROLE
+    from tests.applied_stack import PRODUCER_ROLE
 
     return PRODUCER_ROLE
 

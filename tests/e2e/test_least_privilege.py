@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from pipeline_local import samples as sample_files
 from pipeline_local.authz.engine import AuthzRequest, authorize
-from pipeline_local.dispatcher import Clients
+from pipeline_local.clients import Clients
 from tests.e2e.conftest import E2E
 
 PROCESSOR = "lambda-transaction-processor-dev"

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError, SSLError
 
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
-from pipeline_local.dispatcher import Clients
+from pipeline_local.clients import Clients
 from pipeline_local.emulator import Emulator
 from pipeline_local.faults import FaultInjector, ProxyRequest
 

@@ -108,14 +108,15 @@ def test_dashboard_shows_every_requested_metric(stack: Stack) -> None:
     metric_names = {
         (m[0], m[1]) for w in widgets for m in w["properties"]["metrics"] if isinstance(m[0], str)
     }
+    ns = stack.outputs["metric_namespace"]
     required = {
-        ("TransactionPipeline", "RecordsProcessed"),
-        ("TransactionPipeline", "RecordsInvalid"),
-        ("TransactionPipeline", "RecordsDuplicate"),
-        ("TransactionPipeline", "RecordsRetried"),
-        ("TransactionPipeline", "FilesFailed"),
-        ("TransactionPipeline", "FileProcessingTime"),
-        ("TransactionPipeline", "ErrorsStored"),
+        (ns, "RecordsProcessed"),
+        (ns, "RecordsInvalid"),
+        (ns, "RecordsDuplicate"),
+        (ns, "RecordsRetried"),
+        (ns, "FilesFailed"),
+        (ns, "FileProcessingTime"),
+        (ns, "ErrorsStored"),
         ("AWS/Lambda", "Invocations"),
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Duration"),
@@ -182,14 +183,12 @@ def test_smoke_run_accounts_for_every_record(stack: Stack) -> None:
     the demo). The bucket policy stays as applied: the emulator does not enforce it
     (pipeline_local/authz/moto_server.py), the model does where it runs."""
     from pipeline_local import samples, smoke
-    from pipeline_local.dispatcher import (
-        Clients,
-        Dispatcher,
-        dead_letter_targets_from_terraform,
-        empty_bucket,
-        read_wiring,
-    )
+    from pipeline_local.clients import Clients
+    from pipeline_local.dispatcher import Dispatcher
+    from pipeline_local.stores import empty_bucket
     from pipeline_local.terraform import BUILD_DIR
+    from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
+    from pipeline_local.wiring import read_wiring
 
     clients = Clients(stack.emulator.endpoint)
     bucket = str(stack.outputs["s3_bucket_name"])

@@ -1,0 +1,147 @@
+"""The one invoker factory: which invoker a described function gets, and how wrappers are found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_local.constants import LAMBDA_SIZED_ENV
+from pipeline_local.function_invokers import Execution, make_invoker
+from pipeline_local.invokers import (
+    Invoker,
+    ProcessLog,
+    PythonInvoker,
+    Sandboxed,
+    Wrapping,
+    close_layers,
+    layers,
+)
+from pipeline_local.python_runtime import PythonProcessInvoker
+from pipeline_local.rust_runtime import RustInvoker
+from pipeline_local.sandbox import Sandbox
+from pipeline_local.wiring import FunctionConfig, WiringError
+
+HANDLER = "def lambda_handler(event, context):\n    return {'ok': True}\n"
+
+
+@pytest.fixture
+def code_dir(tmp_path: Path) -> Path:
+    (tmp_path / "fn_module.py").write_text(HANDLER)
+    return tmp_path
+
+
+def _python(memory_mb: int = 512) -> FunctionConfig:
+    return FunctionConfig.local(
+        "fn-py", "python3.11", "fn_module.lambda_handler", memory_mb=memory_mb
+    )
+
+
+def test_in_process_python_is_imported_here(code_dir: Path) -> None:
+    invoker = make_invoker(_python(), {}, code_dir=code_dir)
+    assert type(invoker) is PythonInvoker
+    assert invoker.invoke({}) == {"ok": True}
+    assert invoker.memory_limit_in_mb == 512
+
+
+def test_process_python_runs_under_the_runtime_client(code_dir: Path) -> None:
+    invoker = make_invoker(_python(256), {}, code_dir=code_dir, execution=Execution.PROCESS)
+    assert isinstance(invoker, PythonProcessInvoker)
+    assert isinstance(invoker, Sandboxed) and invoker.sandbox is None
+    assert invoker.memory_limit_in_mb == 256
+
+
+def test_lambda_sized_takes_the_memory_size_from_the_function(code_dir: Path) -> None:
+    said: list[str] = []
+    invoker = make_invoker(
+        _python(256), {}, code_dir=code_dir, execution=Execution.LAMBDA_SIZED, announce=said.append
+    )
+    assert isinstance(invoker, Sandboxed)
+    if Sandbox.available():
+        assert invoker.sandbox is not None and invoker.sandbox.memory_mb == 256
+        assert said == []
+    else:  # the fallback runs the process unlimited and says so (once per process)
+        assert invoker.sandbox is None
+    close_layers(invoker)
+
+
+def test_rust_is_always_its_own_process(tmp_path: Path) -> None:
+    binary = tmp_path / "processor" / "bootstrap"
+    binary.parent.mkdir()
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(0o755)
+    fn = FunctionConfig.local("lambda-processor", "provided.al2023", "bootstrap", memory_mb=128)
+    invoker = make_invoker(fn, {}, rust_bin_dir=tmp_path)
+    assert isinstance(invoker, RustInvoker) and invoker.binary_path == binary.resolve()
+    assert invoker.sandbox is None and invoker.memory_limit_in_mb == 128
+
+
+def test_bad_descriptions_are_wiring_errors(code_dir: Path) -> None:
+    with pytest.raises(WiringError, match=r"not module\.function"):
+        make_invoker(
+            FunctionConfig.local("f", "python3.11", "nohandler", memory_mb=128),
+            {},
+            code_dir=code_dir,
+        )
+    with pytest.raises(WiringError, match="does not exist"):
+        make_invoker(
+            FunctionConfig.local("f", "python3.11", "missing.handler", memory_mb=128),
+            {},
+            code_dir=code_dir,
+        )
+    with pytest.raises(WiringError, match="no local invoker"):
+        make_invoker(FunctionConfig.local("f", "java21", "x.y", memory_mb=128), {})
+
+
+@pytest.mark.parametrize(
+    ("value", "default", "expected"),
+    [
+        ("", Execution.IN_PROCESS, Execution.IN_PROCESS),
+        ("", Execution.LAMBDA_SIZED, Execution.LAMBDA_SIZED),
+        ("1", Execution.IN_PROCESS, Execution.LAMBDA_SIZED),
+        ("0", Execution.LAMBDA_SIZED, Execution.IN_PROCESS),
+        ("0", Execution.PROCESS, Execution.PROCESS),
+    ],
+)
+def test_execution_from_the_environment(
+    value: str, default: Execution, expected: Execution
+) -> None:
+    assert Execution.from_env(default, {LAMBDA_SIZED_ENV: value}) is expected
+
+
+def test_execution_switch_rejects_other_values() -> None:
+    with pytest.raises(ValueError, match=LAMBDA_SIZED_ENV):
+        Execution.from_env(Execution.IN_PROCESS, {LAMBDA_SIZED_ENV: "maybe"})
+
+
+class _Wrapper:
+    def __init__(self, inner: Invoker) -> None:
+        self.inner = inner
+        self.function_name = inner.function_name
+        self.closed = False
+
+    def invoke(self, event: dict[str, Any], *, timeout_ms: int = 1000) -> Any:
+        return self.inner.invoke(event, timeout_ms=timeout_ms)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_wrappers_are_found_through_the_protocol(code_dir: Path) -> None:
+    base = make_invoker(_python(), {}, code_dir=code_dir)
+    outer = _Wrapper(_Wrapper(base))
+    assert isinstance(outer, Wrapping) and not isinstance(base, Wrapping)
+    assert list(layers(outer)) == [outer, outer.inner, base]
+    assert not any(isinstance(layer, ProcessLog) for layer in layers(outer))
+    close_layers(outer)
+    assert outer.closed and outer.inner.closed  # type: ignore[attr-defined]
+
+
+def test_metric_namespace_comes_from_the_function_environment() -> None:
+    fn = _python()
+    fn.environment.pop("METRIC_NAMESPACE", None)
+    with pytest.raises(WiringError, match="METRIC_NAMESPACE"):
+        _ = fn.metric_namespace
+    fn.environment["METRIC_NAMESPACE"] = "Payments/Staging"
+    assert fn.metric_namespace == "Payments/Staging"
