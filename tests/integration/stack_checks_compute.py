@@ -55,6 +55,7 @@ def test_functions_configuration(stack: Stack) -> None:
         "ENVIRONMENT": ENV,
         "MAX_FILE_BYTES": "268435456",
         "TIME_SAFETY_MARGIN_MS": "30000",
+        "METRIC_NAMESPACE": stack.outputs["metric_namespace"],
     }
     # moto does not keep DeadLetterConfig: check that the configuration sends the main queue.
     dead_letter = config["aws_lambda_function.processor"]["expressions"]["dead_letter_config"]
@@ -65,6 +66,7 @@ def test_functions_configuration(stack: Stack) -> None:
         "ERRORS_TABLE_NAME": stack.outputs["errors_table_name"],
         "ENVIRONMENT": ENV,
         "ERROR_RETENTION_DAYS": "365",
+        "METRIC_NAMESPACE": stack.outputs["metric_namespace"],
     }
 
 
