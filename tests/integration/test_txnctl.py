@@ -23,7 +23,7 @@ from pipeline_local.terraform import BUILD_DIR
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "s3-transactions-test-123456789012"
 DAY = "2026-11-30"
-LAST_MODIFIED_MS = 1_764_489_600_000
+LAST_MODIFIED_MS = 1_796_025_600_000
 
 
 def txnctl_binary() -> Path:
@@ -220,34 +220,41 @@ def cli(
     env = {**os.environ, **emulator.aws_env()}
     binary = txnctl_binary()
 
-    def run(*args: str, expect: int = 0, outputs_path: Path = outputs_file) -> Any:
-        proc = subprocess.run(
-            [str(binary), "--outputs", str(outputs_path), "--json", *args],
+    def invoke(args: tuple[str, ...], outputs_path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(binary), "--outputs", str(outputs_path), *args],
             env=env,
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
-        assert proc.returncode == expect, (args, proc.returncode, proc.stdout, proc.stderr)
+
+    def capture(args: tuple[str, ...], proc: subprocess.CompletedProcess[str]) -> None:
+        # TXNCTL_CAPTURE=DIR keeps the human output of the commands for docs/operations.md.
         if os.environ.get("TXNCTL_CAPTURE"):
-            # docs/operations.md shows these: TXNCTL_CAPTURE=dir keeps each command's output.
-            human = subprocess.run(
-                [str(binary), "--outputs", str(outputs_path), *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
             with open(Path(os.environ["TXNCTL_CAPTURE"]) / "captured.txt", "a") as out:
-                out.write(f"$ txnctl {' '.join(args)}   # exit {human.returncode}\n")
-                out.write(human.stdout + human.stderr + "\n")
+                out.write(f"$ txnctl {' '.join(args)}   # exit {proc.returncode}\n")
+                out.write(proc.stdout + proc.stderr + "\n")
+
+    def run(*args: str, expect: int = 0, outputs_path: Path = outputs_file) -> Any:
+        proc = invoke(("--json", *args), outputs_path)
+        assert proc.returncode == expect, (args, proc.returncode, proc.stdout, proc.stderr)
+        read_only = args[0] != "replay" or "--dry-run" in args
+        if read_only and os.environ.get("TXNCTL_CAPTURE"):
+            capture(args, invoke(args, outputs_path))
         return json.loads(proc.stdout) if proc.stdout.strip() else None
+
+    def human(*args: str) -> str:
+        proc = invoke(args, outputs_file)
+        assert proc.returncode == 0, (args, proc.returncode, proc.stdout, proc.stderr)
+        capture(args, proc)
+        return proc.stdout
 
     run.sqs = _client(emulator, "sqs")  # type: ignore[attr-defined]
     run.outputs = outputs  # type: ignore[attr-defined]
     run.errors = errors  # type: ignore[attr-defined]
+    run.human = human  # type: ignore[attr-defined]
     return run
 
 
@@ -359,6 +366,15 @@ def test_replay_dry_run_then_twice(cli: Any) -> None:
     assert [m["body"]["key"] for m in rest["messages"]] == ["in/bad.json"]
     assert rest["sent"] == 1
     assert _drain(cli) == [dry["messages"][0]["body"]]
+
+
+def test_replay_tables_for_people(cli: Any) -> None:
+    cli.errors.put_item(Item=_error("d1", "in/late.csv", "v7", "RECORD_WRITE_FAILED", 3))
+    first = cli.human("replay", "--file", "in/late.csv")
+    assert "| sent " in first and "RECORD_WRITE_FAILED@3" in first
+    second = cli.human("replay", "--file", "in/late.csv")
+    assert "0 resume_file messages" in second and "replayed already at" in second
+    assert len(_drain(cli)) == 1
 
 
 def test_errors_exit_with_documented_codes(cli: Any, tmp_path: Path) -> None:

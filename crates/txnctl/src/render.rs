@@ -159,12 +159,12 @@ pub fn files(r: &FilesReport) -> String {
         .state
         .map(|s| format!(" in state {}", s.as_str()))
         .unwrap_or_default();
-    format!("{} files since {}{state}\n{t}", r.files.len(), r.since)
+    format!("files since {}{state}: {}\n{t}", r.since, r.files.len())
 }
 
 pub fn errors(r: &ErrorsReport) -> String {
     format!(
-        "{} errors rows (records masked)\n{}",
+        "errors rows (records masked): {}\n{}",
         r.errors.len(),
         error_table(&r.errors, true)
     )
@@ -223,17 +223,18 @@ pub fn replay(r: &ReplayReport) -> String {
             rows,
         ]);
     }
-    let mut out = format!(
-        "{}{} resume_file messages {}, {} errors rows read\n{t}",
-        if r.dry_run { "dry run: " } else { "" },
-        r.messages.len(),
-        if r.dry_run {
-            "would be sent"
-        } else {
-            "planned"
-        },
-        r.rows_read,
-    );
+    let head = if r.dry_run {
+        format!(
+            "dry run: {} resume_file messages would be sent",
+            r.messages.len()
+        )
+    } else {
+        format!("{} resume_file messages sent, {} failed", r.sent, r.failed)
+    };
+    let mut out = format!("{head} ({} errors rows read)", r.rows_read);
+    if !r.messages.is_empty() {
+        out.push_str(&format!("\n{t}"));
+    }
     if !r.skipped.is_empty() {
         let mut s = table(&["skipped errors row", "code", "reason"]);
         for k in &r.skipped {
