@@ -1,5 +1,6 @@
 //! The two kinds of item txnctl reads, decoded from DynamoDB: a per-file status record
-//! (/work schema: file_status_item.json) and an errors row (contract/schemas/errors_row.json).
+//! (contract/schemas/file_status_item.json, issue 14) and an errors row
+//! (contract/schemas/errors_row.json).
 
 use std::collections::{BTreeMap, HashMap};
 
