@@ -25,7 +25,8 @@ use crate::error::CliError;
 #[command(
     name = "txnctl",
     version,
-    about = "Per-file status, errors, queues and replay of the transaction pipeline"
+    about = "Per-file status, errors, queues and replay of the transaction pipeline",
+    after_help = "Exit codes: 0 success, 1 an AWS call failed, 2 usage, 3 stack outputs missing or unreadable, 4 not found, 5 access denied, 6 replay incomplete (docs/operations.md, \"txnctl\")."
 )]
 struct Cli {
     /// The stack's outputs: the file `make up` writes, or `terraform output -json` saved.
