@@ -1465,6 +1465,75 @@ output "producer_policy_json" {
   })
 }
 
+locals {
+  # The status table of issue 14 by name (aws_dynamodb_table.file_status, same name), so that
+  # this policy does not depend on the order in which the two pieces land.
+  operator_file_status_table_arn = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/dynamodb-file-status-${local.env}"
+
+  # What txnctl (crates/txnctl, docs/operations.md) calls, and nothing else.
+  operator_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "ReadFileStatus"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:Query"]
+        Resource = [local.operator_file_status_table_arn, "${local.operator_file_status_table_arn}/index/activity_day-index"]
+      },
+      {
+        # Scan: `txnctl replay` without --file finds the retryable rows.
+        Sid      = "ReadErrors"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Query", "dynamodb:Scan"]
+        Resource = [aws_dynamodb_table.errors.arn, "${aws_dynamodb_table.errors.arn}/index/source_key-index", "${aws_dynamodb_table.errors.arn}/index/transaction_id-index"]
+      },
+      {
+        # Replay marks a row replayed_at before it sends; the request names no other attribute.
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html
+        Sid       = "MarkErrorsReplayed"
+        Effect    = "Allow"
+        Action    = "dynamodb:UpdateItem"
+        Resource  = aws_dynamodb_table.errors.arn
+        Condition = { "ForAllValues:StringEquals" = { "dynamodb:Attributes" = ["error_id", "timestamp", "replayed_at"] } }
+      },
+      local.table_key_statement,
+      {
+        Sid      = "QueueDepths"
+        Effect   = "Allow"
+        Action   = "sqs:GetQueueAttributes"
+        Resource = [aws_sqs_queue.main.arn, aws_sqs_queue.dlq.arn]
+      },
+      {
+        Sid      = "ReplayToMainQueue"
+        Effect   = "Allow"
+        Action   = "sqs:SendMessage"
+        Resource = aws_sqs_queue.main.arn
+      },
+      {
+        # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
+        Sid       = "UseQueueKeyThroughSqs"
+        Effect    = "Allow"
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource  = aws_kms_key.lambda.arn
+        Condition = { StringEquals = { "kms:ViaService" = local.kms_via.sqs } }
+      },
+      {
+        # GetMetricStatistics supports no resource-level permissions (oldest message age).
+        # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html
+        Sid      = "OldestMessageAge"
+        Effect   = "Allow"
+        Action   = "cloudwatch:GetMetricStatistics"
+        Resource = "*"
+      },
+    ]
+  }
+}
+
+output "operator_policy_json" {
+  description = "The least IAM policy the operator CLI txnctl needs (status, files, errors, queues, replay)."
+  value       = jsonencode(local.operator_policy)
+}
+
 output "lambda_runtime" {
   description = "Implementation deployed for both functions: python3.11 or rust."
   value       = var.lambda_runtime

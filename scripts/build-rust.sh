@@ -8,7 +8,8 @@
 #                                    ELF machine AArch64, highest GLIBC symbol <= 2.34
 #                                    (Amazon Linux 2023).
 #   scripts/build-rust.sh --host     host binaries for the local runs (conformance suite,
-#                                    benchmark): target/release/processor, target/release/dlq-processor.
+#                                    benchmark): target/release/processor, target/release/dlq-processor,
+#                                    and the operator CLI target/release/txnctl (tests/integration).
 #   scripts/build-rust.sh --qemu     after the arm64 build, also start each binary under
 #                                    qemu-aarch64-static (apt-get installs qemu-user-static and
 #                                    libc6-arm64-cross when missing) to prove it loads and runs.
@@ -40,11 +41,11 @@ done
 command -v cargo >/dev/null || { echo "cargo (Rust stable) must be on PATH" >&2; exit 1; }
 
 if [[ $mode == host ]]; then
-  log "host build: cargo build --release -p processor -p dlq-processor"
+  log "host build: cargo build --release -p processor -p dlq-processor -p txnctl"
   start=$SECONDS
-  cargo build --release -p processor -p dlq-processor
+  cargo build --release -p processor -p dlq-processor -p txnctl
   log "host build done in $((SECONDS - start)) s"
-  ls -l target/release/processor target/release/dlq-processor
+  ls -l target/release/processor target/release/dlq-processor target/release/txnctl
   exit 0
 fi
 
