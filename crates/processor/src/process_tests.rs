@@ -31,6 +31,7 @@ fn config() -> Config {
         environment: "test".into(),
         max_file_bytes: 1 << 20,
         time_safety_margin_ms: 30_000,
+        file_status_table: Some("file-status".into()),
     }
 }
 
