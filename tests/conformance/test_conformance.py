@@ -84,7 +84,7 @@ from pipeline_local.dispatcher import make_invoker as dispatcher_invoker
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
 from pipeline_local.scratch_stack import Stack
 from tests.applied_stack import IMPLEMENTATIONS, AppliedStack
-from tests.conformance import schemas
+from tests.conformance import file_status, schemas
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 PROCESSOR_PATTERNS = {"python": r"python3\.11/\S+", "rust": r"rust/\S+"}
@@ -389,6 +389,7 @@ def run_case(applied: AppliedStack, case: Case) -> Run:
                 (applied.dlq_processor, case.config.get("dlq_env", {})),
             ):
                 invokers[fn.arn] = make_invoker(applied, fn, applied.function_env(fn, overrides))
+            file_status.add_crash(invokers, applied.processor.arn, case.config)
             run = _run_case(applied, stack, case, invokers, started_ms)
         run.refusals = list(refused)
         return run
@@ -752,6 +753,14 @@ def test_conformance(applied: AppliedStack, case: Case) -> None:
         # contract/schemas/: every message and item seen (tests/conformance/schemas.py)
         + schemas.run_problems(
             [*run.main_bodies, *run.sent], case.dlq_bodies, run.transactions, run.errors
+        )
+        # the per-file status (contract P26 to P31; tests/conformance/file_status.py)
+        + file_status.check(
+            case.expected,
+            file_status.scan_status(run.stack.ddb, applied.file_status_table),
+            run.stack.bucket,
+            run.stack.versions,
+            impl,
         )
     )
     if problems:

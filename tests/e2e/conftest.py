@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_local import file_status
 from pipeline_local import samples as sample_files
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
@@ -99,6 +100,7 @@ class E2E:
     bucket: str
     transactions_table: str
     errors_table: str
+    file_status_table: str
     main_queue_url: str
     dlq_url: str
     gateway: Gateway
@@ -157,7 +159,16 @@ class E2E:
         }
 
     def account(self, uploads: Sequence[sample_files.Upload]) -> sample_files.Accounting:
-        return sample_files.account(uploads, self.items(), self.error_rows(), self.depths())
+        """Every row found in the tables, and each file's status held to it (issue 14: the
+        counts of the status table add up to the file's rows, after kills and resumes too)."""
+        acc = sample_files.account(uploads, self.items(), self.error_rows(), self.depths())
+        # The latest upload of a version is what its status describes.
+        latest = {(f.key, f.version_id): f for f in acc.files}
+        statuses = file_status.read_statuses(
+            self.clients("dynamodb"), self.file_status_table, latest.values()
+        )
+        acc.status_problems = file_status.problems(latest.values(), statuses)
+        return acc
 
     def clean(self) -> None:
         """Empty tables, queues and bucket; close every dispatcher of the last test."""
@@ -168,6 +179,7 @@ class E2E:
         for table, keys in (
             (self.transactions_table, ("transaction_id", "timestamp")),
             (self.errors_table, ("error_id", "timestamp")),
+            (self.file_status_table, ("source_key", "source_version_id")),
         ):
             raw: list[dict[str, Any]] = []
             for page in ddb.get_paginator("scan").paginate(
@@ -227,6 +239,7 @@ def e2e(request: pytest.FixtureRequest) -> Iterator[E2E]:
             bucket=bucket,
             transactions_table=str(out["transactions_table_name"]),
             errors_table=str(out["errors_table_name"]),
+            file_status_table=str(out["file_status_table_name"]),
             main_queue_url=str(out["main_queue_url"]),
             dlq_url=str(out["dlq_url"]),
             gateway=gateway,
