@@ -1353,8 +1353,10 @@ def status_retry_resolved(
     message must come back later."""
     if not cfg.file_status_table:
         return True
-    names = {"#stored": "stored"}
+    # Only the names the expression uses (DynamoDB refuses unused ones).
+    names: dict[str, str] = {}
     if outcome == "stored":
+        names["#stored"] = "stored"
         counter = "#stored"
     elif outcome == "duplicate":
         counter = "duplicates"
@@ -1371,7 +1373,7 @@ def status_retry_resolved(
                 " DELETE pending_retry_lines :line_set"
             ),
             ConditionExpression="contains(pending_retry_lines, :line)",
-            ExpressionAttributeNames=names,
+            **({"ExpressionAttributeNames": names} if names else {}),
             ExpressionAttributeValues={
                 ":now": {"S": iso_ms(now_ms())},
                 ":processor": {"S": PROCESSOR},

@@ -152,7 +152,8 @@ impl StatusTable for Aws {
             .set_key(Some(update.key))
             .update_expression(update.update_expression)
             .set_condition_expression(update.condition_expression)
-            .set_expression_attribute_names(Some(update.names))
+            // DynamoDB refuses an empty map: no names, no member.
+            .set_expression_attribute_names((!update.names.is_empty()).then_some(update.names))
             .set_expression_attribute_values(Some(update.values));
         if update.old_item_on_condition_failure {
             request = request.return_values_on_condition_check_failure(

@@ -310,9 +310,13 @@ pub async fn status_retry_resolved(
     let Some(name) = cfg.file_status_table.as_deref() else {
         return Ok(true);
     };
-    let mut names = HashMap::from([("#stored".to_owned(), "stored".to_owned())]);
+    // Only the names the expression uses (DynamoDB refuses unused ones).
+    let mut names = HashMap::new();
     let counter = match resolution {
-        RetryResolution::Stored => "#stored",
+        RetryResolution::Stored => {
+            names.insert("#stored".to_owned(), "stored".to_owned());
+            "#stored"
+        }
         RetryResolution::Duplicate => "duplicates",
         RetryResolution::Conflict => {
             names.insert(
