@@ -179,7 +179,7 @@ resource "aws_kms_alias" "s3" {
 }
 
 resource "aws_kms_key" "dynamodb" {
-  description             = "Encrypts the transactions and errors tables"
+  description             = "Encrypts the transactions, errors and file status tables"
   enable_key_rotation     = true
   rotation_period_in_days = 365
   deletion_window_in_days = 7
@@ -196,7 +196,7 @@ resource "aws_kms_key" "dynamodb" {
         Resource  = "*"
         Condition = {
           StringEquals = { "aws:SourceAccount" = local.account_id }
-          ArnLike      = { "aws:SourceArn" = [local.arns.transactions_table, local.arns.errors_table] }
+          ArnLike      = { "aws:SourceArn" = [local.arns.transactions_table, local.arns.errors_table, "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/dynamodb-file-status-${local.env}"] }
         }
       },
     ]
@@ -492,9 +492,22 @@ resource "aws_dynamodb_table" "errors" {
     type = "S"
   }
 
+  attribute {
+    name = "source_key"
+    type = "S"
+  }
+
   global_secondary_index {
     name            = "transaction_id-index"
     hash_key        = "transaction_id"
+    range_key       = "timestamp"
+    projection_type = "ALL"
+  }
+
+  # Errors by file (issue 14): every row of one object key, in time order.
+  global_secondary_index {
+    name            = "source_key-index"
+    hash_key        = "source_key"
     range_key       = "timestamp"
     projection_type = "ALL"
   }
@@ -503,6 +516,53 @@ resource "aws_dynamodb_table" "errors" {
   ttl {
     attribute_name = "expires_at"
     enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.dynamodb.arn
+  }
+}
+
+# One item per object version processed: its outcome, updated atomically by every invocation
+# that works on the file (contract/decisions.md P26 to P31; contract/schemas/file_status_item.json).
+resource "aws_dynamodb_table" "file_status" {
+  name                        = "dynamodb-file-status-${local.env}"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "source_key"
+  range_key                   = "source_version_id"
+  deletion_protection_enabled = false
+
+  attribute {
+    name = "source_key"
+    type = "S"
+  }
+
+  attribute {
+    name = "source_version_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "activity_day"
+    type = "S"
+  }
+
+  attribute {
+    name = "first_activity"
+    type = "S"
+  }
+
+  # Files by day ("which files failed today"): a few files a day, not a record-rate key.
+  global_secondary_index {
+    name            = "activity_day-index"
+    hash_key        = "activity_day"
+    range_key       = "first_activity"
+    projection_type = "ALL"
   }
 
   point_in_time_recovery {
@@ -674,6 +734,14 @@ resource "aws_iam_policy" "processor" {
         Resource = aws_dynamodb_table.transactions.arn
       },
       {
+        # Per-file status (P26 to P31): conditional UpdateItem only; ReturnValues gives back
+        # what the processor needs, so it never reads the table.
+        Sid      = "UpdateFileStatus"
+        Effect   = "Allow"
+        Action   = "dynamodb:UpdateItem"
+        Resource = aws_dynamodb_table.file_status.arn
+      },
+      {
         Sid      = "SendInvalidRecordsToDlq"
         Effect   = "Allow"
         Action   = "sqs:SendMessage"
@@ -824,6 +892,8 @@ resource "aws_lambda_function" "processor" {
       METRIC_NAMESPACE      = var.metric_namespace
       MAX_FILE_BYTES        = tostring(var.max_file_bytes)
       TIME_SAFETY_MARGIN_MS = tostring(var.time_safety_margin_ms)
+
+      FILE_STATUS_TABLE_NAME = aws_dynamodb_table.file_status.name
     }
   }
 
@@ -1022,6 +1092,14 @@ resource "aws_vpc_endpoint" "dynamodb" {
         Principal = "*"
         Action    = "dynamodb:PutItem"
         Resource  = aws_dynamodb_table.transactions.arn
+        Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.processor.arn } }
+      },
+      {
+        Sid       = "ProcessorUpdatesFileStatus"
+        Effect    = "Allow"
+        Principal = "*"
+        Action    = "dynamodb:UpdateItem"
+        Resource  = aws_dynamodb_table.file_status.arn
         Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.processor.arn } }
       },
       {
@@ -1574,6 +1652,16 @@ output "errors_table_name" {
 output "errors_table_arn" {
   description = "ARN of the DynamoDB table of error records."
   value       = aws_dynamodb_table.errors.arn
+}
+
+output "file_status_table_name" {
+  description = "Name of the DynamoDB table of per-file status (one item per object version)."
+  value       = aws_dynamodb_table.file_status.name
+}
+
+output "file_status_table_arn" {
+  description = "ARN of the DynamoDB table of per-file status."
+  value       = aws_dynamodb_table.file_status.arn
 }
 
 output "dynamodb_table_endpoints" {

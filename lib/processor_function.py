@@ -4,7 +4,7 @@ Implements sections 2 to 6 and 8 of design.md. Packaged alone by archive_file: s
 and boto3 only, no sibling modules. Endpoints come only from the standard AWS_ENDPOINT_URL /
 AWS_ENDPOINT_URL_<SERVICE> variables, which boto3 reads itself.
 
-Where design.md leaves something open, this module follows the decisions P1 to P25 in
+Where design.md leaves something open, this module follows the decisions P1 to P31 in
 contract/decisions.md (cited by number in comments); contract/schemas/ describes its messages
 and table items.
 """
@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -44,6 +44,7 @@ PROCESSOR = f"python3.11/{VERSION}"
 ENV_TABLE_NAME = "DYNAMODB_TABLE_NAME"
 ENV_QUEUE_URL = "SQS_QUEUE_URL"
 ENV_DLQ_URL = "DLQ_URL"
+ENV_FILE_STATUS_TABLE_NAME = "FILE_STATUS_TABLE_NAME"
 ENV_ENVIRONMENT = "ENVIRONMENT"
 ENV_METRIC_NAMESPACE = "METRIC_NAMESPACE"
 ENV_MAX_FILE_BYTES = "MAX_FILE_BYTES"
@@ -52,6 +53,7 @@ ENV_VARIABLES = (
     ENV_TABLE_NAME,
     ENV_QUEUE_URL,
     ENV_DLQ_URL,
+    ENV_FILE_STATUS_TABLE_NAME,
     ENV_ENVIRONMENT,
     ENV_METRIC_NAMESPACE,
     ENV_MAX_FILE_BYTES,
@@ -260,6 +262,7 @@ class Config:
     # Not variables (see BATCH_ROWS): fields only so that tests can use smaller batches.
     batch_rows: int = BATCH_ROWS
     write_workers: int = WRITE_WORKERS
+    file_status_table: str = ""  # per-file status (P26); empty: not written (unit tests)
 
 
 def _env_text(env: Mapping[str, str], name: str) -> str:
@@ -285,6 +288,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         table_name=_env_text(env, ENV_TABLE_NAME),
         queue_url=_env_text(env, ENV_QUEUE_URL),
         dlq_url=_env_text(env, ENV_DLQ_URL),
+        file_status_table=_env_text(env, ENV_FILE_STATUS_TABLE_NAME),
         environment=_env_text(env, ENV_ENVIRONMENT),
         metric_namespace=_env_text(env, ENV_METRIC_NAMESPACE),
         max_file_bytes=_env_whole_number(env, ENV_MAX_FILE_BYTES, 1),
@@ -1183,6 +1187,281 @@ def write_items(
 
 
 # --------------------------------------------------------------------------------------------
+# Per-file status (decisions P26 to P31): one item per object version in the status table,
+# updated only by conditional UpdateItem, so that every invocation working on a file (first run,
+# resumes, re-runs of a killed invocation) adds each row exactly once.
+
+STATUS_RANGE = "0"  # the id of the range that covers the whole file (P28: ranges of issue 12)
+STATE_RECEIVED = "received"
+STATE_PROCESSING = "processing"
+STATE_DONE = "done"
+STATE_FAILED = "failed"
+_STATUS_NAMES = {"#state": "state", "#stored": "stored"}  # reserved words in DynamoDB
+
+
+def iso_ms(ms: int) -> str:
+    """ISO-8601 UTC with milliseconds and "Z" (the status item's activity times)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def status_key(key: str, version_id: str | None) -> dict[str, dict[str, str]]:
+    """The status item's key; an unversioned object is version "null", as S3 names it (P26)."""
+    return {"source_key": {"S": key}, "source_version_id": {"S": version_id or "null"}}
+
+
+def _num(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _status_common(now: int) -> tuple[list[str], dict[str, Any]]:
+    """SET clauses every creating update shares: the item's attributes when it is new (P26)."""
+    clauses = [
+        "source_bucket = :bucket",
+        "processor = :processor",
+        "last_activity = :now",
+        "first_activity = if_not_exists(first_activity, :now)",
+        "activity_day = if_not_exists(activity_day, :day)",
+        "rows_seen = if_not_exists(rows_seen, :zero)",
+        "#stored = if_not_exists(#stored, :zero)",
+        "duplicates = if_not_exists(duplicates, :zero)",
+        "retries_pending = if_not_exists(retries_pending, :zero)",
+        "record_errors = if_not_exists(record_errors, :no_errors)",
+        "cursors = if_not_exists(cursors, :cursors)",
+        "ranges_open = if_not_exists(ranges_open, :one)",
+    ]
+    stamp = iso_ms(now)
+    values = {
+        ":processor": {"S": PROCESSOR},
+        ":now": {"S": stamp},
+        ":day": {"S": stamp[:10]},
+        ":zero": _num(0),
+        ":one": _num(1),
+        ":no_errors": {"M": {}},
+        ":cursors": {"M": {STATUS_RANGE: _num(0)}},
+    }
+    return clauses, values
+
+
+def _status_update(dynamodb: Any, table: str, **params: Any) -> dict[str, Any] | None:
+    """One UpdateItem; None when its condition failed (the update was already made: P29)."""
+    try:
+        return dict(dynamodb.update_item(TableName=table, **params))
+    except ClientError as exc:
+        if _error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise TransientError(f"UpdateItem (file status) failed: {_error_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise TransientError(f"UpdateItem (file status) failed: {_error_code(exc)}") from exc
+
+
+def status_open(aws: Aws, cfg: Config, source: SourceInfo) -> None:
+    """The object was taken: create the item as "received", or touch it (P27)."""
+    if not cfg.file_status_table:
+        return
+    now = now_ms()
+    clauses, values = _status_common(now)
+    clauses.append("#state = if_not_exists(#state, :received)")
+    _status_update(
+        aws.dynamodb,
+        cfg.file_status_table,
+        Key=status_key(source.key, source.version_id),
+        UpdateExpression="SET " + ", ".join(clauses),
+        ExpressionAttributeNames=_STATUS_NAMES,
+        ExpressionAttributeValues={
+            **values,
+            ":bucket": {"S": source.bucket},
+            ":received": {"S": STATE_RECEIVED},
+        },
+    )
+
+
+def status_failed(aws: Aws, cfg: Config, source: SourceInfo, error: FileError) -> None:
+    """A file error: state "failed" with file_error, unless the version is done already (P30)."""
+    if not cfg.file_status_table:
+        return
+    now = now_ms()
+    clauses, values = _status_common(now)
+    clauses += ["#state = :failed", "file_error = :file_error"]
+    _status_update(
+        aws.dynamodb,
+        cfg.file_status_table,
+        Key=status_key(source.key, source.version_id),
+        UpdateExpression="SET " + ", ".join(clauses),
+        ConditionExpression="attribute_not_exists(#state) OR #state <> :done",
+        ExpressionAttributeNames=_STATUS_NAMES,
+        ExpressionAttributeValues={
+            **values,
+            ":bucket": {"S": source.bucket},
+            ":failed": {"S": STATE_FAILED},
+            ":done": {"S": STATE_DONE},
+            ":file_error": {
+                "M": {
+                    "error_code": {"S": error.code},
+                    "error_message": {"S": error.message[:MAX_TEXT_IN_MESSAGE]},
+                }
+            },
+        },
+    )
+
+
+@dataclass
+class BatchStatus:
+    """What one batch adds to its file's status (P28)."""
+
+    rows: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    record_errors: dict[str, int] | None = None
+    retry_lines: list[int] | None = None
+
+
+def status_batch(
+    aws: Aws,
+    cfg: Config,
+    source: SourceInfo,
+    counted: BatchStatus,
+    cursor_from: int,
+    cursor_to: int,
+    end_of_range: bool,
+) -> bool:
+    """Add one batch to the status, once: only while the range's cursor is `cursor_from` (P28).
+
+    Returns False when the batch was counted before (a re-run re-read it: P29)."""
+    if not cfg.file_status_table:
+        return True
+    now = now_ms()
+    names = {**_STATUS_NAMES, "#range": STATUS_RANGE}
+    values: dict[str, Any] = {
+        ":processing": {"S": STATE_PROCESSING},
+        ":now": {"S": iso_ms(now)},
+        ":processor": {"S": PROCESSOR},
+        ":from": _num(cursor_from),
+        ":to": _num(cursor_to),
+        ":rows": _num(counted.rows),
+        ":stored": _num(counted.stored),
+        ":duplicates": _num(counted.duplicates),
+        ":retries": _num(len(counted.retry_lines or [])),
+    }
+    adds = [
+        "rows_seen :rows",
+        "#stored :stored",
+        "duplicates :duplicates",
+        "retries_pending :retries",
+    ]
+    for index, (code, count) in enumerate(sorted((counted.record_errors or {}).items())):
+        names[f"#e{index}"] = code
+        values[f":e{index}"] = _num(count)
+        adds.append(f"record_errors.#e{index} :e{index}")
+    if counted.retry_lines:
+        values[":retry_lines"] = {"NS": [str(line) for line in counted.retry_lines]}
+        adds.append("pending_retry_lines :retry_lines")
+    if end_of_range:
+        values[":minus_one"] = _num(-1)
+        adds.append("ranges_open :minus_one")
+    expression = (
+        "SET #state = :processing, last_activity = :now, processor = :processor,"
+        " cursors.#range = :to ADD " + ", ".join(adds)
+    )
+    updated = _status_update(
+        aws.dynamodb,
+        cfg.file_status_table,
+        Key=status_key(source.key, source.version_id),
+        UpdateExpression=expression,
+        ConditionExpression="cursors.#range = :from",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+    return updated is not None
+
+
+def status_finish(aws: Aws, cfg: Config, key: str, version_id: str | None) -> None:
+    """ "done" once every range reached its end and no retry is pending (P28); idempotent."""
+    if not cfg.file_status_table:
+        return
+    _status_update(
+        aws.dynamodb,
+        cfg.file_status_table,
+        Key=status_key(key, version_id),
+        UpdateExpression="SET #state = :done, last_activity = :now",
+        ConditionExpression=(
+            "#state = :processing AND ranges_open = :zero AND retries_pending = :zero"
+        ),
+        ExpressionAttributeNames={"#state": "state"},
+        ExpressionAttributeValues={
+            ":done": {"S": STATE_DONE},
+            ":processing": {"S": STATE_PROCESSING},
+            ":now": {"S": iso_ms(now_ms())},
+            ":zero": _num(0),
+        },
+    )
+
+
+def _range_cursor(item: Mapping[str, Any], line: int) -> int | None:
+    """The cursor of the range holding `line` (ranges are keyed by their first line: P28)."""
+    cursors = (item.get("cursors") or {}).get("M") or {}
+    starts = sorted(int(start) for start in cursors if start.isdigit() and int(start) <= line)
+    if not starts:
+        return None
+    value = cursors[str(starts[-1])].get("N")
+    return int(value) if value is not None else None
+
+
+def status_retry_resolved(
+    aws: Aws, cfg: Config, source: SourceInfo, line: int, outcome: str
+) -> bool:
+    """A pending retry_record ended (stored, duplicate or DUPLICATE_CONFLICT): move its row from
+    retries_pending to its outcome, once (P29). False: its batch is not counted yet, so the
+    message must come back later."""
+    if not cfg.file_status_table:
+        return True
+    # Only the names the expression uses (DynamoDB refuses unused ones).
+    names: dict[str, str] = {}
+    if outcome == "stored":
+        names["#stored"] = "stored"
+        counter = "#stored"
+    elif outcome == "duplicate":
+        counter = "duplicates"
+    else:
+        names["#code"] = DUPLICATE_CONFLICT
+        counter = "record_errors.#code"
+    # DynamoDB refuses an empty ExpressionAttributeNames map: send it only when used.
+    optional_names: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+    try:
+        aws.dynamodb.update_item(
+            TableName=cfg.file_status_table,
+            Key=status_key(source.key, source.version_id),
+            UpdateExpression=(
+                "SET last_activity = :now, processor = :processor"
+                f" ADD retries_pending :minus_one, {counter} :one"
+                " DELETE pending_retry_lines :line_set"
+            ),
+            ConditionExpression="contains(pending_retry_lines, :line)",
+            **optional_names,
+            ExpressionAttributeValues={
+                ":now": {"S": iso_ms(now_ms())},
+                ":processor": {"S": PROCESSOR},
+                ":minus_one": _num(-1),
+                ":one": _num(1),
+                ":line": _num(line),
+                ":line_set": {"NS": [str(line)]},
+            },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if _error_code(exc) != "ConditionalCheckFailedException":
+            raise TransientError(f"UpdateItem (file status) failed: {_error_code(exc)}") from exc
+        old_item = exc.response.get("Item")
+        cursor = _range_cursor(old_item if isinstance(old_item, dict) else {}, line)
+        # Not pending: resolved before, or never counted as pending (a re-run stored it), once
+        # the batch holding the line is counted; before that, the batch update is yet to come.
+        return cursor is None or cursor > line
+    except BotoCoreError as exc:
+        raise TransientError(f"UpdateItem (file status) failed: {_error_code(exc)}") from exc
+    status_finish(aws, cfg, source.key, source.version_id)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
 # File processing.
 
 
@@ -1215,6 +1494,12 @@ class BatchCounts:
     duplicates: int = 0
     invalid: int = 0
     retried: int = 0
+    errors_by_code: dict[str, int] = field(default_factory=dict)  # for the file status
+    retry_lines: list[int] = field(default_factory=list)  # lines sent as retry_record
+
+    def add_error(self, code: str) -> None:
+        self.invalid += 1
+        self.errors_by_code[code] = self.errors_by_code.get(code, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -1275,9 +1560,9 @@ def handle_batch(
         if isinstance(result, RecordError):
             message = record_error_message(result, source, row.line, row.values, timestamp)
             dlq_messages.append(encode_message(message))
+            counts.add_error(result.code)
         else:
             valid.append((row, result))
-    counts.invalid = len(dlq_messages)
     items = [build_item(tx, source, row.line, timestamp) for row, tx in valid]
     outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool)
     for (row, tx), outcome in zip(valid, outcomes, strict=True):
@@ -1286,7 +1571,7 @@ def handle_batch(
         elif outcome.status == "duplicate":
             counts.duplicates += 1
         elif outcome.status == "conflict":
-            counts.invalid += 1
+            counts.add_error(DUPLICATE_CONFLICT)
             error = DUPLICATE_CONFLICT_ERROR
             message = record_error_message(
                 error, source, row.line, row.values, timestamp, tx.transaction_id
@@ -1294,6 +1579,7 @@ def handle_batch(
             dlq_messages.append(encode_message(message))
         else:
             counts.retried += 1
+            counts.retry_lines.append(row.line)
             message = retry_record_message(
                 tx, source, row.line, outcome.error_code, outcome.error_message, timestamp
             )
@@ -1312,6 +1598,7 @@ def _run_batches(
     inv: Invocation,
     result: FileResult,
 ) -> None:
+    cursor = start_line  # where this invocation expects the status's cursor (P28)
     with ThreadPoolExecutor(max_workers=cfg.write_workers) as pool:
         pending = next(rows, None)
         while pending is not None:
@@ -1327,6 +1614,24 @@ def _run_batches(
                 result.duplicates += counts.duplicates
                 result.invalid += counts.invalid
                 result.retried += counts.retried
+                # The row after this batch, or past the last row at the end of the file.
+                cursor_to = pending.line if pending is not None else batch[-1].line + 1
+                status_batch(
+                    aws,
+                    cfg,
+                    source,
+                    BatchStatus(
+                        rows=len(batch),
+                        stored=counts.stored,
+                        duplicates=counts.duplicates,
+                        record_errors=counts.errors_by_code,
+                        retry_lines=counts.retry_lines,
+                    ),
+                    cursor,
+                    cursor_to,
+                    end_of_range=pending is None,
+                )
+                cursor = cursor_to
                 inv.batch_done()
             if pending is not None and inv.expired():
                 message = resume_file_message(
@@ -1343,6 +1648,7 @@ def _report_file_error(
     send_messages(
         aws.sqs, cfg.dlq_url, [encode_message(file_error_message(error, source, now_ms()))]
     )
+    status_failed(aws, cfg, source, error)
     result.file_error = error.code
 
 
@@ -1365,6 +1671,7 @@ def process_object(
     result.version_id = opened.version_id
     source = SourceInfo(ref.bucket, ref.key, opened.version_id, opened.last_modified)
     try:
+        status_open(aws, cfg, source)
         if opened.content_length > cfg.max_file_bytes:
             error = FileError(FILE_TOO_LARGE, f"file: larger than {cfg.max_file_bytes} bytes")
             _report_file_error(aws, cfg, source, error, result)
@@ -1383,6 +1690,8 @@ def process_object(
         _run_batches(aws, cfg, source, rows, start_line, inv, result)
         if result.rows == 0:
             _report_file_error(aws, cfg, source, FileError(EMPTY_FILE, "file: no rows"), result)
+        elif result.resume_line is None:
+            status_finish(aws, cfg, source.key, source.version_id)
     except (BotoCoreError, OSError) as exc:
         raise TransientError(f"reading the object failed: {_error_code(exc)}") from exc
     finally:
@@ -1588,11 +1897,14 @@ def _retry_writes(aws: Aws, cfg: Config, works: Sequence[RetryWork], inv: Invoca
     failed: list[str] = []
     counts = BatchCounts()
     conflicts: list[tuple[RetryWork, str]] = []
+    resolved: list[tuple[RetryWork, str]] = []
     for work, outcome in zip(works, outcomes, strict=True):
         if outcome.status == "stored":
             counts.stored += 1
+            resolved.append((work, "stored"))
         elif outcome.status == "duplicate":
             counts.duplicates += 1
+            resolved.append((work, "duplicate"))
         elif outcome.status == "conflict":
             counts.invalid += 1
             error = DUPLICATE_CONFLICT_ERROR
@@ -1608,6 +1920,14 @@ def _retry_writes(aws: Aws, cfg: Config, works: Sequence[RetryWork], inv: Invoca
     for work, body in conflicts:
         try:
             send_messages(aws.sqs, cfg.dlq_url, [body])
+            resolved.append((work, "conflict"))
+        except TransientError:
+            failed.append(work.message_id)
+    for work, outcome_name in resolved:
+        # The row leaves retries_pending (P29); not yet pending: the message comes back later.
+        try:
+            if not status_retry_resolved(aws, cfg, work.source, work.line, outcome_name):
+                failed.append(work.message_id)
         except TransientError:
             failed.append(work.message_id)
     inv.log(

@@ -96,6 +96,51 @@ def print_files(
     )
 
 
+def print_file_status(
+    acc: sample_files.Accounting,
+    statuses: Mapping[tuple[str, str], Mapping[str, Any] | None],
+    seconds: Mapping[tuple[str, str | None], float],
+    out: Say = say,
+) -> None:
+    """The per-file table from the status table (one item per object version, P26 to P31);
+    a file whose status disagrees with the scans of both tables is marked."""
+    out(
+        f"    {'file':40} {'state':10} {'rows':>6} {'stored':>6} {'dup':>4} {'errors':>6}"
+        f" {'retry':>5} {'time s':>6}  errors by code"
+    )
+    totals = Counter[str]()
+    for f in acc.files:
+        name = f.key.removeprefix(sample_files.PREFIX)
+        status = statuses.get((f.key, f.version_id)) or {}
+        t = seconds.get((f.key, f.version_id), 0.0)
+        by_code = status.get("record_errors") or {}
+        record_errors = Counter({str(c): int(n) for c, n in by_code.items()})
+        file_error = (status.get("file_error") or {}).get("error_code")
+        row = {
+            "rows": int(status.get("rows_seen", 0)),
+            "stored": int(status.get("stored", 0)),
+            "duplicates": int(status.get("duplicates", 0)),
+            "errors": sum(record_errors.values()),
+            "retries": int(status.get("retries_pending", 0)),
+        }
+        totals.update(row)
+        totals["files failed"] += 1 if file_error else 0
+        where = f"{f.key} ({f.version_id[:8]}) status: "
+        problems = [p.removeprefix(where) for p in acc.status_problems if p.startswith(where)]
+        mark = "  <-- " + "; ".join(problems) if problems else ""
+        errors = f"FILE {file_error}" if file_error else codes(record_errors)
+        out(
+            f"    {name[:40]:40} {status.get('state', 'MISSING')!s:10} {row['rows']:6}"
+            f" {row['stored']:6} {row['duplicates']:4} {row['errors']:6} {row['retries']:5}"
+            f" {t:6.2f}  {errors}{mark}"
+        )
+    out(
+        f"    {'total':40} {'':10} {totals['rows']:6} {totals['stored']:6}"
+        f" {totals['duplicates']:4} {totals['errors']:6} {totals['retries']:5}"
+        f"         + {totals['files failed']} failed files"
+    )
+
+
 def print_errors_table(rows: list[dict[str, Any]], out: Say = say) -> None:
     by_code: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:

@@ -40,9 +40,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline_local import accounting
+from pipeline_local import accounting, file_status
 from pipeline_local import samples as sample_files
-from pipeline_local.accounting import banner, print_errors_table, print_files
+from pipeline_local.accounting import banner, print_errors_table, print_file_status
 from pipeline_local.alarms import evaluate_alarms, notify_alarm_actions
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
@@ -379,7 +379,13 @@ def _run_through(
         uploads,
         depths,
     )
-    print_files(acc, seconds)
+    # The per-file table is the status table's (one GetItem per file); the scans above stay as
+    # the cross-check that every row is accounted for.
+    statuses = file_status.read_statuses(
+        clients("dynamodb"), str(stack.outputs["file_status_table_name"]), acc.files
+    )
+    acc.status_problems = file_status.problems(acc.files, statuses)
+    print_file_status(acc, statuses, seconds)
     currencies = Counter(str(i.get("currency")) for i in items)
     say(
         f"    transactions table: {len(items)} items in {len(currencies)} currencies "

@@ -59,6 +59,8 @@ class Accounting:
     orphan_items: list[str] = field(default_factory=list)
     duplicate_error_rows: list[str] = field(default_factory=list)
     orphan_error_rows: list[dict[str, Any]] = field(default_factory=list)
+    # Where the per-file status table disagrees (pipeline_local.file_status.problems).
+    status_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,7 @@ class Accounting:
             and not self.orphan_items
             and not self.duplicate_error_rows
             and not self.orphan_error_rows
+            and not self.status_problems
         )
 
     @property
@@ -97,6 +100,7 @@ class Accounting:
             f"error row of no uploaded object: {r.get('error_code')} {r.get('source_key')}"
             for r in self.orphan_error_rows[:20]
         ]
+        out += self.status_problems[:20]
         return out
 
 

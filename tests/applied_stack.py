@@ -7,8 +7,8 @@ stack: the data resources only, made through the API, for benchmarks that need m
 
 `terraform apply` against moto takes a minute or more here, so a suite applies lib/ once per
 implementation (`lambda_runtime`), through tests.integration.conftest.apply_stack, and empties
-the data resources between its tests instead of re-applying: both tables, both queues and the
-bucket. Everything else (roles, policies, keys, functions, mappings, notifications) stays as
+the data resources between its tests instead of re-applying: the three tables, both queues and
+the bucket. Everything else (roles, policies, keys, functions, mappings, notifications) stays as
 Terraform applied it, and every request of the pipeline is authorized against it.
 
 Authorization: one `pipeline_local.authz.gateway.Gateway` per stack. Each function runs with
@@ -63,7 +63,11 @@ IMPLEMENTATIONS: dict[str, tuple[str, set[tuple[str, str]]]] = {
 # The Deny statements lib/main.tf puts on the bucket (checked on every apply).
 BUCKET_DENY_SIDS = {"DenyInsecureTransport", "DenyUploadsNotEncryptedWithKms"}
 PRODUCER_ROLE = "pipeline-local-producer"
-TABLE_KEYS = {"transactions": ("transaction_id", "timestamp"), "errors": ("error_id", "timestamp")}
+TABLE_KEYS = {
+    "transactions": ("transaction_id", "timestamp"),
+    "errors": ("error_id", "timestamp"),
+    "file_status": ("source_key", "source_version_id"),
+}
 
 
 class StackNotClean(RuntimeError):
@@ -79,6 +83,7 @@ class AppliedStack:
     bucket: str
     transactions_table: str
     errors_table: str
+    file_status_table: str
     main_queue_url: str
     dlq_url: str
     processor: FunctionConfig
@@ -146,6 +151,7 @@ class AppliedStack:
         for table, keys in (
             (self.transactions_table, TABLE_KEYS["transactions"]),
             (self.errors_table, TABLE_KEYS["errors"]),
+            (self.file_status_table, TABLE_KEYS["file_status"]),
         ):
             raw: list[dict[str, Any]] = []
             for page in ddb.get_paginator("scan").paginate(
@@ -175,7 +181,7 @@ class AppliedStack:
         """What the data resources still hold, one entry per resource that is not empty."""
         out: list[str] = []
         ddb = self.clients("dynamodb")
-        for table in (self.transactions_table, self.errors_table):
+        for table in (self.transactions_table, self.errors_table, self.file_status_table):
             count = ddb.scan(TableName=table, Select="COUNT")["Count"]
             if count:
                 out.append(f"{table}: {count} items")
@@ -263,6 +269,7 @@ def _wire(impl: str, stack: Stack, applied_pairs: set[tuple[str, str]]) -> Appli
             bucket=bucket,
             transactions_table=str(out["transactions_table_name"]),
             errors_table=str(out["errors_table_name"]),
+            file_status_table=str(out["file_status_table_name"]),
             main_queue_url=str(out["main_queue_url"]),
             dlq_url=str(out["dlq_url"]),
             processor=wiring.function(str(out["processor_function_name"])),

@@ -35,6 +35,7 @@ from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
 from pipeline_local.scratch_stack import Stack
 from pipeline_local.wiring import FunctionConfig, WiringError
 from tests.applied_stack import IMPLEMENTATIONS, AppliedStack
+from tests.conformance import file_status
 from tests.conformance.conformance_cases import Case
 from tests.conformance.spec_rules import spec_record_hash
 
@@ -235,6 +236,7 @@ def run_case(applied: AppliedStack, case: Case) -> Run:
                 (applied.dlq_processor, case.config.get("dlq_env", {})),
             ):
                 invokers[fn.arn] = make_invoker(applied, fn, applied.function_env(fn, overrides))
+            file_status.add_crash(invokers, applied.processor.arn, case.config)
             run = _run_case(applied, stack, case, invokers, started_ms)
         run.refusals = list(refused)
         return run

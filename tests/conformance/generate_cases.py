@@ -108,6 +108,41 @@ def file_err(code, *, key, version="$VERSION_1"):
     }
 
 
+def status(
+    key,
+    *,
+    rows=0,
+    stored=0,
+    duplicates=0,
+    errors=None,
+    retry_lines=None,
+    cursor=0,
+    state="done",
+    file_error=None,
+    version="$VERSION_1",
+):
+    """The per-file status item (contract P26 to P31), every attribute but the activity times
+    and processor; stored/duplicates None leave them out (a kill makes their split vary)."""
+    item = {
+        "source_bucket": "$BUCKET",
+        "source_key": key,
+        "source_version_id": version,
+        "state": state,
+        "rows_seen": rows,
+        "stored": stored,
+        "duplicates": duplicates,
+        "retries_pending": len(retry_lines or []),
+        "pending_retry_lines": retry_lines,
+        "record_errors": errors or {},
+        "file_error": None
+        if file_error is None
+        else dict(zip(("error_code", "error_message"), file_error, strict=True)),
+        "cursors": {"0": cursor},
+        "ranges_open": 1 if state == "failed" else 0,
+    }
+    return {k: v for k, v in item.items() if not (k in ("stored", "duplicates") and v is None)}
+
+
 def dumps(obj, indent=2) -> str:
     def enc(o):
         if isinstance(o, N):
@@ -242,6 +277,7 @@ def build() -> None:
             ],
             "errors": [],
             "accounting": {"rows_in": 5, "duplicates": 0},
+            "file_status": [status(K, rows=5, stored=5, cursor=7)],
         },
         {
             "key": K,
@@ -1406,8 +1442,11 @@ def build() -> None:
             "transactions": [],
             "errors": [file_err("EMPTY_FILE", key=K)],
             "accounting": {"rows_in": 1, "duplicates": 0},
+            "file_status": [
+                status(K, state="failed", file_error=("EMPTY_FILE", "file: no header row"))
+            ],
         },
-        {"key": K, "description": "no bytes: EMPTY_FILE"},
+        {"key": K, "description": "no bytes: EMPTY_FILE; the file status is failed (P30)"},
     )
     name = "31-csv-header-only"
     K = f"in/{name}.csv"
@@ -1435,6 +1474,13 @@ def build() -> None:
             "transactions": [],
             "errors": [file_err("INVALID_HEADER", key=K)],
             "accounting": {"rows_in": 1, "duplicates": 0},
+            "file_status": [
+                status(
+                    K,
+                    state="failed",
+                    file_error=("INVALID_HEADER", 'header: missing required column "timestamp"'),
+                )
+            ],
         },
         {
             "key": K,
@@ -1643,6 +1689,7 @@ def build() -> None:
             ],
             "errors": [],
             "accounting": {"rows_in": 4, "duplicates": 2},
+            "file_status": [status(K, rows=4, stored=2, duplicates=2, cursor=6)],
         },
         {
             "key": K,
@@ -1784,6 +1831,8 @@ def build() -> None:
             ],
             "errors": [err("INVALID_VALUE", "amount", "RP-2", 3, key=K)],
             "accounting": {"rows_in": 3, "duplicates": 0},
+            # The later deliveries find every batch counted (P29): nothing is counted twice.
+            "file_status": [status(K, rows=3, stored=2, errors={"INVALID_VALUE": 1}, cursor=5)],
         },
         {
             "key": K,
@@ -1812,6 +1861,17 @@ def build() -> None:
                 err("INVALID_VALUE", "amount", "RV-2", 3, key=K, version="$VERSION_2"),
             ],
             "accounting": {"rows_in": 6, "duplicates": 2},
+            "file_status": [
+                status(K, rows=3, stored=2, errors={"INVALID_VALUE": 1}, cursor=5),
+                status(
+                    K,
+                    rows=3,
+                    duplicates=2,
+                    errors={"INVALID_VALUE": 1},
+                    cursor=5,
+                    version="$VERSION_2",
+                ),
+            ],
         },
         {
             "key": K,
@@ -1913,6 +1973,14 @@ def build() -> None:
             "transactions": [],
             "errors": [file_err("OBJECT_NOT_FOUND", key=K, version=None)],
             "accounting": {"rows_in": 1, "duplicates": 0},
+            "file_status": [
+                status(
+                    K,
+                    state="failed",
+                    file_error=("OBJECT_NOT_FOUND", "file: object (version) not found"),
+                    version=None,
+                )
+            ],
         },
         {
             "key": K,
@@ -1957,6 +2025,16 @@ def build() -> None:
             ],
             "accounting": {"rows_in": CSV_ROWS, "duplicates": 0},
             "main_queue_min": {"resume_file": 1},
+            # Two invocations, one status: the resumed one continues at the first one's cursor.
+            "file_status": [
+                status(
+                    K,
+                    rows=CSV_ROWS,
+                    stored=CSV_ROWS - 2,
+                    errors={"INVALID_VALUE": 1, "UNKNOWN_CURRENCY": 1},
+                    cursor=CSV_ROWS + 2,
+                )
+            ],
         },
         {
             "key": K,
@@ -2000,6 +2078,15 @@ def build() -> None:
             ],
             "accounting": {"rows_in": JSON_ROWS, "duplicates": 0},
             "main_queue_min": {"resume_file": 2},
+            "file_status": [
+                status(
+                    K,
+                    rows=JSON_ROWS,
+                    stored=JSON_ROWS - 3,
+                    errors={"INVALID_VALUE": 2, "PRECISION_EXCEEDED": 1},
+                    cursor=JSON_ROWS,
+                )
+            ],
         },
         {
             "key": K,
@@ -2086,6 +2173,15 @@ def build() -> None:
                 err("DUPLICATE_CONFLICT", "transaction_id", "AL-4", 6, key=K),
             ],
             "accounting": {"rows_in": 5, "duplicates": 0},
+            "file_status": [
+                status(
+                    K,
+                    rows=5,
+                    stored=2,
+                    errors={"INVALID_VALUE": 1, "UNKNOWN_CURRENCY": 1, "DUPLICATE_CONFLICT": 1},
+                    cursor=7,
+                )
+            ],
         },
         {
             "key": K,
@@ -2118,6 +2214,15 @@ def build() -> None:
                 err("MALFORMED_ROW", None, None, 5, key=K),
             ],
             "accounting": {"rows_in": 4, "duplicates": 0},
+            "file_status": [
+                status(
+                    K,
+                    rows=4,
+                    stored=2,
+                    errors={"INVALID_FORMAT": 1, "MALFORMED_ROW": 1},
+                    cursor=7,
+                )
+            ],
         },
         {
             "key": K,
@@ -2364,6 +2469,17 @@ def build() -> None:
             ],
             "accounting": {"rows_in": 3, "duplicates": 0},
             "main_queue_min": {"retry_record": 2},
+            # The two rows stay pending (P31): their retries are exhausted, a replay is due.
+            "file_status": [
+                status(
+                    K,
+                    rows=3,
+                    errors={"INVALID_FORMAT": 1},
+                    retry_lines=[2, 4],
+                    cursor=5,
+                    state="processing",
+                )
+            ],
         },
         {
             "key": K,
@@ -2504,6 +2620,59 @@ def build() -> None:
         {
             "key": K,
             "description": "a JSON file with only whitespace is EMPTY_FILE (handler decision P14)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 63 killed and re-run
+    KILL_ROWS = 2100
+    name = "63-killed-mid-file-status-exact"
+    K = f"in/{name}.csv"
+    rows = [
+        f"KR-{i:04d},ACC{i % 5},{i},EUR,DEBIT,2024-06-01T00:00:00Z,,"
+        for i in range(1, KILL_ROWS + 1)
+    ]
+    rows[9] = "KR-0010,ACC0,10,XYZ,DEBIT,2024-06-01T00:00:00Z,,"  # line 11: first batch
+    rows[1499] = "KR-1500,ACC0,-1,EUR,DEBIT,2024-06-01T00:00:00Z,,"  # line 1501: killed batch
+    case(
+        name,
+        {"input.csv": csv(*rows)},
+        {
+            "transactions": [
+                tx(
+                    f"KR-{i:04d}",
+                    f"ACC{i % 5}",
+                    str(i),
+                    "EUR",
+                    "DEBIT",
+                    "2024-06-01T00:00:00",
+                    i + 1,
+                    key=K,
+                )
+                for i in range(1, KILL_ROWS + 1)
+                if i not in (10, 1500)
+            ],
+            "errors": [
+                err("UNKNOWN_CURRENCY", "currency", "KR-0010", 11, key=K),
+                err("INVALID_VALUE", "amount", "KR-1500", 1501, key=K),
+            ],
+            "accounting": {"rows_in": KILL_ROWS, "duplicates": 0},
+            # Rows the killed attempt stored in its unfinished batch are duplicates for the
+            # re-run (P29): stored + duplicates is exact, their split depends on the kill.
+            "file_status": [
+                status(
+                    K,
+                    rows=KILL_ROWS,
+                    stored=None,
+                    duplicates=None,
+                    errors={"UNKNOWN_CURRENCY": 1, "INVALID_VALUE": 1},
+                    cursor=KILL_ROWS + 2,
+                )
+            ],
+        },
+        {
+            "key": K,
+            "crash": {"after_calls": 1300, "operation": "PutItem", "when": "s3"},
+            "description": "the first S3 invocation is killed in its second batch (after 1300 PutItem calls); Lambda's retry re-reads the file: the first batch is not counted again, the second and third are counted once (P28, P29)",
         },
     )
 

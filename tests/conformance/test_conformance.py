@@ -25,7 +25,7 @@ from pipeline_local.delivery import (
     DrainError,
 )
 from tests.applied_stack import AppliedStack
-from tests.conformance import schemas
+from tests.conformance import file_status, schemas
 from tests.conformance.conformance_cases import CASES, Case
 from tests.conformance.conformance_checks import (
     check_accounting,
@@ -61,6 +61,14 @@ def test_conformance(applied: AppliedStack, case: Case) -> None:
         + schemas.run_problems(
             [*run.main_bodies, *run.sent], case.dlq_bodies, run.transactions, run.errors
         )
+        # the per-file status (contract P26 to P31; tests/conformance/file_status.py)
+        + file_status.check(
+            case.expected,
+            file_status.scan_status(run.stack.ddb, applied.file_status_table),
+            run.stack.bucket,
+            run.stack.versions,
+            impl,
+        )
     )
     if problems:
         description = case.config.get("description", "")
@@ -82,7 +90,8 @@ def test_cases_are_well_formed() -> None:
 def test_an_unexpected_refusal_fails_a_case(applied: AppliedStack) -> None:
     """The refusal check can fail: without the processor role's permission to use the tables'
     key through DynamoDB (the defect of issue 9, made again in the emulator only), case 01's
-    PutItems are refused, and the case reports the role, kms:Decrypt, the key and why."""
+    DynamoDB calls are refused (the file status's UpdateItem first, so no PutItem is even
+    tried), and the case reports the role, kms:Decrypt, the key and why."""
     iam = applied.clients("iam")
     policy_arn = str(applied.stack.outputs["processor_policy_arn"])
     applied_version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
@@ -109,4 +118,5 @@ def test_an_unexpected_refusal_fails_a_case(applied: AppliedStack) -> None:
     assert "refused by the authorization model, unexpected" in report, report
     assert "assumed-role/" + applied.processor.role.rsplit("/", 1)[-1] in report, report
     assert "kms:Decrypt on arn:aws:kms:" in report, report
-    assert "dynamodb:PutItem" in report and "no identity-based policy allows" in report, report
+    # The processor's first DynamoDB call is the file status's UpdateItem (contract P27).
+    assert "dynamodb:UpdateItem" in report and "no identity-based policy allows" in report, report

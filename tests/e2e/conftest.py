@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_local import file_status
 from pipeline_local import samples as sample_files
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.clients import Clients
@@ -113,6 +114,10 @@ class E2E:
         return self.applied.errors_table
 
     @property
+    def file_status_table(self) -> str:
+        return self.applied.file_status_table
+
+    @property
     def main_queue_url(self) -> str:
         return self.applied.main_queue_url
 
@@ -181,7 +186,16 @@ class E2E:
         }
 
     def account(self, uploads: Sequence[sample_files.Upload]) -> sample_files.Accounting:
-        return sample_files.account(uploads, self.items(), self.error_rows(), self.depths())
+        """Every row found in the tables, and each file's status held to it (issue 14: the
+        counts of the status table add up to the file's rows, after kills and resumes too)."""
+        acc = sample_files.account(uploads, self.items(), self.error_rows(), self.depths())
+        # The latest upload of a version is what its status describes.
+        latest = {(f.key, f.version_id): f for f in acc.files}
+        statuses = file_status.read_statuses(
+            self.clients("dynamodb"), self.file_status_table, latest.values()
+        )
+        acc.status_problems = file_status.problems(latest.values(), statuses)
+        return acc
 
     def clean(self) -> None:
         """Close every dispatcher of the last test; empty tables, queues and bucket (and fail

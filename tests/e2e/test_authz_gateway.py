@@ -5,10 +5,11 @@ would), runs the pipeline's own calls through the gateway, and checks that the m
 the call, naming principal, action, resource and why. Every refusal is expected inside
 `gateway.expect_denials()`; the applied policies are restored afterwards.
 
-- `test_the_stack_as_on_main_loses_the_first_put_item`: the DynamoDB key policy and the roles'
-  policies as they were on main before issue 9 (key policy: root delegation + the DynamoDB
-  service statement; no role granted anything on the key): the processor's first PutItem is
-  refused because DynamoDB's kms:Decrypt with the processor's credentials is not allowed.
+- `test_the_stack_as_on_main_loses_the_first_dynamodb_write`: the DynamoDB key policy and the
+  roles' policies as they were on main before issue 9 (key policy: root delegation + the
+  DynamoDB service statement; no role granted anything on the key): the processor's first
+  DynamoDB write (the file status's UpdateItem, before any PutItem) is refused because
+  DynamoDB's kms:Decrypt with the processor's credentials is not allowed.
 - a producer without KMS permissions cannot upload (S3's kms:GenerateDataKey on its behalf);
 - an upload over plain HTTP is refused (the bucket policy's DenyInsecureTransport);
 - an upload naming a KMS key other than the bucket's is refused (bucket policy Deny), even by a
@@ -121,7 +122,7 @@ def _refusal_of(refused: list[Decision], action_prefix: str) -> Decision:
     return hits[0]
 
 
-def test_the_stack_as_on_main_loses_the_first_put_item(clean_e2e: E2E) -> None:
+def test_the_stack_as_on_main_loses_the_first_dynamodb_write(clean_e2e: E2E) -> None:
     e2e = clean_e2e
     out = e2e.stack.outputs
     small = sample_files.bulk_file(sample_files.PREFIX + "50-old-stack.json", 3, tag="TO")
@@ -148,8 +149,10 @@ def test_the_stack_as_on_main_loses_the_first_put_item(clean_e2e: E2E) -> None:
     assert f"assumed-role/{role}/" in first.request.principal.arn
     assert first.request.action.startswith("kms:")
     assert first.request.resource == str(out["kms_dynamodb_key_arn"])
-    assert (first.request.on_behalf_of or "").startswith("dynamodb:PutItem")
-    assert str(out["transactions_table_name"]) in (first.request.on_behalf_of or "")
+    # The processor's first DynamoDB call is the file status's UpdateItem (contract P27), made
+    # before any PutItem: refused the same way, so nothing is written at all.
+    assert (first.request.on_behalf_of or "").startswith("dynamodb:UpdateItem")
+    assert str(out["file_status_table_name"]) in (first.request.on_behalf_of or "")
     assert not first.allowed and first.request.action in first.reason
     assert e2e.items() == []  # nothing stored
     assert e2e.error_rows() == []  # and no error row either

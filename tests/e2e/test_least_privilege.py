@@ -86,6 +86,7 @@ def test_each_function_does_its_job_with_its_own_role(
     # The calls each role made, and the KMS calls AWS made with its credentials on its behalf.
     assert {
         ("dynamodb:PutItem", table),
+        ("dynamodb:UpdateItem", str(out["file_status_table_arn"])),
         ("kms:Decrypt", ddb_key),
         ("sqs:SendMessage", dlq),
         ("kms:GenerateDataKey", lambda_key),

@@ -56,6 +56,7 @@ def test_functions_configuration(stack: Stack) -> None:
         "MAX_FILE_BYTES": "268435456",
         "TIME_SAFETY_MARGIN_MS": "30000",
         "METRIC_NAMESPACE": stack.outputs["metric_namespace"],
+        "FILE_STATUS_TABLE_NAME": stack.outputs["file_status_table_name"],
     }
     # moto does not keep DeadLetterConfig: check that the configuration sends the main queue.
     dead_letter = config["aws_lambda_function.processor"]["expressions"]["dead_letter_config"]
@@ -160,6 +161,7 @@ def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
             "s3:GetObject": {f"{out['s3_bucket_arn']}/*"},
             "s3:GetObjectVersion": {f"{out['s3_bucket_arn']}/*"},
             "dynamodb:PutItem": {out["transactions_table_arn"]},
+            "dynamodb:UpdateItem": {out["file_status_table_arn"]},
             "sqs:SendMessage": {out["dlq_arn"], main},
             "sqs:ReceiveMessage": {main},
             "sqs:DeleteMessage": {main},

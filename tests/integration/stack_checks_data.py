@@ -24,12 +24,19 @@ def test_tables(stack: Stack) -> None:
             {"AttributeName": "timestamp", "KeyType": "RANGE"},
         ]
         types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-        assert types == {hash_key: "S", "timestamp": "N", gsi_key: "S"}
+        # The errors table is also searchable by file (issue 14): source_key-index.
+        extra = {"source_key": "S"} if ttl else {}
+        assert types == {hash_key: "S", "timestamp": "N", gsi_key: "S", **extra}
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
         assert table["DeletionProtectionEnabled"] is False
-        (gsi,) = table["GlobalSecondaryIndexes"]
-        assert gsi["KeySchema"][0] == {"AttributeName": gsi_key, "KeyType": "HASH"}
-        assert gsi["Projection"]["ProjectionType"] == "ALL"
+        gsis = {g["IndexName"]: g for g in table["GlobalSecondaryIndexes"]}
+        assert set(gsis) == {f"{gsi_key}-index", *(f"{k}-index" for k in extra)}
+        for gsi in gsis.values():
+            assert gsi["KeySchema"] == [
+                {"AttributeName": gsi["IndexName"].removesuffix("-index"), "KeyType": "HASH"},
+                {"AttributeName": "timestamp", "KeyType": "RANGE"},
+            ]
+            assert gsi["Projection"]["ProjectionType"] == "ALL"
         sse = table["SSEDescription"]
         assert sse["SSEType"] == "KMS"
         assert sse["KMSMasterKeyArn"] == stack.outputs["kms_dynamodb_key_arn"]
@@ -43,6 +50,38 @@ def test_tables(stack: Stack) -> None:
             assert ttl_status["AttributeName"] == "expires_at"
         else:
             assert ttl_status["TimeToLiveStatus"] == "DISABLED"
+
+
+def test_file_status_table(stack: Stack) -> None:
+    """The per-file status table of issue 14 (contract P26 to P31)."""
+    ddb = stack.client("dynamodb")
+    name = stack.outputs["file_status_table_name"]
+    table = ddb.describe_table(TableName=name)["Table"]
+    assert name == "dynamodb-file-status-dev"
+    assert table["TableArn"] == stack.outputs["file_status_table_arn"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "source_key", "KeyType": "HASH"},
+        {"AttributeName": "source_version_id", "KeyType": "RANGE"},
+    ]
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    assert types == {
+        "source_key": "S",
+        "source_version_id": "S",
+        "activity_day": "S",
+        "first_activity": "S",
+    }
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    (gsi,) = table["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "activity_day-index"
+    assert gsi["KeySchema"] == [
+        {"AttributeName": "activity_day", "KeyType": "HASH"},
+        {"AttributeName": "first_activity", "KeyType": "RANGE"},
+    ]
+    assert gsi["Projection"]["ProjectionType"] == "ALL"
+    assert table["SSEDescription"]["KMSMasterKeyArn"] == stack.outputs["kms_dynamodb_key_arn"]
+    backups = ddb.describe_continuous_backups(TableName=name)
+    pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
 
 
 # --- SQS ---------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ def test_endpoint_policies_allow_only_what_the_functions_do_there(stack: Stack) 
     }
     assert allowed("dynamodb_vpc_endpoint_id") == {
         (processor, "dynamodb:PutItem", out["transactions_table_arn"]),
+        (processor, "dynamodb:UpdateItem", out["file_status_table_arn"]),
         (dlq_processor, "dynamodb:PutItem", out["errors_table_arn"]),
     }
     assert allowed("sqs_vpc_endpoint_id") == {

@@ -23,6 +23,7 @@ from tests.integration.stack_checks_compute import (  # noqa: F401 (collected he
     test_s3_may_invoke_the_processor_from_the_bucket_only,
 )
 from tests.integration.stack_checks_data import (  # noqa: F401 (collected here)
+    test_file_status_table,
     test_queues,
     test_tables,
 )

@@ -1,5 +1,5 @@
 //! The processor's edges implemented with the AWS SDK clients: GetObject, conditional PutItem,
-//! SendMessageBatch (the traits are in `crate::edges`).
+//! UpdateItem (file status), SendMessageBatch (the traits are in `crate::edges`).
 
 use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
@@ -10,8 +10,8 @@ use aws_sdk_s3::operation::get_object::GetObjectError as S3GetObjectError;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use crate::edges::{
-    FetchedObject, GetObjectError, Item, MessageQueue, ObjectStore, PutItemError, SendBatchError,
-    SendBatchReport, TransactionTable,
+    FetchedObject, GetObjectError, Item, ItemUpdate, MessageQueue, ObjectStore, PutItemError,
+    SendBatchError, SendBatchReport, StatusTable, TransactionTable, UpdateItemError,
 };
 
 /// The three clients, built once per execution environment.
@@ -135,6 +135,46 @@ impl TransactionTable for Aws {
             None => Err(PutItemError::Failed {
                 code: error_kind(&err),
                 message: err.to_string(),
+            }),
+        }
+    }
+}
+
+impl StatusTable for Aws {
+    /// UpdateItem with its expressions; a failed condition is typed, with the old item when
+    /// asked for (ReturnValuesOnConditionCheckFailure=ALL_OLD).
+    async fn update_item(&self, table: &str, update: ItemUpdate) -> Result<(), UpdateItemError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError as SdkUpdateItemError;
+        let mut request = self
+            .dynamodb
+            .update_item()
+            .table_name(table)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            // DynamoDB refuses an empty map: no names, no member.
+            .set_expression_attribute_names((!update.names.is_empty()).then_some(update.names))
+            .set_expression_attribute_values(Some(update.values));
+        if update.old_item_on_condition_failure {
+            request = request.return_values_on_condition_check_failure(
+                ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        }
+        let err = match request.send().await {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        match err.as_service_error() {
+            Some(SdkUpdateItemError::ConditionalCheckFailedException(e)) => {
+                Err(UpdateItemError::ConditionFailed {
+                    old: e.item().cloned(),
+                })
+            }
+            Some(service) => Err(UpdateItemError::Failed {
+                code: service.code().unwrap_or("ClientError").to_owned(),
+            }),
+            None => Err(UpdateItemError::Failed {
+                code: error_kind(&err),
             }),
         }
     }

@@ -1,5 +1,5 @@
 //! The processor's edges: one small trait per AWS call it makes (S3 GetObject, DynamoDB
-//! conditional PutItem, SQS SendMessageBatch) and the typed errors of those calls.
+//! conditional PutItem and UpdateItem, SQS SendMessageBatch) and the typed errors of those calls.
 //!
 //! The orchestration (`crate::handlers`, `crate::process`, `crate::writes`) sees only these traits, so that it can
 //! be tested with in-memory fakes, as the aws-lambda-rust-runtime examples do
@@ -114,7 +114,40 @@ pub trait MessageQueue {
     ) -> impl Future<Output = Result<SendBatchReport, SendBatchError>> + Send;
 }
 
-/// Everything the processor calls: implemented by `crate::aws::Aws` and by the test fakes.
-pub trait Edges: ObjectStore + TransactionTable + MessageQueue + Sync {}
+/// One UpdateItem of the file status table (decisions P26 to P31): expressions with their
+/// placeholders.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemUpdate {
+    pub key: Item,
+    pub update_expression: String,
+    pub condition_expression: Option<String>,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+    /// ReturnValuesOnConditionCheckFailure=ALL_OLD.
+    pub old_item_on_condition_failure: bool,
+}
 
-impl<T: ObjectStore + TransactionTable + MessageQueue + Sync> Edges for T {}
+/// Why an UpdateItem changed nothing.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpdateItemError {
+    /// The condition did not hold; `old` is the item when ALL_OLD was asked for and it exists.
+    #[error("ConditionalCheckFailedException")]
+    ConditionFailed { old: Option<Item> },
+    /// Any other failure, after the SDK's own retries.
+    #[error("UpdateItem (file status) failed: {code}")]
+    Failed { code: String },
+}
+
+/// DynamoDB UpdateItem (the file status table).
+pub trait StatusTable {
+    fn update_item(
+        &self,
+        table: &str,
+        update: ItemUpdate,
+    ) -> impl Future<Output = Result<(), UpdateItemError>> + Send;
+}
+
+/// Everything the processor calls: implemented by `crate::aws::Aws` and by the test fakes.
+pub trait Edges: ObjectStore + TransactionTable + StatusTable + MessageQueue + Sync {}
+
+impl<T: ObjectStore + TransactionTable + StatusTable + MessageQueue + Sync> Edges for T {}

@@ -28,6 +28,9 @@ pub enum ProcessError {
     /// A retry_record message could not be built.
     #[error(transparent)]
     RetryMessage(#[from] MessageTooLarge),
+    /// The file status could not be updated (P26), after the SDK's own retries.
+    #[error("UpdateItem (file status) failed: {0}")]
+    StatusUpdate(String),
 }
 
 impl ProcessError {
@@ -36,7 +39,9 @@ impl ProcessError {
     pub fn retryable(&self) -> bool {
         match self {
             ProcessError::GetObject(e) => e.retryable(),
-            ProcessError::Unsent { .. } | ProcessError::Read(_) => true,
+            ProcessError::Unsent { .. } | ProcessError::Read(_) | ProcessError::StatusUpdate(_) => {
+                true
+            }
             ProcessError::ReaderStopped
             | ProcessError::ParserFailed(_)
             | ProcessError::RetryMessage(_) => false,

@@ -9,8 +9,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
 
 use crate::edges::{
-    FetchedObject, GetObjectError, Item, MessageQueue, ObjectStore, PutItemError, SendBatchError,
-    SendBatchReport, TransactionTable,
+    FetchedObject, GetObjectError, Item, ItemUpdate, MessageQueue, ObjectStore, PutItemError,
+    SendBatchError, SendBatchReport, StatusTable, TransactionTable, UpdateItemError,
 };
 
 /// What the fake AWS holds and what it was asked.
@@ -36,6 +36,9 @@ pub struct State {
     pub entry_failures: VecDeque<usize>,
     /// How many of the next calls fail as a whole.
     pub call_failures: usize,
+    /// Every status UpdateItem, in order (the fake applies none of them: the expressions are
+    /// evaluated by the emulator in the conformance suite).
+    pub status_updates: Vec<ItemUpdate>,
 }
 
 /// The fake edges.
@@ -154,6 +157,13 @@ impl TransactionTable for FakeAws {
             return Err(PutItemError::ConditionFailed { stored_hash });
         }
         state.items.insert(key, item);
+        Ok(())
+    }
+}
+
+impl StatusTable for FakeAws {
+    async fn update_item(&self, _table: &str, update: ItemUpdate) -> Result<(), UpdateItemError> {
+        self.state().status_updates.push(update);
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use crate::error::ProcessError;
 use crate::process::{
     duplicate_conflict, emit_metrics, process_object, BatchCounts, Config, Deadline, FileResult,
 };
+use crate::status::{status_retry_resolved, RetryResolution};
 use crate::writes::{build_item, send_messages, write_items, WriteOutcome};
 use crate::{now_ms, PROCESSOR};
 
@@ -90,10 +91,17 @@ async fn retry_writes(
     let mut failed = Vec::new();
     let mut counts = BatchCounts::default();
     let mut conflicts = Vec::new();
+    let mut resolved = Vec::new();
     for (work, outcome) in works.iter().zip(outcomes) {
         match outcome {
-            WriteOutcome::Stored => counts.stored += 1,
-            WriteOutcome::Duplicate => counts.duplicates += 1,
+            WriteOutcome::Stored => {
+                counts.stored += 1;
+                resolved.push((work, RetryResolution::Stored));
+            }
+            WriteOutcome::Duplicate => {
+                counts.duplicates += 1;
+                resolved.push((work, RetryResolution::Duplicate));
+            }
             WriteOutcome::Conflict => {
                 counts.invalid += 1;
                 let masked = masked_record(&transaction_values(&work.transaction));
@@ -116,6 +124,15 @@ async fn retry_writes(
     }
     for (work, body) in conflicts {
         if send_messages(aws, &cfg.dlq_url, &[body]).await.is_err() {
+            failed.push(work.message_id.clone());
+        } else {
+            resolved.push((work, RetryResolution::Conflict));
+        }
+    }
+    for (work, resolution) in resolved {
+        // The row leaves retries_pending (P29); not yet pending: the message comes back later.
+        let done = status_retry_resolved(aws, cfg, &work.source, work.line, resolution).await;
+        if !matches!(done, Ok(true)) {
             failed.push(work.message_id.clone());
         }
     }

@@ -19,6 +19,7 @@ pub mod edges;
 pub mod error;
 pub mod handlers;
 pub mod process;
+pub mod status;
 pub mod writes;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! File processing: configuration, the invocation's deadline, reading a file in batches of
 //! rows, and writing and reporting each batch. The event paths are in `crate::handlers`.
 
+use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
@@ -17,6 +18,9 @@ use txn_core::Transaction;
 
 use crate::edges::{Edges, GetObjectError};
 use crate::error::ProcessError;
+use crate::status::{
+    status_batch, status_failed, status_finish, status_open, BatchSpan, BatchStatus,
+};
 use crate::writes::{build_item, send_messages, write_items, WriteOutcome};
 use crate::{now_ms, PROCESSOR};
 
@@ -90,12 +94,23 @@ impl FileResult {
 }
 
 /// What became of the records of one batch.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct BatchCounts {
     pub(crate) stored: u64,
     pub(crate) duplicates: u64,
     pub(crate) invalid: u64,
     pub(crate) retried: u64,
+    /// Record errors by code, for the file status.
+    pub(crate) errors_by_code: BTreeMap<&'static str, u64>,
+    /// Lines sent as retry_record, for the file status.
+    pub(crate) retry_lines: Vec<u64>,
+}
+
+impl BatchCounts {
+    fn add_error(&mut self, code: ErrorCode) {
+        self.invalid += 1;
+        *self.errors_by_code.entry(code.as_str()).or_insert(0) += 1;
+    }
 }
 
 /// One CloudWatch Embedded Metric Format line.
@@ -149,6 +164,7 @@ async fn handle_batch(
         match row.validate() {
             Ok(tx) => valid.push((row, tx)),
             Err(error) => {
+                counts.add_error(error.code);
                 let masked = row.values.as_ref().map(|v| v.masked());
                 let hint = row.values.as_ref().and_then(|v| v.transaction_id_hint());
                 dlq_messages.push(record_error_message(
@@ -163,7 +179,6 @@ async fn handle_batch(
             }
         }
     }
-    counts.invalid = dlq_messages.len() as u64;
     let items = valid
         .iter()
         .map(|(row, tx)| build_item(tx, source, row.line, timestamp))
@@ -174,7 +189,7 @@ async fn handle_batch(
             WriteOutcome::Stored => counts.stored += 1,
             WriteOutcome::Duplicate => counts.duplicates += 1,
             WriteOutcome::Conflict => {
-                counts.invalid += 1;
+                counts.add_error(ErrorCode::DuplicateConflict);
                 let masked = row.values.as_ref().map(|v| v.masked());
                 dlq_messages.push(record_error_message(
                     &duplicate_conflict(),
@@ -188,6 +203,7 @@ async fn handle_batch(
             }
             WriteOutcome::Failed { code, message } => {
                 counts.retried += 1;
+                counts.retry_lines.push(row.line);
                 let body = retry_record_message(
                     tx, source, row.line, &code, &message, timestamp, PROCESSOR,
                 )?;
@@ -213,27 +229,47 @@ async fn run_batches(
     aws: &impl Edges,
     cfg: &Config,
     source: &SourceInfo,
+    start_line: u64,
     mut chunks: mpsc::Receiver<Result<Chunk, ProcessError>>,
     deadline: &Deadline,
     result: &mut FileResult,
 ) -> Result<(), ProcessError> {
+    // Where this invocation expects the status's cursor (P28).
+    let mut cursor = start_line;
     let mut next = chunks.recv().await.transpose()?;
     while let Some(chunk) = next {
         result.rows += chunk.read;
         // Read ahead while this batch is written: the parser thread keeps going meanwhile.
         let following = chunks.recv().await.transpose()?;
+        let pending_line = following
+            .as_ref()
+            .and_then(|c| c.rows.first())
+            .map(|r| r.line);
         if !chunk.rows.is_empty() {
             let counts = handle_batch(aws, cfg, source, &chunk.rows).await?;
             result.stored += counts.stored;
             result.duplicates += counts.duplicates;
             result.invalid += counts.invalid;
             result.retried += counts.retried;
+            // The row after this batch, or past the last row at the end of the file.
+            let last_line = chunk.rows.last().map_or(cursor, |r| r.line + 1);
+            let to = pending_line.unwrap_or(last_line);
+            let counted = BatchStatus {
+                rows: chunk.rows.len() as u64,
+                stored: counts.stored,
+                duplicates: counts.duplicates,
+                record_errors: counts.errors_by_code,
+                retry_lines: counts.retry_lines,
+            };
+            let span = BatchSpan {
+                from: cursor,
+                to,
+                end_of_range: pending_line.is_none(),
+            };
+            status_batch(aws, cfg, source, &counted, span).await?;
+            cursor = to;
             deadline.batch_done();
         }
-        let pending_line = following
-            .as_ref()
-            .and_then(|c| c.rows.first())
-            .map(|r| r.line);
         if let Some(line) = pending_line {
             if deadline.expired() {
                 let message = resume_file_message(
@@ -347,6 +383,7 @@ pub async fn process_object(
         version_id,
         last_modified: opened.last_modified_ms,
     };
+    status_open(aws, cfg, &source).await?;
     if opened.content_length > cfg.max_file_bytes {
         let error = FileError::new(
             ErrorCode::FileTooLarge,
@@ -406,13 +443,15 @@ pub async fn process_object(
         }
         Err(Err(transient)) => return Err(transient),
     };
-    let outcome = run_batches(aws, cfg, &source, rx, deadline, &mut result).await;
+    let outcome = run_batches(aws, cfg, &source, start_line, rx, deadline, &mut result).await;
     // Dropping the receiver (inside run_batches) stops the parser at its next batch.
     let _ = parser.await;
     outcome?;
     if result.rows == 0 {
         let error = FileError::new(ErrorCode::EmptyFile, "file: no rows");
         report_file_error(aws, cfg, &source, &error, &mut result).await?;
+    } else if result.resume_line.is_none() {
+        status_finish(aws, cfg, &source.key, source.version_id.as_deref()).await?;
     }
     Ok(finish(cfg, result, started))
 }
@@ -426,6 +465,7 @@ async fn report_file_error(
 ) -> Result<(), ProcessError> {
     let body = file_error_message(error, source, now_ms(), PROCESSOR);
     send_messages(aws, &cfg.dlq_url, &[body]).await?;
+    status_failed(aws, cfg, source, error).await?;
     result.file_error = Some(error.code);
     Ok(())
 }

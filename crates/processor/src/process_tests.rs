@@ -32,6 +32,7 @@ fn config() -> Config {
         metric_namespace: "TransactionPipeline".into(),
         max_file_bytes: 1 << 20,
         time_safety_margin_ms: 30_000,
+        file_status_table: Some("file-status".into()),
     }
 }
 
@@ -463,4 +464,48 @@ async fn an_unknown_event_is_forwarded_to_the_dlq() {
         aws.bodies(DLQ),
         vec![r#"{"hello": "world", "n": 1.0}"#.to_owned()]
     );
+}
+
+#[tokio::test]
+async fn file_status_is_opened_counted_per_batch_and_finished() {
+    // 1001 rows: two batches, one invalid row in the second (P26 to P28).
+    let rows = (1..=1001).map(|i| if i == 1001 { invalid_row(i) } else { row(i) });
+    let aws = FakeAws::with_object(BUCKET, KEY, &csv(rows));
+    handle_s3_event(&aws, &config(), &[object(KEY)], &ample_time())
+        .await
+        .unwrap();
+    let updates = aws.state().status_updates.clone();
+    assert_eq!(updates.len(), 4, "open, two batches, finish");
+    let values = |i: usize, name: &str| {
+        updates
+            .get(i)
+            .and_then(|u| u.values.get(name))
+            .and_then(|v| v.as_n().ok())
+            .cloned()
+    };
+    assert!(updates[0]
+        .update_expression
+        .contains("if_not_exists(#state, :received)"));
+    // Batch 1: lines 2..=1001, cursor 0 -> 1002; batch 2: line 1002, cursor 1002 -> 1003.
+    assert_eq!(values(1, ":from").as_deref(), Some("0"));
+    assert_eq!(values(1, ":to").as_deref(), Some("1002"));
+    assert_eq!(values(1, ":rows").as_deref(), Some("1000"));
+    assert!(!updates[1].update_expression.contains("ranges_open"));
+    assert_eq!(values(2, ":from").as_deref(), Some("1002"));
+    assert_eq!(values(2, ":to").as_deref(), Some("1003"));
+    assert_eq!(values(2, ":e0").as_deref(), Some("1"));
+    assert_eq!(
+        updates[2].names.get("#e0").map(String::as_str),
+        Some("UNKNOWN_CURRENCY")
+    );
+    assert!(updates[2]
+        .update_expression
+        .contains("ranges_open :minus_one"));
+    assert_eq!(
+        updates[1].condition_expression.as_deref(),
+        Some("cursors.#range = :from")
+    );
+    assert!(updates[3]
+        .update_expression
+        .starts_with("SET #state = :done"));
 }

@@ -21,14 +21,17 @@ pub const ENV_METRIC_NAMESPACE: &str = "METRIC_NAMESPACE";
 pub const ENV_MAX_FILE_BYTES: &str = "MAX_FILE_BYTES";
 /// The remaining time under which the processor hands a file on (`TIME_SAFETY_MARGIN_MS`).
 pub const ENV_TIME_SAFETY_MARGIN_MS: &str = "TIME_SAFETY_MARGIN_MS";
+/// The processor's per-file status table (`FILE_STATUS_TABLE_NAME`, contract P26).
+pub const ENV_FILE_STATUS_TABLE_NAME: &str = "FILE_STATUS_TABLE_NAME";
 /// Days an error row is kept (`ERROR_RETENTION_DAYS`).
 pub const ENV_ERROR_RETENTION_DAYS: &str = "ERROR_RETENTION_DAYS";
 
 /// Every variable the processor reads (aws_lambda_function.processor in lib/main.tf).
-pub const PROCESSOR_ENV_VARIABLES: [&str; 7] = [
+pub const PROCESSOR_ENV_VARIABLES: [&str; 8] = [
     ENV_TABLE_NAME,
     ENV_QUEUE_URL,
     ENV_DLQ_URL,
+    ENV_FILE_STATUS_TABLE_NAME,
     ENV_ENVIRONMENT,
     ENV_METRIC_NAMESPACE,
     ENV_MAX_FILE_BYTES,
@@ -72,6 +75,9 @@ pub struct ProcessorConfig {
     pub queue_url: String,
     /// `DLQ_URL`.
     pub dlq_url: String,
+    /// `FILE_STATUS_TABLE_NAME`: always set from the environment; `None` only in unit tests
+    /// that do not write the per-file status.
+    pub file_status_table: Option<String>,
     /// `ENVIRONMENT`.
     pub environment: String,
     /// `METRIC_NAMESPACE`.
@@ -141,6 +147,7 @@ impl ProcessorConfig {
             table_name: text(&lookup, ENV_TABLE_NAME)?,
             queue_url: text(&lookup, ENV_QUEUE_URL)?,
             dlq_url: text(&lookup, ENV_DLQ_URL)?,
+            file_status_table: Some(text(&lookup, ENV_FILE_STATUS_TABLE_NAME)?),
             environment: text(&lookup, ENV_ENVIRONMENT)?,
             metric_namespace: text(&lookup, ENV_METRIC_NAMESPACE)?,
             max_file_bytes: whole_number(&lookup, ENV_MAX_FILE_BYTES, 1)?,

@@ -36,6 +36,7 @@ pub use files::{json_rows, open_csv, parse_json_document, Format, OpenError, Row
 pub use json::JsonValue;
 pub use messages::SourceInfo;
 pub use record::{Field, Transaction};
+pub use timestamp::iso_ms;
 
 use sha2::{Digest, Sha256};
 

@@ -45,6 +45,34 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM-DDThh:mm:ss.mmmZ` (UTC, milliseconds) of an epoch-ms instant: the file status's
+/// activity times (decision P26), as Python's time.strftime plus the milliseconds.
+pub fn iso_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
 /// Parse `YYYY-MM-DD(T|t)hh:mm:ss[.fraction](Z|z|+hh:mm|-hh:mm)` (decision P7); fractions are
 /// truncated to the millisecond. Then check the range.
 pub fn parse_timestamp(text: &str) -> Result<i64, TimestampError> {
@@ -154,6 +182,19 @@ mod tests {
             "２０２４-01-01T00:00:00Z",
         ] {
             assert_eq!(parse_timestamp(bad), Err(TimestampError::Format), "{bad}");
+        }
+    }
+
+    #[test]
+    fn iso_ms_round_trips() {
+        for text in [
+            "1970-01-01T00:00:00.000Z",
+            "2000-02-29T23:59:59.999Z",
+            "2026-11-30T18:07:07.521Z",
+            "2099-12-31T00:00:00.001Z",
+        ] {
+            let ms = parse_rfc3339_ms(text).unwrap_or(-1);
+            assert_eq!(iso_ms(ms), text);
         }
     }
 

@@ -255,22 +255,8 @@ proptest::proptest! {
         let merchant = trim(&merchant).to_owned();
         let description = trim(&description).to_owned();
         let timestamp = crate::timestamp::MIN_EPOCH_MS + day * 86_400_000 + millis;
-        let secs = timestamp.div_euclid(1000);
-        let (d, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        // civil_from_days (Hinnant), to write the timestamp as text.
-        let z = d + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let dd = doy - (153 * mp + 2) / 5 + 1;
-        let mm = if mp < 10 { mp + 3 } else { mp - 9 };
-        let yy = yoe + era * 400 + i64::from(mm <= 2);
-        let stamp = format!(
-            "{yy:04}-{mm:02}-{dd:02}T{:02}:{:02}:{:02}.{:03}Z",
-            rem / 3600, rem % 3600 / 60, rem % 60, timestamp.rem_euclid(1000)
-        );
+        // The timestamp as text (the status times use the same format).
+        let stamp = crate::timestamp::iso_ms(timestamp);
         let amount = format!("{int}.{frac:02}");
         let csv_text = format!(
             "{HEADER}{},{},{},eur,debit,{},{},{}\n",
