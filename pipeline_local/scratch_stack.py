@@ -42,6 +42,7 @@ class Stack:
     ddb: Any
     sqs: Any
     versions: list[str | None] = field(default_factory=list)
+    status_table: str = ""  # the per-file status table (contract P26)
 
 
 def clients(emulator: Emulator) -> tuple[Any, Any, Any]:
@@ -110,6 +111,19 @@ def create_stack(emulator: Emulator) -> Stack:
     s3.put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
     _create_table(ddb, stack.table, "transaction_id", "status", "status-index")
     _create_table(ddb, stack.errors_table, "error_id", "transaction_id", "transaction_id-index")
+    stack.status_table = f"dynamodb-file-status-conf-{suffix}"
+    ddb.create_table(  # keys as lib/main.tf's aws_dynamodb_table.file_status (no index needed)
+        TableName=stack.status_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "source_key", "AttributeType": "S"},
+            {"AttributeName": "source_version_id", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "source_key", "KeyType": "HASH"},
+            {"AttributeName": "source_version_id", "KeyType": "RANGE"},
+        ],
+    )
     stack.dlq_url = sqs.create_queue(
         QueueName=f"sqs-transactions-dlq-conf-{suffix}", Attributes=QUEUE_ATTRIBUTES
     )["QueueUrl"]
@@ -128,6 +142,7 @@ def delete_stack(stack: Stack) -> None:
     """Free the emulator's memory; failures here do not matter."""
     actions: list[Callable[[], object]] = [
         lambda: stack.ddb.delete_table(TableName=stack.table),
+        lambda: stack.ddb.delete_table(TableName=stack.status_table),
         lambda: stack.ddb.delete_table(TableName=stack.errors_table),
         lambda: stack.sqs.delete_queue(QueueUrl=stack.main_url),
         lambda: stack.sqs.delete_queue(QueueUrl=stack.dlq_url),
@@ -144,6 +159,7 @@ def processor_env(stack: Stack, environment: str) -> dict[str, str]:
         "DYNAMODB_TABLE_NAME": stack.table,
         "SQS_QUEUE_URL": stack.main_url,
         "DLQ_URL": stack.dlq_url,
+        "FILE_STATUS_TABLE_NAME": stack.status_table,
         "ENVIRONMENT": environment,
         **tunable_defaults(PROCESSOR),
     }

@@ -51,6 +51,7 @@ HANDLER_ENV = {
     "DYNAMODB_TABLE_NAME": TABLE,
     "SQS_QUEUE_URL": MAIN_URL,
     "DLQ_URL": DLQ_URL,
+    "FILE_STATUS_TABLE_NAME": "dynamodb-file-status-test",
     "ENVIRONMENT": "test",
     "ERRORS_TABLE_NAME": ERRORS_TABLE,
     # The tunables at their Terraform defaults (lib/ is their one source).
@@ -328,6 +329,9 @@ class Pipeline:
             max_file_bytes=self.max_file_bytes,
             batch_rows=self.batch_rows,
             write_workers=4,
+            # The in-memory fakes have no status table: the per-file status is tested by
+            # test_file_status.py (moto) and the conformance suite.
+            file_status_table="",
         )
 
     @property

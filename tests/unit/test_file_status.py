@@ -5,6 +5,7 @@ suite (tests/conformance/file_status.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.unit.conftest import HANDLER_ENV
+
 LIB = Path(__file__).resolve().parents[2] / "lib"
 TABLE = "file-status"
 KEY = "in/f.csv"
@@ -22,9 +25,8 @@ KEY = "in/f.csv"
 
 @pytest.fixture()
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, Any, Any]]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name, value in HANDLER_ENV.items():  # the handler reads its configuration at import
+        monkeypatch.setenv(name, value)
     monkeypatch.syspath_prepend(str(LIB))
     with mock_aws():
         import processor_function as proc
@@ -43,7 +45,13 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, Any, Any]
             ],
         )
         aws = proc.Aws(s3=None, dynamodb=ddb, sqs=None)
-        cfg = proc.Config(table_name="t", queue_url="q", dlq_url="d", file_status_table=TABLE)
+        cfg = dataclasses.replace(
+            proc.load_config(HANDLER_ENV),
+            table_name="t",
+            queue_url="q",
+            dlq_url="d",
+            file_status_table=TABLE,
+        )
         yield proc, aws, cfg
     sys.modules.pop("processor_function", None)
 

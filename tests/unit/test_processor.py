@@ -413,6 +413,7 @@ def test_load_config(proc: Any) -> None:
         "DYNAMODB_TABLE_NAME": "t",
         "SQS_QUEUE_URL": "q",
         "DLQ_URL": "d",
+        "FILE_STATUS_TABLE_NAME": "s",
         "ENVIRONMENT": "prod",
         "METRIC_NAMESPACE": "Ns",
         "MAX_FILE_BYTES": "10",
@@ -468,6 +469,18 @@ def test_lambda_handler_with_moto(proc: Any, handler_env: None) -> None:
             KeySchema=[
                 {"AttributeName": "transaction_id", "KeyType": "HASH"},
                 {"AttributeName": "timestamp", "KeyType": "RANGE"},
+            ],
+        )
+        ddb.create_table(  # the per-file status table (contract P26), keys as lib/main.tf's
+            TableName=HANDLER_ENV["FILE_STATUS_TABLE_NAME"],
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "source_key", "AttributeType": "S"},
+                {"AttributeName": "source_version_id", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "source_key", "KeyType": "HASH"},
+                {"AttributeName": "source_version_id", "KeyType": "RANGE"},
             ],
         )
         main_url = sqs.create_queue(QueueName="sqs-transactions-test")["QueueUrl"]
