@@ -288,6 +288,18 @@ def main() -> int:
     faithful = start_ddb_faithful(**kwargs)
     results: list[dict[str, Any]] = []
     started = time.monotonic()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        # After every case: a run stopped part-way still leaves what it measured.
+        doc = {
+            "results": results,
+            "python_max": args.python_max,
+            "latency": args.latency or "default",
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        args.out.write_text(json.dumps(doc, indent=1) + "\n")
+
     try:
         for impl in impls:
             for rows in sizes:
@@ -304,17 +316,11 @@ def main() -> int:
                     f"invocations {result['invocations']}",
                     flush=True,
                 )
+                save()
     finally:
         faithful.stop()
         emu.stop()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "results": results,
-        "python_max": args.python_max,
-        "latency": args.latency or "default",
-        "seconds": round(time.monotonic() - started, 1),
-    }
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    save()
     print(f"wrote {args.out}")
     return 0 if all(r["complete"] for r in results) else 1
 

@@ -359,7 +359,10 @@ second, and a throttled GSI throttles the base table's writes. Whatever the proc
 the pipeline stores at most about **{ceiling:,.0f} records/s** (each item is under 1 KB: one
 write unit on the table, one on the index). The table itself would allow 4,000 write units/s
 when new, and twice its previous peak later. The "of ceiling" column is records/s over that
-figure. Issue 12 changes the index; until then this is the limit on AWS too.
+figure. Issue 12 changes the index; until then this is the limit on AWS too. A run well
+below the ceiling was bound by the processor's CPU instead: its CPU quota throttled time and
+the load average in the table show how much the 0.29-core share (and, on a busy machine, less)
+held it back.
 
 ### Cost per 1M records (eu-central-1, on-demand, no free tier)
 
