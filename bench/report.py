@@ -229,11 +229,12 @@ def pipeline_chart(runs: list[dict[str, Any]], ceiling: float, path: Path) -> No
                     fontsize=8,
                 )
         if key == "records_per_s":
+            ax.set_ylim(0, ceiling * 1.25)
             ax.axhline(ceiling, color="#c00", linestyle="--", linewidth=1)
             ax.annotate(
                 f"modelled ceiling {ceiling:,.0f}/s (status-index hot key)",
                 (0, ceiling),
-                xytext=(0, 4),
+                xytext=(0, 14),
                 textcoords="offset points",
                 color="#c00",
                 fontsize=8,
