@@ -443,6 +443,9 @@ def page(results_dir: Path, doc_path: Path) -> str:
             if line.startswith("model name"):
                 cpu_model = line.split(":", 1)[1].strip()
                 break
+    # A hand-written remark about this run (bench/results/note.md), shown as is.
+    note_path = results_dir / "note.md"
+    note = note_path.read_text().strip() + "\n\n" if note_path.exists() else ""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""# Benchmarks: what a user waits for and pays, and CPU per record
 
@@ -465,7 +468,7 @@ BENCH_SIZES=10000,100000 make bench          # quicker
 BENCH_PYTHON_MAX=1000000 make bench          # Python on 1M rows too (about an hour more)
 ```
 
-{pipeline_text}
+{note}{pipeline_text}
 {cpu_text}"""
 
 
