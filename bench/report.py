@@ -338,7 +338,7 @@ def pipeline_section(pipe: dict[str, Any], chart_rel: str) -> tuple[str, list[st
         "- INCOMPLETE runs (stored fewer than the valid rows): "
         + ", ".join(f"{r['impl']} {r['rows']:,}" for r in incomplete)
         if incomplete
-        else "- Every run stored every valid row (a Scan of the table after the queue was empty)."
+        else "- Every run stored every valid row (the table's item count, queue empty)."
     )
     by_reason = ", ".join(f"`{k}` {v:,}" for k, v in sorted(reasons.items())) or "none"
     text = f"""## What a user waits for and pays: the pipeline at Lambda size
