@@ -57,7 +57,7 @@ build-rust: setup ## Rust Lambdas: aarch64 bootstraps for archive_file, and host
 	scripts/build-rust.sh
 	scripts/build-rust.sh --host
 
-bench: setup ## Python vs Rust processor benchmark; rewrites docs/benchmarks.md
+bench: setup ## Pipeline at Lambda size vs a throttling DynamoDB, cost, CPU per record; rewrites docs/benchmarks.md (~30 min)
 	bench/run.sh
 
 # What mypy --strict checks (configuration in pyproject.toml): the handlers, the whole harness,

@@ -86,6 +86,7 @@ def measure(rows: int) -> dict[str, float]:
         stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=body)
         env = emu.aws_env() | {
             "DYNAMODB_TABLE_NAME": stack.table,
+            "FILE_STATUS_TABLE_NAME": stack.status_table,
             "SQS_QUEUE_URL": stack.main_url,
             "DLQ_URL": stack.dlq_url,
             "ENVIRONMENT": "bench",

@@ -116,6 +116,7 @@ def function_env(sink: Sink) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "eu-central-1",
         "AWS_REGION": "eu-central-1",
         "DYNAMODB_TABLE_NAME": "dynamodb-transactions-bench",
+        "FILE_STATUS_TABLE_NAME": "dynamodb-file-status-bench",
         "SQS_QUEUE_URL": f"{sink.url}/123456789012/sqs-transaction-retry-bench",
         "DLQ_URL": f"{sink.url}/123456789012/sqs-transaction-dlq-bench",
         "ENVIRONMENT": "bench",
@@ -186,6 +187,9 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--impls", default="python,rust")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--python-max", type=int, default=10**9, help="largest file for Python (rows)"
+    )
     args = parser.parse_args()
     if "rust" in args.impls and not RUST_BIN.exists():
         print(f"missing {RUST_BIN}: run scripts/build-rust.sh --host", file=sys.stderr)
@@ -199,6 +203,8 @@ def main() -> int:
         env = function_env(sink)
         for n in sizes:
             for impl in args.impls.split(","):
+                if impl == "python" and n > args.python_max:
+                    continue
                 print(f"{impl:>6} {n:>9,} rows ...", end=" ", flush=True)
                 load_before = os.getloadavg()[0]
                 run = run_python(env, files[n]) if impl == "python" else run_rust(env, files[n])

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# `make bench`: build the host Rust processor, benchmark both implementations side by side on
-# the same generated files against one local sink endpoint, then write docs/benchmarks.md and
-# bench/results/benchmarks.png.
-#   BENCH_SIZES=10000,100000,1000000 (default) selects the file sizes (rows).
+# `make bench`: one run that rewrites docs/benchmarks.md and its charts in bench/results/.
+#   1. host builds of the Rust processor and the DynamoDB-faithful endpoint;
+#   2. bench/pipeline.py: upload -> last record stored, 512 MB sandboxed invocations, S3/SQS on
+#      the emulator, DynamoDB on the faithful endpoint (pipeline.json);
+#   3. bench/run.py: CPU per record of both processors against bench/sink.py (results.json);
+#   4. bench/report.py: the page, the charts, the cost per 1M records.
+#   BENCH_SIZES=10000,100000,1000000 (default) selects the file sizes (rows);
+#   BENCH_PYTHON_MAX=100000 (default) the largest file Python is run on (both parts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv-bench
+SIZES=${BENCH_SIZES:-10000,100000,1000000}
+PYTHON_MAX=${BENCH_PYTHON_MAX:-100000}
 [[ -x .venv/bin/python ]] || { echo ".venv is missing: run make setup" >&2; exit 1; }
 if [[ ! -x $VENV/bin/python ]]; then
   "$PYTHON" -m venv "$VENV"
@@ -15,7 +21,15 @@ if [[ ! -f $VENV/.installed || bench/requirements.txt -nt $VENV/.installed ]]; t
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
   touch "$VENV/.installed"
 fi
+started=$(date +%s)
 scripts/build-rust.sh --host
-.venv/bin/python bench/run.py --sizes "${BENCH_SIZES:-10000,100000,1000000}" --out bench/results
-"$VENV/bin/python" bench/report.py bench/results/results.json --doc docs/benchmarks.md \
-  --chart bench/results/benchmarks.png
+cargo build --release --quiet -p ddb-faithful
+export DDB_FAITHFUL_BIN=${CARGO_TARGET_DIR:-target}/release/ddb-faithful
+mkdir -p bench/results
+uptime | tee bench/results/load-start.txt
+.venv/bin/python bench/pipeline.py --sizes "$SIZES" --python-max "$PYTHON_MAX" \
+  --out bench/results/pipeline.json
+.venv/bin/python bench/run.py --sizes "$SIZES" --python-max "$PYTHON_MAX" --out bench/results
+uptime | tee bench/results/load-end.txt
+echo $(( $(date +%s) - started )) > bench/results/bench-seconds.txt
+"$VENV/bin/python" bench/report.py bench/results --doc docs/benchmarks.md

@@ -63,6 +63,23 @@ def clients(emulator: Emulator) -> tuple[Any, Any, Any]:
     return _CLIENTS[url]
 
 
+def create_status_table(ddb: Any, name: str) -> None:
+    """The per-file status table, keyed as lib/main.tf's aws_dynamodb_table.file_status (its
+    index is not needed here)."""
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "source_key", "AttributeType": "S"},
+            {"AttributeName": "source_version_id", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "source_key", "KeyType": "HASH"},
+            {"AttributeName": "source_version_id", "KeyType": "RANGE"},
+        ],
+    )
+
+
 def _create_table(ddb: Any, name: str, hash_key: str, index_hash_key: str, index: str) -> None:
     """A table keyed (hash_key, timestamp) with one GSI (index_hash_key, timestamp)."""
     ddb.create_table(
@@ -112,18 +129,7 @@ def create_stack(emulator: Emulator) -> Stack:
     _create_table(ddb, stack.table, "transaction_id", "status", "status-index")
     _create_table(ddb, stack.errors_table, "error_id", "transaction_id", "transaction_id-index")
     stack.status_table = f"dynamodb-file-status-conf-{suffix}"
-    ddb.create_table(  # keys as lib/main.tf's aws_dynamodb_table.file_status (no index needed)
-        TableName=stack.status_table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "source_key", "AttributeType": "S"},
-            {"AttributeName": "source_version_id", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "source_key", "KeyType": "HASH"},
-            {"AttributeName": "source_version_id", "KeyType": "RANGE"},
-        ],
-    )
+    create_status_table(ddb, stack.status_table)
     stack.dlq_url = sqs.create_queue(
         QueueName=f"sqs-transactions-dlq-conf-{suffix}", Attributes=QUEUE_ATTRIBUTES
     )["QueueUrl"]
