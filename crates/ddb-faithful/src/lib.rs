@@ -52,7 +52,9 @@
 //! - Scan is charged to the table ceiling only.
 
 pub mod capacity;
+mod latency;
 pub mod model;
 pub mod proxy;
+mod replies;
 pub mod request;
 pub mod schema;

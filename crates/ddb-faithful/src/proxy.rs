@@ -2,13 +2,16 @@
 //! as AWS does, forwards admitted ones byte for byte to the upstream, and serves the admin
 //! paths under `/_faithful/`.
 
-use crate::model::{Charge, Clock, Limits, ManualClock, Model, RealClock, Throttle};
+pub use crate::latency::Latency;
+use crate::model::{Charge, Clock, Limits, ManualClock, Model, RealClock};
+use crate::replies::{internal_error, reply, Reply, AMZ_JSON};
+pub use crate::replies::{throttle_body, THROTTLING_MESSAGE, THROTTLING_TYPE};
 use crate::request::{item_of, key_of, query_partition_value, returned_bytes, table_of};
 use crate::schema::{encode_key, TableDef, TRANSACTION_FACTOR};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -25,55 +28,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
-const AMZ_JSON: &str = "application/x-amz-json-1.0";
-
-/// `__type` of an on-demand throttle, as DynamoDB sends it (seen in real 2021-2024 logs; the
-/// error is modelled since 2025-08, see
-/// https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ThrottlingReason.html).
-pub const THROTTLING_TYPE: &str = "com.amazon.coral.availability#ThrottlingException";
-/// Its message, word for word. Documented with the hot-key guidance at
-/// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html
-pub const THROTTLING_MESSAGE: &str = "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly. If exceptions persist, check if you have a hot key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html";
-
-/// Per-request latency: none, or log-normal from a median and a 99th percentile.
-#[derive(Clone, Copy, Debug)]
-pub enum Latency {
-    None,
-    LogNormal { median_ms: f64, p99_ms: f64 },
-}
-
-impl Latency {
-    /// Parse `none` or `MEDIAN_MS:P99_MS`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text == "none" {
-            return Ok(Self::None);
-        }
-        let (median, p99) = text.split_once(':').ok_or_else(|| {
-            format!("latency {text:?}: expected `none` or MEDIAN_MS:P99_MS, e.g. 4:15")
-        })?;
-        let median_ms: f64 = median
-            .parse()
-            .map_err(|_| format!("latency median {median:?} is not a number"))?;
-        let p99_ms: f64 = p99
-            .parse()
-            .map_err(|_| format!("latency p99 {p99:?} is not a number"))?;
-        if !(median_ms > 0.0 && p99_ms >= median_ms) {
-            return Err(format!("latency {text:?}: need 0 < median <= p99"));
-        }
-        Ok(Self::LogNormal { median_ms, p99_ms })
-    }
-
-    fn distribution(self) -> Option<LogNormal<f64>> {
-        match self {
-            Self::None => None,
-            Self::LogNormal { median_ms, p99_ms } => {
-                // z(0.99) = 2.3263: sigma puts the 99th percentile at p99_ms.
-                let sigma = (p99_ms / median_ms).ln() / 2.326_347_874;
-                LogNormal::new(median_ms.ln(), sigma).ok()
-            }
-        }
-    }
-}
 
 /// Everything the endpoint is started with.
 #[derive(Clone, Debug)]
@@ -118,46 +72,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-type Reply = Response<Full<Bytes>>;
-
-fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
-    let body: Bytes = body.into();
-    let crc = crc32fast::hash(&body);
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        headers.insert(CONTENT_TYPE, v);
-    }
-    headers.insert("x-amz-crc32", HeaderValue::from(crc));
-    response
-}
-
-/// The throttle answer, as DynamoDB sends it: HTTP 400, `application/x-amz-json-1.0`,
-/// `__type`, `message`, and `ThrottlingReasons` (reason + resource ARN; shape in
-/// https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ThrottlingReason.html).
-pub fn throttle_body(throttle: &Throttle) -> String {
-    let reasons = json!([{"reason": throttle.reason, "resource": throttle.resource_arn}]);
-    format!(
-        r#"{{"__type":{},"message":{},"ThrottlingReasons":{}}}"#,
-        Value::from(THROTTLING_TYPE),
-        Value::from(THROTTLING_MESSAGE),
-        reasons
-    )
-}
-
-fn internal_error(message: &str) -> Reply {
-    let body = json!({
-        "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-        "message": format!("ddb-faithful: {message}"),
-    });
-    reply(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        AMZ_JSON,
-        body.to_string(),
-    )
 }
 
 impl App {
@@ -670,56 +584,4 @@ pub async fn start_memory_backend() -> Result<String, String> {
         .map_err(|e| format!("in-memory backend address: {e}"))?;
     tokio::spawn(dynoxide::server::serve_on(listener, db));
     Ok(format!("http://{addr}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::rngs::SmallRng;
-    use rand::SeedableRng;
-
-    #[test]
-    fn latency_samples_have_the_configured_median_and_p99() {
-        let distribution = Latency::parse("4:15")
-            .ok()
-            .and_then(Latency::distribution)
-            .expect("a log-normal distribution");
-        let mut rng = SmallRng::seed_from_u64(7);
-        let mut samples: Vec<f64> = (0..100_000)
-            .map(|_| distribution.sample(&mut rng))
-            .collect();
-        samples.sort_by(f64::total_cmp);
-        let median = samples[50_000];
-        let p99 = samples[99_000];
-        assert!((3.9..4.1).contains(&median), "median {median}");
-        assert!((14.0..16.0).contains(&p99), "p99 {p99}");
-    }
-
-    #[test]
-    fn latency_flags_are_checked() {
-        assert!(matches!(Latency::parse("none"), Ok(Latency::None)));
-        assert!(Latency::parse("4").is_err());
-        assert!(Latency::parse("15:4").is_err());
-        assert!(Latency::parse("a:b").is_err());
-    }
-
-    #[test]
-    fn the_throttle_body_is_aws_s() {
-        let body = throttle_body(&Throttle {
-            reason: "TableWriteKeyRangeThroughputExceeded".into(),
-            resource_arn: "arn:aws:dynamodb:eu-central-1:123456789012:table/t".into(),
-        });
-        assert_eq!(
-            body,
-            concat!(
-                r#"{"__type":"com.amazon.coral.availability#ThrottlingException","#,
-                r#""message":"Throughput exceeds the current capacity of your table or index. "#,
-                r#"DynamoDB is automatically scaling your table or index so please try again "#,
-                r#"shortly. If exceptions persist, check if you have a hot key: "#,
-                r#"https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html","#,
-                r#""ThrottlingReasons":[{"reason":"TableWriteKeyRangeThroughputExceeded","#,
-                r#""resource":"arn:aws:dynamodb:eu-central-1:123456789012:table/t"}]}"#
-            )
-        );
-    }
 }

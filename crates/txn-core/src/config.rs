@@ -264,6 +264,7 @@ mod tests {
             (ENV_TABLE_NAME, "t"),
             (ENV_QUEUE_URL, "q"),
             (ENV_DLQ_URL, "d"),
+            (ENV_FILE_STATUS_TABLE_NAME, "s"),
             (ENV_ENVIRONMENT, "prod"),
             (ENV_METRIC_NAMESPACE, "Ns"),
             (ENV_MAX_FILE_BYTES, "10"),
