@@ -18,6 +18,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from pipeline_local import file_status
 from pipeline_local import samples as sample_files
 from tests.e2e.conftest import E2E
 from tests.integration.test_txnctl import txnctl_binary
@@ -176,8 +177,11 @@ def test_replay_stores_a_failed_record_once(clean_e2e: E2E, tmp_path: Path) -> N
     assert Counter(i["transaction_id"] for i in items_after)[poison.transaction_id] == 1
     as_text = {json.dumps(i, sort_keys=True, default=str) for i in items_after}
     assert {json.dumps(i, sort_keys=True, default=str) for i in items_before} <= as_text
-    status = _counts(_status_item(e2e, small.key, up.version_id))
-    print("status after replay", status)
-    assert status["rows_seen"] == 40
+    item = _status_item(e2e, small.key, up.version_id)
+    # The status counts still add up. Not asserted, because neither implementation does it
+    # yet: the replayed resume does not move the status to done (it keeps stored 39,
+    # retries_pending 1), and samples.account counts the replayed line in two places (its
+    # item and its RECORD_WRITE_FAILED row, which a replay only marks replayed_at).
+    assert item["rows_seen"] == 40 == file_status.accounted(item)
     assert txnctl("replay")["sent"] == 0
     assert e2e.depths() == {"main": 0, "dlq": 0}
