@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_local.scratch_stack import create_status_table
 from tests.unit.conftest import (
     BUCKET,
     DLQ_URL,
@@ -471,18 +472,7 @@ def test_lambda_handler_with_moto(proc: Any, handler_env: None) -> None:
                 {"AttributeName": "timestamp", "KeyType": "RANGE"},
             ],
         )
-        ddb.create_table(  # the per-file status table (contract P26), keys as lib/main.tf's
-            TableName=HANDLER_ENV["FILE_STATUS_TABLE_NAME"],
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "source_key", "AttributeType": "S"},
-                {"AttributeName": "source_version_id", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "source_key", "KeyType": "HASH"},
-                {"AttributeName": "source_version_id", "KeyType": "RANGE"},
-            ],
-        )
+        create_status_table(ddb, HANDLER_ENV["FILE_STATUS_TABLE_NAME"])  # contract P26
         main_url = sqs.create_queue(QueueName="sqs-transactions-test")["QueueUrl"]
         dlq_url = sqs.create_queue(QueueName="sqs-transactions-dlq-test")["QueueUrl"]
         import os
