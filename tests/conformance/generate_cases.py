@@ -186,6 +186,35 @@ def csv(*rows: str, header: str = HEADER, eol: str = "\n", final_eol: bool = Tru
     return text + (eol if final_eol else "")
 
 
+def file_error_case(
+    name,
+    inputs: dict[str, bytes | str],
+    code,
+    description,
+    *,
+    key=None,
+    status_message=None,
+    version="$VERSION_1",
+    **config,
+):
+    """A case whose file is refused as a whole: nothing stored, one file error row and rows_in 1;
+    with status_message, the failed per-file status it leaves (P30). The key is
+    in/<name>.<ending of the one input file> unless given; config keys go between key and
+    description."""
+    if key is None:
+        (fname,) = inputs
+        key = f"in/{name}{Path(fname).suffix}"
+    expected = {
+        "transactions": [],
+        "errors": [file_err(code, key=key, version=version)],
+        "accounting": {"rows_in": 1, "duplicates": 0},
+    }
+    if status_message is not None:
+        failed = status(key, state="failed", file_error=(code, status_message), version=version)
+        expected["file_status"] = [failed]
+    case(name, inputs, expected, {"key": key, **config, "description": description})
+
+
 # ==========================================================================================
 # The cases
 
@@ -1267,49 +1296,27 @@ def build() -> None:
     )
 
     # ---------------------------------------------------------------- 21-23 JSON depth
-    def nested(depth: int) -> str:
-        return "[" * depth + "]" * depth
-
     rec = (
         '{"transaction_id": "Z-1", "account_id": "ACC1", "amount": "1", "currency": "EUR", '
         '"transaction_type": "DEBIT", "timestamp": "2024-01-01T00:00:00Z"'
     )
-    name = "21-json-depth-100"
-    K = f"in/{name}.json"
-    case(
-        name,
-        {
-            "input.json": "["
-            + rec
-            + "}, "
-            + rec.replace("Z-1", "Z-2")
-            + ', "meta": '
-            + nested(98)
-            + "}]"
-        },
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "a document nested 100 levels deep is MALFORMED_FILE; no record of the file is stored, not even the valid first one",
-        },
+
+    def nested(depth: int) -> str:
+        """Two records, the second with a "meta" field `depth` arrays deep."""
+        meta = "[" * depth + "]" * depth
+        return "[" + rec + "}, " + rec.replace("Z-1", "Z-2") + ', "meta": ' + meta + "}]"
+
+    file_error_case(
+        "21-json-depth-100",
+        {"input.json": nested(98)},
+        "MALFORMED_FILE",
+        "a document nested 100 levels deep is MALFORMED_FILE; no record of the file is stored, not even the valid first one",
     )
     name = "22-json-depth-64-accepted"
     K = f"in/{name}.json"
     case(
         name,
-        {
-            "input.json": "["
-            + rec
-            + "}, "
-            + rec.replace("Z-1", "Z-2")
-            + ', "meta": '
-            + nested(62)
-            + "}]"
-        },
+        {"input.json": nested(62)},
         {
             "transactions": [
                 tx("Z-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
@@ -1322,202 +1329,90 @@ def build() -> None:
             "description": "exactly 64 levels (top-level array = 1, record = 2, 62 nested arrays) is not a file error",
         },
     )
-    name = "23-json-depth-65"
-    K = f"in/{name}.json"
-    case(
-        name,
-        {
-            "input.json": "["
-            + rec
-            + "}, "
-            + rec.replace("Z-1", "Z-2")
-            + ', "meta": '
-            + nested(63)
-            + "}]"
-        },
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "65 levels (one more than case 22) is deeper than 64: MALFORMED_FILE",
-        },
+    file_error_case(
+        "23-json-depth-65",
+        {"input.json": nested(63)},
+        "MALFORMED_FILE",
+        "65 levels (one more than case 22) is deeper than 64: MALFORMED_FILE",
     )
 
     # ---------------------------------------------------------------- 24-29 JSON file errors
-    name = "24-json-invalid-utf8"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "24-json-invalid-utf8",
         {"input.json": ("[" + rec + ', "description": "caf').encode() + b"\xe9" + b'"}]'},
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_ENCODING", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "a JSON document that is not UTF-8 (a Latin-1 byte) is INVALID_ENCODING",
-        },
+        "INVALID_ENCODING",
+        "a JSON document that is not UTF-8 (a Latin-1 byte) is INVALID_ENCODING",
     )
-    name = "25-json-malformed"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "25-json-malformed",
         {"input.json": "[" + rec + "}, " + rec.replace("Z-1", "Z-2")},
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "truncated JSON is MALFORMED_FILE; the complete first record is not stored",
-        },
+        "MALFORMED_FILE",
+        "truncated JSON is MALFORMED_FILE; the complete first record is not stored",
     )
-    name = "26-json-wrong-top-level"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "26-json-wrong-top-level",
         {"input.json": '"just a string"\n'},
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "a top-level string is the wrong top-level JSON type: MALFORMED_FILE",
-        },
+        "MALFORMED_FILE",
+        "a top-level string is the wrong top-level JSON type: MALFORMED_FILE",
     )
-    name = "27-json-object-without-transactions"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "27-json-object-without-transactions",
         {"input.json": '{"records": [' + rec + "}]}\n"},
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": 'an object that is not {"transactions": [...]} is MALFORMED_FILE',
-        },
+        "MALFORMED_FILE",
+        'an object that is not {"transactions": [...]} is MALFORMED_FILE',
     )
-    name = "28-json-empty-array"
-    K = f"in/{name}.json"
-    case(
-        name,
-        {"input.json": "[]\n"},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "an empty array is EMPTY_FILE"},
+    file_error_case(
+        "28-json-empty-array", {"input.json": "[]\n"}, "EMPTY_FILE", "an empty array is EMPTY_FILE"
     )
-    name = "29-json-wrapped-empty"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "29-json-wrapped-empty",
         {"input.json": '{"transactions": []}'},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "an empty wrapped array is EMPTY_FILE"},
+        "EMPTY_FILE",
+        "an empty wrapped array is EMPTY_FILE",
     )
 
     # ---------------------------------------------------------------- 30-36 CSV file errors
-    name = "30-csv-empty-file"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "30-csv-empty-file",
         {"input.csv": b""},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-            "file_status": [
-                status(K, state="failed", file_error=("EMPTY_FILE", "file: no header row"))
-            ],
-        },
-        {"key": K, "description": "no bytes: EMPTY_FILE; the file status is failed (P30)"},
+        "EMPTY_FILE",
+        "no bytes: EMPTY_FILE; the file status is failed (P30)",
+        status_message="file: no header row",
     )
-    name = "31-csv-header-only"
-    K = f"in/{name}.csv"
-    case(
-        name,
-        {"input.csv": csv()},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "a header and no rows: EMPTY_FILE"},
+    file_error_case(
+        "31-csv-header-only", {"input.csv": csv()}, "EMPTY_FILE", "a header and no rows: EMPTY_FILE"
     )
-    name = "32-csv-header-missing-column"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "32-csv-header-missing-column",
         {
             "input.csv": csv(
                 "H-1,ACC1,1,EUR,DEBIT,,",
                 header="transaction_id,account_id,amount,currency,transaction_type,merchant_id,description",
             )
         },
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_HEADER", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-            "file_status": [
-                status(
-                    K,
-                    state="failed",
-                    file_error=("INVALID_HEADER", 'header: missing required column "timestamp"'),
-                )
-            ],
-        },
-        {
-            "key": K,
-            "description": "header without the required timestamp column: INVALID_HEADER (a file error has no field: its message names the column), nothing stored",
-        },
+        "INVALID_HEADER",
+        "header without the required timestamp column: INVALID_HEADER (a file error has no field: its message names the column), nothing stored",
+        status_message='header: missing required column "timestamp"',
     )
-    name = "33-csv-header-unknown-column"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "33-csv-header-unknown-column",
         {
             "input.csv": csv(
                 "H-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,,x", header=HEADER + ",note"
             )
         },
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_HEADER", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "header with an unknown column: INVALID_HEADER"},
+        "INVALID_HEADER",
+        "header with an unknown column: INVALID_HEADER",
     )
-    name = "34-csv-header-duplicate-column"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "34-csv-header-duplicate-column",
         {
             "input.csv": csv(
                 "H-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,,1", header=HEADER + ",amount"
             )
         },
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_HEADER", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "header with a duplicate column: INVALID_HEADER"},
+        "INVALID_HEADER",
+        "header with a duplicate column: INVALID_HEADER",
     )
     name = "35-csv-header-reordered-optional-absent"
     K = f"in/{name}.csv"
@@ -1543,20 +1438,14 @@ def build() -> None:
             "description": "columns in any order; optional columns may be left out of the header",
         },
     )
-    name = "36-csv-header-invalid-utf8"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "36-csv-header-invalid-utf8",
         {
             "input.csv": b"transaction_id,account_id,amount,currency,transaction_type,timestamp,merchant_id,descripci\xf3n\n"
             b"H-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,\n"
         },
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_ENCODING", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "a CSV header that is not UTF-8: INVALID_ENCODING file error"},
+        "INVALID_ENCODING",
+        "a CSV header that is not UTF-8: INVALID_ENCODING file error",
     )
 
     # ---------------------------------------------------------------- 37-38 CSV row errors
@@ -1930,21 +1819,12 @@ def build() -> None:
 
     # ---------------------------------------------------------------- 48-50 size and missing
     LIMIT_CSV = csv("LM-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,")
-    name = "48-file-too-large"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "48-file-too-large",
         {"input.csv": LIMIT_CSV},
-        {
-            "transactions": [],
-            "errors": [file_err("FILE_TOO_LARGE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "env": {"MAX_FILE_BYTES": str(len(LIMIT_CSV.encode()) - 1)},
-            "description": "one byte over MAX_FILE_BYTES: FILE_TOO_LARGE, nothing stored",
-        },
+        "FILE_TOO_LARGE",
+        "one byte over MAX_FILE_BYTES: FILE_TOO_LARGE, nothing stored",
+        env={"MAX_FILE_BYTES": str(len(LIMIT_CSV.encode()) - 1)},
     )
     name = "49-file-at-size-limit"
     K = f"in/{name}.csv"
@@ -1964,29 +1844,15 @@ def build() -> None:
             "description": "exactly MAX_FILE_BYTES is not over the limit",
         },
     )
-    name = "50-object-not-found"
-    K = "in/50-never-uploaded.csv"
-    case(
-        name,
+    file_error_case(
+        "50-object-not-found",
         {},
-        {
-            "transactions": [],
-            "errors": [file_err("OBJECT_NOT_FOUND", key=K, version=None)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-            "file_status": [
-                status(
-                    K,
-                    state="failed",
-                    file_error=("OBJECT_NOT_FOUND", "file: object (version) not found"),
-                    version=None,
-                )
-            ],
-        },
-        {
-            "key": K,
-            "missing_object": True,
-            "description": "an event for an object that does not exist (deleted before processing): OBJECT_NOT_FOUND file error, returned normally",
-        },
+        "OBJECT_NOT_FOUND",
+        "an event for an object that does not exist (deleted before processing): OBJECT_NOT_FOUND file error, returned normally",
+        key="in/50-never-uploaded.csv",
+        status_message="file: object (version) not found",
+        version=None,
+        missing_object=True,
     )
 
     # ---------------------------------------------------------------- 51-52 resume path
@@ -2607,20 +2473,11 @@ def build() -> None:
             "description": 'a JSON number in any field is its token text (handler decision P2): 42 is the id "42", currency 978 is UNKNOWN_CURRENCY; the number 1.5 is the valid id "1.5"',
         },
     )
-    name = "62-json-whitespace-only"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "62-json-whitespace-only",
         {"input.json": "  \n\t \n"},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "a JSON file with only whitespace is EMPTY_FILE (handler decision P14)",
-        },
+        "EMPTY_FILE",
+        "a JSON file with only whitespace is EMPTY_FILE (handler decision P14)",
     )
 
     # ---------------------------------------------------------------- 63 killed and re-run
