@@ -48,10 +48,12 @@ def planned(work: Workdir) -> dict[str, dict[str, Any]]:
 
 
 def planned_functions(work: Workdir) -> dict[str, dict[str, Any]]:
+    """Planned values of aws_lambda_function.function by its key (processor, dlq_processor)."""
+    prefix = "aws_lambda_function.function["
     return {
-        address.split(".")[1]: values
+        json.loads(address[len(prefix) : -1]): values
         for address, values in planned(work).items()
-        if address.startswith("aws_lambda_function.")
+        if address.startswith(prefix)
     }
 
 

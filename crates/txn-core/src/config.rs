@@ -26,7 +26,7 @@ pub const ENV_FILE_STATUS_TABLE_NAME: &str = "FILE_STATUS_TABLE_NAME";
 /// Days an error row is kept (`ERROR_RETENTION_DAYS`).
 pub const ENV_ERROR_RETENTION_DAYS: &str = "ERROR_RETENTION_DAYS";
 
-/// Every variable the processor reads (aws_lambda_function.processor in lib/main.tf).
+/// Every variable the processor reads (local.functions.processor in lib/main.tf).
 pub const PROCESSOR_ENV_VARIABLES: [&str; 8] = [
     ENV_TABLE_NAME,
     ENV_QUEUE_URL,
@@ -38,7 +38,7 @@ pub const PROCESSOR_ENV_VARIABLES: [&str; 8] = [
     ENV_TIME_SAFETY_MARGIN_MS,
 ];
 
-/// Every variable the DLQ processor reads (aws_lambda_function.dlq_processor in lib/main.tf).
+/// Every variable the DLQ processor reads (local.functions.dlq_processor in lib/main.tf).
 pub const DLQ_PROCESSOR_ENV_VARIABLES: [&str; 4] = [
     ENV_ERRORS_TABLE_NAME,
     ENV_ENVIRONMENT,
