@@ -22,6 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "cases"
+# The instant (UTC) most cases' rows carry: their "2024-01-01T00:00:00Z", as tx() takes it.
+JAN_1 = "2024-01-01T00:00:00"
 HEADER = (
     "transaction_id,account_id,amount,currency,transaction_type,timestamp,merchant_id,description"
 )
@@ -437,7 +439,7 @@ def build() -> None:
                     merchant="M1",
                     desc="first",
                 ),
-                tx("B-2", "ACC1", "2", "EUR", "DEBIT", "2024-01-01T00:00:00", 3, key=K),
+                tx("B-2", "ACC1", "2", "EUR", "DEBIT", JAN_1, 3, key=K),
                 tx(
                     "B-3",
                     "ACC1",
@@ -488,7 +490,7 @@ def build() -> None:
                     merchant="ACME, Inc.",
                     desc='He said "hi", twice',
                 ),
-                tx("Q-4", "ACC1", "12", "EUR", "CREDIT", "2024-01-01T00:00:00", 6, key=K),
+                tx("Q-4", "ACC1", "12", "EUR", "CREDIT", JAN_1, 6, key=K),
                 tx(
                     "Q-5",
                     "ACC1",
@@ -532,9 +534,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("M-8", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 9, key=K)
-            ],
+            "transactions": [tx("M-8", "ACC1", "1", "EUR", "DEBIT", JAN_1, 9, key=K)],
             "errors": [
                 err("MISSING_FIELD", "transaction_id", None, 2, key=K),
                 err("MISSING_FIELD", "account_id", "M-2", 3, key=K),
@@ -615,9 +615,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("N-4", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K)
-            ],
+            "transactions": [tx("N-4", "ACC1", "1", "EUR", "DEBIT", JAN_1, 4, key=K)],
             "errors": [
                 err("MISSING_FIELD", "transaction_id", None, 0, key=K),
                 err("MISSING_FIELD", "amount", "N-1", 1, key=K),
@@ -655,10 +653,10 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx(ID64, "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("TX-trim", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 7, key=K),
-                tx("a:b.c_d-e", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 8, key=K),
-                tx("X", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 9, key=K),
+                tx(ID64, "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("TX-trim", "ACC1", "1", "EUR", "DEBIT", JAN_1, 7, key=K),
+                tx("a:b.c_d-e", "ACC1", "1", "EUR", "DEBIT", JAN_1, 8, key=K),
+                tx("X", "ACC1", "1", "EUR", "DEBIT", JAN_1, 9, key=K),
             ],
             "errors": [
                 err("INVALID_FORMAT", "transaction_id", None, 3, key=K),
@@ -693,18 +691,9 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("A-1", A34, "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx(
-                    "A-4",
-                    "de89370400440532013000",
-                    "1",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    5,
-                    key=K,
-                ),
-                tx("A-5", "Z", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 6, key=K),
+                tx("A-1", A34, "1", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("A-4", "de89370400440532013000", "1", "EUR", "DEBIT", JAN_1, 5, key=K),
+                tx("A-5", "Z", "1", "EUR", "DEBIT", JAN_1, 6, key=K),
             ],
             "errors": [
                 err("INVALID_FORMAT", "account_id", "A-2", 3, key=K),
@@ -746,26 +735,8 @@ def build() -> None:
         {"input.csv": csv(*rows)},
         {
             "transactions": [
-                tx(
-                    "S-90",
-                    "ACC1",
-                    "12.5",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    2 + len(bad),
-                    key=K,
-                ),
-                tx(
-                    "S-91",
-                    "ACC1",
-                    "7.1",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    3 + len(bad),
-                    key=K,
-                ),
+                tx("S-90", "ACC1", "12.5", "EUR", "DEBIT", JAN_1, 2 + len(bad), key=K),
+                tx("S-91", "ACC1", "7.1", "EUR", "DEBIT", JAN_1, 3 + len(bad), key=K),
             ],
             "errors": [
                 err("INVALID_FORMAT", "amount", f"S-{i:02d}", 2 + i, key=K) for i in range(len(bad))
@@ -799,20 +770,9 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx(
-                    "V-8",
-                    "ACC1",
-                    "999999999999.99",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    9,
-                    key=K,
-                ),
-                tx("V-9", "ACC1", "0.01", "EUR", "DEBIT", "2024-01-01T00:00:00", 10, key=K),
-                tx(
-                    "V-10", "ACC1", "999999999999", "JPY", "DEBIT", "2024-01-01T00:00:00", 11, key=K
-                ),
+                tx("V-8", "ACC1", "999999999999.99", "EUR", "DEBIT", JAN_1, 9, key=K),
+                tx("V-9", "ACC1", "0.01", "EUR", "DEBIT", JAN_1, 10, key=K),
+                tx("V-10", "ACC1", "999999999999", "JPY", "DEBIT", JAN_1, 11, key=K),
             ],
             "errors": [
                 err("INVALID_VALUE", "amount", "V-1", 2, key=K),
@@ -854,13 +814,13 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("P-2", "ACC1", "10.5", "EUR", "DEBIT", "2024-01-01T00:00:00", 3, key=K),
-                tx("P-3", "ACC1", "10.5", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
-                tx("P-5", "ACC1", "100", "JPY", "DEBIT", "2024-01-01T00:00:00", 6, key=K),
-                tx("P-6", "ACC1", "100", "JPY", "DEBIT", "2024-01-01T00:00:00", 7, key=K),
-                tx("P-8", "ACC1", "1.234", "KWD", "DEBIT", "2024-01-01T00:00:00", 9, key=K),
-                tx("P-9", "ACC1", "0.001", "BHD", "DEBIT", "2024-01-01T00:00:00", 10, key=K),
-                tx("P-12", "ACC1", "5.1", "USD", "DEBIT", "2024-01-01T00:00:00", 13, key=K),
+                tx("P-2", "ACC1", "10.5", "EUR", "DEBIT", JAN_1, 3, key=K),
+                tx("P-3", "ACC1", "10.5", "EUR", "DEBIT", JAN_1, 4, key=K),
+                tx("P-5", "ACC1", "100", "JPY", "DEBIT", JAN_1, 6, key=K),
+                tx("P-6", "ACC1", "100", "JPY", "DEBIT", JAN_1, 7, key=K),
+                tx("P-8", "ACC1", "1.234", "KWD", "DEBIT", JAN_1, 9, key=K),
+                tx("P-9", "ACC1", "0.001", "BHD", "DEBIT", JAN_1, 10, key=K),
+                tx("P-12", "ACC1", "5.1", "USD", "DEBIT", JAN_1, 13, key=K),
             ],
             "errors": [
                 err("PRECISION_EXCEEDED", "amount", "P-1", 2, key=K),
@@ -896,9 +856,9 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("C-5", "ACC1", "10", "USD", "DEBIT", "2024-01-01T00:00:00", 6, key=K),
-                tx("C-6", "ACC1", "10", "GBP", "DEBIT", "2024-01-01T00:00:00", 7, key=K),
-                tx("C-7", "ACC1", "10", "SEK", "DEBIT", "2024-01-01T00:00:00", 8, key=K),
+                tx("C-5", "ACC1", "10", "USD", "DEBIT", JAN_1, 6, key=K),
+                tx("C-6", "ACC1", "10", "GBP", "DEBIT", JAN_1, 7, key=K),
+                tx("C-7", "ACC1", "10", "SEK", "DEBIT", JAN_1, 8, key=K),
             ],
             "errors": [
                 err("UNKNOWN_CURRENCY", "currency", "C-1", 2, key=K),
@@ -934,11 +894,11 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("T-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("T-2", "ACC1", "1", "EUR", "TRANSFER", "2024-01-01T00:00:00", 3, key=K),
-                tx("T-3", "ACC1", "1", "EUR", "PAYMENT", "2024-01-01T00:00:00", 4, key=K),
-                tx("T-4", "ACC1", "1", "EUR", "REFUND", "2024-01-01T00:00:00", 5, key=K),
-                tx("T-5", "ACC1", "1", "EUR", "CREDIT", "2024-01-01T00:00:00", 6, key=K),
+                tx("T-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("T-2", "ACC1", "1", "EUR", "TRANSFER", JAN_1, 3, key=K),
+                tx("T-3", "ACC1", "1", "EUR", "PAYMENT", JAN_1, 4, key=K),
+                tx("T-4", "ACC1", "1", "EUR", "REFUND", JAN_1, 5, key=K),
+                tx("T-5", "ACC1", "1", "EUR", "CREDIT", JAN_1, 6, key=K),
             ],
             "errors": [
                 err("INVALID_VALUE", "transaction_type", "T-6", 7, key=K),
@@ -1070,19 +1030,9 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx(
-                    "L-1",
-                    "ACC1",
-                    "1",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    2,
-                    key=K,
-                    merchant=M64,
-                ),
-                tx("L-3", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K, desc=D256),
-                tx("L-6", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 7, key=K, desc=E256),
+                tx("L-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K, merchant=M64),
+                tx("L-3", "ACC1", "1", "EUR", "DEBIT", JAN_1, 4, key=K, desc=D256),
+                tx("L-6", "ACC1", "1", "EUR", "DEBIT", JAN_1, 7, key=K, desc=E256),
                 tx(
                     "L-7",
                     "ACC1",
@@ -1136,9 +1086,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("U-3", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K)
-            ],
+            "transactions": [tx("U-3", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K)],
             "errors": [
                 err("UNKNOWN_FIELD", "foo", "U-1", 0, key=K),
                 err("UNKNOWN_FIELD", "Amount", "U-2", 1, key=K),
@@ -1178,9 +1126,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("Y-11", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 10, key=K)
-            ],
+            "transactions": [tx("Y-11", "ACC1", "1", "EUR", "DEBIT", JAN_1, 10, key=K)],
             "errors": [
                 err("INVALID_FORMAT", "amount", "Y-1", 0, key=K),
                 err("INVALID_FORMAT", "amount", "Y-2", 1, key=K),
@@ -1232,49 +1178,13 @@ def build() -> None:
         {"input.json": "[\n" + body + "\n]\n"},
         {
             "transactions": [
-                tx(
-                    "D-01",
-                    "ACC1",
-                    "999999999999.99",
-                    "EUR",
-                    "CREDIT",
-                    "2024-01-01T00:00:00",
-                    0,
-                    key=K,
-                ),
-                tx(
-                    "D-06",
-                    "ACC1",
-                    "12345678901.23",
-                    "EUR",
-                    "CREDIT",
-                    "2024-01-01T00:00:00",
-                    5,
-                    key=K,
-                ),
-                tx("D-07", "ACC1", "10.5", "EUR", "CREDIT", "2024-01-01T00:00:00", 6, key=K),
-                tx("D-11", "ACC1", "0.3", "EUR", "CREDIT", "2024-01-01T00:00:00", 10, key=K),
-                tx("D-12", "ACC1", "0.1", "KWD", "CREDIT", "2024-01-01T00:00:00", 11, key=K),
-                tx(
-                    "D-13",
-                    "ACC1",
-                    "123456789012.345",
-                    "KWD",
-                    "CREDIT",
-                    "2024-01-01T00:00:00",
-                    12,
-                    key=K,
-                ),
-                tx(
-                    "D-14",
-                    "ACC1",
-                    "999999999999.999",
-                    "KWD",
-                    "CREDIT",
-                    "2024-01-01T00:00:00",
-                    13,
-                    key=K,
-                ),
+                tx("D-01", "ACC1", "999999999999.99", "EUR", "CREDIT", JAN_1, 0, key=K),
+                tx("D-06", "ACC1", "12345678901.23", "EUR", "CREDIT", JAN_1, 5, key=K),
+                tx("D-07", "ACC1", "10.5", "EUR", "CREDIT", JAN_1, 6, key=K),
+                tx("D-11", "ACC1", "0.3", "EUR", "CREDIT", JAN_1, 10, key=K),
+                tx("D-12", "ACC1", "0.1", "KWD", "CREDIT", JAN_1, 11, key=K),
+                tx("D-13", "ACC1", "123456789012.345", "KWD", "CREDIT", JAN_1, 12, key=K),
+                tx("D-14", "ACC1", "999999999999.999", "KWD", "CREDIT", JAN_1, 13, key=K),
             ],
             "errors": [
                 err("PRECISION_EXCEEDED", "amount", "D-02", 1, key=K),
@@ -1318,9 +1228,7 @@ def build() -> None:
         name,
         {"input.json": nested(62)},
         {
-            "transactions": [
-                tx("Z-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
-            ],
+            "transactions": [tx("Z-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 0, key=K)],
             "errors": [err("UNKNOWN_FIELD", "meta", "Z-2", 1, key=K)],
             "accounting": {"rows_in": 2, "duplicates": 0},
         },
@@ -1427,7 +1335,7 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("O-1", "ACC1", "5.25", "EUR", "REFUND", "2024-01-01T00:00:00", 2, key=K),
+                tx("O-1", "ACC1", "5.25", "EUR", "REFUND", JAN_1, 2, key=K),
                 tx("O-2", "ACC2", "6", "EUR", "DEBIT", "2024-01-02T00:00:00", 3, key=K),
             ],
             "errors": [],
@@ -1463,10 +1371,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("E-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K, desc="ok"),
-                tx(
-                    "E-4", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 5, key=K, desc="café"
-                ),
+                tx("E-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K, desc="ok"),
+                tx("E-4", "ACC1", "1", "EUR", "DEBIT", JAN_1, 5, key=K, desc="café"),
             ],
             "errors": [
                 err("INVALID_ENCODING", None, None, 3, key=K),
@@ -1493,8 +1399,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("W-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("W-4", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 5, key=K),
+                tx("W-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("W-4", "ACC1", "1", "EUR", "DEBIT", JAN_1, 5, key=K),
             ],
             "errors": [
                 err("MALFORMED_ROW", None, None, 3, key=K),
@@ -1574,7 +1480,7 @@ def build() -> None:
                     merchant="M",
                     desc="desc",
                 ),
-                tx("DUP-2", "ACC1", "3", "EUR", "CREDIT", "2024-01-01T00:00:00", 5, key=K),
+                tx("DUP-2", "ACC1", "3", "EUR", "CREDIT", JAN_1, 5, key=K),
             ],
             "errors": [],
             "accounting": {"rows_in": 4, "duplicates": 2},
@@ -1636,7 +1542,7 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("SI-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("SI-1", "ACC1", "10", "EUR", "DEBIT", JAN_1, 2, key=K),
                 tx("SI-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00.001", 3, key=K),
             ],
             "errors": [],
@@ -1689,7 +1595,7 @@ def build() -> None:
             "transactions": [
                 pre_same,
                 pre_diff,
-                tx("PRE-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+                tx("PRE-3", "ACC1", "30", "EUR", "DEBIT", JAN_1, 4, key=K),
             ],
             "errors": [err("DUPLICATE_CONFLICT", "transaction_id", "PRE-2", 3, key=K)],
             "accounting": {"rows_in": 3, "duplicates": 1},
@@ -1715,8 +1621,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("RP-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("RP-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+                tx("RP-1", "ACC1", "10", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("RP-3", "ACC1", "30", "EUR", "DEBIT", JAN_1, 4, key=K),
             ],
             "errors": [err("INVALID_VALUE", "amount", "RP-2", 3, key=K)],
             "accounting": {"rows_in": 3, "duplicates": 0},
@@ -1742,8 +1648,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("RV-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("RV-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+                tx("RV-1", "ACC1", "10", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("RV-3", "ACC1", "30", "EUR", "DEBIT", JAN_1, 4, key=K),
             ],
             "errors": [
                 err("INVALID_VALUE", "amount", "RV-2", 3, key=K),
@@ -1781,9 +1687,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("K-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K)
-            ],
+            "transactions": [tx("K-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K)],
             "errors": [err("INVALID_VALUE", "amount", "K-2", 3, key=K)],
             "accounting": {"rows_in": 2, "duplicates": 0},
         },
@@ -1805,9 +1709,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("K-3", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
-            ],
+            "transactions": [tx("K-3", "ACC1", "1", "EUR", "DEBIT", JAN_1, 0, key=K)],
             "errors": [err("UNKNOWN_FIELD", "x", "K-4", 1, key=K)],
             "accounting": {"rows_in": 2, "duplicates": 0},
         },
@@ -1832,9 +1734,7 @@ def build() -> None:
         name,
         {"input.csv": LIMIT_CSV},
         {
-            "transactions": [
-                tx("LM-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K)
-            ],
+            "transactions": [tx("LM-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K)],
             "errors": [],
             "accounting": {"rows_in": 1, "duplicates": 0},
         },
@@ -2019,19 +1919,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("AL-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx(
-                    "AL-4",
-                    "ACC1",
-                    "40",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    5,
-                    key=K,
-                    merchant="M",
-                    desc="d",
-                ),
+                tx("AL-1", "ACC1", "10", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("AL-4", "ACC1", "40", "EUR", "DEBIT", JAN_1, 5, key=K, merchant="M", desc="d"),
             ],
             "errors": [
                 err("INVALID_VALUE", "amount", "AL-2", 3, key=K),
@@ -2072,8 +1961,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("CR-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K, desc="a"),
-                tx("CR-4", "ACC1", "2", "EUR", "DEBIT", "2024-01-01T00:00:00", 6, key=K, desc="b"),
+                tx("CR-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K, desc="a"),
+                tx("CR-4", "ACC1", "2", "EUR", "DEBIT", JAN_1, 6, key=K, desc="b"),
             ],
             "errors": [
                 err("INVALID_FORMAT", "description", "CR-2", 3, key=K),
@@ -2399,9 +2288,7 @@ def build() -> None:
         name,
         {"input.json": b"\xef\xbb\xbf" + json.dumps([{"transaction_id": "JB-1", **base}]).encode()},
         {
-            "transactions": [
-                tx("JB-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
-            ],
+            "transactions": [tx("JB-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 0, key=K)],
             "errors": [],
             "accounting": {"rows_in": 1, "duplicates": 0},
         },
@@ -2427,8 +2314,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("BL-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 3, key=K),
-                tx("BL-2", "ACC1", "2", "EUR", "DEBIT", "2024-01-01T00:00:00", 5, key=K),
+                tx("BL-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 3, key=K),
+                tx("BL-2", "ACC1", "2", "EUR", "DEBIT", JAN_1, 5, key=K),
             ],
             "errors": [err("INVALID_VALUE", "amount", "BL-3", 7, key=K)],
             "accounting": {"rows_in": 3, "duplicates": 0},
@@ -2452,18 +2339,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx(
-                    "42",
-                    "12345678",
-                    "5",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    0,
-                    key=K,
-                    merchant="7",
-                ),
-                tx("1.5", "ACC1", "5", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("42", "12345678", "5", "EUR", "DEBIT", JAN_1, 0, key=K, merchant="7"),
+                tx("1.5", "ACC1", "5", "EUR", "DEBIT", JAN_1, 2, key=K),
             ],
             "errors": [err("UNKNOWN_CURRENCY", "currency", "NT-2", 1, key=K)],
             "accounting": {"rows_in": 3, "duplicates": 0},
