@@ -119,14 +119,13 @@ locals {
   # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html
   s3_encryption_context_arns = [local.arns.bucket, "${local.arns.bucket}/*"]
 
-  # Key policy statement every key starts with, so that the account can never lose control.
-  kms_root_statement = {
-    Sid       = "EnableRootAccountAccess"
-    Effect    = "Allow"
-    Principal = { AWS = local.root_principal }
-    Action    = "kms:*"
-    Resource  = "*"
-  }
+  # What the statement giving the account itself full access (first in the key, bucket and
+  # topic policies, so that the account can never lose control) says besides Sid, Action and
+  # Resource.
+  root_access = { Effect = "Allow", Principal = { AWS = local.root_principal } }
+
+  # Key policy statement every key starts with.
+  kms_root_statement = merge(local.root_access, { Sid = "EnableRootAccountAccess", Action = "kms:*", Resource = "*" })
 
   lambda_common = {
     memory_size = 512
@@ -297,13 +296,11 @@ resource "aws_s3_bucket_policy" "transactions" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      {
-        Sid       = "AllowRootAccountAccess"
-        Effect    = "Allow"
-        Principal = { AWS = local.root_principal }
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.transactions.arn, "${aws_s3_bucket.transactions.arn}/*"]
-      },
+      merge(local.root_access, {
+        Sid      = "AllowRootAccountAccess"
+        Action   = "s3:*"
+        Resource = [aws_s3_bucket.transactions.arn, "${aws_s3_bucket.transactions.arn}/*"]
+      }),
       {
         Sid       = "DenyInsecureTransport"
         Effect    = "Deny"
@@ -897,12 +894,9 @@ resource "aws_lambda_function" "function" {
     aws_iam_role.function,
     aws_iam_role_policy_attachment.function,
     aws_cloudwatch_log_group.function,
-    aws_vpc_endpoint.s3,
-    aws_vpc_endpoint.dynamodb,
+    aws_vpc_endpoint.gateway,
     aws_vpc_endpoint.sqs,
-    aws_vpc_security_group_egress_rule.functions_to_s3,
-    aws_vpc_security_group_egress_rule.functions_to_dynamodb,
-    aws_vpc_security_group_egress_rule.functions_to_interface_endpoints,
+    aws_vpc_security_group_egress_rule.functions,
     aws_vpc_security_group_ingress_rule.interface_endpoints_from_functions,
   ]
 }
@@ -988,67 +982,59 @@ resource "aws_route_table_association" "private" {
 # apply on top), so a function that is made to call another bucket or table through the VPC is
 # refused by the endpoint as well.
 # https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html
-resource "aws_vpc_endpoint" "s3" {
-  vpc_id            = aws_vpc.main.id
-  service_name      = "com.amazonaws.${local.region}.s3"
-  vpc_endpoint_type = "Gateway"
-  route_table_ids   = [aws_route_table.private.id]
+locals {
+  # Endpoint policy condition: the caller is the function's own execution role.
+  caller_is = { for key, role in aws_iam_role.function : key => { ArnEquals = { "aws:PrincipalArn" = role.arn } } }
 
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "ProcessorReadsTransactionFiles"
-      Effect    = "Allow"
-      Principal = "*"
-      Action    = ["s3:GetObject", "s3:GetObjectVersion"]
-      Resource  = "${aws_s3_bucket.transactions.arn}/*"
-      Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.function["processor"].arn } }
-    }]
-  })
-
-  tags = {
-    Name = "vpce-s3-${local.env}"
-  }
-}
-
-resource "aws_vpc_endpoint" "dynamodb" {
-  vpc_id            = aws_vpc.main.id
-  service_name      = "com.amazonaws.${local.region}.dynamodb"
-  vpc_endpoint_type = "Gateway"
-  route_table_ids   = [aws_route_table.private.id]
-
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
+  # What each gateway endpoint lets the functions do (Allow, for any principal the condition
+  # admits).
+  gateway_endpoint_grants = {
+    s3 = [
+      {
+        Sid       = "ProcessorReadsTransactionFiles"
+        Action    = ["s3:GetObject", "s3:GetObjectVersion"]
+        Resource  = "${aws_s3_bucket.transactions.arn}/*"
+        Condition = local.caller_is.processor
+      },
+    ]
+    dynamodb = [
       {
         Sid       = "ProcessorStoresTransactions"
-        Effect    = "Allow"
-        Principal = "*"
         Action    = "dynamodb:PutItem"
         Resource  = aws_dynamodb_table.transactions.arn
-        Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.function["processor"].arn } }
+        Condition = local.caller_is.processor
       },
       {
         Sid       = "ProcessorUpdatesFileStatus"
-        Effect    = "Allow"
-        Principal = "*"
         Action    = "dynamodb:UpdateItem"
         Resource  = aws_dynamodb_table.file_status.arn
-        Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.function["processor"].arn } }
+        Condition = local.caller_is.processor
       },
       {
         Sid       = "DlqProcessorStoresErrors"
-        Effect    = "Allow"
-        Principal = "*"
         Action    = "dynamodb:PutItem"
         Resource  = aws_dynamodb_table.errors.arn
-        Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.function["dlq_processor"].arn } }
+        Condition = local.caller_is.dlq_processor
       },
     ]
+  }
+}
+
+resource "aws_vpc_endpoint" "gateway" {
+  for_each = local.gateway_endpoint_grants
+
+  vpc_id            = aws_vpc.main.id
+  service_name      = "com.amazonaws.${local.region}.${each.key}"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id]
+
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [for grant in each.value : merge({ Effect = "Allow", Principal = "*" }, grant)]
   })
 
   tags = {
-    Name = "vpce-dynamodb-${local.env}"
+    Name = "vpce-${each.key}-${local.env}"
   }
 }
 
@@ -1082,37 +1068,38 @@ resource "aws_security_group" "interface_endpoints" {
   }
 }
 
-resource "aws_vpc_security_group_egress_rule" "functions_to_s3" {
-  count = var.attach_functions_to_vpc ? 1 : 0
-
-  security_group_id = aws_security_group.functions[0].id
-  description       = "HTTPS to S3 through the gateway endpoint"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+# HTTPS out of the functions' group, to the gateway endpoints (by their prefix lists) and to the
+# interface endpoints' group.
+locals {
+  function_egress = {
+    to_s3 = {
+      description       = "HTTPS to S3 through the gateway endpoint"
+      prefix_list_id    = aws_vpc_endpoint.gateway["s3"].prefix_list_id
+      security_group_id = null
+    }
+    to_dynamodb = {
+      description       = "HTTPS to DynamoDB through the gateway endpoint"
+      prefix_list_id    = aws_vpc_endpoint.gateway["dynamodb"].prefix_list_id
+      security_group_id = null
+    }
+    to_interface_endpoints = {
+      description       = "HTTPS to the interface endpoints (SQS)"
+      prefix_list_id    = null
+      security_group_id = one(aws_security_group.interface_endpoints[*].id)
+    }
+  }
 }
 
-resource "aws_vpc_security_group_egress_rule" "functions_to_dynamodb" {
-  count = var.attach_functions_to_vpc ? 1 : 0
-
-  security_group_id = aws_security_group.functions[0].id
-  description       = "HTTPS to DynamoDB through the gateway endpoint"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  prefix_list_id    = aws_vpc_endpoint.dynamodb.prefix_list_id
-}
-
-resource "aws_vpc_security_group_egress_rule" "functions_to_interface_endpoints" {
-  count = var.attach_functions_to_vpc ? 1 : 0
+resource "aws_vpc_security_group_egress_rule" "functions" {
+  for_each = { for name, rule in local.function_egress : name => rule if var.attach_functions_to_vpc }
 
   security_group_id            = aws_security_group.functions[0].id
-  description                  = "HTTPS to the interface endpoints (SQS)"
+  description                  = each.value.description
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
-  referenced_security_group_id = aws_security_group.interface_endpoints[0].id
+  prefix_list_id               = each.value.prefix_list_id
+  referenced_security_group_id = each.value.security_group_id
 }
 
 resource "aws_vpc_security_group_ingress_rule" "interface_endpoints_from_functions" {
@@ -1156,7 +1143,7 @@ resource "aws_vpc_endpoint" "sqs" {
       Principal = "*"
       Action    = "sqs:SendMessage"
       Resource  = [aws_sqs_queue.main.arn, aws_sqs_queue.dlq.arn]
-      Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.function["processor"].arn } }
+      Condition = local.caller_is.processor
     }]
   })
 
@@ -1179,23 +1166,14 @@ resource "aws_sns_topic_policy" "alerts" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      {
-        Sid       = "AllowRootAccountFullAccess"
-        Effect    = "Allow"
-        Principal = { AWS = local.root_principal }
-        Action    = "sns:*"
-        Resource  = aws_sns_topic.alerts.arn
-      },
+      merge(local.root_access, { Sid = "AllowRootAccountFullAccess", Action = "sns:*", Resource = aws_sns_topic.alerts.arn }),
       {
         Sid       = "AllowCloudWatchAlarmsToPublish"
         Effect    = "Allow"
         Principal = { Service = "cloudwatch.amazonaws.com" }
         Action    = "sns:Publish"
         Resource  = aws_sns_topic.alerts.arn
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-          ArnLike      = { "aws:SourceArn" = local.arns.alarms }
-        }
+        Condition = { StringEquals = local.source_account, ArnLike = { "aws:SourceArn" = local.arns.alarms } }
       },
     ]
   })
@@ -1210,62 +1188,76 @@ resource "aws_sns_topic_subscription" "alerts_email" {
 # -----------------------------------------------------------------------------
 # CloudWatch: alarms
 # -----------------------------------------------------------------------------
-resource "aws_cloudwatch_metric_alarm" "processor_error_rate" {
-  alarm_name          = local.names.error_rate_alarm
-  alarm_description   = "Transaction processor error rate above 1 % in two consecutive 5-minute periods"
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 1
-  evaluation_periods  = 2
-  datapoints_to_alarm = 2
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alerts.arn]
-  ok_actions          = [aws_sns_topic.alerts.arn]
-
-  metric_query {
-    id          = "error_rate"
-    expression  = "IF(invocations > 0, 100 * errors / invocations, 0)"
-    label       = "Error rate (%)"
-    return_data = true
-  }
-
-  metric_query {
-    id = "errors"
-    metric {
-      namespace   = "AWS/Lambda"
-      metric_name = "Errors"
-      period      = 300
-      stat        = "Sum"
-      dimensions  = { FunctionName = aws_lambda_function.function["processor"].function_name }
+locals {
+  # Both alarms go off after two consecutive breached 5-minute periods and notify the topic on
+  # ALARM and OK; they differ in what they watch: a metric, or metric-math queries.
+  alarms = {
+    processor_error_rate = {
+      name        = local.names.error_rate_alarm
+      description = "Transaction processor error rate above 1 % in two consecutive 5-minute periods"
+      threshold   = 1
+      metric      = null
+      # The processor's error rate (%) from its Errors and Invocations sums.
+      queries = [
+        { id = "error_rate", expression = "IF(invocations > 0, 100 * errors / invocations, 0)", label = "Error rate (%)", return_data = true, lambda_metric = null },
+        { id = "errors", expression = null, label = null, return_data = null, lambda_metric = "Errors" },
+        { id = "invocations", expression = null, label = null, return_data = null, lambda_metric = "Invocations" },
+      ]
     }
-  }
 
-  metric_query {
-    id = "invocations"
-    metric {
-      namespace   = "AWS/Lambda"
-      metric_name = "Invocations"
-      period      = 300
-      stat        = "Sum"
-      dimensions  = { FunctionName = aws_lambda_function.function["processor"].function_name }
+    dlq_depth = {
+      name        = local.names.dlq_depth_alarm
+      description = "More than 100 messages waiting on the dead letter queue in two consecutive 5-minute periods"
+      threshold   = 100
+      metric = {
+        namespace   = "AWS/SQS"
+        metric_name = "ApproximateNumberOfMessagesVisible"
+        dimensions  = { QueueName = aws_sqs_queue.dlq.name }
+        statistic   = "Maximum"
+      }
+      queries = []
     }
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
-  alarm_name          = local.names.dlq_depth_alarm
-  alarm_description   = "More than 100 messages waiting on the dead letter queue in two consecutive 5-minute periods"
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dlq.name }
-  statistic           = "Maximum"
-  period              = 300
+resource "aws_cloudwatch_metric_alarm" "pipeline" {
+  for_each = local.alarms
+
+  alarm_name          = each.value.name
+  alarm_description   = each.value.description
+  namespace           = try(each.value.metric.namespace, null)
+  metric_name         = try(each.value.metric.metric_name, null)
+  dimensions          = try(each.value.metric.dimensions, null)
+  statistic           = try(each.value.metric.statistic, null)
+  period              = each.value.metric == null ? null : 300
   comparison_operator = "GreaterThanThreshold"
-  threshold           = 100
+  threshold           = each.value.threshold
   evaluation_periods  = 2
   datapoints_to_alarm = 2
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
+
+  dynamic "metric_query" {
+    for_each = each.value.queries
+    content {
+      id          = metric_query.value.id
+      expression  = metric_query.value.expression
+      label       = metric_query.value.label
+      return_data = metric_query.value.return_data
+
+      dynamic "metric" {
+        for_each = metric_query.value.lambda_metric[*]
+        content {
+          namespace   = "AWS/Lambda"
+          metric_name = metric.value
+          period      = 300
+          stat        = "Sum"
+          dimensions  = { FunctionName = aws_lambda_function.function["processor"].function_name }
+        }
+      }
+    }
+  }
 }
 
 # -----------------------------------------------------------------------------
@@ -1353,9 +1345,11 @@ resource "aws_cloudwatch_dashboard" "transactions" {
 }
 
 # -----------------------------------------------------------------------------
-# State moves: the addresses these resources had before they became one block for_each over
-# local.kms_keys or local.functions, so that an applied stack keeps every one of them (a plan
-# shows the moves and no change). https://developer.hashicorp.com/terraform/language/modules/develop/refactoring
+# State moves: the addresses these resources had before same-shaped blocks became one block
+# for_each over a map (local.kms_keys, local.functions, local.alarms, local.gateway_endpoint_grants,
+# local.function_egress), so that an applied stack keeps every one of them: a plan shows the
+# moves and no change.
+# https://developer.hashicorp.com/terraform/language/modules/develop/refactoring
 # -----------------------------------------------------------------------------
 moved {
   from = aws_kms_key.s3
@@ -1445,6 +1439,41 @@ moved {
 moved {
   from = aws_lambda_event_source_mapping.dlq_to_dlq_processor
   to   = aws_lambda_event_source_mapping.function["dlq_processor"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.processor_error_rate
+  to   = aws_cloudwatch_metric_alarm.pipeline["processor_error_rate"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.dlq_depth
+  to   = aws_cloudwatch_metric_alarm.pipeline["dlq_depth"]
+}
+
+moved {
+  from = aws_vpc_endpoint.s3
+  to   = aws_vpc_endpoint.gateway["s3"]
+}
+
+moved {
+  from = aws_vpc_endpoint.dynamodb
+  to   = aws_vpc_endpoint.gateway["dynamodb"]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.functions_to_s3[0]
+  to   = aws_vpc_security_group_egress_rule.functions["to_s3"]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.functions_to_dynamodb[0]
+  to   = aws_vpc_security_group_egress_rule.functions["to_dynamodb"]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.functions_to_interface_endpoints[0]
+  to   = aws_vpc_security_group_egress_rule.functions["to_interface_endpoints"]
 }
 
 # -----------------------------------------------------------------------------
@@ -1745,12 +1774,12 @@ output "dlq_processor_log_group_name" {
 
 output "error_rate_alarm_name" {
   description = "Alarm on the processor's error rate."
-  value       = aws_cloudwatch_metric_alarm.processor_error_rate.alarm_name
+  value       = aws_cloudwatch_metric_alarm.pipeline["processor_error_rate"].alarm_name
 }
 
 output "dlq_depth_alarm_name" {
   description = "Alarm on the DLQ's depth."
-  value       = aws_cloudwatch_metric_alarm.dlq_depth.alarm_name
+  value       = aws_cloudwatch_metric_alarm.pipeline["dlq_depth"].alarm_name
 }
 
 output "dashboard_name" {
@@ -1785,12 +1814,12 @@ output "private_route_table_id" {
 
 output "s3_vpc_endpoint_id" {
   description = "ID of the S3 gateway endpoint."
-  value       = aws_vpc_endpoint.s3.id
+  value       = aws_vpc_endpoint.gateway["s3"].id
 }
 
 output "dynamodb_vpc_endpoint_id" {
   description = "ID of the DynamoDB gateway endpoint."
-  value       = aws_vpc_endpoint.dynamodb.id
+  value       = aws_vpc_endpoint.gateway["dynamodb"].id
 }
 
 output "sqs_vpc_endpoint_id" {

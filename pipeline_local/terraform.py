@@ -43,10 +43,7 @@ EMULATOR_IGNORES = {
     "aws_sqs_queue": {"main": ["redrive_policy"]},
     "aws_kms_key": {"pipeline": ["rotation_period_in_days"]},
     # moto's DescribeSecurityGroupRules leaves out each rule's Description.
-    "aws_vpc_security_group_egress_rule": {
-        name: ["description"]
-        for name in ("functions_to_s3", "functions_to_dynamodb", "functions_to_interface_endpoints")
-    },
+    "aws_vpc_security_group_egress_rule": {"functions": ["description"]},
     "aws_vpc_security_group_ingress_rule": {"interface_endpoints_from_functions": ["description"]},
 }
 
