@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the client type comes from the stub packages of requirement
 VERSION = "1.0.0"
 PROCESSOR = f"python3.11/{VERSION}"
 
-# The function's environment: lib/main.tf (aws_lambda_function.dlq_processor) sets every one of
+# The function's environment: lib/main.tf (local.functions.dlq_processor) sets every one of
 # these and owns every default; they are read once, at init, into CONFIG. tests/unit/
 # test_configuration.py fails when this list and that block differ.
 ENV_TABLE_NAME = "ERRORS_TABLE_NAME"

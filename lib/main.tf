@@ -119,14 +119,13 @@ locals {
   # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html
   s3_encryption_context_arns = [local.arns.bucket, "${local.arns.bucket}/*"]
 
-  # Key policy statement every key starts with, so that the account can never lose control.
-  kms_root_statement = {
-    Sid       = "EnableRootAccountAccess"
-    Effect    = "Allow"
-    Principal = { AWS = local.root_principal }
-    Action    = "kms:*"
-    Resource  = "*"
-  }
+  # What the statement giving the account itself full access (first in the key, bucket and
+  # topic policies, so that the account can never lose control) says besides Sid, Action and
+  # Resource.
+  root_access = { Effect = "Allow", Principal = { AWS = local.root_principal } }
+
+  # Key policy statement every key starts with.
+  kms_root_statement = merge(local.root_access, { Sid = "EnableRootAccountAccess", Action = "kms:*", Resource = "*" })
 
   lambda_common = {
     memory_size = 512
@@ -148,135 +147,108 @@ resource "random_id" "deployment" {
 # -----------------------------------------------------------------------------
 # KMS: one key for S3, one for DynamoDB, one for Lambda environment, SQS, Logs and SNS
 # -----------------------------------------------------------------------------
-resource "aws_kms_key" "s3" {
-  description             = "Encrypts objects in ${local.names.bucket}"
-  enable_key_rotation     = true
-  rotation_period_in_days = 365
-  deletion_window_in_days = 7
+locals {
+  # Condition that a service acts for this account (with aws:SourceArn naming the resource).
+  source_account = { "aws:SourceAccount" = local.account_id }
 
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      local.kms_root_statement,
-      {
-        Sid       = "AllowS3ServiceForTransactionsBucket"
-        Effect    = "Allow"
-        Principal = { Service = "s3.amazonaws.com" }
-        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
-        Resource  = "*"
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-          ArnLike      = { "aws:SourceArn" = local.arns.bucket }
-        }
-      },
-    ]
-  })
-}
+  # Each key's policy is the root statement, then these grants to service principals (each
+  # allowed on the key itself, Resource "*", and limited to the pipeline's own resources).
+  kms_keys = {
+    s3 = {
+      alias       = "alias/s3-transactions-${local.env}"
+      description = "Encrypts objects in ${local.names.bucket}"
+      grants = [
+        {
+          Sid       = "AllowS3ServiceForTransactionsBucket"
+          Principal = { Service = "s3.amazonaws.com" }
+          Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+          Condition = { StringEquals = local.source_account, ArnLike = { "aws:SourceArn" = local.arns.bucket } }
+        },
+      ]
+    }
 
-resource "aws_kms_alias" "s3" {
-  name          = "alias/s3-transactions-${local.env}"
-  target_key_id = aws_kms_key.s3.key_id
-}
-
-resource "aws_kms_key" "dynamodb" {
-  description             = "Encrypts the transactions, errors and file status tables"
-  enable_key_rotation     = true
-  rotation_period_in_days = 365
-  deletion_window_in_days = 7
-
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      local.kms_root_statement,
-      {
-        Sid       = "AllowDynamoDBServiceForPipelineTables"
-        Effect    = "Allow"
-        Principal = { Service = "dynamodb.amazonaws.com" }
-        Action    = ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"]
-        Resource  = "*"
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-          ArnLike      = { "aws:SourceArn" = [local.arns.transactions_table, local.arns.errors_table, "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/dynamodb-file-status-${local.env}"] }
-        }
-      },
-    ]
-  })
-}
-
-resource "aws_kms_alias" "dynamodb" {
-  name          = "alias/dynamodb-transactions-${local.env}"
-  target_key_id = aws_kms_key.dynamodb.key_id
-}
-
-resource "aws_kms_key" "lambda" {
-  description             = "Encrypts Lambda environment variables, both SQS queues, both log groups and the alarm topic"
-  enable_key_rotation     = true
-  rotation_period_in_days = 365
-  deletion_window_in_days = 7
-
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      local.kms_root_statement,
-      {
-        Sid       = "AllowLambdaEnvironmentEncryption"
-        Effect    = "Allow"
-        Principal = { Service = "lambda.amazonaws.com" }
-        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
-        Resource  = "*"
-        # Lambda names the function in the encryption context of its environment variables.
-        # https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html
-        Condition = {
-          StringEquals = {
-            "kms:EncryptionContext:aws:lambda:FunctionArn" = [local.arns.processor, local.arns.dlq_processor]
+    dynamodb = {
+      alias       = "alias/dynamodb-transactions-${local.env}"
+      description = "Encrypts the transactions, errors and file status tables"
+      grants = [
+        {
+          Sid       = "AllowDynamoDBServiceForPipelineTables"
+          Principal = { Service = "dynamodb.amazonaws.com" }
+          Action    = ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"]
+          Condition = {
+            StringEquals = local.source_account
+            ArnLike      = { "aws:SourceArn" = [local.arns.transactions_table, local.arns.errors_table, "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/dynamodb-file-status-${local.env}"] }
           }
-        }
-      },
-      {
-        Sid       = "AllowSqsForPipelineQueues"
-        Effect    = "Allow"
-        Principal = { Service = "sqs.amazonaws.com" }
-        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
-        Resource  = "*"
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-          ArnLike      = { "aws:SourceArn" = [local.arns.main_queue, local.arns.dlq] }
-        }
-      },
-      {
-        # CloudWatch Logs uses the regional principal and names the log group in the
-        # encryption context.
-        Sid       = "AllowCloudWatchLogsForPipelineLogGroups"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${local.region}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = {
-          ArnEquals = {
-            "kms:EncryptionContext:aws:logs:arn" = [local.arns.processor_log_group, local.arns.dlq_log_group]
+        },
+      ]
+    }
+
+    lambda = {
+      alias       = "alias/lambda-encryption-${local.env}"
+      description = "Encrypts Lambda environment variables, both SQS queues, both log groups and the alarm topic"
+      grants = [
+        {
+          Sid       = "AllowLambdaEnvironmentEncryption"
+          Principal = { Service = "lambda.amazonaws.com" }
+          Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+          # Lambda names the function in the encryption context of its environment variables.
+          # https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html
+          Condition = {
+            StringEquals = {
+              "kms:EncryptionContext:aws:lambda:FunctionArn" = [local.arns.processor, local.arns.dlq_processor]
+            }
           }
-        }
-      },
-      {
-        # Alarms publish to the encrypted topic as cloudwatch.amazonaws.com: without this
-        # statement every notification is dropped.
-        Sid       = "AllowCloudWatchAlarmsToPublishToEncryptedTopic"
-        Effect    = "Allow"
-        Principal = { Service = "cloudwatch.amazonaws.com" }
-        Action    = ["kms:GenerateDataKey*", "kms:Decrypt"]
-        Resource  = "*"
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-          ArnLike      = { "aws:SourceArn" = local.arns.alarms }
-        }
-      },
-    ]
+        },
+        {
+          Sid       = "AllowSqsForPipelineQueues"
+          Principal = { Service = "sqs.amazonaws.com" }
+          Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+          Condition = { StringEquals = local.source_account, ArnLike = { "aws:SourceArn" = [local.arns.main_queue, local.arns.dlq] } }
+        },
+        {
+          # CloudWatch Logs uses the regional principal and names the log group in the
+          # encryption context.
+          Sid       = "AllowCloudWatchLogsForPipelineLogGroups"
+          Principal = { Service = "logs.${local.region}.amazonaws.com" }
+          Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+          Condition = {
+            ArnEquals = {
+              "kms:EncryptionContext:aws:logs:arn" = [local.arns.processor_log_group, local.arns.dlq_log_group]
+            }
+          }
+        },
+        {
+          # Alarms publish to the encrypted topic as cloudwatch.amazonaws.com: without this
+          # statement every notification is dropped.
+          Sid       = "AllowCloudWatchAlarmsToPublishToEncryptedTopic"
+          Principal = { Service = "cloudwatch.amazonaws.com" }
+          Action    = ["kms:GenerateDataKey*", "kms:Decrypt"]
+          Condition = { StringEquals = local.source_account, ArnLike = { "aws:SourceArn" = local.arns.alarms } }
+        },
+      ]
+    }
+  }
+}
+
+resource "aws_kms_key" "pipeline" {
+  for_each = local.kms_keys
+
+  description             = each.value.description
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = 7
+
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = concat([local.kms_root_statement], [for grant in each.value.grants : merge({ Effect = "Allow", Resource = "*" }, grant)])
   })
 }
 
-resource "aws_kms_alias" "lambda" {
-  name          = "alias/lambda-encryption-${local.env}"
-  target_key_id = aws_kms_key.lambda.key_id
+resource "aws_kms_alias" "pipeline" {
+  for_each = local.kms_keys
+
+  name          = each.value.alias
+  target_key_id = aws_kms_key.pipeline[each.key].key_id
 }
 
 # -----------------------------------------------------------------------------
@@ -303,7 +275,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "transactions" {
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.s3.arn
+      kms_master_key_id = aws_kms_key.pipeline["s3"].arn
     }
     bucket_key_enabled = true
   }
@@ -324,13 +296,11 @@ resource "aws_s3_bucket_policy" "transactions" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      {
-        Sid       = "AllowRootAccountAccess"
-        Effect    = "Allow"
-        Principal = { AWS = local.root_principal }
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.transactions.arn, "${aws_s3_bucket.transactions.arn}/*"]
-      },
+      merge(local.root_access, {
+        Sid      = "AllowRootAccountAccess"
+        Action   = "s3:*"
+        Resource = [aws_s3_bucket.transactions.arn, "${aws_s3_bucket.transactions.arn}/*"]
+      }),
       {
         Sid       = "DenyInsecureTransport"
         Effect    = "Deny"
@@ -362,7 +332,7 @@ resource "aws_s3_bucket_policy" "transactions" {
         Action    = "s3:PutObject"
         Resource  = "${aws_s3_bucket.transactions.arn}/*"
         Condition = {
-          StringNotEquals = { "s3:x-amz-server-side-encryption-aws-kms-key-id" = aws_kms_key.s3.arn }
+          StringNotEquals = { "s3:x-amz-server-side-encryption-aws-kms-key-id" = aws_kms_key.pipeline["s3"].arn }
           Null            = { "s3:x-amz-server-side-encryption-aws-kms-key-id" = "false" }
         }
       },
@@ -413,14 +383,14 @@ resource "aws_s3_bucket_notification" "transactions" {
 
   lambda_function {
     id                  = "process-csv-uploads"
-    lambda_function_arn = aws_lambda_function.processor.arn
+    lambda_function_arn = aws_lambda_function.function["processor"].arn
     events              = ["s3:ObjectCreated:*"]
     filter_suffix       = ".csv"
   }
 
   lambda_function {
     id                  = "process-json-uploads"
-    lambda_function_arn = aws_lambda_function.processor.arn
+    lambda_function_arn = aws_lambda_function.function["processor"].arn
     events              = ["s3:ObjectCreated:*"]
     filter_suffix       = ".json"
   }
@@ -466,7 +436,7 @@ resource "aws_dynamodb_table" "transactions" {
 
   server_side_encryption {
     enabled     = true
-    kms_key_arn = aws_kms_key.dynamodb.arn
+    kms_key_arn = aws_kms_key.pipeline["dynamodb"].arn
   }
 }
 
@@ -524,7 +494,7 @@ resource "aws_dynamodb_table" "errors" {
 
   server_side_encryption {
     enabled     = true
-    kms_key_arn = aws_kms_key.dynamodb.arn
+    kms_key_arn = aws_kms_key.pipeline["dynamodb"].arn
   }
 }
 
@@ -571,7 +541,7 @@ resource "aws_dynamodb_table" "file_status" {
 
   server_side_encryption {
     enabled     = true
-    kms_key_arn = aws_kms_key.dynamodb.arn
+    kms_key_arn = aws_kms_key.pipeline["dynamodb"].arn
   }
 }
 
@@ -582,7 +552,7 @@ resource "aws_sqs_queue" "dlq" {
   name                              = local.names.dlq
   message_retention_seconds         = 1209600
   visibility_timeout_seconds        = 300
-  kms_master_key_id                 = aws_kms_key.lambda.arn
+  kms_master_key_id                 = aws_kms_key.pipeline["lambda"].arn
   kms_data_key_reuse_period_seconds = 300
 }
 
@@ -590,7 +560,7 @@ resource "aws_sqs_queue" "main" {
   name                              = local.names.main_queue
   message_retention_seconds         = 1209600
   visibility_timeout_seconds        = 300
-  kms_master_key_id                 = aws_kms_key.lambda.arn
+  kms_master_key_id                 = aws_kms_key.pipeline["lambda"].arn
   kms_data_key_reuse_period_seconds = 300
 
   redrive_policy = jsonencode({
@@ -600,20 +570,144 @@ resource "aws_sqs_queue" "main" {
 }
 
 # -----------------------------------------------------------------------------
-# CloudWatch Logs: one encrypted log group per function
+# The two functions: what differs between them. Each per-function resource below (log group,
+# role, policy, function, queue consumer) is one block for_each over this map, keyed
+# "processor" and "dlq_processor".
 # -----------------------------------------------------------------------------
-resource "aws_cloudwatch_log_group" "processor" {
-  #checkov:skip=CKV_AWS_338:The client requires 30-day retention for this dev stack.
-  name              = local.names.processor_log_group
-  retention_in_days = 30
-  kms_key_id        = aws_kms_key.lambda.arn
+locals {
+  functions = {
+    processor = {
+      name                 = local.names.processor
+      description          = "Validates uploaded transaction files and stores valid records"
+      role_name            = local.names.processor_role
+      policy_name          = "iam-policy-transaction-processor-${local.env}"
+      log_group_name       = local.names.processor_log_group
+      reserved_concurrency = var.processor_reserved_concurrency
+      # The processor is also the consumer of its own retry queue (design.md section 1).
+      consumes_queue = aws_sqs_queue.main.arn
+      # Asynchronous (S3) invocations that fail every retry land on the retry queue, whose
+      # consumer processes the file again.
+      dead_letter_config = { target_arn = aws_sqs_queue.main.arn }
+
+      environment = {
+        DYNAMODB_TABLE_NAME   = aws_dynamodb_table.transactions.name
+        SQS_QUEUE_URL         = aws_sqs_queue.main.url
+        DLQ_URL               = aws_sqs_queue.dlq.url
+        ENVIRONMENT           = local.env
+        METRIC_NAMESPACE      = var.metric_namespace
+        MAX_FILE_BYTES        = tostring(var.max_file_bytes)
+        TIME_SAFETY_MARGIN_MS = tostring(var.time_safety_margin_ms)
+
+        FILE_STATUS_TABLE_NAME = aws_dynamodb_table.file_status.name
+      }
+
+      # What the function does besides the statements every function's policy ends with.
+      statements = [
+        {
+          # GetObjectVersion: the processor reads the exact object version named by the event.
+          Sid      = "ReadTransactionFiles"
+          Effect   = "Allow"
+          Action   = ["s3:GetObject", "s3:GetObjectVersion"]
+          Resource = "${aws_s3_bucket.transactions.arn}/*"
+        },
+        {
+          Sid      = "StoreTransactions"
+          Effect   = "Allow"
+          Action   = "dynamodb:PutItem"
+          Resource = aws_dynamodb_table.transactions.arn
+        },
+        {
+          # Per-file status (P26 to P31): conditional UpdateItem only; ReturnValues gives back
+          # what the processor needs, so it never reads the table.
+          Sid      = "UpdateFileStatus"
+          Effect   = "Allow"
+          Action   = "dynamodb:UpdateItem"
+          Resource = aws_dynamodb_table.file_status.arn
+        },
+        {
+          Sid      = "SendInvalidRecordsToDlq"
+          Effect   = "Allow"
+          Action   = "sqs:SendMessage"
+          Resource = aws_sqs_queue.dlq.arn
+        },
+        {
+          # The processor is also the consumer of its own retry queue (design.md section 1).
+          Sid      = "UseRetryQueue"
+          Effect   = "Allow"
+          Action   = concat(["sqs:SendMessage"], local.queue_consumer_actions)
+          Resource = aws_sqs_queue.main.arn
+        },
+        {
+          # S3 decrypts the object's data key with the reader's credentials.
+          # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
+          Sid      = "DecryptTransactionFilesThroughS3"
+          Effect   = "Allow"
+          Action   = "kms:Decrypt"
+          Resource = aws_kms_key.pipeline["s3"].arn
+          Condition = {
+            StringEquals = { "kms:ViaService" = local.kms_via.s3 }
+            ArnLike      = { "kms:EncryptionContext:aws:s3:arn" = local.s3_encryption_context_arns }
+          }
+        },
+      ]
+    }
+
+    dlq_processor = {
+      name                 = local.names.dlq_processor
+      description          = "Stores every dead-lettered message in the errors table"
+      role_name            = local.names.dlq_processor_role
+      policy_name          = "iam-policy-dlq-processor-${local.env}"
+      log_group_name       = local.names.dlq_log_group
+      reserved_concurrency = var.dlq_processor_reserved_concurrency
+      consumes_queue       = aws_sqs_queue.dlq.arn
+      # Invoked only by its SQS event source mapping: a failed message stays on the DLQ and is
+      # retried, so an asynchronous dead letter queue would never receive anything.
+      dead_letter_config = null
+
+      environment = {
+        ERRORS_TABLE_NAME    = aws_dynamodb_table.errors.name
+        ENVIRONMENT          = local.env
+        METRIC_NAMESPACE     = var.metric_namespace
+        ERROR_RETENTION_DAYS = tostring(var.error_retention_days)
+      }
+
+      statements = [
+        {
+          Sid      = "ConsumeDlq"
+          Effect   = "Allow"
+          Action   = local.queue_consumer_actions
+          Resource = aws_sqs_queue.dlq.arn
+        },
+        {
+          Sid      = "StoreErrors"
+          Effect   = "Allow"
+          Action   = "dynamodb:PutItem"
+          Resource = aws_dynamodb_table.errors.arn
+        },
+      ]
+    }
+  }
+
+  # GetQueueAttributes and ChangeMessageVisibility are what an event source mapping needs
+  # besides receive and delete.
+  queue_consumer_actions = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+  ]
 }
 
-resource "aws_cloudwatch_log_group" "dlq_processor" {
+# -----------------------------------------------------------------------------
+# CloudWatch Logs: one encrypted log group per function
+# -----------------------------------------------------------------------------
+resource "aws_cloudwatch_log_group" "function" {
   #checkov:skip=CKV_AWS_338:The client requires 30-day retention for this dev stack.
-  name              = local.names.dlq_log_group
+  for_each = local.functions
+
+  name              = each.value.log_group_name
   retention_in_days = 30
-  kms_key_id        = aws_kms_key.lambda.arn
+  kms_key_id        = aws_kms_key.pipeline["lambda"].arn
 }
 
 # -----------------------------------------------------------------------------
@@ -644,7 +738,7 @@ locals {
     Sid       = "UseTableKeyThroughDynamoDB"
     Effect    = "Allow"
     Action    = "kms:Decrypt"
-    Resource  = aws_kms_key.dynamodb.arn
+    Resource  = aws_kms_key.pipeline["dynamodb"].arn
     Condition = { StringEquals = { "kms:ViaService" = local.kms_via.dynamodb } }
   }
 
@@ -656,7 +750,7 @@ locals {
     Sid       = "UseQueueAndEnvironmentKeyThroughSqsAndLambda"
     Effect    = "Allow"
     Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
-    Resource  = aws_kms_key.lambda.arn
+    Resource  = aws_kms_key.pipeline["lambda"].arn
     Condition = { StringEquals = { "kms:ViaService" = [local.kms_via.sqs, local.kms_via.lambda] } }
   }
 
@@ -704,81 +798,33 @@ locals {
 }
 
 # -----------------------------------------------------------------------------
-# IAM: transaction processor role (least privilege)
+# IAM: one least-privilege role per function
 # -----------------------------------------------------------------------------
-resource "aws_iam_role" "processor" {
-  name        = local.names.processor_role
-  description = "Execution role of ${local.names.processor}"
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name        = each.value.role_name
+  description = "Execution role of ${each.value.name}"
 
   assume_role_policy = local.lambda_assume_role_policy
 }
 
-resource "aws_iam_policy" "processor" {
-  name        = "iam-policy-transaction-processor-${local.env}"
-  description = "Least-privilege permissions of ${local.names.processor}"
+resource "aws_iam_policy" "function" {
+  for_each = local.functions
+
+  name        = each.value.policy_name
+  description = "Least-privilege permissions of ${each.value.name}"
 
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = concat([
-      {
-        # GetObjectVersion: the processor reads the exact object version named by the event.
-        Sid      = "ReadTransactionFiles"
-        Effect   = "Allow"
-        Action   = ["s3:GetObject", "s3:GetObjectVersion"]
-        Resource = "${aws_s3_bucket.transactions.arn}/*"
-      },
-      {
-        Sid      = "StoreTransactions"
-        Effect   = "Allow"
-        Action   = "dynamodb:PutItem"
-        Resource = aws_dynamodb_table.transactions.arn
-      },
-      {
-        # Per-file status (P26 to P31): conditional UpdateItem only; ReturnValues gives back
-        # what the processor needs, so it never reads the table.
-        Sid      = "UpdateFileStatus"
-        Effect   = "Allow"
-        Action   = "dynamodb:UpdateItem"
-        Resource = aws_dynamodb_table.file_status.arn
-      },
-      {
-        Sid      = "SendInvalidRecordsToDlq"
-        Effect   = "Allow"
-        Action   = "sqs:SendMessage"
-        Resource = aws_sqs_queue.dlq.arn
-      },
-      {
-        # The processor is also the consumer of its own retry queue (design.md section 1).
-        Sid    = "UseRetryQueue"
-        Effect = "Allow"
-        Action = [
-          "sqs:SendMessage",
-          "sqs:ReceiveMessage",
-          "sqs:DeleteMessage",
-          "sqs:GetQueueAttributes",
-          "sqs:ChangeMessageVisibility",
-        ]
-        Resource = aws_sqs_queue.main.arn
-      },
-      {
-        # S3 decrypts the object's data key with the reader's credentials.
-        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
-        Sid      = "DecryptTransactionFilesThroughS3"
-        Effect   = "Allow"
-        Action   = "kms:Decrypt"
-        Resource = aws_kms_key.s3.arn
-        Condition = {
-          StringEquals = { "kms:ViaService" = local.kms_via.s3 }
-          ArnLike      = { "kms:EncryptionContext:aws:s3:arn" = local.s3_encryption_context_arns }
-        }
-      },
+    Statement = concat(each.value.statements, [
       local.table_key_statement,
       local.queue_key_statement,
       {
         Sid      = "WriteOwnLogs"
         Effect   = "Allow"
         Action   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
-        Resource = [aws_cloudwatch_log_group.processor.arn, "${aws_cloudwatch_log_group.processor.arn}:*"]
+        Resource = [aws_cloudwatch_log_group.function[each.key].arn, "${aws_cloudwatch_log_group.function[each.key].arn}:*"]
       },
       local.xray_write_statement,
       local.deny_destructive_statement,
@@ -786,83 +832,32 @@ resource "aws_iam_policy" "processor" {
   })
 }
 
-resource "aws_iam_role_policy_attachment" "processor" {
-  role       = aws_iam_role.processor.name
-  policy_arn = aws_iam_policy.processor.arn
+resource "aws_iam_role_policy_attachment" "function" {
+  for_each = local.functions
+
+  role       = aws_iam_role.function[each.key].name
+  policy_arn = aws_iam_policy.function[each.key].arn
 }
 
 # -----------------------------------------------------------------------------
-# IAM: DLQ processor role (least privilege)
+# Lambda: both functions
 # -----------------------------------------------------------------------------
-resource "aws_iam_role" "dlq_processor" {
-  name        = local.names.dlq_processor_role
-  description = "Execution role of ${local.names.dlq_processor}"
-
-  assume_role_policy = local.lambda_assume_role_policy
-}
-
-resource "aws_iam_policy" "dlq_processor" {
-  name        = "iam-policy-dlq-processor-${local.env}"
-  description = "Least-privilege permissions of ${local.names.dlq_processor}"
-
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = concat([
-      {
-        # GetQueueAttributes and ChangeMessageVisibility are what the event source mapping
-        # needs besides receive and delete.
-        Sid    = "ConsumeDlq"
-        Effect = "Allow"
-        Action = [
-          "sqs:ReceiveMessage",
-          "sqs:DeleteMessage",
-          "sqs:GetQueueAttributes",
-          "sqs:ChangeMessageVisibility",
-        ]
-        Resource = aws_sqs_queue.dlq.arn
-      },
-      {
-        Sid      = "StoreErrors"
-        Effect   = "Allow"
-        Action   = "dynamodb:PutItem"
-        Resource = aws_dynamodb_table.errors.arn
-      },
-      local.table_key_statement,
-      local.queue_key_statement,
-      {
-        Sid      = "WriteOwnLogs"
-        Effect   = "Allow"
-        Action   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
-        Resource = [aws_cloudwatch_log_group.dlq_processor.arn, "${aws_cloudwatch_log_group.dlq_processor.arn}:*"]
-      },
-      local.xray_write_statement,
-      local.deny_destructive_statement,
-    ], local.vpc_eni_statements)
-  })
-}
-
-resource "aws_iam_role_policy_attachment" "dlq_processor" {
-  role       = aws_iam_role.dlq_processor.name
-  policy_arn = aws_iam_policy.dlq_processor.arn
-}
-
-# -----------------------------------------------------------------------------
-# Lambda: transaction processor
-# -----------------------------------------------------------------------------
-resource "aws_lambda_function" "processor" {
+resource "aws_lambda_function" "function" {
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile outside this dev stack.
-  function_name                  = local.names.processor
-  description                    = "Validates uploaded transaction files and stores valid records"
-  role                           = aws_iam_role.processor.arn
+  for_each = local.functions
+
+  function_name                  = each.value.name
+  description                    = each.value.description
+  role                           = aws_iam_role.function[each.key].arn
   runtime                        = local.lambda_runtime_id
-  handler                        = local.lambda_handlers.processor
-  filename                       = data.archive_file.lambda_zip["processor"].output_path
-  source_code_hash               = data.archive_file.lambda_zip["processor"].output_base64sha256
+  handler                        = local.lambda_handlers[each.key]
+  filename                       = data.archive_file.lambda_zip[each.key].output_path
+  source_code_hash               = data.archive_file.lambda_zip[each.key].output_base64sha256
   architectures                  = ["arm64"]
   memory_size                    = local.lambda_common.memory_size
   timeout                        = local.lambda_common.timeout
-  reserved_concurrent_executions = var.processor_reserved_concurrency
-  kms_key_arn                    = aws_kms_key.lambda.arn
+  reserved_concurrent_executions = each.value.reserved_concurrency
+  kms_key_arn                    = aws_kms_key.pipeline["lambda"].arn
 
   tracing_config {
     mode = "Active"
@@ -877,46 +872,47 @@ resource "aws_lambda_function" "processor" {
     }
   }
 
-  # Asynchronous (S3) invocations that fail every retry land on the retry queue, whose
-  # consumer processes the file again.
-  dead_letter_config {
-    target_arn = aws_sqs_queue.main.arn
+  dynamic "dead_letter_config" {
+    for_each = each.value.dead_letter_config[*]
+    content {
+      target_arn = dead_letter_config.value.target_arn
+    }
   }
 
   environment {
-    variables = {
-      DYNAMODB_TABLE_NAME   = aws_dynamodb_table.transactions.name
-      SQS_QUEUE_URL         = aws_sqs_queue.main.url
-      DLQ_URL               = aws_sqs_queue.dlq.url
-      ENVIRONMENT           = local.env
-      METRIC_NAMESPACE      = var.metric_namespace
-      MAX_FILE_BYTES        = tostring(var.max_file_bytes)
-      TIME_SAFETY_MARGIN_MS = tostring(var.time_safety_margin_ms)
-
-      FILE_STATUS_TABLE_NAME = aws_dynamodb_table.file_status.name
-    }
+    variables = each.value.environment
   }
 
   tags = {
     DeploymentId = random_id.deployment.hex
   }
 
+  # Both functions wait for all of these (depends_on cannot differ between instances): the
+  # DLQ processor needs only its role, policy, log group and the DynamoDB path, and waiting for
+  # the others as well costs nothing but a few seconds of ordering on the first apply.
   depends_on = [
-    aws_iam_role.processor,
-    aws_iam_role_policy_attachment.processor,
-    aws_cloudwatch_log_group.processor,
-    aws_vpc_endpoint.s3,
-    aws_vpc_endpoint.dynamodb,
+    aws_iam_role.function,
+    aws_iam_role_policy_attachment.function,
+    aws_cloudwatch_log_group.function,
+    aws_vpc_endpoint.gateway,
     aws_vpc_endpoint.sqs,
-    aws_vpc_security_group_egress_rule.functions_to_s3,
-    aws_vpc_security_group_egress_rule.functions_to_dynamodb,
-    aws_vpc_security_group_egress_rule.functions_to_interface_endpoints,
+    aws_vpc_security_group_egress_rule.functions,
     aws_vpc_security_group_ingress_rule.interface_endpoints_from_functions,
   ]
 }
 
+# Each function consumes one queue: the processor its retry queue, the DLQ processor the DLQ.
+resource "aws_lambda_event_source_mapping" "function" {
+  for_each = local.functions
+
+  event_source_arn        = each.value.consumes_queue
+  function_name           = aws_lambda_function.function[each.key].arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+}
+
 resource "aws_lambda_function_event_invoke_config" "processor" {
-  function_name                = aws_lambda_function.processor.function_name
+  function_name                = aws_lambda_function.function["processor"].function_name
   maximum_retry_attempts       = 2
   maximum_event_age_in_seconds = 21600
 }
@@ -924,78 +920,10 @@ resource "aws_lambda_function_event_invoke_config" "processor" {
 resource "aws_lambda_permission" "allow_s3_invoke_processor" {
   statement_id   = "AllowExecutionFromTransactionsBucket"
   action         = "lambda:InvokeFunction"
-  function_name  = aws_lambda_function.processor.function_name
+  function_name  = aws_lambda_function.function["processor"].function_name
   principal      = "s3.amazonaws.com"
   source_arn     = aws_s3_bucket.transactions.arn
   source_account = local.account_id
-}
-
-resource "aws_lambda_event_source_mapping" "retry_queue_to_processor" {
-  event_source_arn        = aws_sqs_queue.main.arn
-  function_name           = aws_lambda_function.processor.arn
-  batch_size              = 10
-  function_response_types = ["ReportBatchItemFailures"]
-}
-
-# -----------------------------------------------------------------------------
-# Lambda: DLQ processor
-# -----------------------------------------------------------------------------
-resource "aws_lambda_function" "dlq_processor" {
-  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile outside this dev stack.
-  #checkov:skip=CKV_AWS_116:This function is invoked only by its SQS event source mapping; a failed message stays on the DLQ and is retried, so an async dead letter queue would never receive anything.
-  function_name                  = local.names.dlq_processor
-  description                    = "Stores every dead-lettered message in the errors table"
-  role                           = aws_iam_role.dlq_processor.arn
-  runtime                        = local.lambda_runtime_id
-  handler                        = local.lambda_handlers.dlq_processor
-  filename                       = data.archive_file.lambda_zip["dlq_processor"].output_path
-  source_code_hash               = data.archive_file.lambda_zip["dlq_processor"].output_base64sha256
-  architectures                  = ["arm64"]
-  memory_size                    = local.lambda_common.memory_size
-  timeout                        = local.lambda_common.timeout
-  reserved_concurrent_executions = var.dlq_processor_reserved_concurrency
-  kms_key_arn                    = aws_kms_key.lambda.arn
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  # In the private subnets every call the function makes leaves through the VPC endpoints.
-  dynamic "vpc_config" {
-    for_each = aws_security_group.functions
-    content {
-      subnet_ids         = aws_subnet.private[*].id
-      security_group_ids = [vpc_config.value.id]
-    }
-  }
-
-  environment {
-    variables = {
-      ERRORS_TABLE_NAME    = aws_dynamodb_table.errors.name
-      ENVIRONMENT          = local.env
-      METRIC_NAMESPACE     = var.metric_namespace
-      ERROR_RETENTION_DAYS = tostring(var.error_retention_days)
-    }
-  }
-
-  tags = {
-    DeploymentId = random_id.deployment.hex
-  }
-
-  depends_on = [
-    aws_iam_role.dlq_processor,
-    aws_iam_role_policy_attachment.dlq_processor,
-    aws_cloudwatch_log_group.dlq_processor,
-    aws_vpc_endpoint.dynamodb,
-    aws_vpc_security_group_egress_rule.functions_to_dynamodb,
-  ]
-}
-
-resource "aws_lambda_event_source_mapping" "dlq_to_dlq_processor" {
-  event_source_arn        = aws_sqs_queue.dlq.arn
-  function_name           = aws_lambda_function.dlq_processor.arn
-  batch_size              = 10
-  function_response_types = ["ReportBatchItemFailures"]
 }
 
 # -----------------------------------------------------------------------------
@@ -1054,67 +982,59 @@ resource "aws_route_table_association" "private" {
 # apply on top), so a function that is made to call another bucket or table through the VPC is
 # refused by the endpoint as well.
 # https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html
-resource "aws_vpc_endpoint" "s3" {
-  vpc_id            = aws_vpc.main.id
-  service_name      = "com.amazonaws.${local.region}.s3"
-  vpc_endpoint_type = "Gateway"
-  route_table_ids   = [aws_route_table.private.id]
+locals {
+  # Endpoint policy condition: the caller is the function's own execution role.
+  caller_is = { for key, role in aws_iam_role.function : key => { ArnEquals = { "aws:PrincipalArn" = role.arn } } }
 
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "ProcessorReadsTransactionFiles"
-      Effect    = "Allow"
-      Principal = "*"
-      Action    = ["s3:GetObject", "s3:GetObjectVersion"]
-      Resource  = "${aws_s3_bucket.transactions.arn}/*"
-      Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.processor.arn } }
-    }]
-  })
-
-  tags = {
-    Name = "vpce-s3-${local.env}"
-  }
-}
-
-resource "aws_vpc_endpoint" "dynamodb" {
-  vpc_id            = aws_vpc.main.id
-  service_name      = "com.amazonaws.${local.region}.dynamodb"
-  vpc_endpoint_type = "Gateway"
-  route_table_ids   = [aws_route_table.private.id]
-
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
+  # What each gateway endpoint lets the functions do (Allow, for any principal the condition
+  # admits).
+  gateway_endpoint_grants = {
+    s3 = [
+      {
+        Sid       = "ProcessorReadsTransactionFiles"
+        Action    = ["s3:GetObject", "s3:GetObjectVersion"]
+        Resource  = "${aws_s3_bucket.transactions.arn}/*"
+        Condition = local.caller_is.processor
+      },
+    ]
+    dynamodb = [
       {
         Sid       = "ProcessorStoresTransactions"
-        Effect    = "Allow"
-        Principal = "*"
         Action    = "dynamodb:PutItem"
         Resource  = aws_dynamodb_table.transactions.arn
-        Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.processor.arn } }
+        Condition = local.caller_is.processor
       },
       {
         Sid       = "ProcessorUpdatesFileStatus"
-        Effect    = "Allow"
-        Principal = "*"
         Action    = "dynamodb:UpdateItem"
         Resource  = aws_dynamodb_table.file_status.arn
-        Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.processor.arn } }
+        Condition = local.caller_is.processor
       },
       {
         Sid       = "DlqProcessorStoresErrors"
-        Effect    = "Allow"
-        Principal = "*"
         Action    = "dynamodb:PutItem"
         Resource  = aws_dynamodb_table.errors.arn
-        Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.dlq_processor.arn } }
+        Condition = local.caller_is.dlq_processor
       },
     ]
+  }
+}
+
+resource "aws_vpc_endpoint" "gateway" {
+  for_each = local.gateway_endpoint_grants
+
+  vpc_id            = aws_vpc.main.id
+  service_name      = "com.amazonaws.${local.region}.${each.key}"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id]
+
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [for grant in each.value : merge({ Effect = "Allow", Principal = "*" }, grant)]
   })
 
   tags = {
-    Name = "vpce-dynamodb-${local.env}"
+    Name = "vpce-${each.key}-${local.env}"
   }
 }
 
@@ -1148,37 +1068,38 @@ resource "aws_security_group" "interface_endpoints" {
   }
 }
 
-resource "aws_vpc_security_group_egress_rule" "functions_to_s3" {
-  count = var.attach_functions_to_vpc ? 1 : 0
-
-  security_group_id = aws_security_group.functions[0].id
-  description       = "HTTPS to S3 through the gateway endpoint"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+# HTTPS out of the functions' group, to the gateway endpoints (by their prefix lists) and to the
+# interface endpoints' group.
+locals {
+  function_egress = {
+    to_s3 = {
+      description       = "HTTPS to S3 through the gateway endpoint"
+      prefix_list_id    = aws_vpc_endpoint.gateway["s3"].prefix_list_id
+      security_group_id = null
+    }
+    to_dynamodb = {
+      description       = "HTTPS to DynamoDB through the gateway endpoint"
+      prefix_list_id    = aws_vpc_endpoint.gateway["dynamodb"].prefix_list_id
+      security_group_id = null
+    }
+    to_interface_endpoints = {
+      description       = "HTTPS to the interface endpoints (SQS)"
+      prefix_list_id    = null
+      security_group_id = one(aws_security_group.interface_endpoints[*].id)
+    }
+  }
 }
 
-resource "aws_vpc_security_group_egress_rule" "functions_to_dynamodb" {
-  count = var.attach_functions_to_vpc ? 1 : 0
-
-  security_group_id = aws_security_group.functions[0].id
-  description       = "HTTPS to DynamoDB through the gateway endpoint"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  prefix_list_id    = aws_vpc_endpoint.dynamodb.prefix_list_id
-}
-
-resource "aws_vpc_security_group_egress_rule" "functions_to_interface_endpoints" {
-  count = var.attach_functions_to_vpc ? 1 : 0
+resource "aws_vpc_security_group_egress_rule" "functions" {
+  for_each = { for name, rule in local.function_egress : name => rule if var.attach_functions_to_vpc }
 
   security_group_id            = aws_security_group.functions[0].id
-  description                  = "HTTPS to the interface endpoints (SQS)"
+  description                  = each.value.description
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
-  referenced_security_group_id = aws_security_group.interface_endpoints[0].id
+  prefix_list_id               = each.value.prefix_list_id
+  referenced_security_group_id = each.value.security_group_id
 }
 
 resource "aws_vpc_security_group_ingress_rule" "interface_endpoints_from_functions" {
@@ -1222,7 +1143,7 @@ resource "aws_vpc_endpoint" "sqs" {
       Principal = "*"
       Action    = "sqs:SendMessage"
       Resource  = [aws_sqs_queue.main.arn, aws_sqs_queue.dlq.arn]
-      Condition = { ArnEquals = { "aws:PrincipalArn" = aws_iam_role.processor.arn } }
+      Condition = local.caller_is.processor
     }]
   })
 
@@ -1236,7 +1157,7 @@ resource "aws_vpc_endpoint" "sqs" {
 # -----------------------------------------------------------------------------
 resource "aws_sns_topic" "alerts" {
   name              = local.names.topic
-  kms_master_key_id = aws_kms_key.lambda.arn
+  kms_master_key_id = aws_kms_key.pipeline["lambda"].arn
 }
 
 resource "aws_sns_topic_policy" "alerts" {
@@ -1245,23 +1166,14 @@ resource "aws_sns_topic_policy" "alerts" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      {
-        Sid       = "AllowRootAccountFullAccess"
-        Effect    = "Allow"
-        Principal = { AWS = local.root_principal }
-        Action    = "sns:*"
-        Resource  = aws_sns_topic.alerts.arn
-      },
+      merge(local.root_access, { Sid = "AllowRootAccountFullAccess", Action = "sns:*", Resource = aws_sns_topic.alerts.arn }),
       {
         Sid       = "AllowCloudWatchAlarmsToPublish"
         Effect    = "Allow"
         Principal = { Service = "cloudwatch.amazonaws.com" }
         Action    = "sns:Publish"
         Resource  = aws_sns_topic.alerts.arn
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-          ArnLike      = { "aws:SourceArn" = local.arns.alarms }
-        }
+        Condition = { StringEquals = local.source_account, ArnLike = { "aws:SourceArn" = local.arns.alarms } }
       },
     ]
   })
@@ -1276,69 +1188,83 @@ resource "aws_sns_topic_subscription" "alerts_email" {
 # -----------------------------------------------------------------------------
 # CloudWatch: alarms
 # -----------------------------------------------------------------------------
-resource "aws_cloudwatch_metric_alarm" "processor_error_rate" {
-  alarm_name          = local.names.error_rate_alarm
-  alarm_description   = "Transaction processor error rate above 1 % in two consecutive 5-minute periods"
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 1
-  evaluation_periods  = 2
-  datapoints_to_alarm = 2
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alerts.arn]
-  ok_actions          = [aws_sns_topic.alerts.arn]
-
-  metric_query {
-    id          = "error_rate"
-    expression  = "IF(invocations > 0, 100 * errors / invocations, 0)"
-    label       = "Error rate (%)"
-    return_data = true
-  }
-
-  metric_query {
-    id = "errors"
-    metric {
-      namespace   = "AWS/Lambda"
-      metric_name = "Errors"
-      period      = 300
-      stat        = "Sum"
-      dimensions  = { FunctionName = aws_lambda_function.processor.function_name }
+locals {
+  # Both alarms go off after two consecutive breached 5-minute periods and notify the topic on
+  # ALARM and OK; they differ in what they watch: a metric, or metric-math queries.
+  alarms = {
+    processor_error_rate = {
+      name        = local.names.error_rate_alarm
+      description = "Transaction processor error rate above 1 % in two consecutive 5-minute periods"
+      threshold   = 1
+      metric      = null
+      # The processor's error rate (%) from its Errors and Invocations sums.
+      queries = [
+        { id = "error_rate", expression = "IF(invocations > 0, 100 * errors / invocations, 0)", label = "Error rate (%)", return_data = true, lambda_metric = null },
+        { id = "errors", expression = null, label = null, return_data = null, lambda_metric = "Errors" },
+        { id = "invocations", expression = null, label = null, return_data = null, lambda_metric = "Invocations" },
+      ]
     }
-  }
 
-  metric_query {
-    id = "invocations"
-    metric {
-      namespace   = "AWS/Lambda"
-      metric_name = "Invocations"
-      period      = 300
-      stat        = "Sum"
-      dimensions  = { FunctionName = aws_lambda_function.processor.function_name }
+    dlq_depth = {
+      name        = local.names.dlq_depth_alarm
+      description = "More than 100 messages waiting on the dead letter queue in two consecutive 5-minute periods"
+      threshold   = 100
+      metric = {
+        namespace   = "AWS/SQS"
+        metric_name = "ApproximateNumberOfMessagesVisible"
+        dimensions  = { QueueName = aws_sqs_queue.dlq.name }
+        statistic   = "Maximum"
+      }
+      queries = []
     }
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
-  alarm_name          = local.names.dlq_depth_alarm
-  alarm_description   = "More than 100 messages waiting on the dead letter queue in two consecutive 5-minute periods"
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dlq.name }
-  statistic           = "Maximum"
-  period              = 300
+resource "aws_cloudwatch_metric_alarm" "pipeline" {
+  for_each = local.alarms
+
+  alarm_name          = each.value.name
+  alarm_description   = each.value.description
+  namespace           = try(each.value.metric.namespace, null)
+  metric_name         = try(each.value.metric.metric_name, null)
+  dimensions          = try(each.value.metric.dimensions, null)
+  statistic           = try(each.value.metric.statistic, null)
+  period              = each.value.metric == null ? null : 300
   comparison_operator = "GreaterThanThreshold"
-  threshold           = 100
+  threshold           = each.value.threshold
   evaluation_periods  = 2
   datapoints_to_alarm = 2
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
+
+  dynamic "metric_query" {
+    for_each = each.value.queries
+    content {
+      id          = metric_query.value.id
+      expression  = metric_query.value.expression
+      label       = metric_query.value.label
+      return_data = metric_query.value.return_data
+
+      dynamic "metric" {
+        for_each = metric_query.value.lambda_metric[*]
+        content {
+          namespace   = "AWS/Lambda"
+          metric_name = metric.value
+          period      = 300
+          stat        = "Sum"
+          dimensions  = { FunctionName = aws_lambda_function.function["processor"].function_name }
+        }
+      }
+    }
+  }
 }
 
 # -----------------------------------------------------------------------------
 # CloudWatch: dashboard (5-minute granularity)
 # -----------------------------------------------------------------------------
 locals {
-  dashboard_functions = [aws_lambda_function.processor.function_name, aws_lambda_function.dlq_processor.function_name]
+  dashboard_functions = [aws_lambda_function.function["processor"].function_name, aws_lambda_function.function["dlq_processor"].function_name]
   dashboard_tables    = [aws_dynamodb_table.transactions.name, aws_dynamodb_table.errors.name]
   pipeline_metric     = { namespace = local.names.metrics_namespace, dims = ["Environment", local.env] }
 
@@ -1419,51 +1345,183 @@ resource "aws_cloudwatch_dashboard" "transactions" {
 }
 
 # -----------------------------------------------------------------------------
+# State moves: the addresses these resources had before same-shaped blocks became one block
+# for_each over a map (local.kms_keys, local.functions, local.alarms, local.gateway_endpoint_grants,
+# local.function_egress), so that an applied stack keeps every one of them: a plan shows the
+# moves and no change.
+# https://developer.hashicorp.com/terraform/language/modules/develop/refactoring
+# -----------------------------------------------------------------------------
+moved {
+  from = aws_kms_key.s3
+  to   = aws_kms_key.pipeline["s3"]
+}
+
+moved {
+  from = aws_kms_alias.s3
+  to   = aws_kms_alias.pipeline["s3"]
+}
+
+moved {
+  from = aws_kms_key.dynamodb
+  to   = aws_kms_key.pipeline["dynamodb"]
+}
+
+moved {
+  from = aws_kms_alias.dynamodb
+  to   = aws_kms_alias.pipeline["dynamodb"]
+}
+
+moved {
+  from = aws_kms_key.lambda
+  to   = aws_kms_key.pipeline["lambda"]
+}
+
+moved {
+  from = aws_kms_alias.lambda
+  to   = aws_kms_alias.pipeline["lambda"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.processor
+  to   = aws_cloudwatch_log_group.function["processor"]
+}
+
+moved {
+  from = aws_iam_role.processor
+  to   = aws_iam_role.function["processor"]
+}
+
+moved {
+  from = aws_iam_policy.processor
+  to   = aws_iam_policy.function["processor"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.processor
+  to   = aws_iam_role_policy_attachment.function["processor"]
+}
+
+moved {
+  from = aws_lambda_function.processor
+  to   = aws_lambda_function.function["processor"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.dlq_processor
+  to   = aws_cloudwatch_log_group.function["dlq_processor"]
+}
+
+moved {
+  from = aws_iam_role.dlq_processor
+  to   = aws_iam_role.function["dlq_processor"]
+}
+
+moved {
+  from = aws_iam_policy.dlq_processor
+  to   = aws_iam_policy.function["dlq_processor"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.dlq_processor
+  to   = aws_iam_role_policy_attachment.function["dlq_processor"]
+}
+
+moved {
+  from = aws_lambda_function.dlq_processor
+  to   = aws_lambda_function.function["dlq_processor"]
+}
+
+moved {
+  from = aws_lambda_event_source_mapping.retry_queue_to_processor
+  to   = aws_lambda_event_source_mapping.function["processor"]
+}
+
+moved {
+  from = aws_lambda_event_source_mapping.dlq_to_dlq_processor
+  to   = aws_lambda_event_source_mapping.function["dlq_processor"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.processor_error_rate
+  to   = aws_cloudwatch_metric_alarm.pipeline["processor_error_rate"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.dlq_depth
+  to   = aws_cloudwatch_metric_alarm.pipeline["dlq_depth"]
+}
+
+moved {
+  from = aws_vpc_endpoint.s3
+  to   = aws_vpc_endpoint.gateway["s3"]
+}
+
+moved {
+  from = aws_vpc_endpoint.dynamodb
+  to   = aws_vpc_endpoint.gateway["dynamodb"]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.functions_to_s3[0]
+  to   = aws_vpc_security_group_egress_rule.functions["to_s3"]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.functions_to_dynamodb[0]
+  to   = aws_vpc_security_group_egress_rule.functions["to_dynamodb"]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.functions_to_interface_endpoints[0]
+  to   = aws_vpc_security_group_egress_rule.functions["to_interface_endpoints"]
+}
+
+# -----------------------------------------------------------------------------
 # Outputs (one per created resource that tests and operators need)
 # -----------------------------------------------------------------------------
 output "kms_s3_key_id" {
   description = "ID of the KMS key that encrypts the upload bucket."
-  value       = aws_kms_key.s3.key_id
+  value       = aws_kms_key.pipeline["s3"].key_id
 }
 
 output "kms_s3_key_arn" {
   description = "ARN of the KMS key that encrypts the upload bucket."
-  value       = aws_kms_key.s3.arn
+  value       = aws_kms_key.pipeline["s3"].arn
 }
 
 output "kms_s3_alias_name" {
   description = "Alias of the S3 KMS key."
-  value       = aws_kms_alias.s3.name
+  value       = aws_kms_alias.pipeline["s3"].name
 }
 
 output "kms_dynamodb_key_id" {
   description = "ID of the KMS key that encrypts both DynamoDB tables."
-  value       = aws_kms_key.dynamodb.key_id
+  value       = aws_kms_key.pipeline["dynamodb"].key_id
 }
 
 output "kms_dynamodb_key_arn" {
   description = "ARN of the KMS key that encrypts both DynamoDB tables."
-  value       = aws_kms_key.dynamodb.arn
+  value       = aws_kms_key.pipeline["dynamodb"].arn
 }
 
 output "kms_dynamodb_alias_name" {
   description = "Alias of the DynamoDB KMS key."
-  value       = aws_kms_alias.dynamodb.name
+  value       = aws_kms_alias.pipeline["dynamodb"].name
 }
 
 output "kms_lambda_key_id" {
   description = "ID of the KMS key for Lambda environment variables, SQS, CloudWatch Logs and SNS."
-  value       = aws_kms_key.lambda.key_id
+  value       = aws_kms_key.pipeline["lambda"].key_id
 }
 
 output "kms_lambda_key_arn" {
   description = "ARN of the KMS key for Lambda environment variables, SQS, CloudWatch Logs and SNS."
-  value       = aws_kms_key.lambda.arn
+  value       = aws_kms_key.pipeline["lambda"].arn
 }
 
 output "kms_lambda_alias_name" {
   description = "Alias of the Lambda/SQS/Logs/SNS KMS key."
-  value       = aws_kms_alias.lambda.name
+  value       = aws_kms_alias.pipeline["lambda"].name
 }
 
 output "s3_bucket_name" {
@@ -1478,42 +1536,42 @@ output "s3_bucket_arn" {
 
 output "processor_function_name" {
   description = "Name of the transaction processor Lambda function."
-  value       = aws_lambda_function.processor.function_name
+  value       = aws_lambda_function.function["processor"].function_name
 }
 
 output "processor_function_arn" {
   description = "ARN of the transaction processor Lambda function."
-  value       = aws_lambda_function.processor.arn
+  value       = aws_lambda_function.function["processor"].arn
 }
 
 output "processor_role_arn" {
   description = "ARN of the transaction processor's execution role."
-  value       = aws_iam_role.processor.arn
+  value       = aws_iam_role.function["processor"].arn
 }
 
 output "processor_policy_arn" {
   description = "ARN of the transaction processor's least-privilege policy."
-  value       = aws_iam_policy.processor.arn
+  value       = aws_iam_policy.function["processor"].arn
 }
 
 output "dlq_processor_function_name" {
   description = "Name of the DLQ processor Lambda function."
-  value       = aws_lambda_function.dlq_processor.function_name
+  value       = aws_lambda_function.function["dlq_processor"].function_name
 }
 
 output "dlq_processor_function_arn" {
   description = "ARN of the DLQ processor Lambda function."
-  value       = aws_lambda_function.dlq_processor.arn
+  value       = aws_lambda_function.function["dlq_processor"].arn
 }
 
 output "dlq_processor_role_arn" {
   description = "ARN of the DLQ processor's execution role."
-  value       = aws_iam_role.dlq_processor.arn
+  value       = aws_iam_role.function["dlq_processor"].arn
 }
 
 output "dlq_processor_policy_arn" {
   description = "ARN of the DLQ processor's least-privilege policy."
-  value       = aws_iam_policy.dlq_processor.arn
+  value       = aws_iam_policy.function["dlq_processor"].arn
 }
 
 output "producer_policy_json" {
@@ -1533,7 +1591,7 @@ output "producer_policy_json" {
         Sid      = "EncryptUploadsThroughS3"
         Effect   = "Allow"
         Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
-        Resource = aws_kms_key.s3.arn
+        Resource = aws_kms_key.pipeline["s3"].arn
         Condition = {
           StringEquals = { "kms:ViaService" = local.kms_via.s3 }
           ArnLike      = { "kms:EncryptionContext:aws:s3:arn" = local.s3_encryption_context_arns }
@@ -1592,7 +1650,7 @@ locals {
         Sid       = "UseQueueKeyThroughSqs"
         Effect    = "Allow"
         Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
-        Resource  = aws_kms_key.lambda.arn
+        Resource  = aws_kms_key.pipeline["lambda"].arn
         Condition = { StringEquals = { "kms:ViaService" = local.kms_via.sqs } }
       },
       {
@@ -1619,13 +1677,13 @@ output "lambda_runtime" {
 
 output "processor_environment_variables" {
   description = "Environment variables of the transaction processor."
-  value       = aws_lambda_function.processor.environment[0].variables
+  value       = aws_lambda_function.function["processor"].environment[0].variables
   sensitive   = true
 }
 
 output "dlq_processor_environment_variables" {
   description = "Environment variables of the DLQ processor."
-  value       = aws_lambda_function.dlq_processor.environment[0].variables
+  value       = aws_lambda_function.function["dlq_processor"].environment[0].variables
   sensitive   = true
 }
 
@@ -1696,32 +1754,32 @@ output "dlq_arn" {
 
 output "retry_queue_event_source_mapping_uuid" {
   description = "UUID of the event source mapping from the main queue to the processor."
-  value       = aws_lambda_event_source_mapping.retry_queue_to_processor.uuid
+  value       = aws_lambda_event_source_mapping.function["processor"].uuid
 }
 
 output "dlq_event_source_mapping_uuid" {
   description = "UUID of the event source mapping from the DLQ to the DLQ processor."
-  value       = aws_lambda_event_source_mapping.dlq_to_dlq_processor.uuid
+  value       = aws_lambda_event_source_mapping.function["dlq_processor"].uuid
 }
 
 output "processor_log_group_name" {
   description = "CloudWatch log group of the transaction processor."
-  value       = aws_cloudwatch_log_group.processor.name
+  value       = aws_cloudwatch_log_group.function["processor"].name
 }
 
 output "dlq_processor_log_group_name" {
   description = "CloudWatch log group of the DLQ processor."
-  value       = aws_cloudwatch_log_group.dlq_processor.name
+  value       = aws_cloudwatch_log_group.function["dlq_processor"].name
 }
 
 output "error_rate_alarm_name" {
   description = "Alarm on the processor's error rate."
-  value       = aws_cloudwatch_metric_alarm.processor_error_rate.alarm_name
+  value       = aws_cloudwatch_metric_alarm.pipeline["processor_error_rate"].alarm_name
 }
 
 output "dlq_depth_alarm_name" {
   description = "Alarm on the DLQ's depth."
-  value       = aws_cloudwatch_metric_alarm.dlq_depth.alarm_name
+  value       = aws_cloudwatch_metric_alarm.pipeline["dlq_depth"].alarm_name
 }
 
 output "dashboard_name" {
@@ -1756,12 +1814,12 @@ output "private_route_table_id" {
 
 output "s3_vpc_endpoint_id" {
   description = "ID of the S3 gateway endpoint."
-  value       = aws_vpc_endpoint.s3.id
+  value       = aws_vpc_endpoint.gateway["s3"].id
 }
 
 output "dynamodb_vpc_endpoint_id" {
   description = "ID of the DynamoDB gateway endpoint."
-  value       = aws_vpc_endpoint.dynamodb.id
+  value       = aws_vpc_endpoint.gateway["dynamodb"].id
 }
 
 output "sqs_vpc_endpoint_id" {

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # the client types come from the stub packages of requirement
 VERSION = "1.0.0"
 PROCESSOR = f"python3.11/{VERSION}"
 
-# The function's environment: lib/main.tf (aws_lambda_function.processor) sets every one of these
+# The function's environment: lib/main.tf (local.functions.processor) sets every one of these
 # and owns every default; they are read once, at init, into CONFIG. tests/unit/
 # test_configuration.py fails when this list and that block differ.
 ENV_TABLE_NAME = "DYNAMODB_TABLE_NAME"

@@ -1,5 +1,6 @@
 """What lib/ declares about the two functions' configuration: the variables each function's
-environment block sets, and the Terraform defaults of the tunables among them.
+environment sets, the Terraform defaults of the tunables among them, and the other arguments
+its aws_lambda_function instance gets.
 
 Terraform is the one source of every tunable's default (lib/provider.tf); the handlers and the
 Rust functions only read their environment. Tests and local runs that start a function without
@@ -19,9 +20,11 @@ import hcl2
 
 LIB = Path(__file__).resolve().parents[1] / "lib"
 
-# The two aws_lambda_function resources of lib/main.tf.
+# The two functions: the keys of lib/main.tf's local.functions, which every per-function
+# resource (aws_lambda_function.function, its role, policy and log group) is for_each over.
 PROCESSOR = "processor"
 DLQ_PROCESSOR = "dlq_processor"
+FUNCTION_RESOURCE = "aws_lambda_function.function"
 
 # An environment value that is one Terraform variable, as lib/main.tf writes it:
 # `var.x` or `tostring(var.x)` (python-hcl2 renders expressions as "${...}").
@@ -61,18 +64,43 @@ def variable_defaults(lib: Path = LIB) -> dict[str, Any]:
     }
 
 
-def environment_expressions(function: str, lib: Path = LIB) -> dict[str, str]:
-    """The environment block of aws_lambda_function.<function>: {variable: expression}."""
+def function_settings(function: str, lib: Path = LIB) -> dict[str, Any]:
+    """What lib/ sets for one function only: its entry of local.functions (name, environment,
+    dead_letter_config, ...), expressions as python-hcl2 renders them ("${...}")."""
+    for doc in _documents(lib):
+        for block in doc.get("locals", []):
+            functions = block.get("functions", {})
+            if function in functions:
+                return dict(functions[function])
+    raise LookupError(f"lib/ has no local.functions.{function}")
+
+
+def function_argument(
+    function: str, argument: str, *, within: str | None = None, lib: Path = LIB
+) -> str | None:
+    """The expression lib/ gives `argument` (inside the nested block `within`, if given) of the
+    function's aws_lambda_function instance: from its local.functions entry, else from the
+    resource block both instances share. None where lib/ sets none."""
+    settings = function_settings(function, lib)
+    if within is not None:
+        block = settings.get(within)
+        return block.get(argument) if isinstance(block, dict) else None
+    if argument in settings:
+        return str(settings[argument])
+    rtype, name = FUNCTION_RESOURCE.split(".")
     for doc in _documents(lib):
         for block in doc.get("resource", []):
             for kind, resources in block.items():
-                if _unquoted(kind) != "aws_lambda_function":
-                    continue
-                for name, body in resources.items():
-                    if _unquoted(name) == function:
-                        (environment,) = body["environment"]
-                        return {_unquoted(k): v for k, v in environment["variables"].items()}
-    raise LookupError(f"lib/ has no aws_lambda_function.{function}")
+                for label, body in resources.items() if _unquoted(kind) == rtype else ():
+                    if _unquoted(label) == name and argument in body:
+                        return str(body[argument])
+    return None
+
+
+def environment_expressions(function: str, lib: Path = LIB) -> dict[str, str]:
+    """The environment lib/ sets on the function: {variable: expression}."""
+    environment = function_settings(function, lib)["environment"]
+    return {_unquoted(k): v for k, v in environment.items()}
 
 
 def environment_names(function: str, lib: Path = LIB) -> frozenset[str]:

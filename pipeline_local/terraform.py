@@ -38,17 +38,12 @@ EMULATED_SERVICES = (
 # redrive policy, with spaces).
 # Without these the second plan shows changes that AWS itself would not.
 EMULATOR_IGNORES = {
-    "aws_lambda_function": {
-        "processor": ["kms_key_arn", "dead_letter_config"],
-        "dlq_processor": ["kms_key_arn"],
-    },
+    # Both functions (one block for_each); only the processor has a dead_letter_config.
+    "aws_lambda_function": {"function": ["kms_key_arn", "dead_letter_config"]},
     "aws_sqs_queue": {"main": ["redrive_policy"]},
-    "aws_kms_key": {name: ["rotation_period_in_days"] for name in ("s3", "dynamodb", "lambda")},
+    "aws_kms_key": {"pipeline": ["rotation_period_in_days"]},
     # moto's DescribeSecurityGroupRules leaves out each rule's Description.
-    "aws_vpc_security_group_egress_rule": {
-        name: ["description"]
-        for name in ("functions_to_s3", "functions_to_dynamodb", "functions_to_interface_endpoints")
-    },
+    "aws_vpc_security_group_egress_rule": {"functions": ["description"]},
     "aws_vpc_security_group_ingress_rule": {"interface_endpoints_from_functions": ["description"]},
 }
 

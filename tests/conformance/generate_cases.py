@@ -22,6 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "cases"
+# The instant (UTC) most cases' rows carry: their "2024-01-01T00:00:00Z", as tx() takes it.
+JAN_1 = "2024-01-01T00:00:00"
 HEADER = (
     "transaction_id,account_id,amount,currency,transaction_type,timestamp,merchant_id,description"
 )
@@ -184,6 +186,35 @@ def case(name, inputs: dict[str, bytes | str], expected: dict, config: dict | No
 def csv(*rows: str, header: str = HEADER, eol: str = "\n", final_eol: bool = True) -> str:
     text = eol.join([header, *rows])
     return text + (eol if final_eol else "")
+
+
+def file_error_case(
+    name,
+    inputs: dict[str, bytes | str],
+    code,
+    description,
+    *,
+    key=None,
+    status_message=None,
+    version="$VERSION_1",
+    **config,
+):
+    """A case whose file is refused as a whole: nothing stored, one file error row and rows_in 1;
+    with status_message, the failed per-file status it leaves (P30). The key is
+    in/<name>.<ending of the one input file> unless given; config keys go between key and
+    description."""
+    if key is None:
+        (fname,) = inputs
+        key = f"in/{name}{Path(fname).suffix}"
+    expected = {
+        "transactions": [],
+        "errors": [file_err(code, key=key, version=version)],
+        "accounting": {"rows_in": 1, "duplicates": 0},
+    }
+    if status_message is not None:
+        failed = status(key, state="failed", file_error=(code, status_message), version=version)
+        expected["file_status"] = [failed]
+    case(name, inputs, expected, {"key": key, **config, "description": description})
 
 
 # ==========================================================================================
@@ -408,7 +439,7 @@ def build() -> None:
                     merchant="M1",
                     desc="first",
                 ),
-                tx("B-2", "ACC1", "2", "EUR", "DEBIT", "2024-01-01T00:00:00", 3, key=K),
+                tx("B-2", "ACC1", "2", "EUR", "DEBIT", JAN_1, 3, key=K),
                 tx(
                     "B-3",
                     "ACC1",
@@ -459,7 +490,7 @@ def build() -> None:
                     merchant="ACME, Inc.",
                     desc='He said "hi", twice',
                 ),
-                tx("Q-4", "ACC1", "12", "EUR", "CREDIT", "2024-01-01T00:00:00", 6, key=K),
+                tx("Q-4", "ACC1", "12", "EUR", "CREDIT", JAN_1, 6, key=K),
                 tx(
                     "Q-5",
                     "ACC1",
@@ -503,9 +534,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("M-8", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 9, key=K)
-            ],
+            "transactions": [tx("M-8", "ACC1", "1", "EUR", "DEBIT", JAN_1, 9, key=K)],
             "errors": [
                 err("MISSING_FIELD", "transaction_id", None, 2, key=K),
                 err("MISSING_FIELD", "account_id", "M-2", 3, key=K),
@@ -586,9 +615,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("N-4", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K)
-            ],
+            "transactions": [tx("N-4", "ACC1", "1", "EUR", "DEBIT", JAN_1, 4, key=K)],
             "errors": [
                 err("MISSING_FIELD", "transaction_id", None, 0, key=K),
                 err("MISSING_FIELD", "amount", "N-1", 1, key=K),
@@ -626,10 +653,10 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx(ID64, "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("TX-trim", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 7, key=K),
-                tx("a:b.c_d-e", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 8, key=K),
-                tx("X", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 9, key=K),
+                tx(ID64, "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("TX-trim", "ACC1", "1", "EUR", "DEBIT", JAN_1, 7, key=K),
+                tx("a:b.c_d-e", "ACC1", "1", "EUR", "DEBIT", JAN_1, 8, key=K),
+                tx("X", "ACC1", "1", "EUR", "DEBIT", JAN_1, 9, key=K),
             ],
             "errors": [
                 err("INVALID_FORMAT", "transaction_id", None, 3, key=K),
@@ -664,18 +691,9 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("A-1", A34, "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx(
-                    "A-4",
-                    "de89370400440532013000",
-                    "1",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    5,
-                    key=K,
-                ),
-                tx("A-5", "Z", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 6, key=K),
+                tx("A-1", A34, "1", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("A-4", "de89370400440532013000", "1", "EUR", "DEBIT", JAN_1, 5, key=K),
+                tx("A-5", "Z", "1", "EUR", "DEBIT", JAN_1, 6, key=K),
             ],
             "errors": [
                 err("INVALID_FORMAT", "account_id", "A-2", 3, key=K),
@@ -717,26 +735,8 @@ def build() -> None:
         {"input.csv": csv(*rows)},
         {
             "transactions": [
-                tx(
-                    "S-90",
-                    "ACC1",
-                    "12.5",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    2 + len(bad),
-                    key=K,
-                ),
-                tx(
-                    "S-91",
-                    "ACC1",
-                    "7.1",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    3 + len(bad),
-                    key=K,
-                ),
+                tx("S-90", "ACC1", "12.5", "EUR", "DEBIT", JAN_1, 2 + len(bad), key=K),
+                tx("S-91", "ACC1", "7.1", "EUR", "DEBIT", JAN_1, 3 + len(bad), key=K),
             ],
             "errors": [
                 err("INVALID_FORMAT", "amount", f"S-{i:02d}", 2 + i, key=K) for i in range(len(bad))
@@ -770,20 +770,9 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx(
-                    "V-8",
-                    "ACC1",
-                    "999999999999.99",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    9,
-                    key=K,
-                ),
-                tx("V-9", "ACC1", "0.01", "EUR", "DEBIT", "2024-01-01T00:00:00", 10, key=K),
-                tx(
-                    "V-10", "ACC1", "999999999999", "JPY", "DEBIT", "2024-01-01T00:00:00", 11, key=K
-                ),
+                tx("V-8", "ACC1", "999999999999.99", "EUR", "DEBIT", JAN_1, 9, key=K),
+                tx("V-9", "ACC1", "0.01", "EUR", "DEBIT", JAN_1, 10, key=K),
+                tx("V-10", "ACC1", "999999999999", "JPY", "DEBIT", JAN_1, 11, key=K),
             ],
             "errors": [
                 err("INVALID_VALUE", "amount", "V-1", 2, key=K),
@@ -825,13 +814,13 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("P-2", "ACC1", "10.5", "EUR", "DEBIT", "2024-01-01T00:00:00", 3, key=K),
-                tx("P-3", "ACC1", "10.5", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
-                tx("P-5", "ACC1", "100", "JPY", "DEBIT", "2024-01-01T00:00:00", 6, key=K),
-                tx("P-6", "ACC1", "100", "JPY", "DEBIT", "2024-01-01T00:00:00", 7, key=K),
-                tx("P-8", "ACC1", "1.234", "KWD", "DEBIT", "2024-01-01T00:00:00", 9, key=K),
-                tx("P-9", "ACC1", "0.001", "BHD", "DEBIT", "2024-01-01T00:00:00", 10, key=K),
-                tx("P-12", "ACC1", "5.1", "USD", "DEBIT", "2024-01-01T00:00:00", 13, key=K),
+                tx("P-2", "ACC1", "10.5", "EUR", "DEBIT", JAN_1, 3, key=K),
+                tx("P-3", "ACC1", "10.5", "EUR", "DEBIT", JAN_1, 4, key=K),
+                tx("P-5", "ACC1", "100", "JPY", "DEBIT", JAN_1, 6, key=K),
+                tx("P-6", "ACC1", "100", "JPY", "DEBIT", JAN_1, 7, key=K),
+                tx("P-8", "ACC1", "1.234", "KWD", "DEBIT", JAN_1, 9, key=K),
+                tx("P-9", "ACC1", "0.001", "BHD", "DEBIT", JAN_1, 10, key=K),
+                tx("P-12", "ACC1", "5.1", "USD", "DEBIT", JAN_1, 13, key=K),
             ],
             "errors": [
                 err("PRECISION_EXCEEDED", "amount", "P-1", 2, key=K),
@@ -867,9 +856,9 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("C-5", "ACC1", "10", "USD", "DEBIT", "2024-01-01T00:00:00", 6, key=K),
-                tx("C-6", "ACC1", "10", "GBP", "DEBIT", "2024-01-01T00:00:00", 7, key=K),
-                tx("C-7", "ACC1", "10", "SEK", "DEBIT", "2024-01-01T00:00:00", 8, key=K),
+                tx("C-5", "ACC1", "10", "USD", "DEBIT", JAN_1, 6, key=K),
+                tx("C-6", "ACC1", "10", "GBP", "DEBIT", JAN_1, 7, key=K),
+                tx("C-7", "ACC1", "10", "SEK", "DEBIT", JAN_1, 8, key=K),
             ],
             "errors": [
                 err("UNKNOWN_CURRENCY", "currency", "C-1", 2, key=K),
@@ -905,11 +894,11 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("T-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("T-2", "ACC1", "1", "EUR", "TRANSFER", "2024-01-01T00:00:00", 3, key=K),
-                tx("T-3", "ACC1", "1", "EUR", "PAYMENT", "2024-01-01T00:00:00", 4, key=K),
-                tx("T-4", "ACC1", "1", "EUR", "REFUND", "2024-01-01T00:00:00", 5, key=K),
-                tx("T-5", "ACC1", "1", "EUR", "CREDIT", "2024-01-01T00:00:00", 6, key=K),
+                tx("T-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("T-2", "ACC1", "1", "EUR", "TRANSFER", JAN_1, 3, key=K),
+                tx("T-3", "ACC1", "1", "EUR", "PAYMENT", JAN_1, 4, key=K),
+                tx("T-4", "ACC1", "1", "EUR", "REFUND", JAN_1, 5, key=K),
+                tx("T-5", "ACC1", "1", "EUR", "CREDIT", JAN_1, 6, key=K),
             ],
             "errors": [
                 err("INVALID_VALUE", "transaction_type", "T-6", 7, key=K),
@@ -1041,19 +1030,9 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx(
-                    "L-1",
-                    "ACC1",
-                    "1",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    2,
-                    key=K,
-                    merchant=M64,
-                ),
-                tx("L-3", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K, desc=D256),
-                tx("L-6", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 7, key=K, desc=E256),
+                tx("L-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K, merchant=M64),
+                tx("L-3", "ACC1", "1", "EUR", "DEBIT", JAN_1, 4, key=K, desc=D256),
+                tx("L-6", "ACC1", "1", "EUR", "DEBIT", JAN_1, 7, key=K, desc=E256),
                 tx(
                     "L-7",
                     "ACC1",
@@ -1107,9 +1086,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("U-3", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K)
-            ],
+            "transactions": [tx("U-3", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K)],
             "errors": [
                 err("UNKNOWN_FIELD", "foo", "U-1", 0, key=K),
                 err("UNKNOWN_FIELD", "Amount", "U-2", 1, key=K),
@@ -1149,9 +1126,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("Y-11", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 10, key=K)
-            ],
+            "transactions": [tx("Y-11", "ACC1", "1", "EUR", "DEBIT", JAN_1, 10, key=K)],
             "errors": [
                 err("INVALID_FORMAT", "amount", "Y-1", 0, key=K),
                 err("INVALID_FORMAT", "amount", "Y-2", 1, key=K),
@@ -1203,49 +1178,13 @@ def build() -> None:
         {"input.json": "[\n" + body + "\n]\n"},
         {
             "transactions": [
-                tx(
-                    "D-01",
-                    "ACC1",
-                    "999999999999.99",
-                    "EUR",
-                    "CREDIT",
-                    "2024-01-01T00:00:00",
-                    0,
-                    key=K,
-                ),
-                tx(
-                    "D-06",
-                    "ACC1",
-                    "12345678901.23",
-                    "EUR",
-                    "CREDIT",
-                    "2024-01-01T00:00:00",
-                    5,
-                    key=K,
-                ),
-                tx("D-07", "ACC1", "10.5", "EUR", "CREDIT", "2024-01-01T00:00:00", 6, key=K),
-                tx("D-11", "ACC1", "0.3", "EUR", "CREDIT", "2024-01-01T00:00:00", 10, key=K),
-                tx("D-12", "ACC1", "0.1", "KWD", "CREDIT", "2024-01-01T00:00:00", 11, key=K),
-                tx(
-                    "D-13",
-                    "ACC1",
-                    "123456789012.345",
-                    "KWD",
-                    "CREDIT",
-                    "2024-01-01T00:00:00",
-                    12,
-                    key=K,
-                ),
-                tx(
-                    "D-14",
-                    "ACC1",
-                    "999999999999.999",
-                    "KWD",
-                    "CREDIT",
-                    "2024-01-01T00:00:00",
-                    13,
-                    key=K,
-                ),
+                tx("D-01", "ACC1", "999999999999.99", "EUR", "CREDIT", JAN_1, 0, key=K),
+                tx("D-06", "ACC1", "12345678901.23", "EUR", "CREDIT", JAN_1, 5, key=K),
+                tx("D-07", "ACC1", "10.5", "EUR", "CREDIT", JAN_1, 6, key=K),
+                tx("D-11", "ACC1", "0.3", "EUR", "CREDIT", JAN_1, 10, key=K),
+                tx("D-12", "ACC1", "0.1", "KWD", "CREDIT", JAN_1, 11, key=K),
+                tx("D-13", "ACC1", "123456789012.345", "KWD", "CREDIT", JAN_1, 12, key=K),
+                tx("D-14", "ACC1", "999999999999.999", "KWD", "CREDIT", JAN_1, 13, key=K),
             ],
             "errors": [
                 err("PRECISION_EXCEEDED", "amount", "D-02", 1, key=K),
@@ -1267,53 +1206,29 @@ def build() -> None:
     )
 
     # ---------------------------------------------------------------- 21-23 JSON depth
-    def nested(depth: int) -> str:
-        return "[" * depth + "]" * depth
-
     rec = (
         '{"transaction_id": "Z-1", "account_id": "ACC1", "amount": "1", "currency": "EUR", '
         '"transaction_type": "DEBIT", "timestamp": "2024-01-01T00:00:00Z"'
     )
-    name = "21-json-depth-100"
-    K = f"in/{name}.json"
-    case(
-        name,
-        {
-            "input.json": "["
-            + rec
-            + "}, "
-            + rec.replace("Z-1", "Z-2")
-            + ', "meta": '
-            + nested(98)
-            + "}]"
-        },
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "a document nested 100 levels deep is MALFORMED_FILE; no record of the file is stored, not even the valid first one",
-        },
+
+    def nested(depth: int) -> str:
+        """Two records, the second with a "meta" field `depth` arrays deep."""
+        meta = "[" * depth + "]" * depth
+        return "[" + rec + "}, " + rec.replace("Z-1", "Z-2") + ', "meta": ' + meta + "}]"
+
+    file_error_case(
+        "21-json-depth-100",
+        {"input.json": nested(98)},
+        "MALFORMED_FILE",
+        "a document nested 100 levels deep is MALFORMED_FILE; no record of the file is stored, not even the valid first one",
     )
     name = "22-json-depth-64-accepted"
     K = f"in/{name}.json"
     case(
         name,
+        {"input.json": nested(62)},
         {
-            "input.json": "["
-            + rec
-            + "}, "
-            + rec.replace("Z-1", "Z-2")
-            + ', "meta": '
-            + nested(62)
-            + "}]"
-        },
-        {
-            "transactions": [
-                tx("Z-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
-            ],
+            "transactions": [tx("Z-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 0, key=K)],
             "errors": [err("UNKNOWN_FIELD", "meta", "Z-2", 1, key=K)],
             "accounting": {"rows_in": 2, "duplicates": 0},
         },
@@ -1322,202 +1237,90 @@ def build() -> None:
             "description": "exactly 64 levels (top-level array = 1, record = 2, 62 nested arrays) is not a file error",
         },
     )
-    name = "23-json-depth-65"
-    K = f"in/{name}.json"
-    case(
-        name,
-        {
-            "input.json": "["
-            + rec
-            + "}, "
-            + rec.replace("Z-1", "Z-2")
-            + ', "meta": '
-            + nested(63)
-            + "}]"
-        },
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "65 levels (one more than case 22) is deeper than 64: MALFORMED_FILE",
-        },
+    file_error_case(
+        "23-json-depth-65",
+        {"input.json": nested(63)},
+        "MALFORMED_FILE",
+        "65 levels (one more than case 22) is deeper than 64: MALFORMED_FILE",
     )
 
     # ---------------------------------------------------------------- 24-29 JSON file errors
-    name = "24-json-invalid-utf8"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "24-json-invalid-utf8",
         {"input.json": ("[" + rec + ', "description": "caf').encode() + b"\xe9" + b'"}]'},
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_ENCODING", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "a JSON document that is not UTF-8 (a Latin-1 byte) is INVALID_ENCODING",
-        },
+        "INVALID_ENCODING",
+        "a JSON document that is not UTF-8 (a Latin-1 byte) is INVALID_ENCODING",
     )
-    name = "25-json-malformed"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "25-json-malformed",
         {"input.json": "[" + rec + "}, " + rec.replace("Z-1", "Z-2")},
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "truncated JSON is MALFORMED_FILE; the complete first record is not stored",
-        },
+        "MALFORMED_FILE",
+        "truncated JSON is MALFORMED_FILE; the complete first record is not stored",
     )
-    name = "26-json-wrong-top-level"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "26-json-wrong-top-level",
         {"input.json": '"just a string"\n'},
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "a top-level string is the wrong top-level JSON type: MALFORMED_FILE",
-        },
+        "MALFORMED_FILE",
+        "a top-level string is the wrong top-level JSON type: MALFORMED_FILE",
     )
-    name = "27-json-object-without-transactions"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "27-json-object-without-transactions",
         {"input.json": '{"records": [' + rec + "}]}\n"},
-        {
-            "transactions": [],
-            "errors": [file_err("MALFORMED_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": 'an object that is not {"transactions": [...]} is MALFORMED_FILE',
-        },
+        "MALFORMED_FILE",
+        'an object that is not {"transactions": [...]} is MALFORMED_FILE',
     )
-    name = "28-json-empty-array"
-    K = f"in/{name}.json"
-    case(
-        name,
-        {"input.json": "[]\n"},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "an empty array is EMPTY_FILE"},
+    file_error_case(
+        "28-json-empty-array", {"input.json": "[]\n"}, "EMPTY_FILE", "an empty array is EMPTY_FILE"
     )
-    name = "29-json-wrapped-empty"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "29-json-wrapped-empty",
         {"input.json": '{"transactions": []}'},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "an empty wrapped array is EMPTY_FILE"},
+        "EMPTY_FILE",
+        "an empty wrapped array is EMPTY_FILE",
     )
 
     # ---------------------------------------------------------------- 30-36 CSV file errors
-    name = "30-csv-empty-file"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "30-csv-empty-file",
         {"input.csv": b""},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-            "file_status": [
-                status(K, state="failed", file_error=("EMPTY_FILE", "file: no header row"))
-            ],
-        },
-        {"key": K, "description": "no bytes: EMPTY_FILE; the file status is failed (P30)"},
+        "EMPTY_FILE",
+        "no bytes: EMPTY_FILE; the file status is failed (P30)",
+        status_message="file: no header row",
     )
-    name = "31-csv-header-only"
-    K = f"in/{name}.csv"
-    case(
-        name,
-        {"input.csv": csv()},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "a header and no rows: EMPTY_FILE"},
+    file_error_case(
+        "31-csv-header-only", {"input.csv": csv()}, "EMPTY_FILE", "a header and no rows: EMPTY_FILE"
     )
-    name = "32-csv-header-missing-column"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "32-csv-header-missing-column",
         {
             "input.csv": csv(
                 "H-1,ACC1,1,EUR,DEBIT,,",
                 header="transaction_id,account_id,amount,currency,transaction_type,merchant_id,description",
             )
         },
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_HEADER", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-            "file_status": [
-                status(
-                    K,
-                    state="failed",
-                    file_error=("INVALID_HEADER", 'header: missing required column "timestamp"'),
-                )
-            ],
-        },
-        {
-            "key": K,
-            "description": "header without the required timestamp column: INVALID_HEADER (a file error has no field: its message names the column), nothing stored",
-        },
+        "INVALID_HEADER",
+        "header without the required timestamp column: INVALID_HEADER (a file error has no field: its message names the column), nothing stored",
+        status_message='header: missing required column "timestamp"',
     )
-    name = "33-csv-header-unknown-column"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "33-csv-header-unknown-column",
         {
             "input.csv": csv(
                 "H-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,,x", header=HEADER + ",note"
             )
         },
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_HEADER", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "header with an unknown column: INVALID_HEADER"},
+        "INVALID_HEADER",
+        "header with an unknown column: INVALID_HEADER",
     )
-    name = "34-csv-header-duplicate-column"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "34-csv-header-duplicate-column",
         {
             "input.csv": csv(
                 "H-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,,1", header=HEADER + ",amount"
             )
         },
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_HEADER", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "header with a duplicate column: INVALID_HEADER"},
+        "INVALID_HEADER",
+        "header with a duplicate column: INVALID_HEADER",
     )
     name = "35-csv-header-reordered-optional-absent"
     K = f"in/{name}.csv"
@@ -1532,7 +1335,7 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("O-1", "ACC1", "5.25", "EUR", "REFUND", "2024-01-01T00:00:00", 2, key=K),
+                tx("O-1", "ACC1", "5.25", "EUR", "REFUND", JAN_1, 2, key=K),
                 tx("O-2", "ACC2", "6", "EUR", "DEBIT", "2024-01-02T00:00:00", 3, key=K),
             ],
             "errors": [],
@@ -1543,20 +1346,14 @@ def build() -> None:
             "description": "columns in any order; optional columns may be left out of the header",
         },
     )
-    name = "36-csv-header-invalid-utf8"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "36-csv-header-invalid-utf8",
         {
             "input.csv": b"transaction_id,account_id,amount,currency,transaction_type,timestamp,merchant_id,descripci\xf3n\n"
             b"H-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,\n"
         },
-        {
-            "transactions": [],
-            "errors": [file_err("INVALID_ENCODING", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {"key": K, "description": "a CSV header that is not UTF-8: INVALID_ENCODING file error"},
+        "INVALID_ENCODING",
+        "a CSV header that is not UTF-8: INVALID_ENCODING file error",
     )
 
     # ---------------------------------------------------------------- 37-38 CSV row errors
@@ -1574,10 +1371,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("E-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K, desc="ok"),
-                tx(
-                    "E-4", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 5, key=K, desc="café"
-                ),
+                tx("E-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K, desc="ok"),
+                tx("E-4", "ACC1", "1", "EUR", "DEBIT", JAN_1, 5, key=K, desc="café"),
             ],
             "errors": [
                 err("INVALID_ENCODING", None, None, 3, key=K),
@@ -1604,8 +1399,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("W-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("W-4", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 5, key=K),
+                tx("W-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("W-4", "ACC1", "1", "EUR", "DEBIT", JAN_1, 5, key=K),
             ],
             "errors": [
                 err("MALFORMED_ROW", None, None, 3, key=K),
@@ -1685,7 +1480,7 @@ def build() -> None:
                     merchant="M",
                     desc="desc",
                 ),
-                tx("DUP-2", "ACC1", "3", "EUR", "CREDIT", "2024-01-01T00:00:00", 5, key=K),
+                tx("DUP-2", "ACC1", "3", "EUR", "CREDIT", JAN_1, 5, key=K),
             ],
             "errors": [],
             "accounting": {"rows_in": 4, "duplicates": 2},
@@ -1747,7 +1542,7 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("SI-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("SI-1", "ACC1", "10", "EUR", "DEBIT", JAN_1, 2, key=K),
                 tx("SI-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00.001", 3, key=K),
             ],
             "errors": [],
@@ -1800,7 +1595,7 @@ def build() -> None:
             "transactions": [
                 pre_same,
                 pre_diff,
-                tx("PRE-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+                tx("PRE-3", "ACC1", "30", "EUR", "DEBIT", JAN_1, 4, key=K),
             ],
             "errors": [err("DUPLICATE_CONFLICT", "transaction_id", "PRE-2", 3, key=K)],
             "accounting": {"rows_in": 3, "duplicates": 1},
@@ -1826,8 +1621,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("RP-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("RP-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+                tx("RP-1", "ACC1", "10", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("RP-3", "ACC1", "30", "EUR", "DEBIT", JAN_1, 4, key=K),
             ],
             "errors": [err("INVALID_VALUE", "amount", "RP-2", 3, key=K)],
             "accounting": {"rows_in": 3, "duplicates": 0},
@@ -1853,8 +1648,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("RV-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("RV-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+                tx("RV-1", "ACC1", "10", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("RV-3", "ACC1", "30", "EUR", "DEBIT", JAN_1, 4, key=K),
             ],
             "errors": [
                 err("INVALID_VALUE", "amount", "RV-2", 3, key=K),
@@ -1892,9 +1687,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("K-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K)
-            ],
+            "transactions": [tx("K-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K)],
             "errors": [err("INVALID_VALUE", "amount", "K-2", 3, key=K)],
             "accounting": {"rows_in": 2, "duplicates": 0},
         },
@@ -1916,9 +1709,7 @@ def build() -> None:
             )
         },
         {
-            "transactions": [
-                tx("K-3", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
-            ],
+            "transactions": [tx("K-3", "ACC1", "1", "EUR", "DEBIT", JAN_1, 0, key=K)],
             "errors": [err("UNKNOWN_FIELD", "x", "K-4", 1, key=K)],
             "accounting": {"rows_in": 2, "duplicates": 0},
         },
@@ -1930,21 +1721,12 @@ def build() -> None:
 
     # ---------------------------------------------------------------- 48-50 size and missing
     LIMIT_CSV = csv("LM-1,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z,,")
-    name = "48-file-too-large"
-    K = f"in/{name}.csv"
-    case(
-        name,
+    file_error_case(
+        "48-file-too-large",
         {"input.csv": LIMIT_CSV},
-        {
-            "transactions": [],
-            "errors": [file_err("FILE_TOO_LARGE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "env": {"MAX_FILE_BYTES": str(len(LIMIT_CSV.encode()) - 1)},
-            "description": "one byte over MAX_FILE_BYTES: FILE_TOO_LARGE, nothing stored",
-        },
+        "FILE_TOO_LARGE",
+        "one byte over MAX_FILE_BYTES: FILE_TOO_LARGE, nothing stored",
+        env={"MAX_FILE_BYTES": str(len(LIMIT_CSV.encode()) - 1)},
     )
     name = "49-file-at-size-limit"
     K = f"in/{name}.csv"
@@ -1952,9 +1734,7 @@ def build() -> None:
         name,
         {"input.csv": LIMIT_CSV},
         {
-            "transactions": [
-                tx("LM-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K)
-            ],
+            "transactions": [tx("LM-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K)],
             "errors": [],
             "accounting": {"rows_in": 1, "duplicates": 0},
         },
@@ -1964,29 +1744,15 @@ def build() -> None:
             "description": "exactly MAX_FILE_BYTES is not over the limit",
         },
     )
-    name = "50-object-not-found"
-    K = "in/50-never-uploaded.csv"
-    case(
-        name,
+    file_error_case(
+        "50-object-not-found",
         {},
-        {
-            "transactions": [],
-            "errors": [file_err("OBJECT_NOT_FOUND", key=K, version=None)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-            "file_status": [
-                status(
-                    K,
-                    state="failed",
-                    file_error=("OBJECT_NOT_FOUND", "file: object (version) not found"),
-                    version=None,
-                )
-            ],
-        },
-        {
-            "key": K,
-            "missing_object": True,
-            "description": "an event for an object that does not exist (deleted before processing): OBJECT_NOT_FOUND file error, returned normally",
-        },
+        "OBJECT_NOT_FOUND",
+        "an event for an object that does not exist (deleted before processing): OBJECT_NOT_FOUND file error, returned normally",
+        key="in/50-never-uploaded.csv",
+        status_message="file: object (version) not found",
+        version=None,
+        missing_object=True,
     )
 
     # ---------------------------------------------------------------- 51-52 resume path
@@ -2153,19 +1919,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("AL-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx(
-                    "AL-4",
-                    "ACC1",
-                    "40",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    5,
-                    key=K,
-                    merchant="M",
-                    desc="d",
-                ),
+                tx("AL-1", "ACC1", "10", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("AL-4", "ACC1", "40", "EUR", "DEBIT", JAN_1, 5, key=K, merchant="M", desc="d"),
             ],
             "errors": [
                 err("INVALID_VALUE", "amount", "AL-2", 3, key=K),
@@ -2206,8 +1961,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("CR-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K, desc="a"),
-                tx("CR-4", "ACC1", "2", "EUR", "DEBIT", "2024-01-01T00:00:00", 6, key=K, desc="b"),
+                tx("CR-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K, desc="a"),
+                tx("CR-4", "ACC1", "2", "EUR", "DEBIT", JAN_1, 6, key=K, desc="b"),
             ],
             "errors": [
                 err("INVALID_FORMAT", "description", "CR-2", 3, key=K),
@@ -2533,9 +2288,7 @@ def build() -> None:
         name,
         {"input.json": b"\xef\xbb\xbf" + json.dumps([{"transaction_id": "JB-1", **base}]).encode()},
         {
-            "transactions": [
-                tx("JB-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 0, key=K)
-            ],
+            "transactions": [tx("JB-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 0, key=K)],
             "errors": [],
             "accounting": {"rows_in": 1, "duplicates": 0},
         },
@@ -2561,8 +2314,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("BL-1", "ACC1", "1", "EUR", "DEBIT", "2024-01-01T00:00:00", 3, key=K),
-                tx("BL-2", "ACC1", "2", "EUR", "DEBIT", "2024-01-01T00:00:00", 5, key=K),
+                tx("BL-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 3, key=K),
+                tx("BL-2", "ACC1", "2", "EUR", "DEBIT", JAN_1, 5, key=K),
             ],
             "errors": [err("INVALID_VALUE", "amount", "BL-3", 7, key=K)],
             "accounting": {"rows_in": 3, "duplicates": 0},
@@ -2586,18 +2339,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx(
-                    "42",
-                    "12345678",
-                    "5",
-                    "EUR",
-                    "DEBIT",
-                    "2024-01-01T00:00:00",
-                    0,
-                    key=K,
-                    merchant="7",
-                ),
-                tx("1.5", "ACC1", "5", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("42", "12345678", "5", "EUR", "DEBIT", JAN_1, 0, key=K, merchant="7"),
+                tx("1.5", "ACC1", "5", "EUR", "DEBIT", JAN_1, 2, key=K),
             ],
             "errors": [err("UNKNOWN_CURRENCY", "currency", "NT-2", 1, key=K)],
             "accounting": {"rows_in": 3, "duplicates": 0},
@@ -2607,20 +2350,11 @@ def build() -> None:
             "description": 'a JSON number in any field is its token text (handler decision P2): 42 is the id "42", currency 978 is UNKNOWN_CURRENCY; the number 1.5 is the valid id "1.5"',
         },
     )
-    name = "62-json-whitespace-only"
-    K = f"in/{name}.json"
-    case(
-        name,
+    file_error_case(
+        "62-json-whitespace-only",
         {"input.json": "  \n\t \n"},
-        {
-            "transactions": [],
-            "errors": [file_err("EMPTY_FILE", key=K)],
-            "accounting": {"rows_in": 1, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "a JSON file with only whitespace is EMPTY_FILE (handler decision P14)",
-        },
+        "EMPTY_FILE",
+        "a JSON file with only whitespace is EMPTY_FILE (handler decision P14)",
     )
 
     # ---------------------------------------------------------------- 63 killed and re-run

@@ -8,6 +8,10 @@ from typing import Any
 
 import pytest
 
+from pipeline_local.terraform_wiring import (
+    dead_letter_targets_from_terraform,
+    function_arns_from_terraform,
+)
 from tests.integration.conftest import Stack
 from tests.integration.stack_views import (
     ACCOUNT,
@@ -27,7 +31,6 @@ def test_functions_configuration(stack: Stack) -> None:
         "processor": (100, "processor_function.lambda_handler"),
         "dlq_processor": (50, "dlq_processor_function.lambda_handler"),
     }
-    config = {r["address"]: r for r in stack.plan["configuration"]["root_module"]["resources"]}
     for key, (concurrency, handler) in expected.items():
         name = stack.outputs[f"{key}_function_name"]
         conf = lam.get_function_configuration(FunctionName=name)
@@ -44,9 +47,6 @@ def test_functions_configuration(stack: Stack) -> None:
         vpc = conf["VpcConfig"]
         assert sorted(vpc["SubnetIds"]) == sorted(stack.outputs["private_subnet_ids"])
         assert vpc["SecurityGroupIds"] == [stack.outputs["functions_security_group_id"]]
-        # moto does not echo KMSKeyArn: check that the configuration sends the lambda key.
-        function = config[f"aws_lambda_function.{key}"]
-        assert function["expressions"]["kms_key_arn"]["references"][0] == "aws_kms_key.lambda.arn"
     proc = lam.get_function_configuration(FunctionName=stack.outputs["processor_function_name"])
     assert proc["Environment"]["Variables"] == {
         "DYNAMODB_TABLE_NAME": stack.outputs["transactions_table_name"],
@@ -58,10 +58,17 @@ def test_functions_configuration(stack: Stack) -> None:
         "METRIC_NAMESPACE": stack.outputs["metric_namespace"],
         "FILE_STATUS_TABLE_NAME": stack.outputs["file_status_table_name"],
     }
-    # moto does not keep DeadLetterConfig: check that the configuration sends the main queue.
-    dead_letter = config["aws_lambda_function.processor"]["expressions"]["dead_letter_config"]
-    assert dead_letter[0]["target_arn"]["references"][0] == "aws_sqs_queue.main.arn"
-    assert "dead_letter_config" not in config["aws_lambda_function.dlq_processor"]["expressions"]
+    # moto keeps neither KMSKeyArn nor DeadLetterConfig: what the configuration sends, resolved
+    # against the state (what the local dispatcher and the authorization model use): the lambda
+    # key for both, the main queue as the processor's dead-letter target and none for the DLQ
+    # processor.
+    names = [stack.outputs[f"{key}_function_name"] for key in expected]
+    assert function_arns_from_terraform(stack.workdir.path, "kms_key_arn") == dict.fromkeys(
+        names, stack.outputs["kms_lambda_key_arn"]
+    )
+    assert dead_letter_targets_from_terraform(stack.workdir.path) == {
+        stack.outputs["processor_function_name"]: stack.outputs["main_queue_arn"]
+    }
     dlq = lam.get_function_configuration(FunctionName=stack.outputs["dlq_processor_function_name"])
     assert dlq["Environment"]["Variables"] == {
         "ERRORS_TABLE_NAME": stack.outputs["errors_table_name"],
@@ -73,9 +80,8 @@ def test_functions_configuration(stack: Stack) -> None:
 
 def test_functions_wait_for_roles_and_policy_attachments(stack: Stack) -> None:
     resources = {r["address"]: r for r in stack.plan["configuration"]["root_module"]["resources"]}
-    for key in ("processor", "dlq_processor"):
-        depends = set(resources[f"aws_lambda_function.{key}"].get("depends_on", []))
-        assert {f"aws_iam_role.{key}", f"aws_iam_role_policy_attachment.{key}"} <= depends
+    depends = set(resources["aws_lambda_function.function"].get("depends_on", []))
+    assert {"aws_iam_role.function", "aws_iam_role_policy_attachment.function"} <= depends
     notification = resources["aws_s3_bucket_notification.transactions"]
     assert "aws_lambda_permission.allow_s3_invoke_processor" in notification["depends_on"]
 

@@ -98,7 +98,7 @@ def test_security_groups_allow_https_to_the_endpoints_only(stack: Stack) -> None
     )
     prefix_lists = {
         endpoint_of(stack, f"{service}_vpc_endpoint_id").get("PrefixListId")
-        or stack.state()[f"aws_vpc_endpoint.{service}"]["prefix_list_id"]
+        or stack.state()[f'aws_vpc_endpoint.gateway["{service}"]']["prefix_list_id"]
         for service in ("s3", "dynamodb")
     }
 

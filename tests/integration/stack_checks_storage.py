@@ -90,7 +90,7 @@ def test_kms_keys_rotate_and_start_with_root_access(stack: Stack) -> None:
     # moto echoes neither the deletion window nor the rotation period: check what Terraform sends.
     planned = planned_resources(stack)
     for name in ("s3", "dynamodb", "lambda"):
-        key = planned[f"aws_kms_key.{name}"]
+        key = planned[f'aws_kms_key.pipeline["{name}"]']
         assert key["deletion_window_in_days"] == 7
         assert key["rotation_period_in_days"] == 365
 

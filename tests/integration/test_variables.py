@@ -48,10 +48,12 @@ def planned(work: Workdir) -> dict[str, dict[str, Any]]:
 
 
 def planned_functions(work: Workdir) -> dict[str, dict[str, Any]]:
+    """Planned values of aws_lambda_function.function by its key (processor, dlq_processor)."""
+    prefix = "aws_lambda_function.function["
     return {
-        address.split(".")[1]: values
+        json.loads(address[len(prefix) : -1]): values
         for address, values in planned(work).items()
-        if address.startswith("aws_lambda_function.")
+        if address.startswith(prefix)
     }
 
 
@@ -164,7 +166,7 @@ def test_variables_set_the_reservations_and_can_detach_the_functions(workdir: Wo
     assert detached == []
     assert "aws_vpc_endpoint.sqs[0]" not in values
     # The gateway endpoints stay (free, and the client asked for them).
-    assert {"aws_vpc_endpoint.s3", "aws_vpc_endpoint.dynamodb"} <= set(values)
+    assert {'aws_vpc_endpoint.gateway["s3"]', 'aws_vpc_endpoint.gateway["dynamodb"]'} <= set(values)
 
 
 def test_tunables_reach_the_functions_and_the_output(workdir: Workdir) -> None:

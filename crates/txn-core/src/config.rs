@@ -26,7 +26,7 @@ pub const ENV_FILE_STATUS_TABLE_NAME: &str = "FILE_STATUS_TABLE_NAME";
 /// Days an error row is kept (`ERROR_RETENTION_DAYS`).
 pub const ENV_ERROR_RETENTION_DAYS: &str = "ERROR_RETENTION_DAYS";
 
-/// Every variable the processor reads (aws_lambda_function.processor in lib/main.tf).
+/// Every variable the processor reads (local.functions.processor in lib/main.tf).
 pub const PROCESSOR_ENV_VARIABLES: [&str; 8] = [
     ENV_TABLE_NAME,
     ENV_QUEUE_URL,
@@ -38,7 +38,7 @@ pub const PROCESSOR_ENV_VARIABLES: [&str; 8] = [
     ENV_TIME_SAFETY_MARGIN_MS,
 ];
 
-/// Every variable the DLQ processor reads (aws_lambda_function.dlq_processor in lib/main.tf).
+/// Every variable the DLQ processor reads (local.functions.dlq_processor in lib/main.tf).
 pub const DLQ_PROCESSOR_ENV_VARIABLES: [&str; 4] = [
     ENV_ERRORS_TABLE_NAME,
     ENV_ENVIRONMENT,
@@ -179,43 +179,44 @@ mod tests {
     use std::cell::RefCell;
     use std::collections::{BTreeSet, HashMap};
 
-    /// The variable names of `resource "aws_lambda_function" "<function>"`'s environment block
-    /// in lib/main.tf (read with hcl-rs: HCL is not a format to parse by hand).
+    /// The variable names lib/main.tf sets in `local.functions.<function>.environment`, the
+    /// environment of the function's aws_lambda_function instance (read with hcl-rs: HCL is
+    /// not a format to parse by hand).
     fn terraform_environment(function: &str) -> BTreeSet<String> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lib/main.tf");
         let text = std::fs::read_to_string(path).expect("lib/main.tf");
         let body: hcl::Body = hcl::parse(&text).expect("lib/main.tf parses");
-        let resource = body
+        let functions = body
             .blocks()
-            .find(|b| {
-                b.identifier() == "resource"
-                    && b.labels()
-                        .iter()
-                        .map(|l| l.as_str())
-                        .eq(["aws_lambda_function", function])
-            })
-            .unwrap_or_else(|| panic!("lib/main.tf has no aws_lambda_function.{function}"));
-        let environment = resource
-            .body()
-            .blocks()
-            .find(|b| b.identifier() == "environment")
-            .expect("an environment block");
-        let variables = environment
-            .body()
-            .attributes()
-            .find(|a| a.key() == "variables")
-            .expect("environment.variables");
-        let hcl::Expression::Object(object) = variables.expr() else {
-            panic!("environment.variables is not an object");
+            .filter(|b| b.identifier() == "locals")
+            .flat_map(|b| b.body().attributes())
+            .find(|a| a.key() == "functions")
+            .expect("lib/main.tf has local.functions");
+        let entry = object_field(functions.expr(), function)
+            .unwrap_or_else(|| panic!("lib/main.tf has no local.functions.{function}"));
+        let Some(hcl::Expression::Object(environment)) = object_field(entry, "environment") else {
+            panic!("local.functions.{function}.environment is not an object");
+        };
+        environment.keys().map(key_name).collect()
+    }
+
+    fn key_name(key: &hcl::ObjectKey) -> String {
+        match key {
+            hcl::ObjectKey::Identifier(id) => id.to_string(),
+            hcl::ObjectKey::Expression(hcl::Expression::String(s)) => s.clone(),
+            other => panic!("unexpected key {other:?}"),
+        }
+    }
+
+    /// The value of `name` in an object expression.
+    fn object_field<'a>(expr: &'a hcl::Expression, name: &str) -> Option<&'a hcl::Expression> {
+        let hcl::Expression::Object(object) = expr else {
+            return None;
         };
         object
-            .keys()
-            .map(|key| match key {
-                hcl::ObjectKey::Identifier(id) => id.to_string(),
-                hcl::ObjectKey::Expression(hcl::Expression::String(s)) => s.clone(),
-                other => panic!("unexpected key {other:?}"),
-            })
-            .collect()
+            .iter()
+            .find(|(key, _)| key_name(key) == name)
+            .map(|(_, value)| value)
     }
 
     /// What `read` looks up, given every variable set to a valid value.
