@@ -29,6 +29,14 @@ use tokio::net::TcpListener;
 
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 
+/// A client's request as received: what an admitted request forwards upstream unchanged.
+struct Received {
+    method: Method,
+    path_and_query: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
 /// Everything the endpoint is started with.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -98,19 +106,13 @@ impl App {
         })
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = format!("{}{}", self.upstream, path_and_query)
+    async fn send(&self, received: Received) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+        let mut request = Request::new(Full::new(received.body));
+        *request.method_mut() = received.method;
+        *request.uri_mut() = format!("{}{}", self.upstream, received.path_and_query)
             .parse()
             .map_err(|e| format!("bad upstream URI: {e}"))?;
-        for (name, value) in headers {
+        for (name, value) in &received.headers {
             if name != hyper::header::HOST {
                 request.headers_mut().append(name, value.clone());
             }
@@ -129,8 +131,8 @@ impl App {
         Ok((parts.status, parts.headers, body))
     }
 
-    async fn forward(&self, method: Method, path: &str, headers: &HeaderMap, body: Bytes) -> Reply {
-        match self.send(method, path, headers, body).await {
+    async fn forward(&self, received: Received) -> Reply {
+        match self.send(received).await {
             Ok((status, upstream_headers, body)) => {
                 let mut response = Response::new(Full::new(body));
                 *response.status_mut() = status;
@@ -159,10 +161,13 @@ impl App {
             HeaderValue::from_static("DynamoDB_20120810.DescribeTable"),
         );
         let body = Bytes::from(json!({"TableName": name}).to_string());
-        let (status, _, body) = self
-            .send(Method::POST, "/", &describe_headers, body)
-            .await
-            .ok()?;
+        let describe = Received {
+            method: Method::POST,
+            path_and_query: "/".to_owned(),
+            headers: describe_headers,
+            body,
+        };
+        let (status, _, body) = self.send(describe).await.ok()?;
         if status != StatusCode::OK {
             return None;
         }
@@ -226,22 +231,15 @@ impl App {
             .or_default() += 1;
     }
 
-    async fn dynamodb(
-        &self,
-        op: &str,
-        method: Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Reply {
-        let request: Value = match serde_json::from_slice(&body) {
+    async fn dynamodb(&self, op: &str, received: Received) -> Reply {
+        let request: Value = match serde_json::from_slice(&received.body) {
             Ok(v) => v,
             // Not JSON: the upstream answers it (SerializationException).
-            Err(_) => return self.forward(method, path, headers, body).await,
+            Err(_) => return self.forward(received).await,
         };
         match op {
             "CreateTable" | "DeleteTable" | "UpdateTable" | "DescribeTable" => {
-                let response = self.forward(method, path, headers, body).await;
+                let response = self.forward(received).await;
                 let response = self.with_rewritten_arns(response);
                 if op == "DescribeTable" {
                     return response;
@@ -252,36 +250,32 @@ impl App {
                 return response;
             }
             "PutItem" | "UpdateItem" | "DeleteItem" | "GetItem" | "Query" | "Scan" => {}
-            "TransactWriteItems" => {
-                return self
-                    .transact_write(&request, method, path, headers, body)
-                    .await
-            }
+            "TransactWriteItems" => return self.transact_write(&request, received).await,
             _ => {
                 self.unmetered(op);
-                return self.forward(method, path, headers, body).await;
+                return self.forward(received).await;
             }
         }
         let def = match table_of(&request) {
-            Some(table) => self.table_def(table, headers).await,
+            Some(table) => self.table_def(table, &received.headers).await,
             None => None,
         };
         let Some(def) = def else {
             // Unknown table or malformed request: the upstream gives the exact error.
             self.unmetered(op);
-            return self.forward(method, path, headers, body).await;
+            return self.forward(received).await;
         };
         match op {
             "PutItem" => {
                 let Some(item) = item_of(&request) else {
                     self.unmetered(op);
-                    return self.forward(method, path, headers, body).await;
+                    return self.forward(received).await;
                 };
                 let charges = def.put_charges(item, 1.0);
                 if let Some(throttled) = self.admit(op, &charges) {
                     return throttled;
                 }
-                let (status, response) = self.forward_bytes(method, path, headers, body).await;
+                let (status, response) = self.forward_bytes(received).await;
                 // A failed condition still consumes the base write, but no index entry is written.
                 if status == StatusCode::BAD_REQUEST {
                     let now = self.clock.now_nanos();
@@ -297,12 +291,9 @@ impl App {
                 if let Some(throttled) = self.admit(op, charge.as_slice()) {
                     return throttled;
                 }
-                self.forward(method, path, headers, body).await
+                self.forward(received).await
             }
-            _ => {
-                self.read(op, &def, &request, method, path, headers, body)
-                    .await
-            }
+            _ => self.read(op, &def, &request, received).await,
         }
     }
 
@@ -323,28 +314,12 @@ impl App {
         Response::from_parts(parts, Full::new(bytes))
     }
 
-    async fn forward_bytes(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> (StatusCode, Reply) {
-        let response = self.forward(method, path, headers, body).await;
+    async fn forward_bytes(&self, received: Received) -> (StatusCode, Reply) {
+        let response = self.forward(received).await;
         (response.status(), response)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn read(
-        &self,
-        op: &str,
-        def: &TableDef,
-        request: &Value,
-        method: Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Reply {
+    async fn read(&self, op: &str, def: &TableDef, request: &Value, received: Received) -> Reply {
         let index = request.get("IndexName").and_then(Value::as_str);
         let consistent = index.is_none()
             && request
@@ -370,7 +345,7 @@ impl App {
         if let Some(throttled) = self.admit(op, std::slice::from_ref(&minimum)) {
             return throttled;
         }
-        let response = self.forward(method, path, headers, body).await;
+        let response = self.forward(received).await;
         if response.status() == StatusCode::OK {
             let body = response
                 .body()
@@ -395,14 +370,7 @@ impl App {
     /// TransactWriteItems: charged at 2 WRU per KB per item (transaction-apis.html) but never
     /// throttled: AWS reports a throttled transaction as a TransactionCanceledException whose
     /// exact wording is not documented, and the pipeline does not use transactions.
-    async fn transact_write(
-        &self,
-        request: &Value,
-        method: Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Reply {
+    async fn transact_write(&self, request: &Value, received: Received) -> Reply {
         let mut charges = Vec::new();
         for action in request
             .get("TransactItems")
@@ -414,7 +382,7 @@ impl App {
                 let Some(table) = table_of(inner) else {
                     continue;
                 };
-                let Some(def) = self.table_def(table, headers).await else {
+                let Some(def) = self.table_def(table, &received.headers).await else {
                     continue;
                 };
                 match (kind.as_str(), item_of(inner), key_of(inner)) {
@@ -428,7 +396,7 @@ impl App {
                 }
             }
         }
-        let response = self.forward(method, path, headers, body).await;
+        let response = self.forward(received).await;
         if response.status() == StatusCode::OK {
             let now = self.clock.now_nanos();
             let mut model = lock(&self.model);
@@ -537,20 +505,22 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .and_then(|t| t.strip_prefix(TARGET_PREFIX))
             .map(str::to_string);
+        let received = Received {
+            method: parts.method,
+            path_and_query: path,
+            headers: parts.headers,
+            body,
+        };
         let Some(op) = op else {
             // Not DynamoDB (the emulator serves every service on one port): pass it through.
-            return Ok(self
-                .forward(parts.method, &path, &parts.headers, body)
-                .await);
+            return Ok(self.forward(received).await);
         };
         lock(&self.stats).requests += 1;
         if let Some(latency) = &self.latency {
             let ms = latency.sample(&mut rand::thread_rng());
             tokio::time::sleep(Duration::from_secs_f64(ms / 1000.0)).await;
         }
-        Ok(self
-            .dynamodb(&op, parts.method, &path, &parts.headers, body)
-            .await)
+        Ok(self.dynamodb(&op, received).await)
     }
 }
 

@@ -7,14 +7,13 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use aws_config::retry::RetryConfig;
-use aws_config::BehaviorVersion;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use txn_core::config::FromEnvironment;
 use txn_core::dlq::{interpret_message, Attr, SqsMessage};
 use txn_core::json::{self as tjson, JsonValue};
 
@@ -200,26 +199,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .init();
+    lambda_setup::init_json_logging();
     // Read once per execution environment, before the first message: a missing or invalid
     // variable ends the init with an error that names it.
     let cfg = Config::from_env().inspect_err(|error| {
         tracing::error!(%error, "configuration");
     })?;
     let cfg = &cfg;
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .load()
-        .await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&lambda_setup::sdk_config().await);
     let dynamodb = &dynamodb;
     lambda_runtime::run(service_fn(move |event| handler(dynamodb, cfg, event))).await
 }

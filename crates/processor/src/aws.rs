@@ -1,9 +1,7 @@
 //! The processor's edges implemented with the AWS SDK clients: GetObject, conditional PutItem,
 //! UpdateItem (file status), SendMessageBatch (the traits are in `crate::edges`).
 
-use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_s3::operation::get_object::GetObjectError as S3GetObjectError;
@@ -24,11 +22,7 @@ pub struct Aws {
 impl Aws {
     /// Clients configured from the standard environment (region, credentials, endpoints).
     pub async fn from_env() -> Aws {
-        // Standard retry mode with 5 attempts, as the Python handler's botocore config.
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(5))
-            .load()
-            .await;
+        let config = lambda_setup::sdk_config().await;
         // With an endpoint override, address buckets by path, as boto3 does for a custom
         // endpoint_url (virtual-host names do not resolve for such endpoints).
         let path_style = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()

@@ -14,7 +14,8 @@ use txn_core::Transaction;
 use crate::edges::Edges;
 use crate::error::ProcessError;
 use crate::process::{
-    duplicate_conflict, emit_metrics, process_object, BatchCounts, Config, Deadline, FileResult,
+    duplicate_conflict, emit_metrics, process_object, record_metrics, BatchCounts, Config,
+    Deadline, FileResult,
 };
 use crate::status::{status_retry_resolved, RetryResolution};
 use crate::writes::{build_item, send_messages, write_items, WriteOutcome};
@@ -144,16 +145,13 @@ async fn retry_writes(
         failed_again = counts.retried,
         "retried records"
     );
-    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    emit_metrics(
-        cfg,
-        &[
-            ("RecordsProcessed", n(counts.stored), "Count"),
-            ("RecordsInvalid", n(counts.invalid), "Count"),
-            ("RecordsDuplicate", n(counts.duplicates), "Count"),
-            ("RecordsRetried", n(counts.retried), "Count"),
-        ],
+    let metrics = record_metrics(
+        counts.stored,
+        counts.invalid,
+        counts.duplicates,
+        counts.retried,
     );
+    emit_metrics(cfg, &metrics);
     failed
 }
 

@@ -1,14 +1,14 @@
 //! Transaction processor Lambda: the runtime loop. Builds the SDK clients once per execution
 //! environment and hands every event to the library (see lib.rs for what the function does).
 //!
-//! Endpoints come only from the standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables
-//! (read by aws-config).
+//! Logging and the SDK configuration are set up as in the DLQ processor (crates/lambda-setup).
 
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use txn_core::config::FromEnvironment;
 use txn_core::json::{self as tjson, JsonValue};
 
 use processor::aws::Aws;
@@ -29,18 +29,6 @@ async fn handler(
     Ok(handle_event(&*aws, &cfg, &event, &deadline).await?)
 }
 
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .init();
-}
-
 /// mimalloc instead of glibc's malloc: the SDK allocates a lot per request, and glibc's
 /// allocator took about a fifth of the processor's CPU time in profiles.
 #[global_allocator]
@@ -48,7 +36,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    init_logging();
+    lambda_setup::init_json_logging();
     // Read once per execution environment, before the first event: a missing or invalid
     // variable ends the init with an error that names it.
     let cfg = Arc::new(Config::from_env().inspect_err(|error| {

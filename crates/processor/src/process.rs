@@ -138,6 +138,22 @@ pub fn emit_metrics(cfg: &Config, values: &[(&str, i64, &str)]) {
     println!("{}", Value::Object(doc));
 }
 
+/// The record counts every invocation reports, as `emit_metrics` values.
+pub(crate) fn record_metrics(
+    stored: u64,
+    invalid: u64,
+    duplicates: u64,
+    retried: u64,
+) -> [(&'static str, i64, &'static str); 4] {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    [
+        ("RecordsProcessed", n(stored), "Count"),
+        ("RecordsInvalid", n(invalid), "Count"),
+        ("RecordsDuplicate", n(duplicates), "Count"),
+        ("RecordsRetried", n(retried), "Count"),
+    ]
+}
+
 /// The error of a record whose key is stored with other content.
 pub(crate) fn duplicate_conflict() -> RecordError {
     RecordError {
@@ -501,21 +517,19 @@ fn finish(cfg: &Config, mut result: FileResult, started: Instant) -> FileResult 
     } else {
         file_log!(info);
     }
-    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    emit_metrics(
-        cfg,
-        &[
-            ("RecordsProcessed", n(result.stored), "Count"),
-            ("RecordsInvalid", n(result.invalid), "Count"),
-            ("RecordsDuplicate", n(result.duplicates), "Count"),
-            ("RecordsRetried", n(result.retried), "Count"),
-            (
-                "FilesFailed",
-                i64::from(result.file_error.is_some()),
-                "Count",
-            ),
-            ("FileProcessingTime", result.elapsed_ms, "Milliseconds"),
-        ],
-    );
+    let mut metrics = record_metrics(
+        result.stored,
+        result.invalid,
+        result.duplicates,
+        result.retried,
+    )
+    .to_vec();
+    metrics.push((
+        "FilesFailed",
+        i64::from(result.file_error.is_some()),
+        "Count",
+    ));
+    metrics.push(("FileProcessingTime", result.elapsed_ms, "Milliseconds"));
+    emit_metrics(cfg, &metrics);
     result
 }

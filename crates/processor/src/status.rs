@@ -50,22 +50,34 @@ fn reserved_names() -> HashMap<String, String> {
     ])
 }
 
+/// The attributes a creating update sets only when the item is new, each with the placeholder
+/// of its first value, in the order of the expression (P26).
+const FIRST_VALUES: [(&str, &str); 9] = [
+    ("first_activity", ":now"),
+    ("activity_day", ":day"),
+    ("rows_seen", ":zero"),
+    ("#stored", ":zero"),
+    ("duplicates", ":zero"),
+    ("retries_pending", ":zero"),
+    ("record_errors", ":no_errors"),
+    ("cursors", ":cursors"),
+    ("ranges_open", ":one"),
+];
+
 /// SET clauses every creating update shares: the item's attributes when it is new (P26).
-fn common(now: i64, bucket: &str) -> (Vec<&'static str>, Item) {
-    let clauses = vec![
+fn common(now: i64, bucket: &str) -> (Vec<String>, Item) {
+    let mut clauses: Vec<String> = [
         "source_bucket = :bucket",
         "processor = :processor",
         "last_activity = :now",
-        "first_activity = if_not_exists(first_activity, :now)",
-        "activity_day = if_not_exists(activity_day, :day)",
-        "rows_seen = if_not_exists(rows_seen, :zero)",
-        "#stored = if_not_exists(#stored, :zero)",
-        "duplicates = if_not_exists(duplicates, :zero)",
-        "retries_pending = if_not_exists(retries_pending, :zero)",
-        "record_errors = if_not_exists(record_errors, :no_errors)",
-        "cursors = if_not_exists(cursors, :cursors)",
-        "ranges_open = if_not_exists(ranges_open, :one)",
-    ];
+    ]
+    .map(String::from)
+    .into();
+    clauses.extend(
+        FIRST_VALUES
+            .iter()
+            .map(|(name, first)| format!("{name} = if_not_exists({name}, {first})")),
+    );
     let stamp = iso_ms(now);
     let day = stamp.get(..10).unwrap_or_default().to_owned();
     let values = HashMap::from([
@@ -82,6 +94,17 @@ fn common(now: i64, bucket: &str) -> (Vec<&'static str>, Item) {
         ),
     ]);
     (clauses, values)
+}
+
+/// A creating update of `source`'s item: SET `clauses` (those of `common` and the caller's).
+fn creating_update(source: &SourceInfo, clauses: &[String], values: Item) -> ItemUpdate {
+    ItemUpdate {
+        key: status_key(&source.key, source.version_id.as_deref()),
+        update_expression: format!("SET {}", clauses.join(", ")),
+        names: reserved_names(),
+        values,
+        ..ItemUpdate::default()
+    }
 }
 
 /// One UpdateItem; `Ok(false)` when its condition failed (the update was made before: P29).
@@ -107,21 +130,11 @@ pub async fn status_open(
     source: &SourceInfo,
 ) -> Result<(), ProcessError> {
     let (mut clauses, mut values) = common(now_ms(), &source.bucket);
-    clauses.push("#state = if_not_exists(#state, :received)");
+    clauses.push("#state = if_not_exists(#state, :received)".to_owned());
     values.insert(":received".to_owned(), s(RECEIVED));
-    update(
-        table,
-        cfg,
-        ItemUpdate {
-            key: status_key(&source.key, source.version_id.as_deref()),
-            update_expression: format!("SET {}", clauses.join(", ")),
-            names: reserved_names(),
-            values,
-            ..ItemUpdate::default()
-        },
-    )
-    .await
-    .map(|_| ())
+    update(table, cfg, creating_update(source, &clauses, values))
+        .await
+        .map(|_| ())
 }
 
 /// A file error: state "failed" with file_error, unless the version is done already (P30).
@@ -132,8 +145,8 @@ pub async fn status_failed(
     error: &FileError,
 ) -> Result<(), ProcessError> {
     let (mut clauses, mut values) = common(now_ms(), &source.bucket);
-    clauses.push("#state = :failed");
-    clauses.push("file_error = :file_error");
+    clauses.push("#state = :failed".to_owned());
+    clauses.push("file_error = :file_error".to_owned());
     values.insert(":failed".to_owned(), s(FAILED));
     values.insert(":done".to_owned(), s(DONE));
     values.insert(
@@ -150,12 +163,8 @@ pub async fn status_failed(
         table,
         cfg,
         ItemUpdate {
-            key: status_key(&source.key, source.version_id.as_deref()),
-            update_expression: format!("SET {}", clauses.join(", ")),
             condition_expression: Some("attribute_not_exists(#state) OR #state <> :done".into()),
-            names: reserved_names(),
-            values,
-            ..ItemUpdate::default()
+            ..creating_update(source, &clauses, values)
         },
     )
     .await

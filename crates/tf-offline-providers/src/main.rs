@@ -30,13 +30,9 @@ fn flavor_from_program_name(program: &str) -> Option<Flavor> {
         .file_name()
         .map(|name| name.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    if file_name.contains("archive") {
-        Some(Flavor::Archive)
-    } else if file_name.contains("random") {
-        Some(Flavor::Random)
-    } else {
-        None
-    }
+    [("archive", Flavor::Archive), ("random", Flavor::Random)]
+        .into_iter()
+        .find_map(|(name, flavor)| file_name.contains(name).then_some(flavor))
 }
 
 fn main() -> ExitCode {

@@ -1,9 +1,8 @@
 //! The two functions' configurations: each reads its environment once, in `main`, into a typed
 //! struct. lib/main.tf sets every variable and owns every default, so nothing here has one: a
-//! missing or invalid variable is a [`ConfigError`] that names it. The tests below fail when a
-//! function's list of variables ([`PROCESSOR_ENV_VARIABLES`], [`DLQ_PROCESSOR_ENV_VARIABLES`])
-//! and its environment block in lib/main.tf differ, or when `from_lookup` reads a variable that
-//! is not in its list.
+//! missing or invalid variable is a [`ConfigError`] that names it. `from_lookup` is the one list
+//! of what a function reads: the tests below record what it looks up and fail when that and the
+//! function's environment block in lib/main.tf differ.
 
 /// The processor's table of transactions (`DYNAMODB_TABLE_NAME`).
 pub const ENV_TABLE_NAME: &str = "DYNAMODB_TABLE_NAME";
@@ -25,26 +24,6 @@ pub const ENV_TIME_SAFETY_MARGIN_MS: &str = "TIME_SAFETY_MARGIN_MS";
 pub const ENV_FILE_STATUS_TABLE_NAME: &str = "FILE_STATUS_TABLE_NAME";
 /// Days an error row is kept (`ERROR_RETENTION_DAYS`).
 pub const ENV_ERROR_RETENTION_DAYS: &str = "ERROR_RETENTION_DAYS";
-
-/// Every variable the processor reads (local.functions.processor in lib/main.tf).
-pub const PROCESSOR_ENV_VARIABLES: [&str; 8] = [
-    ENV_TABLE_NAME,
-    ENV_QUEUE_URL,
-    ENV_DLQ_URL,
-    ENV_FILE_STATUS_TABLE_NAME,
-    ENV_ENVIRONMENT,
-    ENV_METRIC_NAMESPACE,
-    ENV_MAX_FILE_BYTES,
-    ENV_TIME_SAFETY_MARGIN_MS,
-];
-
-/// Every variable the DLQ processor reads (local.functions.dlq_processor in lib/main.tf).
-pub const DLQ_PROCESSOR_ENV_VARIABLES: [&str; 4] = [
-    ENV_ERRORS_TABLE_NAME,
-    ENV_ENVIRONMENT,
-    ENV_METRIC_NAMESPACE,
-    ENV_ERROR_RETENTION_DAYS,
-];
 
 /// A function variable is missing or invalid: the execution environment cannot start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,18 +110,19 @@ fn whole_number<T: TryFrom<u64>>(
     })
 }
 
-fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+/// A function's configuration, read from its environment once, in `main`.
+pub trait FromEnvironment: Sized {
+    /// From any lookup of variables by name: every variable the function reads, and only those.
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError>;
+
+    /// From the process environment (call once, in `main`).
+    fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
 }
 
-impl ProcessorConfig {
-    /// From the process environment (call once, in `main`).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(process_env)
-    }
-
-    /// From any lookup of variables by name.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnvironment for ProcessorConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: text(&lookup, ENV_TABLE_NAME)?,
             queue_url: text(&lookup, ENV_QUEUE_URL)?,
@@ -156,14 +136,8 @@ impl ProcessorConfig {
     }
 }
 
-impl DlqProcessorConfig {
-    /// From the process environment (call once, in `main`).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(process_env)
-    }
-
-    /// From any lookup of variables by name.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnvironment for DlqProcessorConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: text(&lookup, ENV_ERRORS_TABLE_NAME)?,
             environment: text(&lookup, ENV_ENVIRONMENT)?,
@@ -219,45 +193,29 @@ mod tests {
             .map(|(_, value)| value)
     }
 
-    /// What `read` looks up, given every variable set to a valid value.
-    fn looked_up<T>(read: impl FnOnce(&dyn Fn(&str) -> Option<String>) -> T) -> BTreeSet<String> {
+    /// What `C::from_lookup` looks up, given every variable set to a valid value: the one list
+    /// of the function's variables.
+    fn variables_read<C: FromEnvironment>() -> BTreeSet<String> {
         let seen = RefCell::new(BTreeSet::new());
-        let lookup = |name: &str| {
+        let _ = C::from_lookup(|name| {
             seen.borrow_mut().insert(name.to_owned());
             Some("7".to_owned())
-        };
-        read(&lookup);
+        });
         seen.into_inner()
     }
 
-    fn names(list: &[&str]) -> BTreeSet<String> {
-        let set: BTreeSet<String> = list.iter().map(|n| (*n).to_owned()).collect();
-        assert_eq!(set.len(), list.len(), "a name is listed twice");
-        set
-    }
-
     #[test]
-    fn processor_reads_what_terraform_sets() {
-        let listed = names(&PROCESSOR_ENV_VARIABLES);
-        assert_eq!(
-            listed,
-            terraform_environment("processor"),
-            "list vs lib/main.tf"
-        );
-        let read = looked_up(|l| ProcessorConfig::from_lookup(l).map(|_| ()));
-        assert_eq!(read, listed, "what from_lookup reads vs the list");
-    }
-
-    #[test]
-    fn dlq_processor_reads_what_terraform_sets() {
-        let listed = names(&DLQ_PROCESSOR_ENV_VARIABLES);
-        assert_eq!(
-            listed,
-            terraform_environment("dlq_processor"),
-            "list vs lib/main.tf"
-        );
-        let read = looked_up(|l| DlqProcessorConfig::from_lookup(l).map(|_| ()));
-        assert_eq!(read, listed, "what from_lookup reads vs the list");
+    fn each_function_reads_what_terraform_sets() {
+        for (function, read) in [
+            ("processor", variables_read::<ProcessorConfig>()),
+            ("dlq_processor", variables_read::<DlqProcessorConfig>()),
+        ] {
+            assert_eq!(
+                read,
+                terraform_environment(function),
+                "what {function}'s from_lookup reads vs lib/main.tf"
+            );
+        }
     }
 
     fn processor_env() -> HashMap<&'static str, &'static str> {
@@ -292,7 +250,15 @@ mod tests {
 
     #[test]
     fn every_variable_is_required_and_named_in_the_error() {
-        for name in PROCESSOR_ENV_VARIABLES {
+        let every = processor_env();
+        assert_eq!(
+            every
+                .keys()
+                .map(|name| (*name).to_owned())
+                .collect::<BTreeSet<_>>(),
+            variables_read::<ProcessorConfig>()
+        );
+        for name in every.into_keys() {
             let mut env = processor_env();
             env.remove(name);
             assert_eq!(read_processor(&env), Err(ConfigError::Missing(name)));

@@ -175,6 +175,14 @@ impl<R: BufRead> CsvReader<R> {
         self.field_chars = 0;
     }
 
+    /// A delimiter or the end of the line closes the field (CPython's `parse_save_field`);
+    /// the parser goes on in `next`.
+    fn end_field(&mut self, next: State) -> Step {
+        self.save_field();
+        self.state = next;
+        Step::Continue
+    }
+
     fn add(&mut self, byte: u8, starts_char: bool) -> Step {
         if starts_char {
             if self.field_chars >= FIELD_LIMIT {
@@ -207,35 +215,20 @@ impl<R: BufRead> CsvReader<R> {
         match self.state {
             State::StartRecord => Step::Continue,
             State::StartField => match c {
-                None | Some(b'\n' | b'\r') => {
-                    self.save_field();
-                    self.state = end_state;
-                    Step::Continue
-                }
+                None | Some(b'\n' | b'\r') => self.end_field(end_state),
                 Some(b'"') => {
                     self.state = State::InQuotedField;
                     Step::Continue
                 }
-                Some(b',') => {
-                    self.save_field();
-                    Step::Continue
-                }
+                Some(b',') => self.end_field(State::StartField),
                 Some(b) => {
                     self.state = State::InField;
                     self.add(b, starts_char)
                 }
             },
             State::InField => match c {
-                None | Some(b'\n' | b'\r') => {
-                    self.save_field();
-                    self.state = end_state;
-                    Step::Continue
-                }
-                Some(b',') => {
-                    self.save_field();
-                    self.state = State::StartField;
-                    Step::Continue
-                }
+                None | Some(b'\n' | b'\r') => self.end_field(end_state),
+                Some(b',') => self.end_field(State::StartField),
                 Some(b) => self.add(b, starts_char),
             },
             State::InQuotedField => match c {
@@ -251,16 +244,8 @@ impl<R: BufRead> CsvReader<R> {
                     self.state = State::InQuotedField;
                     self.add(b'"', true)
                 }
-                Some(b',') => {
-                    self.save_field();
-                    self.state = State::StartField;
-                    Step::Continue
-                }
-                None | Some(b'\n' | b'\r') => {
-                    self.save_field();
-                    self.state = end_state;
-                    Step::Continue
-                }
+                Some(b',') => self.end_field(State::StartField),
+                None | Some(b'\n' | b'\r') => self.end_field(end_state),
                 Some(_) => Step::Error(Unreadable::TextAfterClosingQuote),
             },
             State::EatCrnl => match c {
@@ -396,6 +381,10 @@ mod tests {
         }
     }
 
+    fn unreadable(line: u64, reason: Unreadable) -> CsvRow {
+        CsvRow::Unreadable { line, reason }
+    }
+
     #[test]
     fn quoting_and_lines() {
         let got = rows(b"a,b\n\"x,1\",\"he said \"\"hi\"\"\"\n\"two\nlines\",z\r\nlast,\"\"");
@@ -420,46 +409,36 @@ mod tests {
     }
 
     #[test]
-    fn strict_errors_resume_on_next_line() {
-        let got = rows(b"a\n\"x\"y,1\nb\nc\rd\ne\n\"open\n");
-        assert_eq!(
-            got,
-            vec![
-                cells(1, &["a"]),
-                CsvRow::Unreadable {
-                    line: 2,
-                    reason: Unreadable::TextAfterClosingQuote
-                },
-                cells(3, &["b"]),
-                CsvRow::Unreadable {
-                    line: 4,
-                    reason: Unreadable::BareCr
-                },
-                cells(5, &["e"]),
-                CsvRow::Unreadable {
-                    line: 6,
-                    reason: Unreadable::UnclosedQuote
-                },
-            ]
-        );
+    fn unreadable_lines_resume_on_the_next() {
+        let cases: [(&[u8], Vec<CsvRow>); 2] = [
+            (
+                b"a\n\"x\"y,1\nb\nc\rd\ne\n\"open\n",
+                vec![
+                    cells(1, &["a"]),
+                    unreadable(2, Unreadable::TextAfterClosingQuote),
+                    cells(3, &["b"]),
+                    unreadable(4, Unreadable::BareCr),
+                    cells(5, &["e"]),
+                    unreadable(6, Unreadable::UnclosedQuote),
+                ],
+            ),
+            (
+                b"ok\ncaf\xE9\n\"x\xE2\x82\",\"unterminated\n",
+                vec![
+                    cells(1, &["ok"]),
+                    CsvRow::InvalidEncoding { line: 2 },
+                    CsvRow::InvalidEncoding { line: 3 },
+                ],
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(rows(input), expected, "{}", String::from_utf8_lossy(input));
+        }
     }
 
     #[test]
     fn literal_quote_in_unquoted_cell_and_nul() {
         assert_eq!(rows(b"a\"b,c\0d\n"), vec![cells(1, &["a\"b", "c\0d"])]);
-    }
-
-    #[test]
-    fn invalid_utf8_rows() {
-        let got = rows(b"ok\ncaf\xE9\n\"x\xE2\x82\",\"unterminated\n");
-        assert_eq!(
-            got,
-            vec![
-                cells(1, &["ok"]),
-                CsvRow::InvalidEncoding { line: 2 },
-                CsvRow::InvalidEncoding { line: 3 },
-            ]
-        );
     }
 
     #[test]
@@ -470,13 +449,7 @@ mod tests {
         let mut over = vec![b'x'; FIELD_LIMIT + 1];
         over.extend_from_slice(b"\nnext\n");
         let got = rows(&over);
-        assert_eq!(
-            got[0],
-            CsvRow::Unreadable {
-                line: 1,
-                reason: Unreadable::CellTooLong
-            }
-        );
+        assert_eq!(got[0], unreadable(1, Unreadable::CellTooLong));
         assert_eq!(got[1], cells(2, &["next"]));
         // A multi-byte character counts once.
         let mut wide = "é".repeat(FIELD_LIMIT).into_bytes();

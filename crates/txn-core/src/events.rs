@@ -151,16 +151,22 @@ pub(crate) fn transaction_from_json(doc: &JsonValue) -> Option<Transaction> {
     })
 }
 
+/// A message's `version_id`: absent, null or empty is no version; anything but text makes the
+/// message unreadable (the outer `None`).
+fn version_id_of(doc: &JsonValue) -> Option<Option<String>> {
+    match doc.get("version_id") {
+        None | Some(JsonValue::Null) => Some(None),
+        Some(JsonValue::String(v)) => Some(Some(v.clone()).filter(|v| !v.is_empty())),
+        Some(_) => None,
+    }
+}
+
 fn source_from_json(doc: Option<&JsonValue>) -> Option<(SourceInfo, u64)> {
     let doc = doc.filter(|d| matches!(d, JsonValue::Object(_)))?;
     let bucket = as_str(doc.get("bucket"))?;
     let key = as_str(doc.get("key"))?;
     let line = nonneg_int(doc.get("line"))?;
-    let version_id = match doc.get("version_id") {
-        None | Some(JsonValue::Null) => None,
-        Some(JsonValue::String(v)) => Some(v.clone()).filter(|v| !v.is_empty()),
-        Some(_) => return None,
-    };
+    let version_id = version_id_of(doc)?;
     let last_modified = nonneg_int(doc.get("last_modified")).and_then(|t| i64::try_from(t).ok());
     Some((
         SourceInfo {
@@ -193,11 +199,7 @@ pub fn parse_queue_message(body: &str) -> Option<QueueWork> {
             let bucket = as_str(doc.get("bucket"))?;
             let key = as_str(doc.get("key"))?;
             let start = nonneg_int(doc.get("start_line"))?;
-            let version_id = match doc.get("version_id") {
-                None | Some(JsonValue::Null) => None,
-                Some(JsonValue::String(v)) => Some(v.clone()).filter(|v| !v.is_empty()),
-                Some(_) => return None,
-            };
+            let version_id = version_id_of(&doc)?;
             Some(QueueWork::Files(vec![(
                 ObjectRef {
                     bucket: bucket.to_owned(),

@@ -400,44 +400,55 @@ impl Parser<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<JsonValue, JsonError> {
+    /// At `[` or `{`: checks the depth and steps over the bracket and the white space after it;
+    /// true when `close` follows at once (an empty array or object).
+    fn open(&mut self, depth: usize, close: u8) -> Result<bool, JsonError> {
         if depth > self.options.recursion_limit {
             return Err(JsonError::TooDeep);
         }
         self.pos += 1;
-        let mut items = Vec::new();
         self.ws();
-        if self.peek() == Some(b']') {
+        let empty = self.peek() == Some(close);
+        if empty {
             self.pos += 1;
-            return Ok(JsonValue::Array(items));
         }
-        loop {
-            items.push(self.value(depth)?);
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(JsonValue::Array(items));
-                }
-                _ => return Err(self.err("expected ',' or a closing bracket")),
+        Ok(empty)
+    }
+
+    /// After an element: false past a comma (another element follows), true past `close`.
+    fn next_or_close(&mut self, close: u8) -> Result<bool, JsonError> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.ws();
+                Ok(false)
             }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            _ => Err(self.err("expected ',' or a closing bracket")),
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<JsonValue, JsonError> {
-        if depth > self.options.recursion_limit {
-            return Err(JsonError::TooDeep);
+    fn array(&mut self, depth: usize) -> Result<JsonValue, JsonError> {
+        let mut items = Vec::new();
+        if !self.open(depth, b']')? {
+            loop {
+                items.push(self.value(depth)?);
+                if self.next_or_close(b']')? {
+                    break;
+                }
+            }
         }
-        self.pos += 1;
+        Ok(JsonValue::Array(items))
+    }
+
+    fn object(&mut self, depth: usize) -> Result<JsonValue, JsonError> {
         let mut pairs: Vec<(String, JsonValue)> = Vec::new();
         let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        if self.open(depth, b'}')? {
             return Ok(JsonValue::Object(pairs));
         }
         loop {
@@ -478,17 +489,8 @@ impl Parser<'_> {
                     }
                 }
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(JsonValue::Object(pairs));
-                }
-                _ => return Err(self.err("expected ',' or a closing bracket")),
+            if self.next_or_close(b'}')? {
+                return Ok(JsonValue::Object(pairs));
             }
         }
     }

@@ -89,6 +89,23 @@ impl AwsTables {
         }
     }
 
+    /// Every errors row whose `attribute`, the partition key of `index`, is `value`.
+    async fn errors_where(
+        &self,
+        index: &str,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Vec<Item>, CliError> {
+        let condition = format!("{attribute} = :v");
+        self.query_all(
+            &self.errors_table,
+            Some(index),
+            &condition,
+            &[(":v", value)],
+        )
+        .await
+    }
+
     fn key_of(row: &RowKey) -> Item {
         [
             (
@@ -120,23 +137,12 @@ impl Tables for AwsTables {
     }
 
     async fn errors_of_file(&self, key: &str) -> Result<Vec<Item>, CliError> {
-        self.query_all(
-            &self.errors_table,
-            Some(SOURCE_KEY_INDEX),
-            "source_key = :k",
-            &[(":k", key)],
-        )
-        .await
+        self.errors_where(SOURCE_KEY_INDEX, "source_key", key).await
     }
 
     async fn errors_of_transaction(&self, id: &str) -> Result<Vec<Item>, CliError> {
-        self.query_all(
-            &self.errors_table,
-            Some(TRANSACTION_ID_INDEX),
-            "transaction_id = :t",
-            &[(":t", id)],
-        )
-        .await
+        self.errors_where(TRANSACTION_ID_INDEX, "transaction_id", id)
+            .await
     }
 
     async fn retryable_errors_page(

@@ -97,16 +97,11 @@ pub fn classify(action: &str, resource: &str, code: Option<&str>, message: Strin
         Some(c) if is_missing_resource(c) => CliError::NotFound(format!(
             "{action}: {resource} does not exist ({message}); is the stack applied, and are the outputs and the region right?"
         )),
-        Some(c) => CliError::Aws {
+        // No code: the call got no answer from the service at all.
+        _ => CliError::Aws {
             action: action.to_owned(),
             resource: resource.to_owned(),
-            code: c.to_owned(),
-            message,
-        },
-        None => CliError::Aws {
-            action: action.to_owned(),
-            resource: resource.to_owned(),
-            code: "no response".to_owned(),
+            code: code.unwrap_or("no response").to_owned(),
             message,
         },
     }
@@ -117,42 +112,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn access_denied_names_the_action_and_exits_5() {
-        let err = classify(
-            "dynamodb:Query",
-            "table t",
-            Some("AccessDeniedException"),
-            "not authorized".to_owned(),
-        );
-        assert_eq!(err.exit_code(), 5);
-        assert_eq!(
-            err.to_string(),
-            "access denied: dynamodb:Query on table t: not authorized"
-        );
-    }
-
-    #[test]
-    fn missing_table_is_not_found() {
-        let err = classify(
-            "dynamodb:Query",
-            "table t",
-            Some("ResourceNotFoundException"),
-            "x".into(),
-        );
-        assert_eq!(err.exit_code(), 4);
-        let err = classify(
-            "sqs:GetQueueAttributes",
-            "q",
-            Some("AWS.SimpleQueueService.NonExistentQueue"),
-            "x".into(),
-        );
-        assert_eq!(err.exit_code(), 4);
-    }
-
-    #[test]
-    fn other_failures_exit_1() {
-        let err = classify("sqs:SendMessage", "q", None, "connection refused".into());
-        assert_eq!(err.exit_code(), 1);
-        assert!(err.to_string().contains("no response"));
+    fn each_failure_has_its_exit_code_and_says_what_failed() {
+        let denied = "access denied: dynamodb:Query on table t: details";
+        let missing = "dynamodb:Query: table t does not exist";
+        let no_response = "sqs:SendMessage on q failed: no response: details";
+        for (action, resource, code, exit_code, text) in [
+            (
+                "dynamodb:Query",
+                "table t",
+                Some("AccessDeniedException"),
+                5,
+                denied,
+            ),
+            (
+                "dynamodb:Query",
+                "table t",
+                Some("ResourceNotFoundException"),
+                4,
+                missing,
+            ),
+            (
+                "sqs:GetQueueAttributes",
+                "q",
+                Some("AWS.SimpleQueueService.NonExistentQueue"),
+                4,
+                "",
+            ),
+            (
+                "sqs:SendMessage",
+                "q",
+                Some("ThrottlingException"),
+                1,
+                "ThrottlingException",
+            ),
+            ("sqs:SendMessage", "q", None, 1, no_response),
+        ] {
+            let err = classify(action, resource, code, "details".to_owned());
+            assert_eq!(err.exit_code(), exit_code, "{code:?}");
+            assert!(err.to_string().contains(text), "{err}");
+        }
     }
 }

@@ -30,14 +30,18 @@ fn text_of(item: &Item, name: &str) -> Option<String> {
     }
 }
 
+/// The items whose text attribute `name` is `value` (what a Query on its index returns).
+fn having(items: &[Item], name: &str, value: &str) -> Vec<Item> {
+    items
+        .iter()
+        .filter(|i| text_of(i, name).as_deref() == Some(value))
+        .cloned()
+        .collect()
+}
+
 impl Tables for FakeTables {
     async fn file_versions(&self, key: &str) -> Result<Vec<Item>, CliError> {
-        Ok(self
-            .status
-            .iter()
-            .filter(|i| text_of(i, "source_key").as_deref() == Some(key))
-            .cloned()
-            .collect())
+        Ok(having(&self.status, "source_key", key))
     }
     async fn files_on_day(&self, day: &str, since: &str) -> Result<Vec<Item>, CliError> {
         Ok(self
@@ -49,22 +53,10 @@ impl Tables for FakeTables {
             .collect())
     }
     async fn errors_of_file(&self, key: &str) -> Result<Vec<Item>, CliError> {
-        Ok(self
-            .errors
-            .borrow()
-            .iter()
-            .filter(|i| text_of(i, "source_key").as_deref() == Some(key))
-            .cloned()
-            .collect())
+        Ok(having(&self.errors.borrow(), "source_key", key))
     }
     async fn errors_of_transaction(&self, id: &str) -> Result<Vec<Item>, CliError> {
-        Ok(self
-            .errors
-            .borrow()
-            .iter()
-            .filter(|i| text_of(i, "transaction_id").as_deref() == Some(id))
-            .cloned()
-            .collect())
+        Ok(having(&self.errors.borrow(), "transaction_id", id))
     }
     async fn retryable_errors_page(
         &self,
@@ -290,26 +282,21 @@ fn files_reads_each_day_and_filters_by_state() {
         .single()
         .expect("time");
     let since = parse_since("2d", now).expect("since");
-    let all = block_on(commands::files(
-        &tables,
-        since,
-        now,
-        None,
-        &ProgressBar::hidden(),
-    ))
-    .expect("files");
-    let keys: Vec<&str> = all.files.iter().map(|f| f.source_key.as_str()).collect();
-    assert_eq!(keys, ["a.csv", "b.csv"]);
-    let failed = block_on(commands::files(
-        &tables,
-        since,
-        now,
-        Some(FileState::Failed),
-        &ProgressBar::hidden(),
-    ))
-    .expect("files");
-    assert_eq!(failed.files.len(), 1);
-    assert_eq!(failed.files[0].source_key, "b.csv");
+    for (state, expected) in [
+        (None, vec!["a.csv", "b.csv"]),
+        (Some(FileState::Failed), vec!["b.csv"]),
+    ] {
+        let report = block_on(commands::files(
+            &tables,
+            since,
+            now,
+            state,
+            &ProgressBar::hidden(),
+        ))
+        .expect("files");
+        let keys: Vec<&str> = report.files.iter().map(|f| f.source_key.as_str()).collect();
+        assert_eq!(keys, expected, "{state:?}");
+    }
 }
 
 #[test]
@@ -421,6 +408,27 @@ fn rows(tables: &FakeTables) -> Vec<ErrorRow> {
         .collect()
 }
 
+/// `commands::replay` as the CLI runs it: every error code, the test stack, now, no progress bar.
+fn run_replay(
+    tables: &FakeTables,
+    q: &FakeQueues,
+    file: Option<&str>,
+    include_replayed: bool,
+    dry_run: bool,
+) -> Result<commands::ReplayReport, CliError> {
+    block_on(commands::replay(
+        tables,
+        q,
+        &outputs(),
+        file,
+        None,
+        include_replayed,
+        dry_run,
+        Utc::now(),
+        &ProgressBar::hidden(),
+    ))
+}
+
 #[test]
 fn replay_plans_one_resume_file_per_version_from_the_smallest_line() {
     let tables = replay_fixture();
@@ -457,19 +465,7 @@ fn replay_rows_without_a_source_are_skipped_with_a_reason() {
 fn replay_dry_run_sends_and_marks_nothing() {
     let tables = replay_fixture();
     let q = FakeQueues::default();
-    let now = Utc::now();
-    let report = block_on(commands::replay(
-        &tables,
-        &q,
-        &outputs(),
-        None,
-        None,
-        false,
-        true,
-        now,
-        &ProgressBar::hidden(),
-    ))
-    .expect("replay");
+    let report = run_replay(&tables, &q, None, false, true).expect("replay");
     assert_eq!(report.messages.len(), 3);
     assert!(report.messages.iter().all(|m| m.result == "would send"));
     assert!(q.sent.borrow().is_empty());
@@ -480,19 +476,7 @@ fn replay_dry_run_sends_and_marks_nothing() {
 fn replay_twice_sends_nothing_the_second_time() {
     let tables = replay_fixture();
     let q = FakeQueues::default();
-    let now = Utc::now();
-    let first = block_on(commands::replay(
-        &tables,
-        &q,
-        &outputs(),
-        Some("a.csv"),
-        None,
-        false,
-        false,
-        now,
-        &ProgressBar::hidden(),
-    ))
-    .expect("replay");
+    let first = run_replay(&tables, &q, Some("a.csv"), false, false).expect("replay");
     assert_eq!(first.sent, 2);
     assert_eq!(q.sent.borrow().len(), 2);
     assert!(q
@@ -500,34 +484,12 @@ fn replay_twice_sends_nothing_the_second_time() {
         .borrow()
         .iter()
         .all(|(url, _)| url == "https://sqs/1/main"));
-    let second = block_on(commands::replay(
-        &tables,
-        &q,
-        &outputs(),
-        Some("a.csv"),
-        None,
-        false,
-        false,
-        now,
-        &ProgressBar::hidden(),
-    ))
-    .expect("replay");
+    let second = run_replay(&tables, &q, Some("a.csv"), false, false).expect("replay");
     assert_eq!(second.sent, 0);
     assert_eq!(second.skipped.len(), 3);
     assert_eq!(q.sent.borrow().len(), 2);
     // After a crash between mark and send, --include-replayed sends again.
-    let again = block_on(commands::replay(
-        &tables,
-        &q,
-        &outputs(),
-        Some("a.csv"),
-        None,
-        true,
-        false,
-        now,
-        &ProgressBar::hidden(),
-    ))
-    .expect("replay");
+    let again = run_replay(&tables, &q, Some("a.csv"), true, false).expect("replay");
     assert_eq!(again.sent, 2);
 }
 
@@ -538,63 +500,21 @@ fn a_failed_send_unmarks_its_rows_and_reports_failure() {
         fail_sends: true,
         ..Default::default()
     };
-    let report = block_on(commands::replay(
-        &tables,
-        &q,
-        &outputs(),
-        None,
-        None,
-        false,
-        false,
-        Utc::now(),
-        &ProgressBar::hidden(),
-    ))
-    .expect("replay");
+    let report = run_replay(&tables, &q, None, false, false).expect("replay");
     assert_eq!(report.failed, 3);
     assert_eq!(report.sent, 0);
     assert!(rows(&tables).iter().all(|r| r.replayed_at.is_none()));
 }
 
 #[test]
-fn a_mark_that_is_denied_stops_the_replay_before_sending() {
+fn a_denied_mark_stops_the_replay_before_sending_and_leaves_no_row_marked() {
     let tables = FakeTables {
         broken_updates: vec!["w2".into()],
         ..replay_fixture()
     };
     let q = FakeQueues::default();
-    let err = block_on(commands::replay(
-        &tables,
-        &q,
-        &outputs(),
-        Some("a.csv"),
-        None,
-        false,
-        false,
-        Utc::now(),
-        &ProgressBar::hidden(),
-    ))
-    .expect_err("denied");
+    let err = run_replay(&tables, &q, Some("a.csv"), false, false).expect_err("denied");
     assert_eq!(err.exit_code(), 5);
     assert!(q.sent.borrow().is_empty());
-}
-
-#[test]
-fn a_denied_mark_leaves_no_row_of_its_message_marked() {
-    let tables = FakeTables {
-        broken_updates: vec!["w2".into()],
-        ..replay_fixture()
-    };
-    let q = FakeQueues::default();
-    let _ = block_on(commands::replay(
-        &tables,
-        &q,
-        &outputs(),
-        Some("a.csv"),
-        None,
-        false,
-        false,
-        Utc::now(),
-        &ProgressBar::hidden(),
-    ));
     assert!(rows(&tables).iter().all(|r| r.replayed_at.is_none()));
 }

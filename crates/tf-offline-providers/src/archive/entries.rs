@@ -167,6 +167,17 @@ impl DirWalk<'_> {
 /// Lists the archive's entries (not yet sorted). `output_path` is left out of
 /// a directory walk, so that an archive written inside its own source
 /// directory does not contain its previous version.
+/// The metadata of a source `what` ("file" or "directory"), or the real provider's message.
+fn metadata_of(path: &Path, what: &str) -> Result<fs::Metadata, String> {
+    fs::metadata(path).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            format!("could not archive missing {what}: {}", path.display())
+        } else {
+            format!("could not archive {what} {}: {err}", path.display())
+        }
+    })
+}
+
 pub(super) fn collect_entries(
     sources: &Sources,
     output_path: Option<&Path>,
@@ -177,13 +188,7 @@ pub(super) fn collect_entries(
             excludes,
             exclude_symlink_directories,
         } => {
-            let meta = fs::metadata(path).map_err(|err| {
-                if err.kind() == std::io::ErrorKind::NotFound {
-                    format!("could not archive missing directory: {}", path.display())
-                } else {
-                    format!("could not archive directory {}: {err}", path.display())
-                }
-            })?;
+            let meta = metadata_of(path, "directory")?;
             if !meta.is_dir() {
                 return Err(format!(
                     "could not archive directory that is a file: {}",
@@ -209,13 +214,7 @@ pub(super) fn collect_entries(
             Ok(walk.entries)
         }
         Sources::File(path) => {
-            let meta = fs::metadata(path).map_err(|err| {
-                if err.kind() == std::io::ErrorKind::NotFound {
-                    format!("could not archive missing file: {}", path.display())
-                } else {
-                    format!("could not archive file {}: {err}", path.display())
-                }
-            })?;
+            let meta = metadata_of(path, "file")?;
             if !meta.is_file() {
                 return Err(format!(
                     "could not archive {}: not a regular file",

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, AttributeType, NestedBlock, Schema};
 use tf_provider::value::{Value, ValueBool, ValueEmpty, ValueNumber, ValueSet, ValueString};
-use tf_provider::{map, AttributePath, DataSource, Diagnostics, DynamicDataSource, Provider};
+use tf_provider::{map, DataSource, Diagnostics, DynamicDataSource, Provider};
 
 use crate::schema_util::{attr, block, is_specified, schema};
 
@@ -23,7 +23,7 @@ mod validate;
 mod writer;
 
 use entries::Sources;
-use validate::{parse_file_mode, report, validate_config};
+use validate::{parse_file_mode, report, validate_config, Problem};
 use writer::{build_zip, checksums, write_output};
 
 /// Permissions of entries whose content does not come from a file.
@@ -242,61 +242,44 @@ fn read_archive_file<'a>(
     diags: &mut Diagnostics,
     config: ArchiveFileState<'a>,
 ) -> Option<ArchiveFileState<'a>> {
+    match build_archive_file(config) {
+        Ok(state) => Some(state),
+        Err(problems) => {
+            report(diags, problems);
+            None
+        }
+    }
+}
+
+/// A failure of the read on one attribute (`None`: the whole block), with its summary.
+fn problem(attribute: Option<&'static str>, summary: &str) -> impl Fn(String) -> Vec<Problem> {
+    let summary = summary.to_owned();
+    move |detail| vec![(attribute, summary.clone(), detail)]
+}
+
+fn build_archive_file(config: ArchiveFileState<'_>) -> Result<ArchiveFileState<'_>, Vec<Problem>> {
     let problems = validate_config(&config);
     if !problems.is_empty() {
-        report(diags, problems);
-        return None;
+        return Err(problems);
     }
-    let output_path = match known_string(&config.output_path, "output_path") {
-        Ok(path) => PathBuf::from(path),
-        Err(message) => {
-            diags.error(
-                "Output path error",
-                message,
-                AttributePath::new("output_path"),
-            );
-            return None;
-        }
-    };
+    let output_path_error = problem(Some("output_path"), "Output path error");
+    let output_path =
+        known_string(&config.output_path, "output_path").map_err(&output_path_error)?;
+    let output_path = PathBuf::from(output_path);
     let mode_override = match &config.output_file_mode {
-        Value::Value(mode) if !mode.is_empty() => match parse_file_mode(mode) {
-            Ok(mode) => Some(mode),
-            Err(message) => {
-                diags.error(
-                    "Invalid file mode",
-                    message,
-                    AttributePath::new("output_file_mode"),
-                );
-                return None;
-            }
-        },
+        Value::Value(mode) if !mode.is_empty() => Some(
+            parse_file_mode(mode)
+                .map_err(problem(Some("output_file_mode"), "Invalid file mode"))?,
+        ),
         _ => None,
     };
-
-    let built = sources_from_config(&config)
-        .and_then(|sources| build_zip(&sources, mode_override, Some(&output_path)));
-    let data = match built {
-        Ok(data) => data,
-        Err(message) => {
-            diags.root_error(
-                "Archive creation error",
-                format!("error creating archive: {message}"),
-            );
-            return None;
-        }
-    };
-    if let Err(message) = write_output(&output_path, &data) {
-        diags.error(
-            "Output path error",
-            message,
-            AttributePath::new("output_path"),
-        );
-        return None;
-    }
-    let Ok(size) = i64::try_from(data.len()) else {
-        diags.root_error_short("Archive output error: archive too large");
-        return None;
-    };
+    let data = sources_from_config(&config)
+        .and_then(|sources| build_zip(&sources, mode_override, Some(&output_path)))
+        .map_err(|message| format!("error creating archive: {message}"))
+        .map_err(problem(None, "Archive creation error"))?;
+    write_output(&output_path, &data).map_err(&output_path_error)?;
+    let size = i64::try_from(data.len())
+        .map_err(|_| problem(None, "Archive output error: archive too large")(String::new()))?;
 
     let sums = checksums(&data);
     let mut state = config;
@@ -308,5 +291,5 @@ fn read_archive_file<'a>(
     state.output_base64sha256 = Value::Value(sums.sha256_base64.into());
     state.output_sha512 = Value::Value(sums.sha512_hex.into());
     state.output_base64sha512 = Value::Value(sums.sha512_base64.into());
-    Some(state)
+    Ok(state)
 }

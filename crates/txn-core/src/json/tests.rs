@@ -71,6 +71,11 @@ fn stops_where_the_python_handler_stops() {
         ("[1e5, 1E+5, 1e]", "line 1, column 14"),
         ("1.5e", "line 1, column 4"),
         ("\u{feff}[]", "line 1, column 1"),
+        // A bracket closes only its own kind.
+        ("{\"a\":1]", "line 1, column 7"),
+        ("[1}", "line 1, column 3"),
+        ("{]", "line 1, column 2"),
+        ("[}", "line 1, column 2"),
     ];
     for (text, want) in cases {
         assert_eq!(stop(text), want, "{text:?}");
