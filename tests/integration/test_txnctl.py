@@ -18,6 +18,7 @@ import boto3
 import pytest
 
 from pipeline_local.emulator import REGION, Emulator, start_emulator
+from pipeline_local.scratch_stack import create_errors_table, create_status_table
 from pipeline_local.terraform import BUILD_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,58 +52,8 @@ def _create_resources(emulator: Emulator) -> dict[str, str]:
     """The two tables and two queues as the stack defines them; returns the outputs."""
     ddb = _client(emulator, "dynamodb")
     sqs = _client(emulator, "sqs")
-    s = {"AttributeType": "S"}
-    ddb.create_table(
-        TableName="dynamodb-file-status-test",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "source_key", "KeyType": "HASH"},
-            {"AttributeName": "source_version_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": n, **s}
-            for n in ("source_key", "source_version_id", "activity_day", "first_activity")
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "activity_day-index",
-                "KeySchema": [
-                    {"AttributeName": "activity_day", "KeyType": "HASH"},
-                    {"AttributeName": "first_activity", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    # The errors table as lib/main.tf has it (timestamp N), with the GSI issue 14 adds.
-    ddb.create_table(
-        TableName="dynamodb-errors-test",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "error_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "error_id", **s},
-            {"AttributeName": "timestamp", "AttributeType": "N"},
-            {"AttributeName": "transaction_id", **s},
-            {"AttributeName": "source_key", **s},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": name,
-                "KeySchema": [
-                    {"AttributeName": hash_key, "KeyType": "HASH"},
-                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for name, hash_key in (
-                ("transaction_id-index", "transaction_id"),
-                ("source_key-index", "source_key"),
-            )
-        ],
-    )
+    create_status_table(ddb, "dynamodb-file-status-test")
+    create_errors_table(ddb, "dynamodb-errors-test")
     dlq_url = sqs.create_queue(QueueName="sqs-transaction-dlq-test")["QueueUrl"]
     main_url = sqs.create_queue(QueueName="sqs-transaction-retry-test")["QueueUrl"]
     return {
