@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_local.emulator import HOST, Emulator, free_port
+from pipeline_local.host_builds import cargo_builds, first_executable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 30.0
 BINARY = "ddb-faithful"
 
@@ -36,11 +36,10 @@ def binary_path() -> Path:
     candidates: list[Path] = []
     if os.environ.get("DDB_FAITHFUL_BIN"):
         candidates.append(Path(os.environ["DDB_FAITHFUL_BIN"]))
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    candidates += [target / "release" / BINARY, target / "debug" / BINARY]
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
+    candidates += cargo_builds(BINARY)
+    found = first_executable(candidates)
+    if found is not None:
+        return found
     raise FileNotFoundError(
         f"no {BINARY} binary (looked at {', '.join(str(c) for c in candidates)}); "
         f"build it with `cargo build --release -p {BINARY}`"

@@ -18,23 +18,22 @@ import boto3
 import pytest
 
 from pipeline_local.emulator import REGION, Emulator, start_emulator
+from pipeline_local.host_builds import cargo_builds, first_executable
 from pipeline_local.scratch_stack import create_errors_table, create_status_table
 from pipeline_local.terraform import BUILD_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "s3-transactions-test-123456789012"
 DAY = "2026-11-30"
 LAST_MODIFIED_MS = 1_796_025_600_000
 
 
 def txnctl_binary() -> Path:
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    for path in (target / "release" / "txnctl", target / "debug" / "txnctl"):
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
+    found = first_executable(cargo_builds("txnctl"))
+    if found is not None:
+        return found
     raise FileNotFoundError(
-        f"no txnctl binary under {target}; build it with `cargo build --release -p txnctl` "
-        "(scripts/build-rust.sh --host does)"
+        f"no txnctl binary in {cargo_builds('txnctl')}; build it with "
+        "`cargo build --release -p txnctl` (scripts/build-rust.sh --host does)"
     )
 
 
