@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pipeline_local.clients import Clients
 from pipeline_local.emulator import REGION, Emulator, start_emulator
 from pipeline_local.host_builds import cargo_builds, first_executable
 from pipeline_local.scratch_stack import create_errors_table, create_status_table
@@ -37,20 +38,10 @@ def txnctl_binary() -> Path:
     )
 
 
-def _client(emulator: Emulator, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=emulator.endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-
-
 def _create_resources(emulator: Emulator) -> dict[str, str]:
     """The two tables and two queues as the stack defines them; returns the outputs."""
-    ddb = _client(emulator, "dynamodb")
-    sqs = _client(emulator, "sqs")
+    clients = Clients(emulator.endpoint)
+    ddb, sqs = clients("dynamodb"), clients("sqs")
     create_status_table(ddb, "dynamodb-file-status-test")
     create_errors_table(ddb, "dynamodb-errors-test")
     dlq_url = sqs.create_queue(QueueName="sqs-transaction-dlq-test")["QueueUrl"]
@@ -201,7 +192,7 @@ def cli(
         capture(args, proc)
         return proc.stdout
 
-    run.sqs = _client(emulator, "sqs")  # type: ignore[attr-defined]
+    run.sqs = Clients(emulator.endpoint)("sqs")  # type: ignore[attr-defined]
     run.outputs = outputs  # type: ignore[attr-defined]
     run.errors = errors  # type: ignore[attr-defined]
     run.human = human  # type: ignore[attr-defined]
