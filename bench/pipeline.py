@@ -59,9 +59,10 @@ from pipeline_local.function_invokers import make_invoker as function_invoker  #
 from pipeline_local.invokers import Invoker, Sandboxed  # noqa: E402
 from pipeline_local.sandbox import Sandbox  # noqa: E402
 from pipeline_local.scratch_stack import (  # noqa: E402
-    _create_table,
+    create_errors_table,
     create_stack,
     create_status_table,
+    create_transactions_table,
     delete_stack,
     processor_env,
 )
@@ -157,8 +158,8 @@ def run_case(emu: Any, faithful: FaithfulDynamoDB, impl: str, rows: int) -> dict
         aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
     )
-    _create_table(ddb, stack.table, "transaction_id", "status", "status-index")
-    _create_table(ddb, stack.errors_table, "error_id", "transaction_id", "transaction_id-index")
+    create_transactions_table(ddb, stack.table)
+    create_errors_table(ddb, stack.errors_table)
     create_status_table(ddb, stack.status_table)
     faithful.reset()  # both tables are new on-demand tables, counters at zero
     env = {

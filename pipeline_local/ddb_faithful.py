@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pipeline_local.emulator import HOST, Emulator, free_port
+from pipeline_local.emulator import HOST, Emulator, free_port, spawn_server, wait_ready
+from pipeline_local.host_builds import cargo_builds, first_executable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 30.0
 BINARY = "ddb-faithful"
 
@@ -36,11 +34,10 @@ def binary_path() -> Path:
     candidates: list[Path] = []
     if os.environ.get("DDB_FAITHFUL_BIN"):
         candidates.append(Path(os.environ["DDB_FAITHFUL_BIN"]))
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    candidates += [target / "release" / BINARY, target / "debug" / BINARY]
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
+    candidates += cargo_builds(BINARY)
+    found = first_executable(candidates)
+    if found is not None:
+        return found
     raise FileNotFoundError(
         f"no {BINARY} binary (looked at {', '.join(str(c) for c in candidates)}); "
         f"build it with `cargo build --release -p {BINARY}`"
@@ -93,25 +90,18 @@ def start_ddb_faithful(
     cmd += ["--threads", str(threads)]
     cmd += ["--memory"] if memory else ["--upstream", str(upstream)]
     cmd += extra_args or []
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    try:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    finally:
-        if not isinstance(out, int):  # a log file, not subprocess.DEVNULL
-            out.close()
+    proc = spawn_server(cmd, log_path)
     ddb = FaithfulDynamoDB(port=port, pid=proc.pid, proc=proc)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-2000:] if log_path else ""
-            raise RuntimeError(f"{BINARY} exited with code {proc.returncode}: {tail}")
-        try:
-            ddb._call("GET", "/_faithful/health")
-            return ddb
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{BINARY} did not answer on {ddb.endpoint} within {READY_TIMEOUT_S} s")
+    wait_ready(
+        BINARY,
+        ddb.endpoint,
+        proc,
+        log_path,
+        lambda: ddb._call("GET", "/_faithful/health"),
+        timeout_s=READY_TIMEOUT_S,
+        poll_s=0.05,
+    )
+    return ddb
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -299,35 +299,27 @@ class Delivery:
         return self.error is not None or self.failed_ids == {r["messageId"] for r in self.records}
 
 
+@dataclass(eq=False)  # compared and hashed by identity, as before it was a dataclass
 class QueuePoller:
     """An SQS event source mapping: ReceiveMessage -> invoke -> delete successes."""
 
-    def __init__(
-        self,
-        sqs: Any,
-        queue_url: str,
-        invoker: Invoker,
-        *,
-        batch_size: int = 10,
-        visibility_timeout: int | None = None,
-        report_batch_item_failures: bool = True,
-        timeout_ms: int = DEFAULT_TIMEOUT_MS,
-        fast_redelivery: bool = True,
-        region: str = REGION,
-    ) -> None:
-        if not 1 <= batch_size <= 10:
+    sqs: Any
+    queue_url: str
+    invoker: Invoker
+    _: KW_ONLY
+    batch_size: int = 10
+    visibility_timeout: int | None = None
+    report_batch_item_failures: bool = True
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    fast_redelivery: bool = True
+    region: str = REGION
+    arn: str = field(init=False)
+    deliveries: list[Delivery] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 10:
             raise ValueError("SQS ReceiveMessage returns at most 10 messages per call")
-        self.sqs = sqs
-        self.queue_url = queue_url
-        self.invoker = invoker
-        self.batch_size = batch_size
-        self.visibility_timeout = visibility_timeout
-        self.report_batch_item_failures = report_batch_item_failures
-        self.timeout_ms = timeout_ms
-        self.fast_redelivery = fast_redelivery
-        self.region = region
-        self.arn = queue_arn(sqs, queue_url)
-        self.deliveries: list[Delivery] = []
+        self.arn = queue_arn(self.sqs, self.queue_url)
 
     def receive(self) -> list[dict[str, Any]]:
         params: dict[str, Any] = {

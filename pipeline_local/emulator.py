@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,19 +118,47 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log: Path | None) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def spawn_server(
+    cmd: list[str], log_path: Path | None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server child process, its output appended to `log_path` (discarded without)."""
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    finally:
+        if not isinstance(out, int):  # a log file, not subprocess.DEVNULL
+            out.close()
+
+
+def wait_ready(
+    what: str,
+    endpoint: str,
+    proc: subprocess.Popen[bytes],
+    log: Path | None,
+    probe: Callable[[], object],
+    *,
+    timeout_s: float,
+    poll_s: float,
+) -> None:
+    """Return once `probe` (a request to the server) connects. Raises with the log's tail when
+    the process exits first, and kills it when `timeout_s` passes without an answer."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log else ""
-            raise RuntimeError(f"moto server exited with code {proc.returncode}: {tail}")
+            raise RuntimeError(f"{what} exited with code {proc.returncode}: {tail}")
         try:
-            with urllib.request.urlopen(endpoint + "/moto-api/data.json", timeout=2):
-                return
+            probe()
+            return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
+            time.sleep(poll_s)
     proc.kill()
-    raise RuntimeError(f"moto server did not answer on {endpoint} within {READY_TIMEOUT_S} s")
+    raise RuntimeError(f"{what} did not answer on {endpoint} within {timeout_s} s")
+
+
+def _probe_moto(endpoint: str) -> None:
+    with urllib.request.urlopen(endpoint + "/moto-api/data.json", timeout=2):
+        return
 
 
 def start_emulator(port: int | None = None, log_path: Path | None = None) -> Emulator:
@@ -146,13 +175,17 @@ def start_emulator(port: int | None = None, log_path: Path | None = None) -> Emu
     cmd = [sys.executable, "-m", "pipeline_local.authz.moto_server", "-H", HOST, "-p", str(port)]
     repo_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    try:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    finally:
-        if not isinstance(out, int):  # a log file, not subprocess.DEVNULL
-            out.close()
-    _wait_ready(f"http://{HOST}:{port}", proc, log_path)
+    proc = spawn_server(cmd, log_path, env)
+    endpoint = f"http://{HOST}:{port}"
+    wait_ready(
+        "moto server",
+        endpoint,
+        proc,
+        log_path,
+        lambda: _probe_moto(endpoint),
+        timeout_s=READY_TIMEOUT_S,
+        poll_s=0.2,
+    )
     return Emulator(port=port, pid=proc.pid, proc=proc)
 
 

@@ -31,9 +31,9 @@ from pipeline_local.constants import (
     LAMBDA_SIZED_ENV,
     LIB_DIR,
     REGION,
-    REPO_ROOT,
     RUST_HOST_BIN_DIR_ENV,
 )
+from pipeline_local.host_builds import cargo_builds, first_executable
 from pipeline_local.invokers import InvocationError, Invoker, PythonInvoker
 from pipeline_local.python_runtime import PythonProcessInvoker
 from pipeline_local.rust_runtime import RustInvoker
@@ -84,12 +84,11 @@ def rust_binary_for(fn: FunctionConfig, rust_bin_dir: Path | None = None) -> Pat
         candidates += [Path(env_dir) / crate / "bootstrap", Path(env_dir) / crate]
     candidates += [
         BUILD_DIR / "lambda" / "rust-host" / crate / "bootstrap",
-        REPO_ROOT / "target" / "release" / crate,
-        REPO_ROOT / "target" / "debug" / crate,
+        *cargo_builds(crate),
     ]
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
+    found = first_executable(candidates)
+    if found is not None:
+        return found
     raise WiringError(
         f"{fn.name} runs on {fn.runtime} (Rust): no host build of the `{crate}` crate found "
         f"(looked at {', '.join(str(c) for c in candidates)}). Build it with "

@@ -5,9 +5,10 @@ file size): `terraform apply` takes a minute or more against the emulator, these
 fraction of a second. No roles, keys or policies: nothing here can be authorized as AWS would,
 so the test suites use the applied configuration instead (tests/applied_stack.py). The
 resources are made as lib/main.tf declares them: a versioned bucket; the transactions table
-(transaction_id + timestamp, GSI status-index); the errors table (error_id + timestamp, GSI
-transaction_id-index); the DLQ; the main queue, visibility 300 s, redrive to the DLQ after 3
-receives. Names are fresh for every stack, so stacks never see each other's data.
+(transaction_id + timestamp, GSI status-index); the errors table (error_id + timestamp, GSIs
+transaction_id-index and source_key-index); the per-file status table (source_key +
+source_version_id, GSI activity_day-index); the DLQ; the main queue, visibility 300 s, redrive
+to the DLQ after 3 receives. Names are fresh for every stack, so stacks never see each other's data.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import contextlib
 import itertools
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,47 +64,69 @@ def clients(emulator: Emulator) -> tuple[Any, Any, Any]:
     return _CLIENTS[url]
 
 
-def create_status_table(ddb: Any, name: str) -> None:
-    """The per-file status table, keyed as lib/main.tf's aws_dynamodb_table.file_status (its
-    index is not needed here)."""
-    ddb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "source_key", "AttributeType": "S"},
-            {"AttributeName": "source_version_id", "AttributeType": "S"},
+def create_table(
+    ddb: Any,
+    name: str,
+    key: tuple[str, str],
+    indexes: Mapping[str, tuple[str, str]] | None = None,
+) -> None:
+    """An on-demand table keyed `key` (hash, range) with the global secondary `indexes` (name:
+    (hash, range), every attribute projected), as lib/main.tf declares its tables: `timestamp`
+    is a number, every other key attribute a string."""
+    index_keys = dict(indexes or {})
+    attributes = dict.fromkeys([*key, *(a for k in index_keys.values() for a in k)])
+    definition: dict[str, Any] = {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": a, "AttributeType": "N" if a == "timestamp" else "S"}
+            for a in attributes
         ],
-        KeySchema=[
-            {"AttributeName": "source_key", "KeyType": "HASH"},
-            {"AttributeName": "source_version_id", "KeyType": "RANGE"},
-        ],
+        "KeySchema": _key_schema(key),
+    }
+    if index_keys:
+        definition["GlobalSecondaryIndexes"] = [
+            {"IndexName": n, "KeySchema": _key_schema(k), "Projection": {"ProjectionType": "ALL"}}
+            for n, k in index_keys.items()
+        ]
+    ddb.create_table(**definition)
+
+
+def _key_schema(key: tuple[str, str]) -> list[dict[str, str]]:
+    hash_key, range_key = key
+    return [
+        {"AttributeName": hash_key, "KeyType": "HASH"},
+        {"AttributeName": range_key, "KeyType": "RANGE"},
+    ]
+
+
+def create_transactions_table(ddb: Any, name: str) -> None:
+    """lib/main.tf's aws_dynamodb_table.transactions."""
+    create_table(
+        ddb, name, ("transaction_id", "timestamp"), {"status-index": ("status", "timestamp")}
     )
 
 
-def _create_table(ddb: Any, name: str, hash_key: str, index_hash_key: str, index: str) -> None:
-    """A table keyed (hash_key, timestamp) with one GSI (index_hash_key, timestamp)."""
-    ddb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": hash_key, "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "N"},
-            {"AttributeName": index_hash_key, "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": hash_key, "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": index,
-                "KeySchema": [
-                    {"AttributeName": index_hash_key, "KeyType": "HASH"},
-                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
+def create_errors_table(ddb: Any, name: str) -> None:
+    """lib/main.tf's aws_dynamodb_table.errors."""
+    create_table(
+        ddb,
+        name,
+        ("error_id", "timestamp"),
+        {
+            "transaction_id-index": ("transaction_id", "timestamp"),
+            "source_key-index": ("source_key", "timestamp"),
+        },
+    )
+
+
+def create_status_table(ddb: Any, name: str) -> None:
+    """lib/main.tf's aws_dynamodb_table.file_status, the per-file status table."""
+    create_table(
+        ddb,
+        name,
+        ("source_key", "source_version_id"),
+        {"activity_day-index": ("activity_day", "first_activity")},
     )
 
 
@@ -126,8 +149,8 @@ def create_stack(emulator: Emulator) -> Stack:
         CreateBucketConfiguration={"LocationConstraint": emulator.aws_env()["AWS_DEFAULT_REGION"]},
     )
     s3.put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
-    _create_table(ddb, stack.table, "transaction_id", "status", "status-index")
-    _create_table(ddb, stack.errors_table, "error_id", "transaction_id", "transaction_id-index")
+    create_transactions_table(ddb, stack.table)
+    create_errors_table(ddb, stack.errors_table)
     stack.status_table = f"dynamodb-file-status-conf-{suffix}"
     create_status_table(ddb, stack.status_table)
     stack.dlq_url = sqs.create_queue(

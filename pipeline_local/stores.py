@@ -25,17 +25,22 @@ def empty_bucket(s3: Any, bucket: str) -> int:
     return deleted
 
 
+def scan_items(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of a table, deserialized (numbers as Decimal, as boto3 gives them)."""
+    deserializer = TypeDeserializer()
+    return [
+        {k: deserializer.deserialize(v) for k, v in raw.items()}
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table)
+        for raw in page.get("Items", [])
+    ]
+
+
 def scan_all(dynamodb: Any, table: str) -> list[dict[str, Any]]:
     """Every item of a table as plain Python values (numbers as int or str)."""
-    des = TypeDeserializer()
-    items: list[dict[str, Any]] = []
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-        for raw in page.get("Items", []):
-            item = {k: des.deserialize(v) for k, v in raw.items()}
-            items.append(
-                {
-                    k: (int(v) if hasattr(v, "as_integer_ratio") and v == int(v) else v)
-                    for k, v in item.items()
-                }
-            )
-    return items
+    return [
+        {
+            k: (int(v) if hasattr(v, "as_integer_ratio") and v == int(v) else v)
+            for k, v in item.items()
+        }
+        for item in scan_items(dynamodb, table)
+    ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeSerializer
 
 from pipeline_local.authz.engine import Decision
 from pipeline_local.authz.gateway import Gateway
@@ -33,6 +33,7 @@ from pipeline_local.function_invokers import RefusedInit
 from pipeline_local.function_invokers import make_invoker as dispatcher_invoker
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
 from pipeline_local.scratch_stack import Stack
+from pipeline_local.stores import scan_items
 from pipeline_local.wiring import FunctionConfig, WiringError
 from tests.applied_stack import IMPLEMENTATIONS, AppliedStack
 from tests.conformance import file_status
@@ -85,15 +86,6 @@ class CaseStack(Stack):
             ddb=applied.clients("dynamodb"),
             sqs=applied.clients("sqs"),
         )
-
-
-def scan(ddb: Any, table: str) -> list[dict[str, Any]]:
-    deserializer = TypeDeserializer()
-    items: list[dict[str, Any]] = []
-    for page in ddb.get_paginator("scan").paginate(TableName=table):
-        for raw in page["Items"]:
-            items.append({k: deserializer.deserialize(v) for k, v in raw.items()})
-    return items
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,8 +338,8 @@ def _run_case(
     return Run(
         stack=stack,
         started_ms=started_ms,
-        transactions=scan(stack.ddb, stack.table),
-        errors=scan(stack.ddb, stack.errors_table),
+        transactions=scan_items(stack.ddb, stack.table),
+        errors=scan_items(stack.ddb, stack.errors_table),
         queue_depths={
             "main": applied.queue_depth(stack.main_url),
             "dlq": applied.queue_depth(stack.dlq_url),

@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 from pipeline_local.faults import CrashingInvoker
 from pipeline_local.invokers import Invoker
 from tests.conformance import schemas
@@ -47,15 +45,6 @@ def add_crash(invokers: dict[str, Invoker], processor_arn: str, config: Mapping[
         crashes=int(spec.get("crashes", 1)),
         when=lambda event: event.get("Records", [{}])[0].get("eventSource") == source,
     )
-
-
-def scan_status(ddb: Any, table: str) -> list[dict[str, Any]]:
-    deserializer = TypeDeserializer()
-    items: list[dict[str, Any]] = []
-    for page in ddb.get_paginator("scan").paginate(TableName=table):
-        for raw in page["Items"]:
-            items.append({k: deserializer.deserialize(v) for k, v in raw.items()})
-    return items
 
 
 def _plain(value: Any) -> Any:

@@ -24,6 +24,7 @@ import pytest
 from pipeline_local.delivery import (
     DrainError,
 )
+from pipeline_local.stores import scan_items
 from tests.applied_stack import AppliedStack
 from tests.conformance import file_status, schemas
 from tests.conformance.conformance_cases import CASES, Case
@@ -64,7 +65,7 @@ def test_conformance(applied: AppliedStack, case: Case) -> None:
         # the per-file status (contract P26 to P31; tests/conformance/file_status.py)
         + file_status.check(
             case.expected,
-            file_status.scan_status(run.stack.ddb, applied.file_status_table),
+            scan_items(run.stack.ddb, applied.file_status_table),
             run.stack.bucket,
             run.stack.versions,
             impl,

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
 import pytest
 
+from pipeline_local.clients import Clients
 from pipeline_local.delivery import (
     QueuePoller,
     batch_item_failures,
@@ -44,14 +44,7 @@ class FakeInvoker:
 
 
 def _client(emulator: Emulator, service: str) -> Any:
-    env = emulator.aws_env()
-    return boto3.client(
-        service,
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    return Clients(emulator.endpoint)(service)
 
 
 def _queues(sqs: Any, max_receive_count: int = 3) -> tuple[str, str]:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
+from pipeline_local.clients import Clients
 from pipeline_local.emulator import Emulator, start_emulator
 from pipeline_local.terraform import BUILD_DIR, Workdir, workdir_for
 
@@ -22,18 +22,10 @@ class Stack:
     outputs: dict[str, Any]
     plan: dict[str, Any]
     destroyed: bool = False
-    _clients: dict[str, Any] = field(default_factory=dict)
+    client: Clients = field(init=False)
 
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service,
-                endpoint_url=self.emulator.endpoint,
-                region_name="eu-central-1",
-                aws_access_key_id="test",
-                aws_secret_access_key="test",
-            )
-        return self._clients[service]
+    def __post_init__(self) -> None:
+        self.client = Clients(self.emulator.endpoint)
 
     def state(self) -> dict[str, Any]:
         """Resources as Terraform recorded them (attributes moto does not echo back)."""

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from pipeline_local.ddb_faithful import FaithfulDynamoDB, start_ddb_faithful
 from pipeline_local.emulator import Emulator, start_emulator
+from pipeline_local.scratch_stack import create_transactions_table
 
 REGION = "eu-central-1"
 TABLE = "faithful-transactions"
@@ -41,33 +42,6 @@ def client(endpoint: str, retries: int = 0) -> Any:
         aws_access_key_id="test",
         aws_secret_access_key="test",
         config=Config(retries={"mode": "legacy", "max_attempts": retries}),
-    )
-
-
-def create_table(ddb: Any) -> None:
-    """The transactions table as lib/main.tf defines it (on-demand, status-index GSI)."""
-    ddb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "transaction_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "transaction_id", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "N"},
-            {"AttributeName": "status", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "status-index",
-                "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"},
-                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
     )
 
 
@@ -107,7 +81,7 @@ def proxied(moto: Emulator) -> Iterator[FaithfulDynamoDB]:
     moto.reset()
     ddb = start_ddb_faithful(upstream=moto.endpoint, latency="none", clock="manual")
     try:
-        create_table(client(ddb.endpoint))
+        create_transactions_table(client(ddb.endpoint), TABLE)
         yield ddb
     finally:
         ddb.stop()
@@ -117,7 +91,7 @@ def proxied(moto: Emulator) -> Iterator[FaithfulDynamoDB]:
 def memory() -> Iterator[FaithfulDynamoDB]:
     ddb = start_ddb_faithful(memory=True, latency="none", clock="manual")
     try:
-        create_table(client(ddb.endpoint))
+        create_transactions_table(client(ddb.endpoint), TABLE)
         yield ddb
     finally:
         ddb.stop()

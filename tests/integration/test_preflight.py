@@ -21,6 +21,7 @@ import boto3
 import pytest
 
 from pipeline_local import preflight
+from pipeline_local.clients import Clients
 from pipeline_local.emulator import Emulator, start_emulator
 from pipeline_local.faults import LoopbackProxy, ProxyRequest, ProxyResponse
 from pipeline_local.terraform import BUILD_DIR
@@ -60,13 +61,7 @@ class AccountAnswers:
 
     def __init__(self, endpoint: str, concurrency_limit: int) -> None:
         self.limit = concurrency_limit
-        self.iam = boto3.client(
-            "iam",
-            endpoint_url=endpoint,
-            region_name=REGION,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        self.iam = Clients(endpoint)("iam")
         self.simulated: list[tuple[str, str, str]] = []
 
     def __call__(self, req: ProxyRequest) -> ProxyResponse | None:
@@ -137,13 +132,7 @@ def emulator() -> Iterator[Emulator]:
 
 def deployer(emulator: Emulator, name: str, policy: dict[str, Any]) -> boto3.Session:
     """An IAM user in the emulator with one inline policy, as a boto3 session."""
-    iam = boto3.client(
-        "iam",
-        endpoint_url=emulator.endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    iam = Clients(emulator.endpoint)("iam")
     iam.create_user(UserName=name)
     iam.put_user_policy(UserName=name, PolicyName="deploy", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=name)["AccessKey"]
@@ -188,24 +177,29 @@ def test_too_small_account_and_missing_permissions_are_named_with_what_to_reques
     assert len(answers.simulated) == sum(len(n.actions) for n in preflight.NEEDS)
 
 
-def test_an_account_with_room_and_a_caller_with_every_permission_passes(
-    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("user", "limit", "passes", "says"),
+    [
+        # an account with room and a caller with every permission passes
+        ("admin-deployer", 1000, True, ["needed: 150 + 100 = 250", "nothing missing"]),
+        # a limit just short suggests smaller reservations
+        ("short-deployer", 249, False, ["1 short", "or reserve less (at most 149 in all)"]),
+    ],
+    ids=["room-passes", "just-short-suggests-less"],
+)
+def test_a_caller_with_every_permission_is_judged_by_the_account_limit(
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    user: str,
+    limit: int,
+    passes: bool,
+    says: list[str],
 ) -> None:
-    session = deployer(emulator, "admin-deployer", EVERYTHING)
-    ok, out, _ = run_preflight(emulator, monkeypatch, session, limit=1000)
-    assert ok, out
-    assert "needed: 150 + 100 = 250" in out
-    assert "nothing missing" in out
-
-
-def test_a_limit_just_short_suggests_smaller_reservations(
-    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    session = deployer(emulator, "short-deployer", EVERYTHING)
-    ok, out, _ = run_preflight(emulator, monkeypatch, session, limit=249)
-    assert not ok
-    assert "1 short" in out
-    assert "or reserve less (at most 149 in all)" in out
+    session = deployer(emulator, user, EVERYTHING)
+    ok, out, _ = run_preflight(emulator, monkeypatch, session, limit=limit)
+    assert ok is passes, out
+    for text in says:
+        assert text in out
 
 
 def test_the_command_exits_non_zero_when_something_is_missing(

@@ -17,92 +17,33 @@ from typing import Any
 import boto3
 import pytest
 
+from pipeline_local.clients import Clients
 from pipeline_local.emulator import REGION, Emulator, start_emulator
+from pipeline_local.host_builds import cargo_builds, first_executable
+from pipeline_local.scratch_stack import create_errors_table, create_status_table
 from pipeline_local.terraform import BUILD_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "s3-transactions-test-123456789012"
 DAY = "2026-11-30"
 LAST_MODIFIED_MS = 1_796_025_600_000
 
 
 def txnctl_binary() -> Path:
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    for path in (target / "release" / "txnctl", target / "debug" / "txnctl"):
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
+    found = first_executable(cargo_builds("txnctl"))
+    if found is not None:
+        return found
     raise FileNotFoundError(
-        f"no txnctl binary under {target}; build it with `cargo build --release -p txnctl` "
-        "(scripts/build-rust.sh --host does)"
-    )
-
-
-def _client(emulator: Emulator, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=emulator.endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        f"no txnctl binary in {cargo_builds('txnctl')}; build it with "
+        "`cargo build --release -p txnctl` (scripts/build-rust.sh --host does)"
     )
 
 
 def _create_resources(emulator: Emulator) -> dict[str, str]:
     """The two tables and two queues as the stack defines them; returns the outputs."""
-    ddb = _client(emulator, "dynamodb")
-    sqs = _client(emulator, "sqs")
-    s = {"AttributeType": "S"}
-    ddb.create_table(
-        TableName="dynamodb-file-status-test",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "source_key", "KeyType": "HASH"},
-            {"AttributeName": "source_version_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": n, **s}
-            for n in ("source_key", "source_version_id", "activity_day", "first_activity")
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "activity_day-index",
-                "KeySchema": [
-                    {"AttributeName": "activity_day", "KeyType": "HASH"},
-                    {"AttributeName": "first_activity", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    # The errors table as lib/main.tf has it (timestamp N), with the GSI issue 14 adds.
-    ddb.create_table(
-        TableName="dynamodb-errors-test",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "error_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "error_id", **s},
-            {"AttributeName": "timestamp", "AttributeType": "N"},
-            {"AttributeName": "transaction_id", **s},
-            {"AttributeName": "source_key", **s},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": name,
-                "KeySchema": [
-                    {"AttributeName": hash_key, "KeyType": "HASH"},
-                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for name, hash_key in (
-                ("transaction_id-index", "transaction_id"),
-                ("source_key-index", "source_key"),
-            )
-        ],
-    )
+    clients = Clients(emulator.endpoint)
+    ddb, sqs = clients("dynamodb"), clients("sqs")
+    create_status_table(ddb, "dynamodb-file-status-test")
+    create_errors_table(ddb, "dynamodb-errors-test")
     dlq_url = sqs.create_queue(QueueName="sqs-transaction-dlq-test")["QueueUrl"]
     main_url = sqs.create_queue(QueueName="sqs-transaction-retry-test")["QueueUrl"]
     return {
@@ -251,7 +192,7 @@ def cli(
         capture(args, proc)
         return proc.stdout
 
-    run.sqs = _client(emulator, "sqs")  # type: ignore[attr-defined]
+    run.sqs = Clients(emulator.endpoint)("sqs")  # type: ignore[attr-defined]
     run.outputs = outputs  # type: ignore[attr-defined]
     run.errors = errors  # type: ignore[attr-defined]
     run.human = human  # type: ignore[attr-defined]

@@ -38,8 +38,10 @@ def plan(work: Workdir, *variables: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def planned(work: Workdir) -> dict[str, dict[str, Any]]:
-    """Planned values by address."""
+def planned(work: Workdir, *variables: str) -> dict[str, dict[str, Any]]:
+    """Plan with `variables` (the plan must succeed); the planned values by address."""
+    result = plan(work, *variables)
+    assert result.returncode == 0, result.stderr
     shown = json.loads(work.run("show", "-json", "tfplan", capture=True))
     return {
         r["address"]: r.get("values", {})
@@ -47,12 +49,12 @@ def planned(work: Workdir) -> dict[str, dict[str, Any]]:
     }
 
 
-def planned_functions(work: Workdir) -> dict[str, dict[str, Any]]:
+def functions_of(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Planned values of aws_lambda_function.function by its key (processor, dlq_processor)."""
     prefix = "aws_lambda_function.function["
     return {
-        json.loads(address[len(prefix) : -1]): values
-        for address, values in planned(work).items()
+        json.loads(address[len(prefix) : -1]): resource
+        for address, resource in values.items()
         if address.startswith(prefix)
     }
 
@@ -105,9 +107,9 @@ def test_rust_runtime_switches_both_functions_to_bootstrap(
         binary.parent.mkdir()
         binary.write_bytes(b"\x7fELF stand-in for the aarch64 binary")
         binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
-    result = plan(workdir, "lambda_runtime=rust", f"rust_bootstrap_dir={tmp_path}")
-    assert result.returncode == 0, result.stderr
-    functions = planned_functions(workdir)
+    functions = functions_of(
+        planned(workdir, "lambda_runtime=rust", f"rust_bootstrap_dir={tmp_path}")
+    )
     for name in ("processor", "dlq_processor"):
         assert functions[name]["runtime"] == "provided.al2023"
         assert functions[name]["handler"] == "bootstrap"
@@ -121,9 +123,7 @@ def test_rust_runtime_switches_both_functions_to_bootstrap(
 
 
 def test_python_runtime_is_the_default(workdir: Workdir) -> None:
-    result = plan(workdir)
-    assert result.returncode == 0, result.stderr
-    functions = planned_functions(workdir)
+    functions = functions_of(planned(workdir))
     assert functions["processor"]["runtime"] == "python3.11"
     assert functions["processor"]["handler"] == "processor_function.lambda_handler"
     assert functions["dlq_processor"]["handler"] == "dlq_processor_function.lambda_handler"
@@ -132,10 +132,8 @@ def test_python_runtime_is_the_default(workdir: Workdir) -> None:
 def test_defaults_attach_the_functions_reserve_100_and_50_and_move_small_files(
     workdir: Workdir,
 ) -> None:
-    result = plan(workdir)
-    assert result.returncode == 0, result.stderr
     values = planned(workdir)
-    functions = planned_functions(workdir)
+    functions = functions_of(values)
     assert functions["processor"]["reserved_concurrent_executions"] == 100
     assert functions["dlq_processor"]["reserved_concurrent_executions"] == 50
     for name in ("processor", "dlq_processor"):
@@ -149,15 +147,13 @@ def test_defaults_attach_the_functions_reserve_100_and_50_and_move_small_files(
 
 
 def test_variables_set_the_reservations_and_can_detach_the_functions(workdir: Workdir) -> None:
-    result = plan(
+    values = planned(
         workdir,
         "processor_reserved_concurrency=7",
         "dlq_processor_reserved_concurrency=3",
         "attach_functions_to_vpc=false",
     )
-    assert result.returncode == 0, result.stderr
-    values = planned(workdir)
-    functions = planned_functions(workdir)
+    functions = functions_of(values)
     assert functions["processor"]["reserved_concurrent_executions"] == 7
     assert functions["dlq_processor"]["reserved_concurrent_executions"] == 3
     for name in ("processor", "dlq_processor"):
@@ -173,9 +169,8 @@ def test_tunables_reach_the_functions_and_the_output(workdir: Workdir) -> None:
     """A non-default metric namespace and retention travel to the DLQ processor's environment
     and the metric_namespace output. (The processor's whole map is unknown at plan time: it
     holds queue URLs; tests/unit/test_configuration.py checks its METRIC_NAMESPACE expression.)"""
-    result = plan(workdir, "metric_namespace=Payments/Pipeline", "error_retention_days=30")
-    assert result.returncode == 0, result.stderr
-    (env,) = planned_functions(workdir)["dlq_processor"]["environment"]
+    values = planned(workdir, "metric_namespace=Payments/Pipeline", "error_retention_days=30")
+    (env,) = functions_of(values)["dlq_processor"]["environment"]
     assert env["variables"]["METRIC_NAMESPACE"] == "Payments/Pipeline"
     assert env["variables"]["ERROR_RETENTION_DAYS"] == "30"
     shown = json.loads(workdir.run("show", "-json", "tfplan", capture=True))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_local.scratch_stack import create_errors_table
 from tests.unit.conftest import (
     BUCKET,
     ERRORS_TABLE,
@@ -361,29 +362,7 @@ def test_lambda_handler_with_moto(dlq: Any, handler_env: None) -> None:
 
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="eu-central-1")
-        ddb.create_table(
-            TableName=ERRORS_TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "error_id", "AttributeType": "S"},
-                {"AttributeName": "timestamp", "AttributeType": "N"},
-                {"AttributeName": "transaction_id", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "error_id", "KeyType": "HASH"},
-                {"AttributeName": "timestamp", "KeyType": "RANGE"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "transaction_id-index",
-                    "KeySchema": [
-                        {"AttributeName": "transaction_id", "KeyType": "HASH"},
-                        {"AttributeName": "timestamp", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
+        create_errors_table(ddb, ERRORS_TABLE)
         bodies = [json.dumps(record_error()), "junk", json.dumps(record_error())]
         response = dlq.lambda_handler(sqs_event(bodies, SENT), FakeContext())
         assert response == {"batchItemFailures": []}
