@@ -22,6 +22,12 @@ CARGO := env PROTOC="$${PROTOC:-$$($(CARGO_TARGET_DIR)/release/protoc-path)}" ca
 TIMED := scripts/timed.sh
 PHASE_TIMES ?= $(CURDIR)/$(BUILD)/test-phases.txt
 export PHASE_TIMES
+# pytest in `make test`: two workers (pytest-xdist; the CI machine has 2 cores). Tests sharing an
+# applied stack or a module's emulator stay on one worker (tests/conftest.py: xdist_group), and
+# the groups go out in collection order: the applied stacks (conformance, e2e) first, the many
+# quick unit modules last, where they even out the two workers' ends. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder,)
 
 .PHONY: help setup demo test test-phases test-python lint fmt checkov plan up down differential \
         emulator-start emulator-stop build-rust bench clean preflight deploy smoke destroy
@@ -47,7 +53,7 @@ test-phases: setup lint checkov build-rust
 	$(TIMED) cargo-test $(CARGO) test --workspace --quiet
 	$(MAKE) --no-print-directory differential
 	$(TIMED) pytest env CONFORMANCE_IMPL=python,rust E2E_IMPL=python,rust \
-	  $(PY) -m pytest $(PYTEST_ARGS)
+	  $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 	@# The demo, for both implementations, with every request decided by the authorization model
 	@# (it exits non-zero on a refused call or a record unaccounted for).
 	$(TIMED) demo-python $(PY) -m pipeline_local.demo --runtime python3.11 --scale 0.3
