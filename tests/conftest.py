@@ -33,6 +33,8 @@ def xdist_group(item: pytest.Item) -> str:
     return path.as_posix()
 
 
+# First: pytest-xdist's own hook (on each worker) reads the marks to name the groups.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
