@@ -22,12 +22,13 @@ CARGO := env PROTOC="$${PROTOC:-$$($(CARGO_TARGET_DIR)/release/protoc-path)}" ca
 TIMED := scripts/timed.sh
 PHASE_TIMES ?= $(CURDIR)/$(BUILD)/test-phases.txt
 export PHASE_TIMES
-# pytest in `make test`: two workers (pytest-xdist; the CI machine has 2 cores). Tests sharing an
-# applied stack or a module's emulator stay on one worker (tests/conftest.py: xdist_group), and
-# the groups go out in collection order: the applied stacks (conformance, e2e) first, the many
-# quick unit modules last, where they even out the two workers' ends. PYTEST_WORKERS=0: one process.
+# pytest in `make test`: two workers (pytest-xdist; the CI machine has 2 cores). Tests sharing
+# an applied stack or a module's emulator stay on one worker (tests/conftest.py: xdist_group and
+# its scheduler), and the groups go out in collection order: the applied stacks (conformance,
+# e2e) first, the many quick unit modules last, where they even out the two workers' ends.
+# PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
-PYTEST_XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder,)
+PYTEST_XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --no-loadscope-reorder,)
 
 .PHONY: help setup demo test test-phases test-python lint fmt checkov plan up down differential \
         emulator-start emulator-stop build-rust bench clean preflight deploy smoke destroy
