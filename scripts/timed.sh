@@ -12,7 +12,7 @@ times=${PHASE_TIMES:-build/test-phases.txt}
 if [[ ${1:-} == --summary ]]; then
   [[ -f $times ]] || exit 0
   awk '{ total += $2; printf "  %-28s %6d s%s\n", $1, $2, ($3 == 0 ? "" : "  (exit " $3 ")") }
-       END { printf "  %-28s %6d s (sum of the phases; overlapping ones count in full)\n", "total", total }' "$times"
+       END { printf "  %-28s %6d s (sum of the phases)\n", "total", total }' "$times"
   exit 0
 fi
 if [[ $# -lt 2 ]]; then
