@@ -16,9 +16,21 @@ CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 # tf-provider's build script needs protoc: setup builds crates/protoc-path, which prints where
 # the vendored one (crate protoc-bin-vendored) is.
-CARGO := PROTOC="$${PROTOC:-$$($(CARGO_TARGET_DIR)/release/protoc-path)}" cargo
+CARGO := env PROTOC="$${PROTOC:-$$($(CARGO_TARGET_DIR)/release/protoc-path)}" cargo
+# Every phase of `make test` runs through scripts/timed.sh, which prints its wall time and
+# records it in $(PHASE_TIMES); `make test` ends with the table (where a CI run's time goes).
+TIMED := scripts/timed.sh
+PHASE_TIMES ?= $(CURDIR)/$(BUILD)/test-phases.txt
+export PHASE_TIMES
+# pytest in `make test`: two workers (pytest-xdist; the CI machine has 2 cores). Tests sharing
+# an applied stack or a module's emulator stay on one worker (tests/conftest.py: xdist_group and
+# its scheduler), and the groups go out in collection order: the applied stacks (conformance,
+# e2e) first, the many quick unit modules last, where they even out the two workers' ends.
+# PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --no-loadscope-reorder,)
 
-.PHONY: help setup demo test test-python lint fmt checkov plan up down differential \
+.PHONY: help setup demo test test-phases test-python lint fmt checkov plan up down differential \
         emulator-start emulator-stop build-rust bench clean preflight deploy smoke destroy
 
 help: ## List the targets
@@ -26,20 +38,27 @@ help: ## List the targets
 
 setup: $(BUILD)/.setup ## Install tools and build the offline provider stand-ins
 $(BUILD)/.setup: scripts/setup.sh scripts/build-offline-providers.sh requirements-dev.txt requirements-checkov.txt Cargo.lock $(shell find crates/tf-offline-providers -type f 2>/dev/null)
-	scripts/setup.sh
+	$(TIMED) setup scripts/setup.sh
 	@touch $@
 
 demo: setup $(if $(filter rust,$(LAMBDA_RUNTIME)),build-rust,) ## Run the whole pipeline locally on sample files (KEEP=1 keeps the stack)
 	$(PY) -m pipeline_local.demo --runtime $(LAMBDA_RUNTIME) $(if $(KEEP),--keep,)
 
-test: setup lint checkov build-rust ## Run every check and test (what CI runs)
-	$(CARGO) test --workspace --quiet
+test: ## Run every check and test (what CI runs); ends with the wall time of each phase
+	@mkdir -p $(BUILD) && rm -f $(PHASE_TIMES)
+	@start=$$SECONDS; status=0; $(MAKE) --no-print-directory test-phases || status=$$?; \
+	  echo "==> make test: the phases' wall times"; $(TIMED) --summary; \
+	  echo "==> make test: $$((SECONDS - start)) s from start to end, exit $$status"; exit $$status
+
+test-phases: setup lint checkov build-rust
+	$(TIMED) cargo-test $(CARGO) test --workspace --quiet
 	$(MAKE) --no-print-directory differential
-	CONFORMANCE_IMPL=python,rust E2E_IMPL=python,rust $(PY) -m pytest $(PYTEST_ARGS)
+	$(TIMED) pytest env CONFORMANCE_IMPL=python,rust E2E_IMPL=python,rust \
+	  $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 	@# The demo, for both implementations, with every request decided by the authorization model
 	@# (it exits non-zero on a refused call or a record unaccounted for).
-	$(PY) -m pipeline_local.demo --runtime python3.11 --scale 0.3
-	$(PY) -m pipeline_local.demo --runtime rust --scale 0.3
+	$(TIMED) demo-python $(PY) -m pipeline_local.demo --runtime python3.11 --scale 0.3
+	$(TIMED) demo-rust $(PY) -m pipeline_local.demo --runtime rust --scale 0.3
 
 test-python: setup ## Only the Python tests (conformance and e2e against the Python handlers only)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -50,12 +69,12 @@ DIFF_MUTANTS  ?= 15000
 DIFF_MESSAGES ?= 100000
 DIFF_SEED     ?= 1
 differential: setup ## Python vs Rust handlers' logic over generated inputs; fails on any difference
-	$(CARGO) build --release -p txn-core --examples --quiet
-	$(PY) bench/differential.py --mutants $(DIFF_MUTANTS) --messages $(DIFF_MESSAGES) --seed $(DIFF_SEED)
+	$(TIMED) differential-build $(CARGO) build --release -p txn-core --examples --quiet
+	$(TIMED) differential $(PY) bench/differential.py --mutants $(DIFF_MUTANTS) --messages $(DIFF_MESSAGES) --seed $(DIFF_SEED)
 
 build-rust: setup ## Rust Lambdas: aarch64 bootstraps for archive_file, and host builds for local runs
-	scripts/build-rust.sh
-	scripts/build-rust.sh --host
+	$(TIMED) rust-arm64 scripts/build-rust.sh
+	$(TIMED) rust-host scripts/build-rust.sh --host
 
 bench: setup ## Pipeline at Lambda size vs a throttling DynamoDB, cost, CPU per record; rewrites docs/benchmarks.md (~30 min)
 	bench/run.sh
@@ -65,13 +84,13 @@ bench: setup ## Pipeline at Lambda size vs a throttling DynamoDB, cost, CPU per 
 MYPY_PATHS := lib pipeline_local bench/differential.py
 
 lint: setup ## terraform fmt/validate, ruff, mypy, cargo fmt/clippy
-	terraform fmt -check -recursive lib
-	$(PY) -m pipeline_local.terraform validate
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy $(MYPY_PATHS)
-	cargo fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	$(TIMED) terraform-fmt terraform fmt -check -recursive lib
+	$(TIMED) terraform-validate $(PY) -m pipeline_local.terraform validate
+	$(TIMED) ruff-check $(VENV)/bin/ruff check .
+	$(TIMED) ruff-format $(VENV)/bin/ruff format --check .
+	$(TIMED) mypy $(VENV)/bin/mypy $(MYPY_PATHS)
+	$(TIMED) cargo-fmt cargo fmt --all -- --check
+	$(TIMED) clippy $(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
 fmt: setup ## Format Terraform, Python and Rust in place
 	terraform fmt -recursive lib
@@ -79,7 +98,7 @@ fmt: setup ## Format Terraform, Python and Rust in place
 	cargo fmt --all
 
 checkov: setup ## Static security checks of lib/ (every skip is inline with its reason)
-	.venv-checkov/bin/checkov --skip-download --quiet --compact --framework terraform --directory lib
+	$(TIMED) checkov .venv-checkov/bin/checkov --skip-download --quiet --compact --framework terraform --directory lib
 
 emulator-start: setup ## Start the local AWS emulator (moto server) on a free port
 	$(PY) -m pipeline_local.emulator start
