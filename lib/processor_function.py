@@ -1313,6 +1313,9 @@ class BatchStatus:
     duplicates: int = 0
     record_errors: dict[str, int] | None = None
     retry_lines: list[int] | None = None
+    # (line, "stored" | "duplicate" | "conflict") of its rows that ended here: a re-read
+    # resolves those of them still pending from an earlier count (P32).
+    settled: list[tuple[int, str]] | None = None
 
 
 def status_batch(
@@ -1362,16 +1365,46 @@ def status_batch(
         "SET #state = :processing, last_activity = :now, processor = :processor,"
         " cursors.#range = :to ADD " + ", ".join(adds)
     )
-    updated = _status_update(
-        aws.dynamodb,
-        cfg.file_status_table,
-        Key=status_key(source.key, source.version_id),
-        UpdateExpression=expression,
-        ConditionExpression="cursors.#range = :from",
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=values,
-    )
-    return updated is not None
+    try:
+        aws.dynamodb.update_item(
+            TableName=cfg.file_status_table,
+            Key=status_key(source.key, source.version_id),
+            UpdateExpression=expression,
+            ConditionExpression="cursors.#range = :from",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if _error_code(exc) != "ConditionalCheckFailedException":
+            raise TransientError(f"UpdateItem (file status) failed: {_error_code(exc)}") from exc
+        old_item = exc.response.get("Item")
+        status_reread_resolved(
+            aws, cfg, source, old_item if isinstance(old_item, dict) else {}, counted.settled
+        )
+        return False
+    except BotoCoreError as exc:
+        raise TransientError(f"UpdateItem (file status) failed: {_error_code(exc)}") from exc
+    return True
+
+
+def status_reread_resolved(
+    aws: Aws,
+    cfg: Config,
+    source: SourceInfo,
+    old_item: Mapping[str, Any],
+    settled: Sequence[tuple[int, str]] | None,
+) -> None:
+    """A batch counted before was read again (a replay's resume_file, a re-run, an S3 event
+    again): each of its rows that the earlier count left pending (pending_retry_lines of the
+    item as it was, ALL_OLD) and that this re-read stored, found duplicate or DUPLICATE_CONFLICT
+    is resolved as its retry_record would be, once (P29's conditional UpdateItem; P32)."""
+    pending_lines = (old_item.get("pending_retry_lines") or {}).get("NS") or []
+    pending = {int(line) for line in pending_lines}
+    for line, outcome in sorted(settled or []):
+        if line in pending:
+            # A concurrent retry_record of the same line may win: contains() lets one move it.
+            status_retry_resolved(aws, cfg, source, line, outcome)
 
 
 def status_finish(aws: Aws, cfg: Config, key: str, version_id: str | None) -> None:
@@ -1496,6 +1529,8 @@ class BatchCounts:
     retried: int = 0
     errors_by_code: dict[str, int] = field(default_factory=dict)  # for the file status
     retry_lines: list[int] = field(default_factory=list)  # lines sent as retry_record
+    # (line, "stored" | "duplicate" | "conflict"): rows that ended in this batch (P32)
+    settled_lines: list[tuple[int, str]] = field(default_factory=list)
 
     def add_error(self, code: str) -> None:
         self.invalid += 1
@@ -1566,6 +1601,8 @@ def handle_batch(
     items = [build_item(tx, source, row.line, timestamp) for row, tx in valid]
     outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool)
     for (row, tx), outcome in zip(valid, outcomes, strict=True):
+        if outcome.status in ("stored", "duplicate", "conflict"):
+            counts.settled_lines.append((row.line, outcome.status))
         if outcome.status == "stored":
             counts.stored += 1
         elif outcome.status == "duplicate":
@@ -1626,6 +1663,7 @@ def _run_batches(
                         duplicates=counts.duplicates,
                         record_errors=counts.errors_by_code,
                         retry_lines=counts.retry_lines,
+                        settled=counts.settled_lines,
                     ),
                     cursor,
                     cursor_to,

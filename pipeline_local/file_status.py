@@ -16,7 +16,9 @@ from boto3.dynamodb.types import TypeDeserializer
 from pipeline_local.samples import FileAccount
 
 # Error rows that are not record errors in the status: a retry_record whose retries ran out is
-# still pending there (P31); a dead-lettered S3 event or resume_file stops the file's count.
+# still pending there (P31) until a replay's re-read stores its line, which resolves it (P32;
+# sample_reconcile then treats the row as history); a dead-lettered S3 event or resume_file
+# stops the file's count.
 PENDING_CODES = frozenset({"RECORD_WRITE_FAILED"})
 STOPPED_CODES = frozenset({"FILE_PROCESSING_FAILED", "FILE_RESUME_FAILED"})
 

@@ -2,6 +2,7 @@
 
 `account()` takes the tables' contents as plain Python values: every row must end in exactly one
 place (stored, a duplicate of a stored row, an error row, or inside a file that failed for good).
+A retryable error row of a line that was stored later (a replay) is history, not an outcome.
 """
 
 from __future__ import annotations
@@ -161,6 +162,10 @@ def account(
             errs = errs_by_line.get((key, version, row.line), [])
             explained_items.update(stored)
             explained_errors.update(errs)
+            if stored:
+                # A retryable row (RECORD_WRITE_FAILED) of a line stored later (a replay,
+                # decision P32) is the audit trail of the retries, not the row's outcome.
+                errs = [n for n in errs if not error_rows[n].get("retryable")]
             if ferrs:
                 if stored or errs:
                     acc.unexpected.append(f"line {row.line} stored/errored despite a file error")

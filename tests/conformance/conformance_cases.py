@@ -19,6 +19,10 @@ A case is a folder `cases/<NN-name>/`:
     retry_remaining_time_ms  invocation timeout of main-queue (retry consumer) invocations
     env                      processor environment overrides (e.g. MAX_FILE_BYTES)
     dlq_env                  DLQ processor environment overrides
+    replay                   after everything else, the processor's `env` overrides are dropped
+                             (the cause is fixed) and a resume_file is sent to the main queue
+                             for the first upload, from the smallest source_line of its
+                             retryable error rows (0 without a line), as `txnctl replay` does
     expected_refusals        calls the authorization model must refuse in this case, each
                              {"action", "resource"} (fnmatch patterns); any other refusal fails
                              the case, naming principal, action, resource and why

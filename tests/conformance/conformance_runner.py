@@ -211,6 +211,26 @@ def put_preexisting(stack: CaseStack, case: Case) -> None:
         )
 
 
+def replay_key(fn: FunctionConfig) -> str:
+    """Where run_case keeps the invoker of a case's replay (the processor without overrides)."""
+    return f"{fn.arn}#replay"
+
+
+def replay_start_line(stack: CaseStack, key: str, version_id: str | None) -> int:
+    """txnctl replay's start line: the smallest source_line of the version's retryable error
+    rows, 0 for a row without a line (the whole file)."""
+    lines = [
+        int(row["source_line"]) if row.get("source_line") is not None else 0
+        for row in scan(stack.ddb, stack.errors_table)
+        if row.get("retryable")
+        and row.get("source_key") == key
+        and row.get("source_version_id") == version_id
+    ]
+    if not lines:
+        raise AssertionError(f"replay: no retryable error row for {key}@{version_id}")
+    return min(lines)
+
+
 def run_case(applied: AppliedStack, case: Case) -> Run:
     """Empty the stack, then run `case` against it; the bucket policy is restored afterwards."""
     applied.clean()
@@ -228,6 +248,10 @@ def run_case(applied: AppliedStack, case: Case) -> Run:
                 (applied.dlq_processor, case.config.get("dlq_env", {})),
             ):
                 invokers[fn.arn] = make_invoker(applied, fn, applied.function_env(fn, overrides))
+            if case.config.get("replay"):
+                # The processor as applied, without the case's overrides: the cause is fixed.
+                fn = applied.processor
+                invokers[replay_key(fn)] = make_invoker(applied, fn, applied.function_env(fn, {}))
             file_status.add_crash(invokers, applied.processor.arn, case.config)
             run = _run_case(applied, stack, case, invokers, started_ms)
         run.refusals = list(refused)
@@ -320,6 +344,19 @@ def _run_case(
     for body_text in bodies:
         stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=body_text)
     if bodies:
+        drain(list(pollers.values()))
+
+    if cfg.get("replay"):
+        version_id = stack.versions[0]
+        resume = {
+            "kind": "resume_file",
+            "bucket": stack.bucket,
+            "key": case.key,
+            "version_id": version_id,
+            "start_line": replay_start_line(stack, case.key, version_id),
+        }
+        pollers[stack.main_url].invoker = invokers[replay_key(processor)]
+        stack.sqs.send_message(QueueUrl=stack.main_url, MessageBody=json.dumps(resume))
         drain(list(pollers.values()))
 
     main_kinds: Counter[str] = Counter()

@@ -2410,6 +2410,50 @@ def build() -> None:
         },
     )
 
+    # ---------------------------------------------------------------- 64 replayed pending rows
+    name = "64-replay-resolves-pending-rows"
+    K = f"in/{name}.csv"
+    case(
+        name,
+        {
+            "input.csv": csv(
+                "RP-1,ACC1,10,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "RP-2,ACC1,abc,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+                "RP-3,ACC1,30,EUR,DEBIT,2024-01-01T00:00:00Z,,",
+            )
+        },
+        {
+            "transactions": [
+                tx("RP-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
+                tx("RP-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+            ],
+            # The RECORD_WRITE_FAILED rows stay as the audit trail; their lines are stored now,
+            # so the accounting counts them as history, not as outcomes (P32).
+            "errors": [
+                err("RECORD_WRITE_FAILED", None, "RP-1", 2, key=K, etype="PROCESSING"),
+                err("INVALID_FORMAT", "amount", "RP-2", 3, key=K),
+                err("RECORD_WRITE_FAILED", None, "RP-3", 4, key=K, etype="PROCESSING"),
+            ],
+            "accounting": {"rows_in": 3, "duplicates": 0},
+            "main_queue_min": {"retry_record": 2, "resume_file": 1},
+            # Pending after the first run (case 57's state); the replay's re-read stores both
+            # rows, resolves both lines once and the file is done (P29, P32).
+            "file_status": [status(K, rows=3, stored=2, errors={"INVALID_FORMAT": 1}, cursor=5)],
+        },
+        {
+            "key": K,
+            "env": {"DYNAMODB_TABLE_NAME": "dynamodb-transactions-missing"},
+            "expected_refusals": [
+                {
+                    "action": "dynamodb:PutItem",
+                    "resource": "arn:aws:dynamodb:*:table/dynamodb-transactions-missing",
+                }
+            ],
+            "replay": True,
+            "description": "every PutItem fails as in case 57 (two rows pending, RECORD_WRITE_FAILED rows); then the cause is fixed and a replay sends a resume_file from the smallest retryable line, as txnctl does: the re-read's batch was counted before, yet the rows it stores resolve their pending lines (P32): state done, retries_pending 0, each row stored once",
+        },
+    )
+
     print(len(CASES), "cases")
 
 

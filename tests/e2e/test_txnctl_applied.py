@@ -178,10 +178,16 @@ def test_replay_stores_a_failed_record_once(clean_e2e: E2E, tmp_path: Path) -> N
     as_text = {json.dumps(i, sort_keys=True, default=str) for i in items_after}
     assert {json.dumps(i, sort_keys=True, default=str) for i in items_before} <= as_text
     item = _status_item(e2e, small.key, up.version_id)
-    # The status counts still add up. Not asserted, because neither implementation does it
-    # yet: the replayed resume does not move the status to done (it keeps stored 39,
-    # retries_pending 1), and samples.account counts the replayed line in two places (its
-    # item and its RECORD_WRITE_FAILED row, which a replay only marks replayed_at).
+    # The re-read stored the pending line and resolved it (P32): the file is done, counted once.
+    assert item["state"] == "done"
+    assert item["retries_pending"] == 0 and "pending_retry_lines" not in item
+    assert item["stored"] + item["duplicates"] == 40
     assert item["rows_seen"] == 40 == file_status.accounted(item)
+    # The accounting agrees: the RECORD_WRITE_FAILED row stays (marked replayed_at) as the
+    # audit trail, and is not counted beside the stored item.
+    (row_after,) = e2e.error_rows()
+    assert row_after["error_code"] == "RECORD_WRITE_FAILED" and "replayed_at" in row_after
+    accounting = e2e.account(uploads)
+    assert accounting.ok, accounting.problems()
     assert txnctl("replay")["sent"] == 0
     assert e2e.depths() == {"main": 0, "dlq": 0}

@@ -20,6 +20,7 @@ use crate::edges::{Edges, GetObjectError};
 use crate::error::ProcessError;
 use crate::status::{
     status_batch, status_failed, status_finish, status_open, BatchSpan, BatchStatus,
+    RetryResolution,
 };
 use crate::writes::{build_item, send_messages, write_items, WriteOutcome};
 use crate::{now_ms, PROCESSOR};
@@ -104,6 +105,8 @@ pub(crate) struct BatchCounts {
     pub(crate) errors_by_code: BTreeMap<&'static str, u64>,
     /// Lines sent as retry_record, for the file status.
     pub(crate) retry_lines: Vec<u64>,
+    /// Lines that ended in this batch, for a re-read's resolution of pending lines (P32).
+    pub(crate) settled_lines: Vec<(u64, RetryResolution)>,
 }
 
 impl BatchCounts {
@@ -202,10 +205,23 @@ async fn handle_batch(
     let outcomes = write_items(aws, &cfg.table_name, items).await;
     for ((row, tx), outcome) in valid.iter().zip(outcomes) {
         match outcome {
-            WriteOutcome::Stored => counts.stored += 1,
-            WriteOutcome::Duplicate => counts.duplicates += 1,
+            WriteOutcome::Stored => {
+                counts.stored += 1;
+                counts
+                    .settled_lines
+                    .push((row.line, RetryResolution::Stored));
+            }
+            WriteOutcome::Duplicate => {
+                counts.duplicates += 1;
+                counts
+                    .settled_lines
+                    .push((row.line, RetryResolution::Duplicate));
+            }
             WriteOutcome::Conflict => {
                 counts.add_error(ErrorCode::DuplicateConflict);
+                counts
+                    .settled_lines
+                    .push((row.line, RetryResolution::Conflict));
                 let masked = row.values.as_ref().map(|v| v.masked());
                 dlq_messages.push(record_error_message(
                     &duplicate_conflict(),
@@ -276,6 +292,7 @@ async fn run_batches(
                 duplicates: counts.duplicates,
                 record_errors: counts.errors_by_code,
                 retry_lines: counts.retry_lines,
+                settled: counts.settled_lines,
             };
             let span = BatchSpan {
                 from: cursor,

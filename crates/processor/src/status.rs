@@ -3,7 +3,7 @@
 //! run, resumes, re-runs of a killed invocation) adds each row exactly once. The twin of the
 //! status section of lib/processor_function.py: same expressions, byte-identical items.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use txn_core::error::{ErrorCode, FileError};
@@ -181,6 +181,9 @@ pub struct BatchStatus {
     pub record_errors: BTreeMap<&'static str, u64>,
     /// Lines of the rows sent as retry_record.
     pub retry_lines: Vec<u64>,
+    /// Lines of its rows that ended here (stored, duplicate, DUPLICATE_CONFLICT): a re-read
+    /// resolves those of them still pending from an earlier count (P32).
+    pub settled: Vec<(u64, RetryResolution)>,
 }
 
 /// Where one batch sits in its range: the cursor it expects and the one it leaves (P28).
@@ -235,23 +238,56 @@ pub async fn status_batch(
         values.insert(":minus_one".to_owned(), n(-1));
         adds.push("ranges_open :minus_one".to_owned());
     }
-    update(
-        table,
-        cfg,
-        ItemUpdate {
-            key: status_key(&source.key, source.version_id.as_deref()),
-            update_expression: format!(
-                "SET #state = :processing, last_activity = :now, processor = :processor, \
-                 cursors.#range = :to ADD {}",
-                adds.join(", ")
-            ),
-            condition_expression: Some("cursors.#range = :from".into()),
-            names,
-            values,
-            ..ItemUpdate::default()
-        },
-    )
-    .await
+    let Some(name) = cfg.file_status_table.as_deref() else {
+        return Ok(true);
+    };
+    let request = ItemUpdate {
+        key: status_key(&source.key, source.version_id.as_deref()),
+        update_expression: format!(
+            "SET #state = :processing, last_activity = :now, processor = :processor, \
+             cursors.#range = :to ADD {}",
+            adds.join(", ")
+        ),
+        condition_expression: Some("cursors.#range = :from".into()),
+        names,
+        values,
+        old_item_on_condition_failure: true,
+    };
+    match table.update_item(name, request).await {
+        Ok(()) => Ok(true),
+        Err(UpdateItemError::ConditionFailed { old }) => {
+            status_reread_resolved(table, cfg, source, old.as_ref(), &counted.settled).await?;
+            Ok(false)
+        }
+        Err(UpdateItemError::Failed { code }) => Err(ProcessError::StatusUpdate(code)),
+    }
+}
+
+/// A batch counted before was read again (a replay's resume_file, a re-run, an S3 event
+/// again): each of its rows that the earlier count left pending (pending_retry_lines of the
+/// item as it was, ALL_OLD) and that this re-read stored, found duplicate or DUPLICATE_CONFLICT
+/// is resolved as its retry_record would be, once (P29's conditional UpdateItem; P32).
+async fn status_reread_resolved(
+    table: &impl StatusTable,
+    cfg: &Config,
+    source: &SourceInfo,
+    old: Option<&Item>,
+    settled: &[(u64, RetryResolution)],
+) -> Result<(), ProcessError> {
+    let pending: BTreeSet<u64> = old
+        .and_then(|item| item.get("pending_retry_lines"))
+        .and_then(|set| set.as_ns().ok())
+        .map(|lines| lines.iter().filter_map(|l| l.parse().ok()).collect())
+        .unwrap_or_default();
+    let mut settled = settled.to_vec();
+    settled.sort_by_key(|(line, _)| *line);
+    for (line, resolution) in settled {
+        if pending.contains(&line) {
+            // A concurrent retry_record of the same line may win: contains() lets one move it.
+            status_retry_resolved(table, cfg, source, line, resolution).await?;
+        }
+    }
+    Ok(())
 }
 
 /// "done" once every range reached its end and no retry is pending (P28); idempotent.
