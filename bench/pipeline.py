@@ -157,7 +157,7 @@ def run_case(emu: Any, faithful: FaithfulDynamoDB, impl: str, rows: int) -> dict
         aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
     )
-    _create_table(ddb, stack.table, "transaction_id", "status", "status-index")
+    _create_table(ddb, stack.table, "transaction_id", "status_shard", "status_shard-index")
     _create_table(ddb, stack.errors_table, "error_id", "transaction_id", "transaction_id-index")
     create_status_table(ddb, stack.status_table)
     faithful.reset()  # both tables are new on-demand tables, counters at zero

@@ -126,7 +126,7 @@ def create_stack(emulator: Emulator) -> Stack:
         CreateBucketConfiguration={"LocationConstraint": emulator.aws_env()["AWS_DEFAULT_REGION"]},
     )
     s3.put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
-    _create_table(ddb, stack.table, "transaction_id", "status", "status-index")
+    _create_table(ddb, stack.table, "transaction_id", "status_shard", "status_shard-index")
     _create_table(ddb, stack.errors_table, "error_id", "transaction_id", "transaction_id-index")
     stack.status_table = f"dynamodb-file-status-conf-{suffix}"
     create_status_table(ddb, stack.status_table)
