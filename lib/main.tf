@@ -419,13 +419,19 @@ resource "aws_dynamodb_table" "transactions" {
   }
 
   attribute {
-    name = "status"
+    name = "status_shard"
     type = "S"
   }
 
+  # "GSI for status queries", write-sharded (contract/decisions.md P40): the hash key is
+  # status_shard = "<status>#<n>" (n < var.status_index_shards), not status, whose one value
+  # PROCESSED put every index write on one partition key value (1,000 write units/s at most).
+  # Items of one status over time: one Query per shard, merged by timestamp
+  # (pipeline_local/status_query.py; docs/operations.md). Changing a GSI's key schema deletes
+  # and recreates the index: docs/operations.md describes the migration of a deployed table.
   global_secondary_index {
-    name            = "status-index"
-    hash_key        = "status"
+    name            = "status_shard-index"
+    hash_key        = "status_shard"
     range_key       = "timestamp"
     projection_type = "ALL"
   }
@@ -597,6 +603,7 @@ locals {
         METRIC_NAMESPACE      = var.metric_namespace
         MAX_FILE_BYTES        = tostring(var.max_file_bytes)
         TIME_SAFETY_MARGIN_MS = tostring(var.time_safety_margin_ms)
+        STATUS_INDEX_SHARDS   = tostring(var.status_index_shards)
 
         FILE_STATUS_TABLE_NAME = aws_dynamodb_table.file_status.name
       }

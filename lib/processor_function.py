@@ -49,6 +49,7 @@ ENV_ENVIRONMENT = "ENVIRONMENT"
 ENV_METRIC_NAMESPACE = "METRIC_NAMESPACE"
 ENV_MAX_FILE_BYTES = "MAX_FILE_BYTES"
 ENV_TIME_SAFETY_MARGIN_MS = "TIME_SAFETY_MARGIN_MS"
+ENV_STATUS_INDEX_SHARDS = "STATUS_INDEX_SHARDS"
 ENV_VARIABLES = (
     ENV_TABLE_NAME,
     ENV_QUEUE_URL,
@@ -58,6 +59,7 @@ ENV_VARIABLES = (
     ENV_METRIC_NAMESPACE,
     ENV_MAX_FILE_BYTES,
     ENV_TIME_SAFETY_MARGIN_MS,
+    ENV_STATUS_INDEX_SHARDS,
 )
 
 # Constants of the implementation, not deployment tunables: BATCH_ROWS bounds P17's "one batch",
@@ -259,6 +261,7 @@ class Config:
     metric_namespace: str
     max_file_bytes: int
     time_safety_margin_ms: int
+    status_index_shards: int  # status_shard values per status (P40)
     # Not variables (see BATCH_ROWS): fields only so that tests can use smaller batches.
     batch_rows: int = BATCH_ROWS
     write_workers: int = WRITE_WORKERS
@@ -293,6 +296,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         metric_namespace=_env_text(env, ENV_METRIC_NAMESPACE),
         max_file_bytes=_env_whole_number(env, ENV_MAX_FILE_BYTES, 1),
         time_safety_margin_ms=_env_whole_number(env, ENV_TIME_SAFETY_MARGIN_MS, 0),
+        status_index_shards=_env_whole_number(env, ENV_STATUS_INDEX_SHARDS, 1),
     )
 
 
@@ -401,6 +405,14 @@ class Amount:
 def record_hash(tx: Transaction) -> str:
     """Hex SHA-256 of the validated fields in table order, joined with U+001F (decision P9)."""
     return hashlib.sha256("\x1f".join(tx.canonical_fields()).encode("utf-8")).hexdigest()
+
+
+def status_shard(status: str, transaction_id: str, shards: int) -> str:
+    """The status-index key of an item (decision P40): "<status>#<n>", n = the first 8 bytes
+    of SHA-256(transaction_id) as a big-endian integer, mod `shards`. Stable for a key, so
+    every write of one transaction_id lands on the same shard in both implementations."""
+    digest = hashlib.sha256(transaction_id.encode("utf-8")).digest()
+    return f"{status}#{int.from_bytes(digest[:8], 'big') % shards}"
 
 
 def trim(text: str) -> str:
@@ -1096,6 +1108,9 @@ def _error_text(exc: BaseException) -> str:
 # DynamoDB writes (design.md section 4).
 
 
+STATUS_PROCESSED = "PROCESSED"
+
+
 @dataclass(frozen=True)
 class WriteOutcome:
     status: str  # "stored" | "duplicate" | "conflict" | "failed"
@@ -1104,7 +1119,7 @@ class WriteOutcome:
 
 
 def build_item(
-    tx: Transaction, source: SourceInfo, line: int, ingested_at: int
+    tx: Transaction, source: SourceInfo, line: int, ingested_at: int, shards: int
 ) -> dict[str, dict[str, str]]:
     item: dict[str, dict[str, str]] = {
         "transaction_id": {"S": tx.transaction_id},
@@ -1118,7 +1133,8 @@ def build_item(
         item["merchant_id"] = {"S": tx.merchant_id}
     if tx.description is not None:
         item["description"] = {"S": tx.description}
-    item["status"] = {"S": "PROCESSED"}
+    item["status"] = {"S": STATUS_PROCESSED}
+    item["status_shard"] = {"S": status_shard(STATUS_PROCESSED, tx.transaction_id, shards)}
     item["source_bucket"] = {"S": source.bucket}
     item["source_key"] = {"S": source.key}
     if source.version_id:
@@ -1598,7 +1614,9 @@ def handle_batch(
             counts.add_error(result.code)
         else:
             valid.append((row, result))
-    items = [build_item(tx, source, row.line, timestamp) for row, tx in valid]
+    items = [
+        build_item(tx, source, row.line, timestamp, cfg.status_index_shards) for row, tx in valid
+    ]
     outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool)
     for (row, tx), outcome in zip(valid, outcomes, strict=True):
         if outcome.status in ("stored", "duplicate", "conflict"):
@@ -1928,7 +1946,10 @@ def _retry_writes(aws: Aws, cfg: Config, works: Sequence[RetryWork], inv: Invoca
     if not works:
         return []
     timestamp = now_ms()
-    items = [build_item(w.transaction, w.source, w.line, timestamp) for w in works]
+    items = [
+        build_item(w.transaction, w.source, w.line, timestamp, cfg.status_index_shards)
+        for w in works
+    ]
     with ThreadPoolExecutor(max_workers=cfg.write_workers) as pool:
         outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool)
     inv.batch_done()

@@ -145,6 +145,28 @@ variable "time_safety_margin_ms" {
   }
 }
 
+# Write sharding of status-index (contract/decisions.md P40): each stored item's index key is
+# status_shard = "<status>#<n>", n = a stable hash of transaction_id mod this number, so the
+# index's writes spread over this many partition key values instead of one. One partition key
+# value serves at most 1,000 write units/s
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html)
+# and a new on-demand table 4,000
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/pre-warming-on-demand-capacity-mode.html):
+# 16 values carry 16,000 write units/s, four times a new table's and twice the rate after two
+# doublings of its peak; a read of "items by status over time" costs 16 Query calls.
+# Raising it is safe (older items keep their shard, which stays below the new number); lowering
+# it hides the items of the dropped shards from the fan-out until they are rewritten.
+variable "status_index_shards" {
+  description = "Number of status_shard values per status on status-index (write sharding, P40): the index's write ceiling is this times 1,000 write units/s; a by-status read fans out over this many Query calls. Only raise it on a deployed stack."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.status_index_shards >= 1 && var.status_index_shards <= 100 && floor(var.status_index_shards) == var.status_index_shards
+    error_message = "status_index_shards must be a whole number between 1 and 100."
+  }
+}
+
 variable "error_retention_days" {
   description = "Days an error row stays in the errors table before DynamoDB TTL removes it (GDPR data minimisation)."
   type        = number

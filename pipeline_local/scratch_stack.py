@@ -5,7 +5,7 @@ file size): `terraform apply` takes a minute or more against the emulator, these
 fraction of a second. No roles, keys or policies: nothing here can be authorized as AWS would,
 so the test suites use the applied configuration instead (tests/applied_stack.py). The
 resources are made as lib/main.tf declares them: a versioned bucket; the transactions table
-(transaction_id + timestamp, GSI status-index); the errors table (error_id + timestamp, GSIs
+(transaction_id + timestamp, GSI status_shard-index); the errors table (error_id + timestamp, GSIs
 transaction_id-index and source_key-index); the per-file status table (source_key +
 source_version_id, GSI activity_day-index); the DLQ; the main queue, visibility 300 s, redrive
 to the DLQ after 3 receives. Names are fresh for every stack, so stacks never see each other's data.
@@ -103,7 +103,7 @@ def _key_schema(key: tuple[str, str]) -> list[dict[str, str]]:
 def create_transactions_table(ddb: Any, name: str) -> None:
     """lib/main.tf's aws_dynamodb_table.transactions."""
     create_table(
-        ddb, name, ("transaction_id", "timestamp"), {"status-index": ("status", "timestamp")}
+        ddb, name, ("transaction_id", "timestamp"), {"status_shard-index": ("status_shard", "timestamp")}
     )
 
 

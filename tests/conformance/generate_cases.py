@@ -14,6 +14,7 @@ Edit the cases here, regenerate, and commit both.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import shutil
@@ -48,6 +49,17 @@ class N:
         self.text = text
 
 
+# lib/provider.tf's default of status_index_shards, which the applied stack passes to the
+# processor as STATUS_INDEX_SHARDS.
+STATUS_INDEX_SHARDS = 16
+
+
+def status_shard(tid: str) -> str:
+    """P40: "PROCESSED#" + SHA-256(transaction_id)'s first 8 bytes, big-endian, mod the shards."""
+    digest = hashlib.sha256(tid.encode("utf-8")).digest()
+    return f"PROCESSED#{int.from_bytes(digest[:8], 'big') % STATUS_INDEX_SHARDS}"
+
+
 def tx(
     tid,
     acct,
@@ -70,6 +82,7 @@ def tx(
         "currency": cur,
         "transaction_type": typ,
         "status": "PROCESSED",
+        "status_shard": status_shard(tid),
         "source_bucket": "$BUCKET",
         "source_key": key,
         "source_version_id": version,

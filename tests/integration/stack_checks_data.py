@@ -14,7 +14,7 @@ from tests.integration.conftest import Stack
 def test_tables(stack: Stack) -> None:
     ddb = stack.client("dynamodb")
     expected = {
-        "transactions_table_name": ("transaction_id", "status", False),
+        "transactions_table_name": ("transaction_id", "status_shard", False),
         "errors_table_name": ("error_id", "transaction_id", True),
     }
     for output, (hash_key, gsi_key, ttl) in expected.items():

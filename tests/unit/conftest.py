@@ -155,7 +155,7 @@ class FakeS3:
 
 
 TABLE_KEYS = {TABLE: ("transaction_id", "timestamp"), ERRORS_TABLE: ("error_id", "timestamp")}
-GSI_KEYS = {TABLE: ("status",), ERRORS_TABLE: ("transaction_id",)}
+GSI_KEYS = {TABLE: ("status_shard",), ERRORS_TABLE: ("transaction_id",)}
 
 
 class FakeDynamoDB:

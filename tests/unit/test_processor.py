@@ -33,6 +33,12 @@ from tests.unit.conftest import (
 # Handler runs against in-process fakes
 
 
+def shard_of(transaction_id: str, shards: int) -> int:
+    """Decision P40's shard number, computed here independently of the handler."""
+    digest = hashlib.sha256(transaction_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
 def test_stores_every_attribute(pipe: Pipeline) -> None:
     data = csv_bytes(row_csv(valid_row(1)), row_csv(valid_row(2, merchant_id="", description="")))
     result = pipe.run_file("in/batch.csv", data)
@@ -54,6 +60,8 @@ def test_stores_every_attribute(pipe: Pipeline) -> None:
         "merchant_id": {"S": "m-1"},
         "description": {"S": "coffee"},
         "status": {"S": "PROCESSED"},
+        # P40: SHA-256("tx-00001")'s first 8 bytes mod STATUS_INDEX_SHARDS (16 by default).
+        "status_shard": {"S": f"PROCESSED#{shard_of('tx-00001', 16)}"},
         "source_bucket": {"S": BUCKET},
         "source_key": {"S": "in/batch.csv"},
         "source_version_id": {"S": version},
@@ -419,6 +427,7 @@ def test_load_config(proc: Any) -> None:
         "METRIC_NAMESPACE": "Ns",
         "MAX_FILE_BYTES": "10",
         "TIME_SAFETY_MARGIN_MS": "0",
+        "STATUS_INDEX_SHARDS": "16",
     }
     cfg = proc.load_config(env)
     assert (cfg.table_name, cfg.queue_url, cfg.dlq_url, cfg.environment) == ("t", "q", "d", "prod")

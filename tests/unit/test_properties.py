@@ -339,6 +339,7 @@ def test_valid_records_survive_storage_unchanged(
         assert projected == expected
         assert set(item) - set(expected) == {
             "status",
+            "status_shard",
             "source_bucket",
             "source_key",
             "source_version_id",
@@ -352,6 +353,8 @@ def test_valid_records_survive_storage_unchanged(
         assert raw_amount == canonical(expected["amount"])
         assert item["record_hash"] == spec_hash(expected)
         assert item["status"] == "PROCESSED"
+        shard = item["status_shard"].removeprefix("PROCESSED#")
+        assert item["status_shard"].startswith("PROCESSED#") and 0 <= int(shard) < 16
 
 
 @FAST

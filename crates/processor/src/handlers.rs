@@ -85,7 +85,15 @@ async fn retry_writes(
     let timestamp = now_ms();
     let items = works
         .iter()
-        .map(|w| build_item(&w.transaction, &w.source, w.line, timestamp))
+        .map(|w| {
+            build_item(
+                &w.transaction,
+                &w.source,
+                w.line,
+                timestamp,
+                cfg.status_index_shards,
+            )
+        })
         .collect();
     let outcomes = write_items(aws, &cfg.table_name, items).await;
     deadline.batch_done();

@@ -200,7 +200,7 @@ async fn handle_batch(
     }
     let items = valid
         .iter()
-        .map(|(row, tx)| build_item(tx, source, row.line, timestamp))
+        .map(|(row, tx)| build_item(tx, source, row.line, timestamp, cfg.status_index_shards))
         .collect();
     let outcomes = write_items(aws, &cfg.table_name, items).await;
     for ((row, tx), outcome) in valid.iter().zip(outcomes) {

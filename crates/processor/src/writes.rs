@@ -7,12 +7,15 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::stream::{self, StreamExt};
 use txn_core::messages::{SourceInfo, SQS_MAX_BYTES};
+use txn_core::record::status_shard;
 use txn_core::Transaction;
 
 use crate::edges::{Item, MessageQueue, PutItemError, TransactionTable};
 use crate::error::ProcessError;
 use crate::PROCESSOR;
 
+/// The status of every stored item (design.md section 2).
+const STATUS_PROCESSED: &str = "PROCESSED";
 /// SendMessageBatch's entry limit.
 const SQS_BATCH_ENTRIES: usize = 10;
 /// Attempts per SendMessageBatch (each also retried by the SDK), as the Python handler.
@@ -189,7 +192,13 @@ fn attr_n(item: &Item, name: &str) -> String {
 }
 
 /// The DynamoDB item of a transaction (design.md section 2).
-pub fn build_item(tx: &Transaction, source: &SourceInfo, line: u64, ingested_at: i64) -> Item {
+pub fn build_item(
+    tx: &Transaction,
+    source: &SourceInfo,
+    line: u64,
+    ingested_at: i64,
+    shards: u64,
+) -> Item {
     let mut item = HashMap::with_capacity(16);
     let s = |v: &str| AttributeValue::S(v.to_owned());
     item.insert("transaction_id".into(), s(&tx.transaction_id));
@@ -207,7 +216,11 @@ pub fn build_item(tx: &Transaction, source: &SourceInfo, line: u64, ingested_at:
     if let Some(d) = &tx.description {
         item.insert("description".into(), s(d));
     }
-    item.insert("status".into(), s("PROCESSED"));
+    item.insert("status".into(), s(STATUS_PROCESSED));
+    item.insert(
+        "status_shard".into(),
+        s(&status_shard(STATUS_PROCESSED, &tx.transaction_id, shards)),
+    );
     item.insert("source_bucket".into(), s(&source.bucket));
     item.insert("source_key".into(), s(&source.key));
     if let Some(v) = source.version_id.as_deref().filter(|v| !v.is_empty()) {
@@ -255,7 +268,7 @@ mod tests {
             version_id: None,
             last_modified: None,
         };
-        let item = build_item(&tx, &source, 2, 9);
+        let item = build_item(&tx, &source, 2, 9, 16);
         assert_eq!(item.get("amount"), Some(&AttributeValue::N("1.5".into())));
         assert!(!item.contains_key("merchant_id"));
         assert!(!item.contains_key("source_version_id"));
@@ -263,6 +276,11 @@ mod tests {
             item.get("processor"),
             Some(&AttributeValue::S(PROCESSOR.into()))
         );
-        assert_eq!(item.len(), 14);
+        assert_eq!(item.len(), 15);
+        // The same shard as the Python handler's status_shard("PROCESSED", "T", 16).
+        assert_eq!(
+            item.get("status_shard"),
+            Some(&AttributeValue::S("PROCESSED#12".into()))
+        );
     }
 }

@@ -22,6 +22,9 @@ pub const ENV_MAX_FILE_BYTES: &str = "MAX_FILE_BYTES";
 pub const ENV_TIME_SAFETY_MARGIN_MS: &str = "TIME_SAFETY_MARGIN_MS";
 /// The processor's per-file status table (`FILE_STATUS_TABLE_NAME`, contract P26).
 pub const ENV_FILE_STATUS_TABLE_NAME: &str = "FILE_STATUS_TABLE_NAME";
+/// The status_shard values per status on the transactions table's index (`STATUS_INDEX_SHARDS`,
+/// contract P40).
+pub const ENV_STATUS_INDEX_SHARDS: &str = "STATUS_INDEX_SHARDS";
 /// Days an error row is kept (`ERROR_RETENTION_DAYS`).
 pub const ENV_ERROR_RETENTION_DAYS: &str = "ERROR_RETENTION_DAYS";
 
@@ -65,6 +68,8 @@ pub struct ProcessorConfig {
     pub max_file_bytes: u64,
     /// `TIME_SAFETY_MARGIN_MS`.
     pub time_safety_margin_ms: i64,
+    /// `STATUS_INDEX_SHARDS` (at least 1).
+    pub status_index_shards: u64,
 }
 
 /// The DLQ processor's environment, typed.
@@ -132,6 +137,7 @@ impl FromEnvironment for ProcessorConfig {
             metric_namespace: text(&lookup, ENV_METRIC_NAMESPACE)?,
             max_file_bytes: whole_number(&lookup, ENV_MAX_FILE_BYTES, 1)?,
             time_safety_margin_ms: whole_number(&lookup, ENV_TIME_SAFETY_MARGIN_MS, 0)?,
+            status_index_shards: whole_number(&lookup, ENV_STATUS_INDEX_SHARDS, 1)?,
         })
     }
 }
@@ -228,6 +234,7 @@ mod tests {
             (ENV_METRIC_NAMESPACE, "Ns"),
             (ENV_MAX_FILE_BYTES, "10"),
             (ENV_TIME_SAFETY_MARGIN_MS, "0"),
+            (ENV_STATUS_INDEX_SHARDS, "16"),
         ])
     }
 
@@ -283,6 +290,7 @@ mod tests {
             (ENV_TIME_SAFETY_MARGIN_MS, "-1"),
             (ENV_TIME_SAFETY_MARGIN_MS, "3e4"),
             (ENV_TIME_SAFETY_MARGIN_MS, "99999999999999999999"),
+            (ENV_STATUS_INDEX_SHARDS, "0"),
         ] {
             let mut env = processor_env();
             env.insert(name, bad);

@@ -179,6 +179,16 @@ pub struct Transaction {
     pub description: Option<String>,
 }
 
+/// The status-index key of an item (contract P40): `"<status>#<n>"`, n = the first 8 bytes of
+/// SHA-256(transaction_id) as a big-endian integer, mod `shards` (at least 1). Stable for a key,
+/// the same in the Python handler.
+pub fn status_shard(status: &str, transaction_id: &str, shards: u64) -> String {
+    let digest = Sha256::digest(transaction_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    format!("{status}#{}", u64::from_be_bytes(first) % shards.max(1))
+}
+
 impl Transaction {
     /// Hex SHA-256 of the validated fields in table order joined with U+001F (absent = "").
     pub fn record_hash(&self) -> String {
