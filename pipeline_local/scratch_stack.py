@@ -80,6 +80,11 @@ def create_status_table(ddb: Any, name: str) -> None:
     )
 
 
+def create_transactions_table(ddb: Any, name: str) -> None:
+    """The transactions table with its status-index (lib/main.tf's keys)."""
+    _create_table(ddb, name, "transaction_id", "status", "status-index")
+
+
 def _create_table(ddb: Any, name: str, hash_key: str, index_hash_key: str, index: str) -> None:
     """A table keyed (hash_key, timestamp) with one GSI (index_hash_key, timestamp)."""
     ddb.create_table(

@@ -7,19 +7,32 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from pipeline_local.scratch_stack import create_status_table, create_transactions_table
 from tests.unit.conftest import (
+    HANDLER_ENV,
     HEADER,
     FakeContext,
     Pipeline,
     csv_bytes,
     iter_chunks,
     row_csv,
+    s3_event,
+    sqs_event,
     valid_row,
 )
+
+LIB = Path(__file__).resolve().parents[2] / "lib"
 
 
 def row_tuples(proc: Any, rows: Any) -> list[tuple[int, str | None, dict[str, Any]]]:
@@ -206,9 +219,105 @@ def test_a_split_file_ends_as_the_unsplit_file(proc: Any, remaining_ms: int) -> 
     assert result["files"][0]["rows"] == 0 and ranged.transactions() == []
     messages = ranged.main()
     assert len(messages) > 3
-    assert [m["range_line"] for m in messages][0] == 0
+    assert messages[0]["range_line"] == 0
     assert all(m["start_line"] == m["range_line"] for m in messages)
     rounds = ranged.drain(lambda: FakeContext(remaining=lambda: remaining_ms))
     assert rounds == 1 if remaining_ms else rounds > 3
     assert outcome(ranged) == outcome(whole)
     assert len(outcome(whole)[0]) > 30 and len(outcome(whole)[1]) > 10
+
+
+# --------------------------------------------------------------------------------------------
+# The file status of a split file (P34, P35) against moto's in-process S3, DynamoDB and SQS.
+
+
+@pytest.fixture()
+def moto_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, Any, Any]]:
+    for name in list(os.environ):  # an emulator's endpoint (set by other suites) bypasses moto
+        if name.startswith("AWS_ENDPOINT_URL") or name == "AWS_PROFILE":
+            monkeypatch.delenv(name)
+    for name, value in HANDLER_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.syspath_prepend(str(LIB))
+    with mock_aws():
+        import processor_function as proc
+
+        region = "eu-central-1"
+        s3 = boto3.client("s3", region_name=region)
+        ddb = boto3.client("dynamodb", region_name=region)
+        sqs = boto3.client("sqs", region_name=region)
+        s3.create_bucket(
+            Bucket="bucket-ranges", CreateBucketConfiguration={"LocationConstraint": region}
+        )
+        s3.put_bucket_versioning(
+            Bucket="bucket-ranges", VersioningConfiguration={"Status": "Enabled"}
+        )
+        create_status_table(ddb, "status")
+        create_transactions_table(ddb, "transactions")
+        cfg = dataclasses.replace(
+            proc.load_config(HANDLER_ENV),
+            table_name="transactions",
+            queue_url=sqs.create_queue(QueueName="main")["QueueUrl"],
+            dlq_url=sqs.create_queue(QueueName="dlq")["QueueUrl"],
+            file_status_table="status",
+            batch_rows=5,
+            range_split_bytes=700,
+        )
+        yield proc, proc.Aws(s3=s3, dynamodb=ddb, sqs=sqs), cfg
+    sys.modules.pop("processor_function", None)
+
+
+def receive_all(aws: Any, url: str) -> list[str]:
+    bodies: list[str] = []
+    while True:
+        got = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return bodies
+        for message in got:
+            bodies.append(message["Body"])
+            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def status_item(aws: Any, version: str) -> dict[str, Any]:
+    key = {"source_key": {"S": "in/big.csv"}, "source_version_id": {"S": version}}
+    return dict(aws.dynamodb.get_item(TableName="status", Key=key)["Item"])
+
+
+def test_a_split_is_recorded_once_and_its_ranges_count_every_row_once(moto_env: Any) -> None:
+    proc, aws, cfg = moto_env
+    data = tricky_file()
+    version = aws.s3.put_object(Bucket="bucket-ranges", Key="in/big.csv", Body=data)["VersionId"]
+    event = s3_event("in/big.csv", version, bucket="bucket-ranges")
+    proc.handle_event(event, FakeContext(), aws, cfg)
+    first = receive_all(aws, cfg.queue_url)
+    split = status_item(aws, version)
+    ids = sorted(int(line) for line in split["cursors"]["M"])
+    assert ids == [json.loads(body)["range_line"] for body in first]
+    assert int(split["ranges_open"]["N"]) == len(first) > 3
+    assert all(int(v["N"]) == int(k) for k, v in split["cursors"]["M"].items())
+    # The event delivered again: the same split, the same messages, nothing changed.
+    proc.handle_event(event, FakeContext(), aws, cfg)
+    assert receive_all(aws, cfg.queue_url) == first
+    assert status_item(aws, version)["cursors"] == split["cursors"]
+    # A range whose invocation was killed after its writes, before its first count: the
+    # re-run stores nothing twice and counts each row once (P29).
+    killed = proc.parse_queue_message("m", first[1])
+    original = proc.status_batch
+    proc.status_batch = lambda *args, **kwargs: (_ for _ in ()).throw(SystemExit("killed"))
+    try:
+        with pytest.raises(SystemExit):
+            proc.process_object(aws, cfg, *killed.targets[0], proc.Invocation("r", None, 0))
+    finally:
+        proc.status_batch = original
+    proc.handle_event(sqs_event(first[1:] + first[:1]), FakeContext(), aws, cfg)
+    assert receive_all(aws, cfg.queue_url) == []
+    done = status_item(aws, version)
+    rows = whole_rows(proc, data)
+    errors = {code: sum(1 for _, c, _ in rows if c == code) for _, code, _ in rows if code}
+    stored = int(done["stored"]["N"]) + int(done["duplicates"]["N"])
+    assert done["state"] == {"S": "done"} and int(done["ranges_open"]["N"]) == 0
+    assert int(done["rows_seen"]["N"]) == len(rows)
+    assert stored + sum(int(v["N"]) for v in done["record_errors"]["M"].values()) == len(rows)
+    assert {k: int(v["N"]) for k, v in done["record_errors"]["M"].items()}.keys() >= errors.keys()
+    items = aws.dynamodb.scan(TableName="transactions")["Items"]
+    assert len(items) == stored and int(done["duplicates"]["N"]) > 0  # the killed range's rows
