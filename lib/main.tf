@@ -894,6 +894,7 @@ resource "aws_lambda_function" "processor" {
       TIME_SAFETY_MARGIN_MS = tostring(var.time_safety_margin_ms)
 
       FILE_STATUS_TABLE_NAME = aws_dynamodb_table.file_status.name
+      RANGE_SPLIT_BYTES      = tostring(var.range_split_bytes)
     }
   }
 
@@ -935,6 +936,13 @@ resource "aws_lambda_event_source_mapping" "retry_queue_to_processor" {
   function_name           = aws_lambda_function.processor.arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
+
+  # Ranges of large files, resumes and retries never take all of the processor's reserved
+  # executions from S3 events (contract P36; 2 to 1000:
+  # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+  scaling_config {
+    maximum_concurrency = var.range_max_concurrency
+  }
 }
 
 # -----------------------------------------------------------------------------

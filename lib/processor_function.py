@@ -49,6 +49,7 @@ ENV_ENVIRONMENT = "ENVIRONMENT"
 ENV_METRIC_NAMESPACE = "METRIC_NAMESPACE"
 ENV_MAX_FILE_BYTES = "MAX_FILE_BYTES"
 ENV_TIME_SAFETY_MARGIN_MS = "TIME_SAFETY_MARGIN_MS"
+ENV_RANGE_SPLIT_BYTES = "RANGE_SPLIT_BYTES"
 ENV_VARIABLES = (
     ENV_TABLE_NAME,
     ENV_QUEUE_URL,
@@ -58,6 +59,7 @@ ENV_VARIABLES = (
     ENV_METRIC_NAMESPACE,
     ENV_MAX_FILE_BYTES,
     ENV_TIME_SAFETY_MARGIN_MS,
+    ENV_RANGE_SPLIT_BYTES,
 )
 
 # Constants of the implementation, not deployment tunables: BATCH_ROWS bounds P17's "one batch",
@@ -263,7 +265,7 @@ class Config:
     batch_rows: int = BATCH_ROWS
     write_workers: int = WRITE_WORKERS
     file_status_table: str = ""  # per-file status (P26); empty: not written (unit tests)
-    range_split_bytes: int = 0  # P33: a CSV object over this many bytes is split; 0 = never
+    range_split_bytes: int = 0  # RANGE_SPLIT_BYTES (P33): a larger CSV is split; 0 = never
 
 
 def _env_text(env: Mapping[str, str], name: str) -> str:
@@ -294,6 +296,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         metric_namespace=_env_text(env, ENV_METRIC_NAMESPACE),
         max_file_bytes=_env_whole_number(env, ENV_MAX_FILE_BYTES, 1),
         time_safety_margin_ms=_env_whole_number(env, ENV_TIME_SAFETY_MARGIN_MS, 0),
+        range_split_bytes=_env_whole_number(env, ENV_RANGE_SPLIT_BYTES, 0),
     )
 
 

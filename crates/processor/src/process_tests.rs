@@ -32,6 +32,7 @@ fn config() -> Config {
         metric_namespace: "TransactionPipeline".into(),
         max_file_bytes: 1 << 20,
         time_safety_margin_ms: 30_000,
+        range_split_bytes: 0,
         file_status_table: Some("file-status".into()),
     }
 }

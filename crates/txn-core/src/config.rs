@@ -23,11 +23,14 @@ pub const ENV_MAX_FILE_BYTES: &str = "MAX_FILE_BYTES";
 pub const ENV_TIME_SAFETY_MARGIN_MS: &str = "TIME_SAFETY_MARGIN_MS";
 /// The processor's per-file status table (`FILE_STATUS_TABLE_NAME`, contract P26).
 pub const ENV_FILE_STATUS_TABLE_NAME: &str = "FILE_STATUS_TABLE_NAME";
+/// A CSV object larger than this is split into ranges; 0 never splits (`RANGE_SPLIT_BYTES`,
+/// contract P33).
+pub const ENV_RANGE_SPLIT_BYTES: &str = "RANGE_SPLIT_BYTES";
 /// Days an error row is kept (`ERROR_RETENTION_DAYS`).
 pub const ENV_ERROR_RETENTION_DAYS: &str = "ERROR_RETENTION_DAYS";
 
 /// Every variable the processor reads (aws_lambda_function.processor in lib/main.tf).
-pub const PROCESSOR_ENV_VARIABLES: [&str; 8] = [
+pub const PROCESSOR_ENV_VARIABLES: [&str; 9] = [
     ENV_TABLE_NAME,
     ENV_QUEUE_URL,
     ENV_DLQ_URL,
@@ -36,6 +39,7 @@ pub const PROCESSOR_ENV_VARIABLES: [&str; 8] = [
     ENV_METRIC_NAMESPACE,
     ENV_MAX_FILE_BYTES,
     ENV_TIME_SAFETY_MARGIN_MS,
+    ENV_RANGE_SPLIT_BYTES,
 ];
 
 /// Every variable the DLQ processor reads (aws_lambda_function.dlq_processor in lib/main.tf).
@@ -86,6 +90,8 @@ pub struct ProcessorConfig {
     pub max_file_bytes: u64,
     /// `TIME_SAFETY_MARGIN_MS`.
     pub time_safety_margin_ms: i64,
+    /// `RANGE_SPLIT_BYTES` (P33); 0 never splits.
+    pub range_split_bytes: u64,
 }
 
 /// The DLQ processor's environment, typed.
@@ -152,6 +158,7 @@ impl ProcessorConfig {
             metric_namespace: text(&lookup, ENV_METRIC_NAMESPACE)?,
             max_file_bytes: whole_number(&lookup, ENV_MAX_FILE_BYTES, 1)?,
             time_safety_margin_ms: whole_number(&lookup, ENV_TIME_SAFETY_MARGIN_MS, 0)?,
+            range_split_bytes: whole_number(&lookup, ENV_RANGE_SPLIT_BYTES, 0)?,
         })
     }
 }
@@ -269,6 +276,7 @@ mod tests {
             (ENV_METRIC_NAMESPACE, "Ns"),
             (ENV_MAX_FILE_BYTES, "10"),
             (ENV_TIME_SAFETY_MARGIN_MS, "0"),
+            (ENV_RANGE_SPLIT_BYTES, "0"),
         ])
     }
 
