@@ -301,7 +301,11 @@ mod tests {
         };
         assert_eq!(files[0].1, 1001);
         let ranged = body.replace("}", r#","range_line":1001,"start_byte":9,"end_byte":99}"#);
-        assert_eq!(parse_queue_message(&ranged), None, "a range: not read here (P35)");
+        assert_eq!(
+            parse_queue_message(&ranged),
+            None,
+            "a range: not read here (P35)"
+        );
         assert_eq!(parse_queue_message("{\"kind\":\"other\"}"), None);
         assert_eq!(parse_queue_message("not json"), None);
         let s3 = event("a.csv", "ObjectCreated:Put").to_json_string();
