@@ -19,6 +19,8 @@ A case is a folder `cases/<NN-name>/`:
     retry_remaining_time_ms  invocation timeout of main-queue (retry consumer) invocations
     env                      processor environment overrides (e.g. MAX_FILE_BYTES)
     dlq_env                  DLQ processor environment overrides
+    impls                    the implementations that run the case (default: all); the others
+                             skip it, saying so (a feature one of them lacks, e.g. ranges in Rust)
     expected_refusals        calls the authorization model must refuse in this case, each
                              {"action", "resource"} (fnmatch patterns); any other refusal fails
                              the case, naming principal, action, resource and why
