@@ -1563,10 +1563,15 @@ def _datetime_ms(value: datetime | None) -> int | None:
     return int(value.timestamp()) * 1000 + value.microsecond // 1000
 
 
-def open_object(s3: "S3Client", ref: ObjectRef) -> OpenedObject | FileError:
+def open_object(
+    s3: "S3Client", ref: ObjectRef, byte_range: tuple[int, int] | None = None
+) -> OpenedObject | FileError:
+    """GetObject of the version, or of its bytes [first, end) (a range of a split file: P35)."""
     params: GetObjectRequestTypeDef = {"Bucket": ref.bucket, "Key": ref.key}
     if ref.version_id:
         params["VersionId"] = ref.version_id
+    if byte_range is not None:
+        params["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
     try:
         response = s3.get_object(**params)
     except ClientError as exc:
@@ -2249,27 +2254,7 @@ def split_object(
 
 def _open_bytes(aws: Aws, ref: ObjectRef, first: int, end: int) -> OpenedObject | FileError:
     """GetObject of the bytes [first, end) of the object version (a Range request)."""
-    params: GetObjectRequestTypeDef = {
-        "Bucket": ref.bucket,
-        "Key": ref.key,
-        "Range": f"bytes={first}-{end - 1}",
-    }
-    if ref.version_id:
-        params["VersionId"] = ref.version_id
-    try:
-        response = aws.s3.get_object(**params)
-    except ClientError as exc:
-        if _is_not_found(exc, bool(ref.version_id)):
-            return FileError(OBJECT_NOT_FOUND, "file: object (version) not found")
-        raise TransientError(f"GetObject failed: {_error_code(exc)}") from exc
-    except BotoCoreError as exc:
-        raise TransientError(f"GetObject failed: {_error_code(exc)}") from exc
-    return OpenedObject(
-        body=response["Body"],
-        content_length=int(response.get("ContentLength") or 0),
-        last_modified=_datetime_ms(response.get("LastModified")),
-        version_id=ref.version_id or response.get("VersionId") or None,
-    )
+    return open_object(aws.s3, ref, (first, end))
 
 
 def process_range(
