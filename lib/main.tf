@@ -591,6 +591,10 @@ locals {
       reserved_concurrency = var.processor_reserved_concurrency
       # The processor is also the consumer of its own retry queue (design.md section 1).
       consumes_queue = aws_sqs_queue.main.arn
+      # Ranges of large files, resumes and retries never take all of the processor's reserved
+      # executions from S3 events (contract P36; 2 to 1000:
+      # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+      queue_maximum_concurrency = var.range_max_concurrency
       # Asynchronous (S3) invocations that fail every retry land on the retry queue, whose
       # consumer processes the file again.
       dead_letter_config = { target_arn = aws_sqs_queue.main.arn }
@@ -606,6 +610,7 @@ locals {
         STATUS_INDEX_SHARDS   = tostring(var.status_index_shards)
 
         FILE_STATUS_TABLE_NAME = aws_dynamodb_table.file_status.name
+        RANGE_SPLIT_BYTES      = tostring(var.range_split_bytes)
       }
 
       # What the function does besides the statements every function's policy ends with.
@@ -667,6 +672,8 @@ locals {
       log_group_name       = local.names.dlq_log_group
       reserved_concurrency = var.dlq_processor_reserved_concurrency
       consumes_queue       = aws_sqs_queue.dlq.arn
+      # The DLQ processor's reserved concurrency bounds its mapping already.
+      queue_maximum_concurrency = null
       # Invoked only by its SQS event source mapping: a failed message stays on the DLQ and is
       # retried, so an asynchronous dead letter queue would never receive anything.
       dead_letter_config = null
@@ -916,6 +923,13 @@ resource "aws_lambda_event_source_mapping" "function" {
   function_name           = aws_lambda_function.function[each.key].arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
+
+  dynamic "scaling_config" {
+    for_each = each.value.queue_maximum_concurrency == null ? [] : [each.value.queue_maximum_concurrency]
+    content {
+      maximum_concurrency = scaling_config.value
+    }
+  }
 }
 
 resource "aws_lambda_function_event_invoke_config" "processor" {

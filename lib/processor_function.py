@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -50,6 +50,7 @@ ENV_METRIC_NAMESPACE = "METRIC_NAMESPACE"
 ENV_MAX_FILE_BYTES = "MAX_FILE_BYTES"
 ENV_TIME_SAFETY_MARGIN_MS = "TIME_SAFETY_MARGIN_MS"
 ENV_STATUS_INDEX_SHARDS = "STATUS_INDEX_SHARDS"
+ENV_RANGE_SPLIT_BYTES = "RANGE_SPLIT_BYTES"
 ENV_VARIABLES = (
     ENV_TABLE_NAME,
     ENV_QUEUE_URL,
@@ -60,6 +61,7 @@ ENV_VARIABLES = (
     ENV_MAX_FILE_BYTES,
     ENV_TIME_SAFETY_MARGIN_MS,
     ENV_STATUS_INDEX_SHARDS,
+    ENV_RANGE_SPLIT_BYTES,
 )
 
 # Constants of the implementation, not deployment tunables: BATCH_ROWS bounds P17's "one batch",
@@ -266,6 +268,7 @@ class Config:
     batch_rows: int = BATCH_ROWS
     write_workers: int = WRITE_WORKERS
     file_status_table: str = ""  # per-file status (P26); empty: not written (unit tests)
+    range_split_bytes: int = 0  # RANGE_SPLIT_BYTES (P33): a larger CSV is split; 0 = never
 
 
 def _env_text(env: Mapping[str, str], name: str) -> str:
@@ -297,6 +300,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         max_file_bytes=_env_whole_number(env, ENV_MAX_FILE_BYTES, 1),
         time_safety_margin_ms=_env_whole_number(env, ENV_TIME_SAFETY_MARGIN_MS, 0),
         status_index_shards=_env_whole_number(env, ENV_STATUS_INDEX_SHARDS, 1),
+        range_split_bytes=_env_whole_number(env, ENV_RANGE_SPLIT_BYTES, 0),
     )
 
 
@@ -628,20 +632,26 @@ class _RowTooLong(Exception):
     pass
 
 
-def physical_lines(chunks: Iterable[bytes], limit: int = MAX_ROW_BYTES) -> Iterator[bytes | None]:
-    """Split a byte stream on LF (kept); a line longer than `limit` bytes yields None instead.
+def physical_lines(
+    chunks: Iterable[bytes], limit: int = MAX_ROW_BYTES, dropped: list[int] | None = None
+) -> Iterator[bytes | None]:
+    """Split a byte stream on LF (kept); a line longer than `limit` bytes yields None instead
+    (its size is appended to `dropped` first, for byte offsets: P33).
 
     Holds at most one line (bounded by `limit`) besides the current chunk: memory stays flat.
     """
     buffer = bytearray()
     overflow = False
+    overflow_size = 0
     for chunk in chunks:
         start = 0
         size = len(chunk)
         while start < size:
             newline = chunk.find(b"\n", start)
             end = size if newline < 0 else newline + 1
-            if not overflow:
+            if overflow:
+                overflow_size += end - start
+            else:
                 if newline >= 0 and not buffer and end - start <= limit:
                     yield chunk[start:end]
                     start = end
@@ -649,16 +659,21 @@ def physical_lines(chunks: Iterable[bytes], limit: int = MAX_ROW_BYTES) -> Itera
                 buffer += chunk[start:end]
                 if len(buffer) > limit:
                     overflow = True
+                    overflow_size = len(buffer)
                     buffer.clear()
             if newline >= 0:
                 if overflow:
                     overflow = False
+                    if dropped is not None:
+                        dropped.append(overflow_size)
                     yield None
                 else:
                     yield bytes(buffer)
                     buffer.clear()
             start = end
     if overflow:
+        if dropped is not None:
+            dropped.append(overflow_size)
         yield None
     elif buffer:
         yield bytes(buffer)
@@ -671,13 +686,17 @@ class _LineFeed:
     row is then reported as INVALID_ENCODING.
     """
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._lines = physical_lines(chunks)
-        self.lines_read = 0
+    def __init__(self, chunks: Iterable[bytes], first_line: int = 1) -> None:
+        self._dropped: list[int] = []
+        self._lines = physical_lines(chunks, dropped=self._dropped)
+        self.lines_read = first_line - 1  # a range starts on its own line (P35)
+        self.bytes_read = 0  # raw bytes of the lines read, BOM included (range offsets, P33)
+        self.row_start_byte = 0
         self.row_bytes = 0
         self.row_invalid = False
 
     def start_row(self) -> None:
+        self.row_start_byte = self.bytes_read
         self.row_bytes = 0
         self.row_invalid = False
 
@@ -688,7 +707,9 @@ class _LineFeed:
         raw = next(self._lines)
         self.lines_read += 1
         if raw is None:
+            self.bytes_read += self._dropped.pop()
             raise _RowTooLong
+        self.bytes_read += len(raw)
         if self.lines_read == 1 and raw.startswith(_BOM):
             raw = raw[len(_BOM) :]
         self.row_bytes += len(raw)
@@ -769,6 +790,15 @@ def check_header(names: Sequence[str]) -> FileError | None:
 def csv_rows(chunks: Iterable[bytes]) -> FileError | Iterator[SourceRow]:
     """Read the header now; return a lazy iterator over the data rows (never all in memory)."""
     feed = _LineFeed(chunks)
+    opened = _csv_header(feed)
+    if isinstance(opened, FileError):
+        return opened
+    reader, names = opened
+    return _csv_data_rows(reader, feed, names)
+
+
+def _csv_header(feed: _LineFeed) -> FileError | tuple[Any, list[str]]:
+    """The reader over `feed` and the checked header names (P13), or the header's file error."""
     reader = csv.reader(feed, strict=True)
     _, header = _next_csv_row(reader, feed)
     if header is None:
@@ -781,7 +811,7 @@ def csv_rows(chunks: Iterable[bytes]) -> FileError | Iterator[SourceRow]:
     problem = check_header(names)
     if problem is not None:
         return problem
-    return _csv_data_rows(reader, feed, names)
+    return reader, names
 
 
 def _csv_data_rows(reader: Any, feed: _LineFeed, names: list[str]) -> Iterator[SourceRow]:
@@ -1342,6 +1372,7 @@ def status_batch(
     cursor_from: int,
     cursor_to: int,
     end_of_range: bool,
+    range_id: str = STATUS_RANGE,
 ) -> bool:
     """Add one batch to the status, once: only while the range's cursor is `cursor_from` (P28).
 
@@ -1349,7 +1380,7 @@ def status_batch(
     if not cfg.file_status_table:
         return True
     now = now_ms()
-    names = {**_STATUS_NAMES, "#range": STATUS_RANGE}
+    names = {**_STATUS_NAMES, "#range": range_id}
     values: dict[str, Any] = {
         ":processing": {"S": STATE_PROCESSING},
         ":now": {"S": iso_ms(now)},
@@ -1515,11 +1546,21 @@ def status_retry_resolved(
 
 
 @dataclass(frozen=True)
+class FileRange:
+    """One range of a split file (P33): its id is the source_line of its first row."""
+
+    line: int
+    start_byte: int
+    end_byte: int  # exclusive
+
+
+@dataclass(frozen=True)
 class ObjectRef:
     bucket: str
     key: str
     version_id: str | None = None
     event_time: int | None = None  # epoch ms of the S3 event, fallback for last_modified
+    file_range: FileRange | None = None  # a range message's range (P35); None: the whole file
 
 
 @dataclass
@@ -1573,10 +1614,15 @@ def _datetime_ms(value: datetime | None) -> int | None:
     return int(value.timestamp()) * 1000 + value.microsecond // 1000
 
 
-def open_object(s3: "S3Client", ref: ObjectRef) -> OpenedObject | FileError:
+def open_object(
+    s3: "S3Client", ref: ObjectRef, byte_range: tuple[int, int] | None = None
+) -> OpenedObject | FileError:
+    """GetObject of the version, or of its bytes [first, end) (a range of a split file: P35)."""
     params: GetObjectRequestTypeDef = {"Bucket": ref.bucket, "Key": ref.key}
     if ref.version_id:
         params["VersionId"] = ref.version_id
+    if byte_range is not None:
+        params["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
     try:
         response = s3.get_object(**params)
     except ClientError as exc:
@@ -1652,6 +1698,7 @@ def _run_batches(
     start_line: int,
     inv: Invocation,
     result: FileResult,
+    file_range: FileRange | None = None,
 ) -> None:
     cursor = start_line  # where this invocation expects the status's cursor (P28)
     with ThreadPoolExecutor(max_workers=cfg.write_workers) as pool:
@@ -1686,6 +1733,7 @@ def _run_batches(
                     cursor,
                     cursor_to,
                     end_of_range=pending is None,
+                    range_id=STATUS_RANGE if file_range is None else str(file_range.line),
                 )
                 cursor = cursor_to
                 inv.batch_done()
@@ -1693,6 +1741,8 @@ def _run_batches(
                 message = resume_file_message(
                     source.bucket, source.key, source.version_id, pending.line
                 )
+                if file_range is not None:  # the same range, from the next row (P35)
+                    message = range_message(source, file_range, pending.line)
                 send_messages(aws.sqs, cfg.queue_url, [encode_message(message)])
                 result.resume_line = pending.line
                 return
@@ -1712,6 +1762,8 @@ def process_object(
     aws: Aws, cfg: Config, ref: ObjectRef, start_line: int, inv: Invocation
 ) -> FileResult:
     """Process one object from `start_line` on. File errors are results; raises TransientError."""
+    if ref.file_range is not None:
+        return process_range(aws, cfg, ref, ref.file_range, start_line, inv)
     started = time.monotonic()
     result = FileResult(bucket=ref.bucket, key=ref.key, version_id=ref.version_id)
     unread = SourceInfo(ref.bucket, ref.key, ref.version_id, ref.event_time)
@@ -1732,6 +1784,15 @@ def process_object(
             error = FileError(FILE_TOO_LARGE, f"file: larger than {cfg.max_file_bytes} bytes")
             _report_file_error(aws, cfg, source, error, result)
             return _finish(cfg, inv, result, started)
+        if start_line == 0 and range_step(cfg, kind, opened.content_length):
+            if split_object(aws, cfg, source, opened, result):
+                return _finish(cfg, inv, result, started)
+            opened.body.close()  # an unsplit run began before (P34): go on unsplit
+            reopened = open_object(aws.s3, replace(ref, version_id=opened.version_id))
+            if isinstance(reopened, FileError):
+                _report_file_error(aws, cfg, source, reopened, result)
+                return _finish(cfg, inv, result, started)
+            opened = reopened
         if kind == "csv":
             rows: FileError | Iterator[SourceRow] = csv_rows(
                 opened.body.iter_chunks(READ_CHUNK_BYTES)
@@ -1920,7 +1981,9 @@ def _parse_queue_message(message_id: str, doc: Any) -> RetryWork | FileWork | No
             return None
         if version is not None and not isinstance(version, str):
             return None
-        return FileWork(message_id, ((ObjectRef(bucket, key, version or None), start),))
+        # A range message with a missing or bad range field raises ValueError: not our format.
+        ref = ObjectRef(bucket, key, version or None, file_range=range_from_json(doc))
+        return FileWork(message_id, ((ref, start),))
     if kind is None:
         refs = s3_event_refs(doc)
         if refs is not None:
@@ -1935,6 +1998,9 @@ def _process_files(
         if inv.expired():
             # Out of time before this file started: defer it (decision P21).
             message = resume_file_message(ref.bucket, ref.key, ref.version_id, start_line)
+            if ref.file_range is not None:  # a range stays a range (P35)
+                source = SourceInfo(ref.bucket, ref.key, ref.version_id, None)
+                message = range_message(source, ref.file_range, start_line)
             send_messages(aws.sqs, cfg.queue_url, [encode_message(message)])
             results.append(FileResult(ref.bucket, ref.key, ref.version_id, resume_line=start_line))
             continue
@@ -2068,6 +2134,226 @@ def handle_s3_event(
             for r in results
         ]
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Large files in ranges (decisions P33 to P36): the S3 event's invocation streams a large CSV
+# object once to find row-aligned byte ranges, records them in the file status in one update,
+# and sends one range message per range to the main queue, whose invocations process the
+# ranges side by side, each with its own cursor and resume.
+
+MAX_RANGES = 100  # P33: the step grows with the object, so the split's one UpdateItem stays small
+
+
+def range_step(cfg: Config, kind: str, content_length: int) -> int:
+    """Bytes per range for this object, or 0 when it is not split (P33)."""
+    if kind != "csv" or cfg.range_split_bytes <= 0 or content_length <= cfg.range_split_bytes:
+        return 0
+    return max(cfg.range_split_bytes, -(-content_length // MAX_RANGES))
+
+
+def csv_range_bounds(chunks: Iterable[bytes], step: int) -> FileError | list[tuple[int, int]]:
+    """(first line, first byte) of every range after the first, or the file's error (P33).
+
+    Reads the stream once with the reader that processes the rows (P10-P12), so a boundary is
+    exactly where that reader starts a row: never inside a quoted cell or a skipped line. Only
+    the current row is held in memory."""
+    feed = _LineFeed(chunks)
+    opened = _csv_header(feed)
+    if isinstance(opened, FileError):
+        return opened
+    reader, _ = opened
+    bounds: list[tuple[int, int]] = []
+    next_at = step
+    rows = 0
+    while True:
+        line, row = _next_csv_row(reader, feed)
+        if row is None:
+            break
+        rows += 1
+        if rows > 1 and feed.row_start_byte >= next_at:
+            bounds.append((line, feed.row_start_byte))
+            next_at = (feed.row_start_byte // step + 1) * step
+    if rows == 0:
+        return FileError(EMPTY_FILE, "file: no rows")
+    return bounds
+
+
+def plan_ranges(bounds: Sequence[tuple[int, int]], content_length: int) -> list[FileRange]:
+    """The ranges between the boundaries; range 0 starts at byte 0 with the header (P33)."""
+    starts = [(0, 0), *bounds]
+    ends = [start for _, start in bounds] + [content_length]
+    return [FileRange(line, start, end) for (line, start), end in zip(starts, ends, strict=True)]
+
+
+def csv_range_rows(
+    header_chunks: Iterable[bytes], range_chunks: Iterable[bytes], first_line: int
+) -> FileError | Iterator[SourceRow]:
+    """The data rows of a range that does not hold the header; lines count from `first_line`."""
+    opened = _csv_header(_LineFeed(header_chunks))
+    if isinstance(opened, FileError):
+        return opened
+    _, names = opened
+    feed = _LineFeed(range_chunks, first_line=first_line)
+    return _csv_data_rows(csv.reader(feed, strict=True), feed, names)
+
+
+def range_message(source: SourceInfo, file_range: FileRange, start_line: int) -> dict[str, Any]:
+    """A resume_file for one range (P35)."""
+    return {
+        **resume_file_message(source.bucket, source.key, source.version_id, start_line),
+        "range_line": file_range.line,
+        "start_byte": file_range.start_byte,
+        "end_byte": file_range.end_byte,
+    }
+
+
+def range_from_json(doc: Mapping[str, Any]) -> FileRange | None:
+    """The range of a resume_file (P35); None without one. Raises ValueError when some of the
+    three fields are missing or not non-negative integers, or the range is empty."""
+    names = ("range_line", "start_byte", "end_byte")
+    present = [name for name in names if name in doc]
+    if not present:
+        return None
+    values = [_int_or_none(doc.get(name)) for name in names]
+    line, start, end = values
+    if line is None or start is None or end is None or start >= end:
+        raise ValueError("not a range message")
+    return FileRange(line, start, end)
+
+
+def _status_split(aws: Aws, cfg: Config, source: SourceInfo, ranges: Sequence[FileRange]) -> str:
+    """Record the ranges in the status, once (P34): "split" when this call made the split,
+    "again" when the same split was made before, "unsplit" when an unsplit run began, "other"
+    when another split was made."""
+    if not cfg.file_status_table or len(ranges) < 2:
+        return "split"
+    names = {"#state": "state", "#r0": STATUS_RANGE}
+    values: dict[str, Any] = {
+        ":processing": {"S": STATE_PROCESSING},
+        ":now": {"S": iso_ms(now_ms())},
+        ":processor": {"S": PROCESSOR},
+        ":zero": _num(0),
+        ":one": _num(1),
+        ":ranges": _num(len(ranges)),
+    }
+    clauses = [
+        "#state = :processing",
+        "last_activity = :now",
+        "processor = :processor",
+        "ranges_open = :ranges",
+    ]
+    for index, file_range in enumerate(ranges[1:], start=1):
+        names[f"#r{index}"] = str(file_range.line)
+        values[f":l{index}"] = _num(file_range.line)
+        clauses.append(f"cursors.#r{index} = :l{index}")
+    try:
+        aws.dynamodb.update_item(
+            TableName=cfg.file_status_table,
+            Key=status_key(source.key, source.version_id),
+            UpdateExpression="SET " + ", ".join(clauses),
+            ConditionExpression=(
+                "cursors.#r0 = :zero AND ranges_open = :one AND attribute_not_exists(cursors.#r1)"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return "split"
+    except ClientError as exc:
+        if _error_code(exc) != "ConditionalCheckFailedException":
+            raise TransientError(f"UpdateItem (file split) failed: {_error_code(exc)}") from exc
+        response: Mapping[str, Any] = exc.response  # with ALL_OLD, the item as it was
+        item = response.get("Item") or {}
+    except BotoCoreError as exc:
+        raise TransientError(f"UpdateItem (file split) failed: {_error_code(exc)}") from exc
+    recorded = set((item.get("cursors") or {}).get("M") or {})
+    if recorded == {str(file_range.line) for file_range in ranges}:
+        return "again"
+    return "unsplit" if recorded <= {STATUS_RANGE} else "other"
+
+
+def split_object(
+    aws: Aws, cfg: Config, source: SourceInfo, opened: OpenedObject, result: FileResult
+) -> bool:
+    """Split a large CSV object into ranges and queue them (P33-P35). False: an unsplit run of
+    this version began before, so the caller processes it unsplit from a fresh read."""
+    step = range_step(cfg, "csv", opened.content_length)
+    bounds = csv_range_bounds(opened.body.iter_chunks(READ_CHUNK_BYTES), step)
+    if isinstance(bounds, FileError):
+        _report_file_error(aws, cfg, source, bounds, result)
+        return True
+    ranges = plan_ranges(bounds, opened.content_length)
+    outcome = _status_split(aws, cfg, source, ranges)
+    if outcome == "unsplit":
+        return False
+    if outcome == "other":
+        log_event(
+            logging.WARNING,
+            "file split differently before; its range messages carry it",
+            bucket=source.bucket,
+            key=source.key,
+            version_id=source.version_id,
+        )
+        return True
+    bodies = [encode_message(range_message(source, r, r.line)) for r in ranges]
+    send_messages(aws.sqs, cfg.queue_url, bodies)
+    log_event(
+        logging.INFO,
+        "file split into ranges",
+        bucket=source.bucket,
+        key=source.key,
+        version_id=source.version_id,
+        ranges=len(ranges),
+        again=outcome == "again",
+    )
+    result.resume_line = 0  # nothing processed here: every row is in a queued range
+    return True
+
+
+def _open_bytes(aws: Aws, ref: ObjectRef, first: int, end: int) -> OpenedObject | FileError:
+    """GetObject of the bytes [first, end) of the object version (a Range request)."""
+    return open_object(aws.s3, ref, (first, end))
+
+
+def process_range(
+    aws: Aws, cfg: Config, ref: ObjectRef, file_range: FileRange, start_line: int, inv: Invocation
+) -> FileResult:
+    """Process one range of a split file from `start_line` on (P35)."""
+    started = time.monotonic()
+    result = FileResult(bucket=ref.bucket, key=ref.key, version_id=ref.version_id)
+    opened = _open_bytes(aws, ref, file_range.start_byte, file_range.end_byte)
+    if isinstance(opened, FileError):
+        unread = SourceInfo(ref.bucket, ref.key, ref.version_id, ref.event_time)
+        _report_file_error(aws, cfg, unread, opened, result)
+        return _finish(cfg, inv, result, started)
+    source = SourceInfo(ref.bucket, ref.key, opened.version_id, opened.last_modified)
+    header: OpenedObject | FileError | None = None
+    try:
+        chunks = opened.body.iter_chunks(READ_CHUNK_BYTES)
+        if file_range.line == 0:
+            rows = csv_rows(chunks)
+        else:
+            # The header is in range 0: read from the object's start until it is parsed.
+            header = _open_bytes(aws, ref, 0, file_range.start_byte)
+            if isinstance(header, FileError):
+                _report_file_error(aws, cfg, source, header, result)
+                return _finish(cfg, inv, result, started)
+            rows = csv_range_rows(
+                header.body.iter_chunks(READ_CHUNK_BYTES), chunks, file_range.line
+            )
+            header.body.close()
+        if isinstance(rows, FileError):  # the split read the same bytes: not expected
+            _report_file_error(aws, cfg, source, rows, result)
+            return _finish(cfg, inv, result, started)
+        _run_batches(aws, cfg, source, rows, start_line, inv, result, file_range)
+        if result.resume_line is None:
+            status_finish(aws, cfg, source.key, source.version_id)
+    except (BotoCoreError, OSError) as exc:
+        raise TransientError(f"reading the object failed: {_error_code(exc)}") from exc
+    finally:
+        opened.body.close()
+    return _finish(cfg, inv, result, started)
 
 
 def handle_event(event: Any, context: Any, aws: Aws, cfg: Config) -> dict[str, Any]:

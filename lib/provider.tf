@@ -134,6 +134,28 @@ variable "max_file_bytes" {
   }
 }
 
+variable "range_split_bytes" {
+  description = "A CSV object larger than this is split into row-aligned ranges that the main queue's consumers process side by side (contract P33); 0 never splits. Each range is at least this large, and a file has at most 100 ranges."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.range_split_bytes == 0 || (var.range_split_bytes >= 1048576 && var.range_split_bytes <= 5368709120 && floor(var.range_split_bytes) == var.range_split_bytes)
+    error_message = "range_split_bytes must be 0 (never split) or a whole number of bytes between 1 MiB and 5 GiB."
+  }
+}
+
+variable "range_max_concurrency" {
+  description = "Most concurrent processor invocations that the main queue (ranges, resumes, retries) may take (the event source mapping's scaling_config.maximum_concurrency, contract P36); it stays below processor_reserved_concurrency so that S3 events always find executions."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.range_max_concurrency >= 2 && var.range_max_concurrency <= 1000 && floor(var.range_max_concurrency) == var.range_max_concurrency && var.range_max_concurrency < var.processor_reserved_concurrency
+    error_message = "range_max_concurrency must be a whole number between 2 and 1000 (the AWS limits) and below processor_reserved_concurrency."
+  }
+}
+
 variable "time_safety_margin_ms" {
   description = "When less than this remains of an invocation, the processor queues a resume_file message and stops."
   type        = number

@@ -103,7 +103,10 @@ def _key_schema(key: tuple[str, str]) -> list[dict[str, str]]:
 def create_transactions_table(ddb: Any, name: str) -> None:
     """lib/main.tf's aws_dynamodb_table.transactions."""
     create_table(
-        ddb, name, ("transaction_id", "timestamp"), {"status_shard-index": ("status_shard", "timestamp")}
+        ddb,
+        name,
+        ("transaction_id", "timestamp"),
+        {"status_shard-index": ("status_shard", "timestamp")},
     )
 
 

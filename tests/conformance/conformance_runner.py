@@ -221,7 +221,7 @@ def replay_start_line(stack: CaseStack, key: str, version_id: str | None) -> int
     rows, 0 for a row without a line (the whole file)."""
     lines = [
         int(row["source_line"]) if row.get("source_line") is not None else 0
-        for row in scan(stack.ddb, stack.errors_table)
+        for row in scan_items(stack.ddb, stack.errors_table)
         if row.get("retryable")
         and row.get("source_key") == key
         and row.get("source_version_id") == version_id

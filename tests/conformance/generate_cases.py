@@ -2467,6 +2467,86 @@ def build() -> None:
         },
     )
 
+    # ---------------------------------------------------------------- 65 a file in ranges
+    # P33-P35: the step is set to the offset of a line inside a quoted cell, so a quote-blind
+    # splitter would cut there; the boundary must be the next row. Both ranges hold more than
+    # one batch and resume (20 s left, under the 30 s margin, per main-queue invocation), and one main-queue invocation
+    # is killed in the middle of a range.
+    name = "65-ranges-quoted-boundary-resume-killed"
+    K = f"in/{name}.csv"
+    RANGE_ROWS = 2400
+    QUOTED_AT = 1274  # the quoted cell whose inner line the step points at
+
+    def range_row(i):
+        merchant = f'"M\n{i},x"' if i % 7 == 0 else f"M{i}"
+        currency = "XYZ" if i == 500 else "EUR"
+        amount = "-1" if i == 1800 else str(i)
+        return f"RG-{i:04d},ACC{i % 5},{amount},{currency},DEBIT,2024-06-01T00:00:00Z,{merchant},"
+
+    rows = [range_row(i) for i in range(1, RANGE_ROWS + 1)]
+    text = csv(*rows)
+    line_of, offset_of = {}, {}
+    line, offset = 2, len(HEADER) + 1
+    for i, row in enumerate(rows, start=1):
+        line_of[i], offset_of[i] = line, offset
+        line += row.count("\n") + 1
+        offset += len(row.encode()) + 1
+    step = offset_of[QUOTED_AT] + rows[QUOTED_AT - 1].index("\n") + 1  # inside the quotes
+    assert offset < 2 * step  # one boundary: two ranges
+    boundary = QUOTED_AT + 1
+    case(
+        name,
+        {"input.csv": text},
+        {
+            "transactions": [
+                tx(
+                    f"RG-{i:04d}",
+                    f"ACC{i % 5}",
+                    str(i),
+                    "EUR",
+                    "DEBIT",
+                    "2024-06-01T00:00:00",
+                    line_of[i],
+                    key=K,
+                    merchant=f"M\n{i},x" if i % 7 == 0 else f"M{i}",
+                )
+                for i in range(1, RANGE_ROWS + 1)
+                if i not in (500, 1800)
+            ],
+            "errors": [
+                err("UNKNOWN_CURRENCY", "currency", "RG-0500", line_of[500], key=K),
+                err("INVALID_VALUE", "amount", "RG-1800", line_of[1800], key=K),
+            ],
+            "accounting": {"rows_in": RANGE_ROWS, "duplicates": 0},
+            "main_queue_min": {"resume_file": 4},
+            "file_status": [
+                {
+                    **status(
+                        K,
+                        rows=RANGE_ROWS,
+                        stored=None,
+                        duplicates=None,
+                        errors={"UNKNOWN_CURRENCY": 1, "INVALID_VALUE": 1},
+                    ),
+                    # P28: a range's cursor ends at its last row's line + 1 (row 1274 spans
+                    # two lines, so range 0 ends one line before range 1's first).
+                    "cursors": {
+                        "0": line_of[boundary - 1] + 1,
+                        str(line_of[boundary]): line_of[RANGE_ROWS] + 1,
+                    },
+                }
+            ],
+        },
+        {
+            "key": K,
+            "env": {"RANGE_SPLIT_BYTES": str(step)},
+            "retry_remaining_time_ms": 20000,
+            "crash": {"after_calls": 1500, "operation": "PutItem", "when": "sqs"},
+            "impls": ["python"],
+            "description": "a CSV over RANGE_SPLIT_BYTES is split at the first row after the step (the step points inside a quoted cell); both ranges resume after each batch, one range invocation is killed mid-batch; every row is stored once with its physical line, the status has one cursor per range (P33-P35). Python only: the Rust processor does not split yet",
+        },
+    )
+
     print(len(CASES), "cases")
 
 

@@ -132,7 +132,9 @@ class FakeS3:
         versions.append(StoredObject(version_id, data, last_modified))
         return version_id
 
-    def get_object(self, Bucket: str, Key: str, VersionId: str | None = None) -> dict[str, Any]:
+    def get_object(
+        self, Bucket: str, Key: str, VersionId: str | None = None, Range: str | None = None
+    ) -> dict[str, Any]:
         self.calls.append({"Bucket": Bucket, "Key": Key, "VersionId": VersionId})
         if self.get_error is not None:
             raise self.get_error
@@ -146,9 +148,13 @@ class FakeS3:
             if not matches:
                 raise client_error("NoSuchVersion", 404, "GetObject")
             obj = matches[0]
+        data = obj.data
+        if Range is not None:  # "bytes=first-last", both inclusive, as the processor asks
+            first, last = (int(part) for part in Range.removeprefix("bytes=").split("-"))
+            data = data[first : last + 1]
         return {
-            "Body": StreamingBody(io.BytesIO(obj.data), len(obj.data)),
-            "ContentLength": len(obj.data),
+            "Body": StreamingBody(io.BytesIO(data), len(data)),
+            "ContentLength": len(data),
             "LastModified": obj.last_modified,
             "VersionId": obj.version_id,
         }

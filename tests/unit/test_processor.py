@@ -428,6 +428,7 @@ def test_load_config(proc: Any) -> None:
         "MAX_FILE_BYTES": "10",
         "TIME_SAFETY_MARGIN_MS": "0",
         "STATUS_INDEX_SHARDS": "16",
+        "RANGE_SPLIT_BYTES": "0",
     }
     cfg = proc.load_config(env)
     assert (cfg.table_name, cfg.queue_url, cfg.dlq_url, cfg.environment) == ("t", "q", "d", "prod")
@@ -441,6 +442,8 @@ def test_load_config(proc: Any) -> None:
         ("MAX_FILE_BYTES", "256 MiB"),
         ("TIME_SAFETY_MARGIN_MS", "-1"),
         ("TIME_SAFETY_MARGIN_MS", "3e4"),
+        ("RANGE_SPLIT_BYTES", "-1"),
+        ("RANGE_SPLIT_BYTES", "64 MiB"),
     ]
     for name, bad in bad_values:
         with pytest.raises(proc.ConfigError, match=f"{name} must be a whole number"):

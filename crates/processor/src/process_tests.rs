@@ -33,6 +33,7 @@ fn config() -> Config {
         max_file_bytes: 1 << 20,
         time_safety_margin_ms: 30_000,
         status_index_shards: 16,
+        range_split_bytes: 0,
         file_status_table: Some("file-status".into()),
     }
 }

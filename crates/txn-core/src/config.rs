@@ -25,6 +25,9 @@ pub const ENV_FILE_STATUS_TABLE_NAME: &str = "FILE_STATUS_TABLE_NAME";
 /// The status_shard values per status on the transactions table's index (`STATUS_INDEX_SHARDS`,
 /// contract P40).
 pub const ENV_STATUS_INDEX_SHARDS: &str = "STATUS_INDEX_SHARDS";
+/// A CSV object larger than this is split into ranges; 0 never splits (`RANGE_SPLIT_BYTES`,
+/// contract P33).
+pub const ENV_RANGE_SPLIT_BYTES: &str = "RANGE_SPLIT_BYTES";
 /// Days an error row is kept (`ERROR_RETENTION_DAYS`).
 pub const ENV_ERROR_RETENTION_DAYS: &str = "ERROR_RETENTION_DAYS";
 
@@ -70,6 +73,8 @@ pub struct ProcessorConfig {
     pub time_safety_margin_ms: i64,
     /// `STATUS_INDEX_SHARDS` (at least 1).
     pub status_index_shards: u64,
+    /// `RANGE_SPLIT_BYTES` (P33); 0 never splits.
+    pub range_split_bytes: u64,
 }
 
 /// The DLQ processor's environment, typed.
@@ -138,6 +143,7 @@ impl FromEnvironment for ProcessorConfig {
             max_file_bytes: whole_number(&lookup, ENV_MAX_FILE_BYTES, 1)?,
             time_safety_margin_ms: whole_number(&lookup, ENV_TIME_SAFETY_MARGIN_MS, 0)?,
             status_index_shards: whole_number(&lookup, ENV_STATUS_INDEX_SHARDS, 1)?,
+            range_split_bytes: whole_number(&lookup, ENV_RANGE_SPLIT_BYTES, 0)?,
         })
     }
 }
@@ -235,6 +241,7 @@ mod tests {
             (ENV_MAX_FILE_BYTES, "10"),
             (ENV_TIME_SAFETY_MARGIN_MS, "0"),
             (ENV_STATUS_INDEX_SHARDS, "16"),
+            (ENV_RANGE_SPLIT_BYTES, "0"),
         ])
     }
 

@@ -89,6 +89,10 @@ enum Line {
 pub struct CsvReader<R: BufRead> {
     input: R,
     lines_read: u64,
+    // Raw bytes consumed (BOM and dropped overlong lines included), and where the current row
+    // began: the byte offsets of range boundaries (contract P33).
+    bytes_read: u64,
+    row_start_byte: u64,
     eof: bool,
     // The current row attempt.
     row_bytes: usize,
@@ -108,9 +112,17 @@ enum Step {
 
 impl<R: BufRead> CsvReader<R> {
     pub fn new(input: R) -> CsvReader<R> {
+        Self::starting_at_line(input, 1)
+    }
+
+    /// A reader whose first physical line is line `first_line` (a range of a split file, P35:
+    /// its first byte starts that line, so no BOM is looked for unless it is line 1).
+    pub fn starting_at_line(input: R, first_line: u64) -> CsvReader<R> {
         CsvReader {
             input,
-            lines_read: 0,
+            lines_read: first_line.saturating_sub(1),
+            bytes_read: 0,
+            row_start_byte: 0,
             eof: false,
             row_bytes: 0,
             row_invalid: false,
@@ -150,6 +162,7 @@ impl<R: BufRead> CsvReader<R> {
                 }
             }
             self.input.consume(n);
+            self.bytes_read += n as u64;
             if done {
                 break;
             }
@@ -325,11 +338,18 @@ impl<R: BufRead> CsvReader<R> {
         }
     }
 
+    /// Offset (from the reader's first byte) of the first line of the row `next_row` returned
+    /// last: where the reader itself starts a row, never inside a quoted cell (P33).
+    pub fn row_start_byte(&self) -> u64 {
+        self.row_start_byte
+    }
+
     /// The next non-blank row (or row error); `Ok(None)` at end of input.
     pub fn next_row(&mut self) -> io::Result<Option<CsvRow>> {
         loop {
             self.row_bytes = 0;
             self.row_invalid = false;
+            self.row_start_byte = self.bytes_read;
             let line = self.lines_read + 1;
             let Some(attempt) = self.read_record()? else {
                 return Ok(None);

@@ -196,6 +196,14 @@ pub fn parse_queue_message(body: &str) -> Option<QueueWork> {
             })
         }
         Some(JsonValue::String(kind)) if kind == "resume_file" => {
+            // A range of a split file (P35) is not read here yet: forwarded to the DLQ (P22)
+            // rather than taken for a whole-file resume, which would count rows twice.
+            if ["range_line", "start_byte", "end_byte"]
+                .iter()
+                .any(|name| doc.get(name).is_some())
+            {
+                return None;
+            }
             let bucket = as_str(doc.get("bucket"))?;
             let key = as_str(doc.get("key"))?;
             let start = nonneg_int(doc.get("start_line"))?;
@@ -294,6 +302,12 @@ mod tests {
             panic!("not a file message")
         };
         assert_eq!(files[0].1, 1001);
+        let ranged = body.replace("}", r#","range_line":1001,"start_byte":9,"end_byte":99}"#);
+        assert_eq!(
+            parse_queue_message(&ranged),
+            None,
+            "a range: not read here (P35)"
+        );
         assert_eq!(parse_queue_message("{\"kind\":\"other\"}"), None);
         assert_eq!(parse_queue_message("not json"), None);
         let s3 = event("a.csv", "ObjectCreated:Put").to_json_string();

@@ -196,6 +196,30 @@ pub enum OpenError {
 /// Read and check the header; the rows follow lazily (never all in memory).
 pub fn open_csv<R: BufRead>(input: R) -> Result<CsvRows<R>, OpenError> {
     let mut reader = CsvReader::new(input);
+    let names = read_header(&mut reader)?;
+    Ok(CsvRows {
+        reader,
+        names: Arc::new(names),
+    })
+}
+
+/// The rows of one range of a split file that does not hold the header (contract P35): the
+/// header is read from `header` (the object from its start), the rows from `input` (the range's
+/// bytes), whose first line is line `first_line`.
+pub fn open_csv_range<H: BufRead, R: BufRead>(
+    header: H,
+    input: R,
+    first_line: u64,
+) -> Result<CsvRows<R>, OpenError> {
+    let names = read_header(&mut CsvReader::new(header))?;
+    Ok(CsvRows {
+        reader: CsvReader::starting_at_line(input, first_line),
+        names: Arc::new(names),
+    })
+}
+
+/// The checked header names (P13), or the header's file error.
+fn read_header<R: BufRead>(reader: &mut CsvReader<R>) -> Result<Vec<String>, OpenError> {
     let header = match reader.next_row()? {
         None => return Err(FileError::new(ErrorCode::EmptyFile, "file: no header row").into()),
         Some(CsvRow::Cells { cells, .. }) => cells,
@@ -221,16 +245,18 @@ pub fn open_csv<R: BufRead>(input: R) -> Result<CsvRows<R>, OpenError> {
     };
     let names: Vec<String> = header.iter().map(|n| trim(n).to_owned()).collect();
     check_header(&names)?;
-    Ok(CsvRows {
-        reader,
-        names: Arc::new(names),
-    })
+    Ok(names)
 }
 
 impl<R: BufRead> CsvRows<R> {
     /// The header's column names (trimmed).
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Byte offset (from the stream's start) where the row last returned begins (P33).
+    pub fn row_start_byte(&self) -> u64 {
+        self.reader.row_start_byte()
     }
 
     /// The next row; `Ok(None)` at end of file; `Err` only for I/O errors of the stream.

@@ -27,6 +27,7 @@ pub mod files;
 pub mod json;
 pub mod messages;
 pub mod pyjson;
+pub mod ranges;
 pub mod record;
 
 pub use dlq::{interpret_message, Attr, SqsMessage};
