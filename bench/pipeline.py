@@ -219,7 +219,7 @@ def run_case(emu: Any, faithful: FaithfulDynamoDB, impl: str, rows: int) -> dict
     valid = rows - rows // 200
     resources = stats.get("resources", {})
     table_res = resources.get(stack.table, {})
-    index_res = resources.get(f"{stack.table}/index/status-index", {})
+    index_res = resources.get(f"{stack.table}/index/status_shard-index", {})
     retry_records = len(invoker.message_kinds["retry_record"])
     resumes = len(invoker.message_kinds["resume_file"])
     return {
@@ -250,6 +250,10 @@ def run_case(emu: Any, faithful: FaithfulDynamoDB, impl: str, rows: int) -> dict
         "table_ceiling_wcu_s": table_res.get("ceiling_write_units_per_s"),
         "index_partitions": index_res.get("partitions"),
         "index_highest_second": index_res.get("highest_second_write_equivalent_units"),
+        # How the status_shard values spread over the index's partitions (P40): the hottest
+        # partition throttles first, so its share of the writes sets the index's ceiling.
+        "index_partition_write_units": index_res.get("partition_write_units"),
+        "status_index_shards": int(env["STATUS_INDEX_SHARDS"]),
         # The event source mapping's side (receive, delete, change visibility) as this driver
         # made the calls; the processor's sends are counted from the messages it sent.
         "sqs_driver_calls": dict(sqs_calls),

@@ -232,7 +232,7 @@ def pipeline_chart(runs: list[dict[str, Any]], ceiling: float, path: Path) -> No
             ax.set_ylim(0, ceiling * 1.25)
             ax.axhline(ceiling, color="#c00", linestyle="--", linewidth=1)
             ax.annotate(
-                f"modelled ceiling {ceiling:,.0f}/s (status-index hot key)",
+                f"modelled ceiling {ceiling:,.0f}/s",
                 (0, ceiling),
                 xytext=(0, 14),
                 textcoords="offset points",
@@ -254,14 +254,18 @@ def pipeline_chart(runs: list[dict[str, Any]], ceiling: float, path: Path) -> No
 
 
 def modelled_ceiling(r: dict[str, Any]) -> float:
-    """Records/s the modelled table allows: the table's on-demand ceiling over its write units per
-    record, and status-index's single partition (1,000 WCU/s; every item has the same status)
-    over the index's write units per record; the smaller wins."""
+    """Records/s the modelled table allows, the smaller of two: the table's on-demand ceiling
+    over its write units per record, and the index's: its hottest partition (1,000 WCU/s) over
+    that partition's share of the index's write units (runs before P40's write sharding, which
+    did not record the spread, had one status value: one partition took every write)."""
     stored = max(1, r["stored"])
     table_per = max(1.0, r["table_write_units"] / stored)
     index_per = max(1.0, r["index_write_units"] / stored)
     table_ceiling = (r.get("table_ceiling_wcu_s") or 4000.0) / table_per
-    return min(table_ceiling, PARTITION_WCU_S / index_per)
+    spread = [u for u in r.get("index_partition_write_units") or [] if u > 0]
+    hottest_share = max(spread) / sum(spread) if spread else 1.0
+    index_ceiling = min(PARTITION_WCU_S / hottest_share, r.get("table_ceiling_wcu_s") or 4000.0)
+    return min(table_ceiling, index_ceiling / index_per)
 
 
 PARTITION_WCU_S = 1000.0
@@ -276,6 +280,41 @@ def git(*args: str) -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"
+
+
+def ceiling_explained(r: dict[str, Any], ceiling: float) -> str:
+    """What bounds the pipeline on the modelled table, for the page: the hot key before write
+    sharding (P40), the hottest index partition or the table's ceiling after it."""
+    shards = r.get("status_index_shards")
+    cpu_note = (
+        "A run well below the ceiling was bound by the processor's CPU instead: its CPU quota"
+        " throttled time and the load average in the table show how much the 0.29-core share"
+        " (and, on a busy machine, less) held it back."
+    )
+    if not shards:
+        return (
+            "Every stored item had `status = PROCESSED`, and the table's only GSI,"
+            " `status-index`, was keyed on `status`: every write landed on one index partition,"
+            " which serves 1,000 write units per second, and a throttled GSI throttles the base"
+            " table's writes. Whatever the processor's speed, the pipeline stored at most about"
+            f" **{ceiling:,.0f} records/s** (each item is under 1 KB: one write unit on the"
+            " table, one on the index). The table itself would allow 4,000 write units/s when"
+            ' new, and twice its previous peak later. The "of ceiling" column is records/s'
+            " over that figure. These runs predate the write-sharded index (contract P40). "
+            + cpu_note
+        )
+    spread = [u for u in r.get("index_partition_write_units") or [] if u > 0]
+    share = max(spread) / sum(spread) if spread else 1.0
+    return (
+        f"Stored items carry `status_shard` = `PROCESSED#<n>`, n < {shards} (contract P40), and"
+        f" `status_shard-index` is keyed on it: the writes spread over {len(spread)} of the"
+        f" index's {r.get('index_partitions')} partitions, the hottest taking {share:.0%} of"
+        " them. A partition serves 1,000 write units per second, a new on-demand table 4,000"
+        " (twice its previous peak later), and a throttled GSI throttles the base table's"
+        f" writes: the pipeline stores at most about **{ceiling:,.0f} records/s** on a new"
+        " table (each item is under 1 KB: one write unit on the table, one on the index)."
+        ' The "of ceiling" column is records/s over that figure. ' + cpu_note
+    )
 
 
 def pipeline_section(pipe: dict[str, Any], chart_rel: str) -> tuple[str, list[str]]:
@@ -318,6 +357,7 @@ def pipeline_section(pipe: dict[str, Any], chart_rel: str) -> tuple[str, list[st
         for k, p in PRICES.items()
     ]
     ceiling = modelled_ceiling(runs[0]) if runs else PARTITION_WCU_S
+    ceiling_text = ceiling_explained(runs[0] if runs else {}, ceiling)
     incomplete = [r for r in runs if not r["complete"]]
     skipped = (
         f"Python runs files up to {pipe['python_max']:,} rows: at its 512 MB CPU share it stores"
@@ -354,16 +394,7 @@ def pipeline_section(pipe: dict[str, Any], chart_rel: str) -> tuple[str, list[st
 
 ### The ceiling as it is today
 
-Every stored item has `status = PROCESSED`, and the table's only GSI, `status-index`, is keyed
-on `status`: every write lands on one index partition, which serves 1,000 write units per
-second, and a throttled GSI throttles the base table's writes. Whatever the processor's speed,
-the pipeline stores at most about **{ceiling:,.0f} records/s** (each item is under 1 KB: one
-write unit on the table, one on the index). The table itself would allow 4,000 write units/s
-when new, and twice its previous peak later. The "of ceiling" column is records/s over that
-figure. Issue 12 changes the index; until then this is the limit on AWS too. A run well
-below the ceiling was bound by the processor's CPU instead: its CPU quota throttled time and
-the load average in the table show how much the 0.29-core share (and, on a busy machine, less)
-held it back.
+{ceiling_text}
 
 ### Cost per 1M records (eu-central-1, on-demand, no free tier)
 
@@ -414,7 +445,6 @@ Decrypt. Prices not checked against the AWS page are marked so above.
 
 
 def page(results_dir: Path, doc_path: Path) -> str:
-    import datetime as dt
     import platform
 
     pipe = json.loads((results_dir / "pipeline.json").read_text())
@@ -446,21 +476,35 @@ def page(results_dir: Path, doc_path: Path) -> str:
     # A hand-written remark about this run (bench/results/note.md), shown as is.
     note_path = results_dir / "note.md"
     note = note_path.read_text().strip() + "\n\n" if note_path.exists() else ""
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # When and on what the measurements ran (bench/run.sh records the commit before it starts;
+    # the page may be rendered again later from the same results).
+    measured_at = str(cpu_doc.get("generated_at", "")).replace("T", " ").replace("Z", " UTC")
+    commit_path = results_dir / "commit.txt"
+    commit, branch = (
+        commit_path.read_text().split()[:2]
+        if commit_path.exists()
+        else (git("rev-parse", "--short", "HEAD"), git("rev-parse", "--abbrev-ref", "HEAD"))
+    )
+    loads = [float(x) for r in [*runs, *cpu_doc["results"]] for x in r.get("load_avg", [])]
+    peak_load = max(loads, default=0.0)
+    contended = (
+        f"this run was **contended** (1-minute load average up to {peak_load:.1f} on"
+        f" {os.cpu_count()} cores, more than the benchmark's own processes)"
+        if peak_load > 2 * (os.cpu_count() or 1)
+        else f"the 1-minute load average stayed at or under {peak_load:.1f}"
+    )
     return f"""# Benchmarks: what a user waits for and pays, and CPU per record
 
-Generated by one `make bench` run (bench/run.sh) at
-{now}, commit `{git("rev-parse", "--short", "HEAD")}`
-(branch `{git("rev-parse", "--abbrev-ref", "HEAD")}`), in {minutes} end to end.
+Generated by one `make bench` run (bench/run.sh), measurements ended
+{measured_at}, commit `{commit}` (branch `{branch}`), in {minutes} end to end.
 
 - **Machine**: {os.cpu_count()} cores ({cpu_model}), {mem_gib:.0f} GiB,
   {platform.platform()}.
-- **Load**: this run was **contended**: other sessions were building and testing on the same 2
-  cores. `uptime` when the run started: `{read("load-start.txt")}`; when the measurements
-  ended: `{read("load-end.txt")}`; each run's 1-minute load average before and after is in the
-  tables. Wall times here are therefore upper bounds; the CPU quota (0.29 of a core) is a
-  ceiling, not a guarantee, when the cores are busy. Re-run `make bench` on a quiet machine for
-  clean figures: the structure is the same.
+- **Load**: {contended}. `uptime` when the run started: `{read("load-start.txt")}`;
+  when the measurements ended: `{read("load-end.txt")}`; each run's 1-minute load average
+  before and after is in the tables. On a busy machine wall times are upper bounds: the CPU
+  quota (0.29 of a core) is a ceiling, not a guarantee, when the cores are busy. Re-run `make
+  bench` on a quiet machine for clean figures: the structure is the same.
 
 ```sh
 make bench                                   # everything on this page, one run

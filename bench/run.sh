@@ -26,6 +26,7 @@ scripts/build-rust.sh --host
 cargo build --release --quiet -p ddb-faithful
 export DDB_FAITHFUL_BIN=${CARGO_TARGET_DIR:-target}/release/ddb-faithful
 mkdir -p bench/results
+echo "$(git rev-parse --short HEAD) $(git rev-parse --abbrev-ref HEAD)" > bench/results/commit.txt
 uptime | tee bench/results/load-start.txt
 .venv/bin/python bench/pipeline.py --sizes "$SIZES" --python-max "$PYTHON_MAX" \
   --out bench/results/pipeline.json

@@ -221,6 +221,9 @@ pub struct Resource {
     peak: PeakTracker,
     pub consumed_write_units: f64,
     pub consumed_read_units: f64,
+    /// Write units charged to each partition (by position): how evenly the keys spread, the
+    /// hottest partition being the one that throttles first.
+    pub partition_write_units: Vec<f64>,
 }
 
 impl Resource {
@@ -233,6 +236,7 @@ impl Resource {
             peak: PeakTracker::new(limits.table_initial_write_units),
             consumed_write_units: 0.0,
             consumed_read_units: 0.0,
+            partition_write_units: Vec::new(),
         };
         resource.resize(limits, now);
         resource
@@ -254,6 +258,8 @@ impl Resource {
             self.partitions
                 .push(Bucket::full(limits.partition_write_units, now));
         }
+        self.partition_write_units
+            .resize(self.partitions.len(), 0.0);
     }
 
     fn partition_index(&self, key: &[u8]) -> usize {
@@ -414,6 +420,9 @@ impl Model {
             let bucket = &mut resource.partitions[index];
             bucket.refill(now);
             bucket.tokens = (bucket.tokens - cost).min(bucket.rate);
+            if charge.access == Access::Write {
+                resource.partition_write_units[index] += sign * charge.units;
+            }
         }
         resource.ceiling.refill(now);
         resource.ceiling.tokens = (resource.ceiling.tokens - cost).min(resource.ceiling.rate);
@@ -570,8 +579,16 @@ mod tests {
         );
         // The throttled requests consumed nothing from the base table.
         let base = m.tables["t"].table.consumed_write_units;
-        let index = m.tables["t"].indexes["status-index"].consumed_write_units;
-        assert_eq!(base, index);
+        let index = &m.tables["t"].indexes["status-index"];
+        assert_eq!(base, index.consumed_write_units);
+        // One key value: every unit on one partition, which is what throttled.
+        let hot: Vec<f64> = index
+            .partition_write_units
+            .iter()
+            .copied()
+            .filter(|units| *units > 0.0)
+            .collect();
+        assert_eq!(hot, vec![index.consumed_write_units]);
     }
 
     #[test]

@@ -432,6 +432,7 @@ impl App {
                         "ceiling_write_units_per_s": r.ceiling(),
                         "consumed_write_units": r.consumed_write_units,
                         "consumed_read_units": r.consumed_read_units,
+                        "partition_write_units": r.partition_write_units,
                         "highest_second_write_equivalent_units": r.highest_second(),
                     }),
                 );

@@ -1,0 +1,58 @@
+"""bench/report.py's modelled ceiling: the hot key before write sharding, the hottest index
+partition or the table's ceiling after it (the figure the benchmark page measures against)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def report() -> ModuleType:
+    # bench/ is a folder of scripts (report.py imports its neighbour costs.py by name).
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_report", BENCH / "report.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def run(**fields: Any) -> dict[str, Any]:
+    """A pipeline run of 1,000 stored items, one write unit each on the table and the index."""
+    return {
+        "stored": 1000,
+        "table_write_units": 1000.0,
+        "index_write_units": 1000.0,
+        "table_ceiling_wcu_s": 4000.0,
+        **fields,
+    }
+
+
+def test_one_status_value_is_one_partition(report: ModuleType) -> None:
+    assert report.modelled_ceiling(run()) == 1000.0
+    assert report.modelled_ceiling(run(index_partition_write_units=[0, 1000.0, 0, 0])) == 1000.0
+
+
+def test_sharded_index_is_bound_by_its_hottest_partition(report: ModuleType) -> None:
+    # Half the writes on one partition: it throttles at 1,000/s while the others take 1,000.
+    spread = [500.0, 250.0, 250.0, 0.0]
+    assert report.modelled_ceiling(run(index_partition_write_units=spread)) == 2000.0
+
+
+def test_even_spread_is_bound_by_the_table(report: ModuleType) -> None:
+    spread = [125.0] * 8
+    assert report.modelled_ceiling(run(index_partition_write_units=spread)) == 4000.0
+    # Two write units per item on the table (items over 1 KB) halve it.
+    doubled = run(index_partition_write_units=spread, table_write_units=2000.0)
+    assert report.modelled_ceiling(doubled) == 2000.0
