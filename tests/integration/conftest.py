@@ -1,4 +1,4 @@
-"""An applied stack in its own emulator, shared by the tests of one module."""
+"""Emulators shared by the tests of one module: one with the stack applied, or an empty one."""
 
 from __future__ import annotations
 
@@ -55,3 +55,13 @@ def stack() -> Iterator[Stack]:
         if not deployed.destroyed:
             deployed.workdir.destroy()
         deployed.emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Emulator]:
+    """An empty emulator of the module's own, for tests that create their own tables."""
+    emu = start_emulator()
+    try:
+        yield emu
+    finally:
+        emu.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -15,7 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipeline_local.ddb_faithful import start_ddb_faithful
-from pipeline_local.emulator import Emulator, start_emulator
+from pipeline_local.emulator import Emulator
 from pipeline_local.status_query import INDEX_NAME, items_by_status
 
 REGION = "eu-central-1"
@@ -75,15 +74,6 @@ def item(n: int, timestamp: int) -> dict[str, Any]:
         "status": {"S": "PROCESSED"},
         "status_shard": {"S": shard(tid)},
     }
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[Emulator]:
-    emu = start_emulator()
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
 def test_query_helper_returns_every_item_of_the_range_in_time_order(moto: Emulator) -> None:
