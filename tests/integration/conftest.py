@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from pipeline_local.clients import Clients
 from pipeline_local.emulator import Emulator, start_emulator
@@ -32,6 +34,19 @@ class Stack:
         shown = json.loads(self.workdir.run("show", "-json", capture=True))
         resources = shown["values"]["root_module"]["resources"]
         return {r["address"]: r["values"] for r in resources}
+
+
+def dynamodb_client(endpoint: str, retries: int = 0) -> Any:
+    """A DynamoDB client on `endpoint` that retries `retries` times (legacy mode: that many
+    after the first attempt), so a test sees each throttle itself."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="eu-central-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"mode": "legacy", "max_attempts": retries}),
+    )
 
 
 def apply_stack(workdir_name: str, runtime: str = "python3.11") -> Stack:

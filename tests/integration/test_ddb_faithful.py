@@ -11,14 +11,13 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipeline_local.ddb_faithful import FaithfulDynamoDB, start_ddb_faithful
 from pipeline_local.emulator import Emulator
 from pipeline_local.scratch_stack import create_transactions_table
+from tests.integration.conftest import dynamodb_client as client
 
 REGION = "eu-central-1"
 TABLE = "faithful-transactions"
@@ -33,17 +32,6 @@ TABLE_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}"
 # Offered load is sent in ticks of simulated time; the buckets refill between ticks.
 TICK_MS = 100
 TICKS_PER_SECOND = 1000 // TICK_MS
-
-
-def client(endpoint: str, retries: int = 0) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "legacy", "max_attempts": retries}),
-    )
 
 
 def item(txn: str, ts: int, status: str | None = None) -> dict[str, Any]:

@@ -8,29 +8,16 @@ import hashlib
 import random
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipeline_local.ddb_faithful import start_ddb_faithful
 from pipeline_local.emulator import Emulator
 from pipeline_local.status_query import INDEX_NAME, items_by_status
+from tests.integration.conftest import dynamodb_client as client
 
-REGION = "eu-central-1"
 TABLE = "sharded-transactions"
 SHARDS = 16  # lib/provider.tf's default of status_index_shards
-
-
-def client(endpoint: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "max_attempts": 1}),
-    )
 
 
 def create_table(ddb: Any, index_key: str) -> None:
