@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,48 +40,86 @@ def derive(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def chart(rows: list[dict[str, Any]], path: Path) -> None:
+IMPL_COLORS = {"python": "#3572A5", "rust": "#dea584"}
+BAR_WIDTH = 0.38
+
+
+def bar_panels(
+    rows: list[dict[str, Any]],
+    panels: list[tuple[str, str, bool]],
+    *,
+    figsize: tuple[float, float],
+    label: Callable[[float], str],
+    missing: float | None,
+) -> tuple[Any, list[tuple[Any, str, str, bool]], list[int]]:
+    """One panel per (key, title, log scale): a bar per implementation and row count, each
+    labelled with `label(value)`; a run not measured is drawn as `missing`, or left out when
+    that is None. Returns the figure, (axes, key, title, log) per panel and the row counts, for
+    the caller to finish with `finish_panel` and `save_figure`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sizes = sorted({r["rows"] for r in rows})
-    impls = [i for i in ("python", "rust") if any(r["impl"] == i for r in rows)]
-    colors = {"python": "#3572A5", "rust": "#dea584"}
-    panels = [
-        ("cpu_per_100k", "CPU seconds per 100k records", True),
-        ("records_per_s", "records per second (wall)", True),
-        ("peak_rss_mb", "peak RSS (MB)", False),
-    ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.6))
-    width = 0.38
-    for ax, (key, title, log) in zip(axes, panels, strict=True):
+    impls = [i for i in IMPL_COLORS if any(r["impl"] == i for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize)
+    for ax, (key, _title, _log) in zip(axes, panels, strict=True):
         for k, impl in enumerate(impls):
-            values = [
-                next((r[key] for r in rows if r["impl"] == impl and r["rows"] == n), 0)
-                for n in sizes
-            ]
-            xs = [i + (k - (len(impls) - 1) / 2) * width for i in range(len(sizes))]
-            bars = ax.bar(xs, values, width, label=impl, color=colors[impl])
+            xs, values = [], []
+            for i, n in enumerate(sizes):
+                r = next((r for r in rows if r["impl"] == impl and r["rows"] == n), None)
+                value = missing if r is None else r[key]
+                if value is None:
+                    continue
+                xs.append(i + (k - (len(impls) - 1) / 2) * BAR_WIDTH)
+                values.append(value)
+            bars = ax.bar(xs, values, BAR_WIDTH, label=impl, color=IMPL_COLORS[impl])
             for bar, v in zip(bars, values, strict=True):
-                label = f"{v:,.0f}" if v >= 100 else f"{v:.2f}"
                 ax.annotate(
-                    label,
+                    label(v),
                     (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center",
                     va="bottom",
                     fontsize=8,
                 )
-        ax.set_xticks(range(len(sizes)), [f"{n:,} rows" for n in sizes])
-        ax.set_title(title)
-        if log:
-            ax.set_yscale("log")
-        ax.legend(loc="lower right" if not log else "best", framealpha=0.9)
-    fig.suptitle("Transaction processor: Python 3.11 (boto3) vs Rust (aws-sdk-rust), same files")
+    drawn = [(ax, key, title, log) for ax, (key, title, log) in zip(axes, panels, strict=True)]
+    return fig, drawn, sizes
+
+
+def finish_panel(ax: Any, sizes: list[int], title: str, log: bool, legend_loc: str) -> None:
+    ax.set_xticks(range(len(sizes)), [f"{n:,} rows" for n in sizes])
+    ax.set_title(title)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(loc=legend_loc, framealpha=0.9)
+
+
+def save_figure(fig: Any, title: str, path: Path) -> None:
+    fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+
+
+def chart(rows: list[dict[str, Any]], path: Path) -> None:
+    panels = [
+        ("cpu_per_100k", "CPU seconds per 100k records", True),
+        ("records_per_s", "records per second (wall)", True),
+        ("peak_rss_mb", "peak RSS (MB)", False),
+    ]
+    fig, drawn, sizes = bar_panels(
+        rows,
+        panels,
+        figsize=(15, 4.6),
+        label=lambda v: f"{v:,.0f}" if v >= 100 else f"{v:.2f}",
+        missing=0,
+    )
+    for ax, _key, title, log in drawn:
+        finish_panel(ax, sizes, title, log, "lower right" if not log else "best")
+    save_figure(
+        fig, "Transaction processor: Python 3.11 (boto3) vs Rust (aws-sdk-rust), same files", path
+    )
 
 
 def fmt_int(v: float) -> str:
@@ -195,39 +234,19 @@ invocation (resume_file), so a larger file is still finished, in several invocat
 
 
 def pipeline_chart(runs: list[dict[str, Any]], ceiling: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = sorted({r["rows"] for r in runs})
-    impls = [i for i in ("python", "rust") if any(r["impl"] == i for r in runs)]
-    colors = {"python": "#3572A5", "rust": "#dea584"}
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     panels = [
         ("wall_s", "upload -> last record stored (s)", True),
         ("records_per_s", "records stored per second", False),
         ("throttled_total", "throttled DynamoDB requests", False),
     ]
-    width = 0.38
-    for ax, (key, title, log) in zip(axes, panels, strict=True):
-        for k, impl in enumerate(impls):
-            xs, values = [], []
-            for i, n in enumerate(sizes):
-                r = next((r for r in runs if r["impl"] == impl and r["rows"] == n), None)
-                if r is None:
-                    continue
-                xs.append(i + (k - (len(impls) - 1) / 2) * width)
-                values.append(r[key])
-            bars = ax.bar(xs, values, width, label=impl, color=colors[impl])
-            for bar, v in zip(bars, values, strict=True):
-                ax.annotate(
-                    f"{v:,.0f}" if v >= 10 else f"{v:.1f}",
-                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center",
-                    va="bottom",
-                    fontsize=8,
-                )
+    fig, drawn, sizes = bar_panels(
+        runs,
+        panels,
+        figsize=(16, 4.8),
+        label=lambda v: f"{v:,.0f}" if v >= 10 else f"{v:.1f}",
+        missing=None,
+    )
+    for ax, key, title, log in drawn:
         if key == "records_per_s":
             ax.set_ylim(0, ceiling * 1.25)
             ax.axhline(ceiling, color="#c00", linestyle="--", linewidth=1)
@@ -239,18 +258,13 @@ def pipeline_chart(runs: list[dict[str, Any]], ceiling: float, path: Path) -> No
                 color="#c00",
                 fontsize=8,
             )
-        ax.set_xticks(range(len(sizes)), [f"{n:,} rows" for n in sizes])
-        ax.set_title(title)
-        if log:
-            ax.set_yscale("log")
-        ax.legend(loc="upper left", framealpha=0.9)
-    fig.suptitle(
+        finish_panel(ax, sizes, title, log, "upper left")
+    save_figure(
+        fig,
         "Pipeline, 512 MB execution environment (0.29 vCPU), DynamoDB-faithful endpoint"
-        " (AWS capacities)"
+        " (AWS capacities)",
+        path,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
 
 
 def modelled_ceiling(r: dict[str, Any]) -> float:

@@ -29,6 +29,7 @@ import binascii
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import eq, ge, gt, le, lt
 from typing import Any
 
 from pipeline_local.authz.policy import PolicyError, arn_matches, wildcard_match
@@ -115,12 +116,26 @@ def _ordered(
     return check
 
 
-def _numeric(compare: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
-    return _ordered(_number, compare)
+# The comparisons both the Numeric* and the Date* operators have, by operator name after the
+# family's prefix: (request value OP policy value, negated?).
+_ORDERINGS: dict[str, tuple[Callable[[Any, Any], bool], bool]] = {
+    "Equals": (eq, False),
+    "NotEquals": (eq, True),
+    "LessThan": (lt, False),
+    "LessThanEquals": (le, False),
+    "GreaterThan": (gt, False),
+    "GreaterThanEquals": (ge, False),
+}
 
 
-def _dated(compare: Callable[[datetime, datetime], bool]) -> Callable[[Any, Any], bool]:
-    return _ordered(_date, compare)
+def _ordered_family(
+    prefix: str, parse: Callable[..., Any]
+) -> dict[str, tuple[Callable[[Any, Any], bool], bool]]:
+    """The six operators of one family (Numeric, Date) over values read with `parse`."""
+    return {
+        prefix + name: (_ordered(parse, compare), negated)
+        for name, (compare, negated) in _ORDERINGS.items()
+    }
 
 
 def _ip_address(policy: Any, actual: Any) -> bool:
@@ -160,18 +175,8 @@ OPERATORS: dict[str, tuple[Callable[[Any, Any], bool], bool]] = {
     "ArnLike": (_arn_like, False),
     "ArnNotLike": (_arn_like, True),
     "Bool": (_bool, False),
-    "NumericEquals": (_numeric(lambda a, p: a == p), False),
-    "NumericNotEquals": (_numeric(lambda a, p: a == p), True),
-    "NumericLessThan": (_numeric(lambda a, p: a < p), False),
-    "NumericLessThanEquals": (_numeric(lambda a, p: a <= p), False),
-    "NumericGreaterThan": (_numeric(lambda a, p: a > p), False),
-    "NumericGreaterThanEquals": (_numeric(lambda a, p: a >= p), False),
-    "DateEquals": (_dated(lambda a, p: a == p), False),
-    "DateNotEquals": (_dated(lambda a, p: a == p), True),
-    "DateLessThan": (_dated(lambda a, p: a < p), False),
-    "DateLessThanEquals": (_dated(lambda a, p: a <= p), False),
-    "DateGreaterThan": (_dated(lambda a, p: a > p), False),
-    "DateGreaterThanEquals": (_dated(lambda a, p: a >= p), False),
+    **_ordered_family("Numeric", _number),
+    **_ordered_family("Date", _date),
     "IpAddress": (_ip_address, False),
     "NotIpAddress": (_ip_address, True),
     "BinaryEquals": (_binary_equals, False),

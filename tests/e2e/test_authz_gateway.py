@@ -218,15 +218,19 @@ def test_an_upload_naming_another_kms_key_is_refused(e2e: E2E) -> None:
     ]
     arn = gw.role_with_policy("pipeline-local-producer-other-key", doc)
     s3 = gw.clients(gw.assume_role(arn, "producer-other-key"))("s3")
+
+    def upload_encrypted_with(key_arn: str, object_key: str) -> None:
+        s3.put_object(
+            Bucket=e2e.bucket,
+            Key=object_key,
+            Body=b"a\n",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key_arn,
+        )
+
     try:
         with gw.expect_denials() as refused, pytest.raises(ClientError) as denied:
-            s3.put_object(
-                Bucket=e2e.bucket,
-                Key="incoming/other-key.csv",
-                Body=b"a\n",
-                ServerSideEncryption="aws:kms",
-                SSEKMSKeyId=other,
-            )
+            upload_encrypted_with(other, "incoming/other-key.csv")
         assert denied.value.response["Error"]["Code"] == "AccessDenied"
         (decision,) = refused
         assert decision.request.action == "s3:PutObject"
@@ -235,14 +239,7 @@ def test_an_upload_naming_another_kms_key_is_refused(e2e: E2E) -> None:
         )
         assert "explicit" in decision.reason.lower() or "deny" in decision.reason.lower()
         # Naming the bucket's own key is fine.
-        own = str(e2e.stack.outputs["kms_s3_key_arn"])
-        s3.put_object(
-            Bucket=e2e.bucket,
-            Key="incoming/own-key.txt",
-            Body=b"a\n",
-            ServerSideEncryption="aws:kms",
-            SSEKMSKeyId=own,
-        )
+        upload_encrypted_with(str(e2e.stack.outputs["kms_s3_key_arn"]), "incoming/own-key.txt")
         e2e.clients("s3").delete_object(Bucket=e2e.bucket, Key="incoming/own-key.txt")
     finally:
         # moto 5.2.1 answers a key-state change naming the key by ARN with HTTP 500 (KeyError).

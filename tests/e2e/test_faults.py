@@ -9,9 +9,11 @@ both queues are empty.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pipeline_local import samples as sample_files
+from pipeline_local.dispatcher import Dispatcher
 from pipeline_local.faults import CrashingInvoker
 from pipeline_local.invokers import Invoker
 from tests.e2e.conftest import E2E
@@ -53,6 +55,27 @@ def _is_s3_event(event: dict[str, Any]) -> bool:
 
 def _is_sqs_event(event: dict[str, Any]) -> bool:
     return event.get("Records", [{}])[0].get("eventSource") == "aws:sqs"
+
+
+def _kill_processor(
+    dispatcher: Dispatcher,
+    *,
+    after_calls: int,
+    crashes: int,
+    when: Callable[[dict[str, Any]], bool],
+) -> list[CrashingInvoker]:
+    """Wraps the processor's code in every execution environment so that its first `crashes`
+    invocations matching `when` are killed after `after_calls` PutItem calls; the list returned
+    collects each environment's CrashingInvoker (what it killed)."""
+    made: list[CrashingInvoker] = []
+
+    def wrap(inner: Invoker) -> Invoker:
+        crash = CrashingInvoker(inner, after_calls=after_calls, crashes=crashes, when=when)
+        made.append(crash)
+        return crash
+
+    dispatcher.wrap(PROCESSOR, wrap)
+    return made
 
 
 def test_throttling_and_server_errors_lose_nothing(
@@ -101,15 +124,8 @@ def test_handler_killed_mid_file_is_retried_without_double_writes(
     clean_e2e: E2E, samples: sample_files.SampleSet
 ) -> None:
     e2e = clean_e2e
-    crashes: list[CrashingInvoker] = []
-
-    def kill_once(inner: Invoker) -> Invoker:
-        crash = CrashingInvoker(inner, after_calls=120, crashes=1, when=_is_s3_event)
-        crashes.append(crash)
-        return crash
-
     dispatcher = e2e.dispatcher()
-    dispatcher.wrap(PROCESSOR, kill_once)
+    crashes = _kill_processor(dispatcher, after_calls=120, crashes=1, when=_is_s3_event)
     files = _files(samples, "01", "06")
     uploads = e2e.upload(files, sample_files.Ledger())
     report = dispatcher.run()
@@ -128,15 +144,8 @@ def test_killed_on_every_attempt_goes_through_the_dead_letter_queue(
     """Three failed async attempts: Lambda puts the S3 event on the main queue (the function's
     dead_letter_config); the retry consumer processes the file from there."""
     e2e = clean_e2e
-    crashes: list[CrashingInvoker] = []
-
-    def kill_three_times(inner: Invoker) -> Invoker:
-        crash = CrashingInvoker(inner, after_calls=40, crashes=3, when=_is_s3_event)
-        crashes.append(crash)
-        return crash
-
     dispatcher = e2e.dispatcher()
-    dispatcher.wrap(PROCESSOR, kill_three_times)
+    crashes = _kill_processor(dispatcher, after_calls=40, crashes=3, when=_is_s3_event)
     uploads = e2e.upload(_files(samples, "02"), sample_files.Ledger())
     report = dispatcher.run()
 
@@ -160,17 +169,10 @@ def test_time_running_out_resumes_through_the_queue(clean_e2e: E2E) -> None:
     e2e = clean_e2e
     big = sample_files.bulk_file(sample_files.PREFIX + "30-long-file.csv", 2600, tag="TL")
     margin = int(e2e.wiring.function(PROCESSOR).environment["TIME_SAFETY_MARGIN_MS"])
-    crashes: list[CrashingInvoker] = []
-
-    def kill_a_continuation(inner: Invoker) -> Invoker:
-        crash = CrashingInvoker(inner, after_calls=300, crashes=1, when=_is_sqs_event)
-        crashes.append(crash)
-        return crash
-
     # Remaining time starts just above the margin: after its first 1000-row batch every
-    # invocation is below it.
+    # invocation is below it. One continuation is killed.
     dispatcher = e2e.dispatcher(timeout_ms=margin + 300)
-    dispatcher.wrap(PROCESSOR, kill_a_continuation)
+    crashes = _kill_processor(dispatcher, after_calls=300, crashes=1, when=_is_sqs_event)
     uploads = e2e.upload([big], sample_files.Ledger())
     report = dispatcher.run()
 

@@ -1,4 +1,4 @@
-"""An applied stack in its own emulator, shared by the tests of one module."""
+"""Emulators shared by the tests of one module: one with the stack applied, or an empty one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from pipeline_local.clients import Clients
 from pipeline_local.emulator import Emulator, start_emulator
@@ -34,6 +36,19 @@ class Stack:
         return {r["address"]: r["values"] for r in resources}
 
 
+def dynamodb_client(endpoint: str, retries: int = 0) -> Any:
+    """A DynamoDB client on `endpoint` that retries `retries` times (legacy mode: that many
+    after the first attempt), so a test sees each throttle itself."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="eu-central-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"mode": "legacy", "max_attempts": retries}),
+    )
+
+
 def apply_stack(workdir_name: str, runtime: str = "python3.11") -> Stack:
     emu = start_emulator(log_path=BUILD_DIR / f"{workdir_name}-emulator.log")
     path = BUILD_DIR / workdir_name
@@ -55,3 +70,13 @@ def stack() -> Iterator[Stack]:
         if not deployed.destroyed:
             deployed.workdir.destroy()
         deployed.emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Emulator]:
+    """An empty emulator of the module's own, for tests that create their own tables."""
+    emu = start_emulator()
+    try:
+        yield emu
+    finally:
+        emu.stop()

@@ -11,17 +11,17 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipeline_local.ddb_faithful import FaithfulDynamoDB, start_ddb_faithful
-from pipeline_local.emulator import Emulator, start_emulator
+from pipeline_local.emulator import Emulator
 from pipeline_local.scratch_stack import create_transactions_table
+from tests.integration.conftest import dynamodb_client as client
 
 REGION = "eu-central-1"
 TABLE = "faithful-transactions"
+INDEX = "status_shard-index"  # scratch_stack's copy of lib/main.tf's (P40)
 THROTTLING_MESSAGE = (
     "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
     "scaling your table or index so please try again shortly. If exceptions persist, check if you "
@@ -34,18 +34,9 @@ TICK_MS = 100
 TICKS_PER_SECOND = 1000 // TICK_MS
 
 
-def client(endpoint: str, retries: int = 0) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "legacy", "max_attempts": retries}),
-    )
-
-
 def item(txn: str, ts: int, status: str | None = None) -> dict[str, Any]:
+    """A transactions item; with a status, it is on status_shard-index, every such item in
+    shard 0 of its status (one index key value per status)."""
     out: dict[str, Any] = {
         "transaction_id": {"S": txn},
         "timestamp": {"N": str(ts)},
@@ -54,6 +45,7 @@ def item(txn: str, ts: int, status: str | None = None) -> dict[str, Any]:
     }
     if status:
         out["status"] = {"S": status}
+        out["status_shard"] = {"S": f"{status}#0"}
     return out
 
 
@@ -64,15 +56,6 @@ def conditional_put(ddb: Any, row: dict[str, Any]) -> Any:
         ConditionExpression="attribute_not_exists(transaction_id)",
         ReturnValuesOnConditionCheckFailure="ALL_OLD",
     )
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[Emulator]:
-    emu = start_emulator()
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
 @pytest.fixture
@@ -179,7 +162,7 @@ def test_conditional_put_semantics_pass_through_to_moto(proxied: FaithfulDynamoD
     assert stats["admitted"]["PutItem"] == 2
     # The failed put consumed its base write but its index write was refunded.
     assert stats["resources"][TABLE]["consumed_write_units"] == 2
-    assert stats["resources"][f"{TABLE}/index/status-index"]["consumed_write_units"] == 1
+    assert stats["resources"][f"{TABLE}/index/{INDEX}"]["consumed_write_units"] == 1
 
 
 def test_hot_key_throttles_through_moto_with_the_exact_aws_answer(
@@ -237,7 +220,7 @@ def test_a_single_valued_gsi_holds_spread_keys_to_one_partition(memory: Faithful
         status, _, body = raw_put(memory.endpoint, item("fresh-key", 1, "PROCESSED"))
     assert status == 400
     assert body == expected_throttle(
-        "IndexWriteKeyRangeThroughputExceeded", f"{TABLE_ARN}/index/status-index"
+        "IndexWriteKeyRangeThroughputExceeded", f"{TABLE_ARN}/index/{INDEX}"
     )
 
 
@@ -285,10 +268,9 @@ def pipeline_calls(endpoint: str) -> list[Any]:
         normalised(
             lambda: ddb.query(
                 TableName=TABLE,
-                IndexName="status-index",
-                KeyConditionExpression="#s = :s",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":s": {"S": "PROCESSED"}},
+                IndexName=INDEX,
+                KeyConditionExpression="status_shard = :s",
+                ExpressionAttributeValues={":s": {"S": "PROCESSED#0"}},
             )
         ),
         # moto also lists the Items of a Select=COUNT scan; AWS (and the memory store) do not.

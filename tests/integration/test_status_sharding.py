@@ -6,32 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipeline_local.ddb_faithful import start_ddb_faithful
-from pipeline_local.emulator import Emulator, start_emulator
+from pipeline_local.emulator import Emulator
 from pipeline_local.status_query import INDEX_NAME, items_by_status
+from tests.integration.conftest import dynamodb_client as client
 
-REGION = "eu-central-1"
 TABLE = "sharded-transactions"
 SHARDS = 16  # lib/provider.tf's default of status_index_shards
-
-
-def client(endpoint: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "max_attempts": 1}),
-    )
 
 
 def create_table(ddb: Any, index_key: str) -> None:
@@ -75,15 +61,6 @@ def item(n: int, timestamp: int) -> dict[str, Any]:
         "status": {"S": "PROCESSED"},
         "status_shard": {"S": shard(tid)},
     }
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[Emulator]:
-    emu = start_emulator()
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
 def test_query_helper_returns_every_item_of_the_range_in_time_order(moto: Emulator) -> None:

@@ -98,6 +98,16 @@ def handler_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
+def assert_every_variable_required(handler: ModuleType, env: Mapping[str, str]) -> None:
+    """`handler.load_config` refuses `env` without any one of its variables, or with it empty or
+    blank, naming it: lib/main.tf sets every one, so neither handler has a default."""
+    for name in env:
+        without = {k: v for k, v in env.items() if k != name}
+        for broken in (without, {**env, name: ""}, {**env, name: " "}):
+            with pytest.raises(handler.ConfigError, match=f"{name} is missing or empty"):
+                handler.load_config(broken)
+
+
 # --------------------------------------------------------------------------------------------
 # In-process fakes of the three AWS clients (only the calls the handlers make).
 

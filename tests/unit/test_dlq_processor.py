@@ -17,6 +17,7 @@ from tests.unit.conftest import (
     LAST_MODIFIED_MS,
     FakeContext,
     FakeDynamoDB,
+    assert_every_variable_required,
     client_error,
     s3_event,
     sqs_event,
@@ -329,10 +330,7 @@ def test_load_config(dlq: Any) -> None:
         "Ns",
         30,
     )
-    for name in env:  # no default for any of them: lib/main.tf sets every one
-        for broken in ({k: v for k, v in env.items() if k != name}, {**env, name: " "}):
-            with pytest.raises(dlq.ConfigError, match=f"{name} is missing or empty"):
-                dlq.load_config(broken)
+    assert_every_variable_required(dlq, env)
     for bad in ("0", "-1", "1.5", "30 days", "1_000"):
         with pytest.raises(dlq.ConfigError, match="ERROR_RETENTION_DAYS must be a whole number"):
             dlq.load_config({**env, "ERROR_RETENTION_DAYS": bad})

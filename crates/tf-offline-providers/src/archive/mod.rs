@@ -14,7 +14,7 @@ use tf_provider::schema::{AttributeConstraint, AttributeType, NestedBlock, Schem
 use tf_provider::value::{Value, ValueBool, ValueEmpty, ValueNumber, ValueSet, ValueString};
 use tf_provider::{map, DataSource, Diagnostics, DynamicDataSource, Provider};
 
-use crate::schema_util::{attr, block, is_specified, schema};
+use crate::schema_util::{attr, block, is_specified, schema, unconfigured_provider_schema};
 
 mod entries;
 #[cfg(test)]
@@ -42,10 +42,8 @@ impl Provider for ArchiveProvider {
     type MetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(schema(
+        Some(unconfigured_provider_schema(
             "Offline stand-in for the hashicorp/archive provider.",
-            HashMap::new(),
-            HashMap::new(),
         ))
     }
 

@@ -16,7 +16,7 @@ use tf_provider::schema::{AttributeConstraint, AttributeType, Schema};
 use tf_provider::value::{Value, ValueEmpty, ValueMap, ValueNumber, ValueString};
 use tf_provider::{map, AttributePath, Diagnostics, DynamicResource, Provider, Resource};
 
-use crate::schema_util::{attr, schema};
+use crate::schema_util::{attr, schema, unconfigured_provider_schema};
 
 /// Largest `byte_length` accepted (the real provider has no limit; this only
 /// keeps a typo from allocating gigabytes).
@@ -32,10 +32,8 @@ impl Provider for RandomProvider {
     type MetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(schema(
+        Some(unconfigured_provider_schema(
             "Offline stand-in for the hashicorp/random provider.",
-            HashMap::new(),
-            HashMap::new(),
         ))
     }
 
