@@ -23,7 +23,7 @@ import pytest
 from pipeline_local.constants import BUILD_DIR
 from pipeline_local.ddb_faithful import FaithfulDynamoDB, start_ddb_faithful
 from pipeline_local.delivery import s3_event_for_object
-from pipeline_local.emulator import Emulator, start_emulator
+from pipeline_local.emulator import Emulator
 from pipeline_local.function_invokers import Execution, make_invoker
 from pipeline_local.rust_runtime import RustInvoker
 from pipeline_local.scratch_stack import Stack, create_stack, delete_stack, processor_env
@@ -44,18 +44,10 @@ LOG_DIR = BUILD_DIR / "write-yield"
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[Emulator]:
-    emu = start_emulator(log_path=BUILD_DIR / "write-yield-emulator.log")
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture(scope="module")
-def faithful(moto: Emulator) -> Iterator[FaithfulDynamoDB]:
+def faithful(emulator: Emulator) -> Iterator[FaithfulDynamoDB]:
+    """The endpoint in front of the session's moto server (tests/conftest.py)."""
     ddb = start_ddb_faithful(
-        upstream=moto.endpoint,
+        upstream=emulator.endpoint,
         extra_args=["--table-initial-wcu", str(TABLE_WCU)],
         log_path=BUILD_DIR / "write-yield-ddb-faithful.log",
     )
@@ -105,13 +97,13 @@ def pace_lines(log_lines: list[str]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("impl", ["python", "rust"])
 def test_a_throttled_table_slows_the_writers_and_loses_nothing(
-    moto: Emulator, faithful: FaithfulDynamoDB, impl: str
+    emulator: Emulator, faithful: FaithfulDynamoDB, impl: str
 ) -> None:
-    stack = create_stack(moto)
+    stack = create_stack(emulator)
     try:
         faithful.reset()  # throttle counters at zero; the new tables start at TABLE_WCU
         env = {
-            **moto.aws_env(),
+            **emulator.aws_env(),
             **processor_env(stack, "yield"),
             "AWS_ENDPOINT_URL_DYNAMODB": faithful.endpoint,
         }
