@@ -16,6 +16,7 @@ from conftest import (
     client_error,
     csv_bytes,
     row_csv,
+    sqs_event,
     valid_row,
 )
 
@@ -174,3 +175,14 @@ def test_throttles_keep_the_first_record_of_a_key_in_file_order(pipe: Pipeline) 
     (item,) = pipe.transactions()
     assert (item["amount"], item["source_line"]) == (1, 2)
     assert [m["error_code"] for m in pipe.dlq()] == ["DUPLICATE_CONFLICT"]
+
+
+def test_a_throttled_retry_record_waits_and_is_stored(pipe: Pipeline, proc: Any) -> None:
+    tx = proc.validate_record(valid_row(1))
+    source = proc.SourceInfo("b", "in/a.csv", "v1", None)
+    message = proc.retry_record_message(tx, source, 2, "InternalServerError", "", 1)
+    pipe.ddb.fail = throttle_first(2)
+    response = pipe.invoke(sqs_event([proc.encode_message(message)]))
+    assert response == {"batchItemFailures": []}  # stored: not redelivered
+    assert [i["transaction_id"] for i in pipe.transactions()] == ["tx-00001"]
+    assert pipe.ddb.put_calls == 3
