@@ -415,7 +415,8 @@ class TransientError(Exception):
 
 @dataclass
 class Invocation:
-    """Per-invocation context: request id for logs and the clock for resume_file.
+    """Per-invocation context: request id for logs, the clock for resume_file and the limit on
+    the invocation's writes in flight (P37).
 
     The clock may stop work only after at least one batch was finished in this invocation, so
     every invocation makes progress (design.md section 5).
