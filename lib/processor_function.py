@@ -14,8 +14,10 @@ import hashlib
 import json
 import logging
 import os
+import random
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +67,8 @@ ENV_VARIABLES = (
 )
 
 # Constants of the implementation, not deployment tunables: BATCH_ROWS bounds P17's "one batch",
-# WRITE_WORKERS is this implementation's own write concurrency; the others are contract limits.
+# WRITE_WORKERS is this implementation's own write concurrency (the ceiling of P37's limit); the
+# others are contract limits.
 BATCH_ROWS = 1000
 WRITE_WORKERS = 16
 READ_CHUNK_BYTES = 1 << 20
@@ -153,6 +156,10 @@ _SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NotFound", "404"})
 
+# Standard, not adaptive, retries (P37): adaptive mode's client-side rate limiter is per client,
+# so a throttled transactions table would also slow the status table's writes, and the SDK
+# retry quota still runs dry under sustained throttling. The processor's own limiter and
+# backoff (WriteLimiter, WriteBackoff) take over where the SDK's retries end.
 _BOTO_CONFIG = BotoConfig(
     retries={"mode": "standard", "max_attempts": 5},
     max_pool_connections=WRITE_WORKERS * 2,
@@ -245,6 +252,91 @@ def now_ms() -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# Writes that yield to throttling (P37): an AIMD limit on the conditional writes in flight and,
+# for a throttled write, capped exponential backoff with full jitter. Written by hand: the
+# handler is packaged alone with boto3 (no tenacity or backoff at run time), and the Rust
+# processor (crates/processor/src/pace.rs) must decide exactly as this does.
+
+# DynamoDB's throttling answers, the 400 errors it calls "OK to retry"
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html).
+THROTTLING_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+
+
+@dataclass(frozen=True)
+class WriteBackoff:
+    """How long a throttled write waits before it is sent again (P37): "full jitter", a random
+    wait in [0, min(cap, base * 2**n)) before retry n + 1 (AWS Architecture Blog, "Exponential
+    Backoff And Jitter"; the SDKs back off the same way,
+    https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html), at most
+    `retries` times per record: about a minute of waiting, where DynamoDB's guide advises
+    giving up (Programming.Errors.html). Fields only so that tests can wait less."""
+
+    base_ms: int = 50
+    cap_ms: int = 2_000
+    retries: int = 64
+
+    def delay_ms(self, retry: int) -> float:
+        # Not for security: spreading the retries of many writers is all the randomness does.
+        return random.random() * min(self.cap_ms, self.base_ms << min(retry, 32))
+
+
+class WriteLimiter:
+    """The AIMD limit on one invocation's conditional writes in flight (P37).
+
+    It starts at `ceiling` (the writers). A throttled write halves it (floor 1) once per
+    window: a throttle of a write sent before the last halving reports load that was already
+    cut and does not halve again. Each `limit` writes answered without a throttle raise it by
+    one, up to `ceiling`. The counters are reported once per invocation (log_write_pace).
+    """
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = max(1, ceiling)
+        self.limit = self.ceiling
+        self.lowest = self.ceiling
+        self.in_flight = 0
+        self.window = 0  # halvings so far
+        self.answered = 0  # writes answered without a throttle since the last change
+        self.throttled = 0  # throttling answers seen
+        self.retried = 0  # throttled writes sent again by the processor
+        self.gave_up = 0  # throttled writes that became retry_records
+        self._cond = threading.Condition()
+
+    def acquire(self) -> int:
+        """Wait for a free slot; the ticket is the window the write is sent in."""
+        with self._cond:
+            while self.in_flight >= self.limit:
+                self._cond.wait()
+            self.in_flight += 1
+            return self.window
+
+    def release(self, ticket: int, throttled: bool) -> None:
+        with self._cond:
+            self.in_flight -= 1
+            if throttled:
+                self.throttled += 1
+                if ticket == self.window:
+                    self.limit = max(1, self.limit // 2)
+                    self.lowest = min(self.lowest, self.limit)
+                    self.window += 1
+                    self.answered = 0
+            else:
+                self.answered += 1
+                if self.answered >= self.limit:
+                    self.answered = 0
+                    self.limit = min(self.ceiling, self.limit + 1)
+            self._cond.notify_all()
+
+    def count_throttled_write(self, retried: bool) -> None:
+        with self._cond:
+            if retried:
+                self.retried += 1
+            else:
+                self.gave_up += 1
+
+
+# --------------------------------------------------------------------------------------------
 # Configuration and dependencies.
 
 
@@ -269,6 +361,7 @@ class Config:
     write_workers: int = WRITE_WORKERS
     file_status_table: str = ""  # per-file status (P26); empty: not written (unit tests)
     range_split_bytes: int = 0  # RANGE_SPLIT_BYTES (P33): a larger CSV is split; 0 = never
+    write_backoff: WriteBackoff = WriteBackoff()  # P37; a field so that tests can wait less
 
 
 def _env_text(env: Mapping[str, str], name: str) -> str:
@@ -322,7 +415,8 @@ class TransientError(Exception):
 
 @dataclass
 class Invocation:
-    """Per-invocation context: request id for logs and the clock for resume_file.
+    """Per-invocation context: request id for logs, the clock for resume_file and the limit on
+    the invocation's writes in flight (P37).
 
     The clock may stop work only after at least one batch was finished in this invocation, so
     every invocation makes progress (design.md section 5).
@@ -332,9 +426,14 @@ class Invocation:
     request_id: str = ""
     remaining_ms: Callable[[], int] | None = None
     batches_done: int = 0
+    writes: WriteLimiter = field(default_factory=lambda: WriteLimiter(WRITE_WORKERS))
 
     def batch_done(self) -> None:
         self.batches_done += 1
+
+    def can_wait(self, wait_ms: float) -> bool:
+        """Whether a throttled write may wait `wait_ms` and still end before the margin (P37)."""
+        return self.remaining_ms is None or self.remaining_ms() - wait_ms > self.margin_ms
 
     def expired(self) -> bool:
         if self.batches_done == 0 or self.remaining_ms is None:
@@ -1205,13 +1304,47 @@ def put_transaction(
         return WriteOutcome("failed", _error_code(exc), _error_text(exc))
 
 
+def put_yielding(
+    dynamodb: "DynamoDBClient",
+    table_name: str,
+    item: Mapping[str, Any],
+    inv: Invocation,
+    backoff: WriteBackoff,
+) -> WriteOutcome:
+    """put_transaction within the invocation's limit of writes in flight. A throttled write
+    waits (backoff) and is sent again while the record has retries left and the invocation has
+    time beyond its margin; then it is reported failed, a retry_record (P37, P18)."""
+    limiter = inv.writes
+    retry = 0
+    while True:
+        ticket = limiter.acquire()
+        throttled = False
+        try:
+            outcome = put_transaction(dynamodb, table_name, item)
+            throttled = outcome.status == "failed" and outcome.error_code in THROTTLING_CODES
+        finally:
+            limiter.release(ticket, throttled)
+        if not throttled:
+            return outcome
+        wait_ms = backoff.delay_ms(retry)
+        if retry >= backoff.retries or not inv.can_wait(wait_ms):
+            limiter.count_throttled_write(retried=False)
+            return outcome
+        limiter.count_throttled_write(retried=True)
+        retry += 1
+        time.sleep(wait_ms / 1000)
+
+
 def write_items(
     dynamodb: "DynamoDBClient",
     table_name: str,
     items: Sequence[Mapping[str, Any]],
     pool: ThreadPoolExecutor,
+    inv: Invocation,
+    backoff: WriteBackoff,
 ) -> list[WriteOutcome]:
-    """Concurrent conditional writes; items sharing a key go in file order (decision P17)."""
+    """Concurrent conditional writes that yield to throttling (P37); items sharing a key go in
+    file order (decision P17)."""
     waves: list[list[int]] = []
     seen: dict[tuple[str, str], int] = {}
     for index, item in enumerate(items):
@@ -1224,7 +1357,7 @@ def write_items(
     outcomes: list[WriteOutcome] = [WriteOutcome("failed")] * len(items)
     for wave_indexes in waves:
         results = pool.map(
-            lambda i: put_transaction(dynamodb, table_name, items[i]),
+            lambda i: put_yielding(dynamodb, table_name, items[i], inv, backoff),
             wave_indexes,
         )
         for index, outcome in zip(wave_indexes, results, strict=True):
@@ -1645,6 +1778,7 @@ def handle_batch(
     source: SourceInfo,
     batch: Sequence[SourceRow],
     pool: ThreadPoolExecutor,
+    inv: Invocation,
 ) -> BatchCounts:
     """Validate, write and report one batch; all its messages are sent before it returns."""
     counts = BatchCounts()
@@ -1663,7 +1797,7 @@ def handle_batch(
     items = [
         build_item(tx, source, row.line, timestamp, cfg.status_index_shards) for row, tx in valid
     ]
-    outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool)
+    outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool, inv, cfg.write_backoff)
     for (row, tx), outcome in zip(valid, outcomes, strict=True):
         if outcome.status in ("stored", "duplicate", "conflict"):
             counts.settled_lines.append((row.line, outcome.status))
@@ -1711,7 +1845,7 @@ def _run_batches(
                     batch.append(pending)
                 pending = next(rows, None)
             if batch:
-                counts = handle_batch(aws, cfg, source, batch, pool)
+                counts = handle_batch(aws, cfg, source, batch, pool, inv)
                 result.stored += counts.stored
                 result.duplicates += counts.duplicates
                 result.invalid += counts.invalid
@@ -2017,7 +2151,7 @@ def _retry_writes(aws: Aws, cfg: Config, works: Sequence[RetryWork], inv: Invoca
         for w in works
     ]
     with ThreadPoolExecutor(max_workers=cfg.write_workers) as pool:
-        outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool)
+        outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool, inv, cfg.write_backoff)
     inv.batch_done()
     failed: list[str] = []
     counts = BatchCounts()
@@ -2356,13 +2490,36 @@ def process_range(
     return _finish(cfg, inv, result, started)
 
 
+def log_write_pace(inv: Invocation) -> None:
+    """One line per invocation whose writes met throttling (P37): how they yielded."""
+    limiter = inv.writes
+    if limiter.throttled:
+        inv.log(
+            logging.WARNING,
+            "writes yielded to throttling",
+            throttled=limiter.throttled,
+            retried=limiter.retried,
+            gave_up=limiter.gave_up,
+            lowest_limit=limiter.lowest,
+            limit=limiter.limit,
+        )
+
+
 def handle_event(event: Any, context: Any, aws: Aws, cfg: Config) -> dict[str, Any]:
     """Dispatch one invocation: main-queue batch, S3 notification, or anything else."""
     inv = Invocation(
         request_id=str(getattr(context, "aws_request_id", "") or ""),
         remaining_ms=getattr(context, "get_remaining_time_in_millis", None),
         margin_ms=cfg.time_safety_margin_ms,
+        writes=WriteLimiter(cfg.write_workers),
     )
+    try:
+        return _dispatch(event, aws, cfg, inv)
+    finally:
+        log_write_pace(inv)
+
+
+def _dispatch(event: Any, aws: Aws, cfg: Config, inv: Invocation) -> dict[str, Any]:
     if _is_sqs_event(event):
         return handle_sqs_event(aws, cfg, event["Records"], inv)
     refs = s3_event_refs(event)

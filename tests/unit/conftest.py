@@ -337,6 +337,7 @@ class Pipeline:
     sqs: FakeSQS = field(default_factory=FakeSQS)
     batch_rows: int = 1000
     max_file_bytes: int = 268_435_456
+    throttle_retries: int = 64
 
     @property
     def cfg(self) -> Any:
@@ -345,6 +346,8 @@ class Pipeline:
             max_file_bytes=self.max_file_bytes,
             batch_rows=self.batch_rows,
             write_workers=4,
+            # A throttled write waits at most a millisecond here (P37's waits are the handler's).
+            write_backoff=self.proc.WriteBackoff(1, 1, self.throttle_retries),
             # The in-memory fakes have no status table: the per-file status is tested by
             # test_file_status.py (moto) and the conformance suite.
             file_status_table="",

@@ -237,27 +237,29 @@ def test_same_id_other_timestamp_is_another_item(pipe: Pipeline) -> None:
     assert pipe.run_file("in/a.csv", csv_bytes(*rows))["files"][0]["stored"] == 2
 
 
-def throttle_first(limit: int) -> Any:
+def fail_first(limit: int, code: str = "InternalServerError", status: int = 500) -> Any:
+    """Every record's first `limit` PutItem calls fail with `code` (a 5xx by default: not a
+    throttle, so the processor does not retry it itself, P37)."""
     seen: dict[str, int] = {}
 
     def fail(item: Any) -> Exception | None:
         key = item["transaction_id"]["S"]
         seen[key] = seen.get(key, 0) + 1
         if seen[key] <= limit:
-            return client_error("ProvisionedThroughputExceededException", 400, "PutItem")
+            return client_error(code, status, "PutItem")
         return None
 
     return fail
 
 
 def test_transient_write_failures_become_retry_records(pipe: Pipeline) -> None:
-    pipe.ddb.fail = throttle_first(1)
+    pipe.ddb.fail = fail_first(1)
     result = pipe.run_file("in/a.csv", csv_bytes(row_csv(valid_row(1)), row_csv(valid_row(2))))
     assert result["files"][0]["retried"] == 2 and pipe.transactions() == []
     retry = pipe.main()
     assert {m["kind"] for m in retry} == {"retry_record"}
     assert retry[0]["record"]["account_id"].startswith("DE89")  # full record, main queue only
-    assert retry[0]["error"]["code"] == "ProvisionedThroughputExceededException"
+    assert retry[0]["error"]["code"] == "InternalServerError"
     assert retry[0]["source"]["line"] in (2, 3)
     pipe.drain()
     items = sorted(pipe.transactions(), key=lambda i: i["transaction_id"])
@@ -269,7 +271,7 @@ def test_transient_write_failures_become_retry_records(pipe: Pipeline) -> None:
 
 
 def test_retry_record_failing_again_is_reported(pipe: Pipeline, proc: Any) -> None:
-    pipe.ddb.fail = throttle_first(2)
+    pipe.ddb.fail = fail_first(2)
     pipe.run_file("in/a.csv", csv_bytes(row_csv(valid_row(1))))
     bodies = pipe.sqs.take(MAIN_URL)
     assert pipe.invoke(sqs_event(bodies)) == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}

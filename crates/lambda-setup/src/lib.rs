@@ -29,7 +29,10 @@ pub fn init_json_logging() {
 }
 
 /// The SDK configuration from the standard environment (region, credentials, endpoints), with
-/// [`MAX_ATTEMPTS`] attempts per call.
+/// [`MAX_ATTEMPTS`] attempts per call. Standard, not adaptive, retries (contract P37): the
+/// adaptive mode's rate limiter is shared by every call of a retry partition (a throttled
+/// transactions table would slow the file status writes too) and its retry quota still runs dry
+/// under sustained throttling; the processor paces its own writes instead (processor::pace).
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))

@@ -26,6 +26,15 @@ pub struct State {
     pub puts: Vec<(String, String)>,
     /// PutItem of these transaction ids always fails with a throughput error.
     pub failing_puts: HashSet<String>,
+    /// How many of the next PutItem calls of a transaction id are throttled.
+    pub throttled_puts: HashMap<String, u32>,
+    /// PutItem calls served at once; a call beyond them is throttled (`None`: no limit).
+    pub put_capacity: Option<usize>,
+    /// PutItem calls in flight now, and the most seen at once.
+    pub puts_in_flight: usize,
+    pub most_puts_in_flight: usize,
+    /// PutItem calls throttled by `throttled_puts` or `put_capacity`.
+    pub throttles: u64,
     /// A failed condition returns no stored item (as if ALL_OLD had not been asked for).
     pub omit_old_item: bool,
     /// Every message sent, (queue URL, body), in order.
@@ -139,11 +148,33 @@ impl TransactionTable for FakeAws {
         // Writes in flight finish out of order, as DynamoDB's may: of eight neighbouring lines,
         // the later ones finish first.
         let line: u64 = attr(&item, "source_line").parse().unwrap_or(0);
+        let id = attr(&item, "transaction_id");
+        {
+            let mut state = self.state();
+            let over_capacity = state
+                .put_capacity
+                .is_some_and(|c| state.puts_in_flight >= c);
+            let throttle = state.throttled_puts.get_mut(&id).filter(|n| **n > 0);
+            if over_capacity || throttle.is_some() {
+                if let Some(n) = throttle {
+                    *n -= 1;
+                }
+                state.throttles += 1;
+                state.puts.push((id, attr(&item, "source_line")));
+                return Err(PutItemError::Failed {
+                    code: "ThrottlingException".into(),
+                    message: "Throughput exceeds the current capacity of your table or index."
+                        .into(),
+                });
+            }
+            state.puts_in_flight += 1;
+            state.most_puts_in_flight = state.most_puts_in_flight.max(state.puts_in_flight);
+        }
         for _ in 0..8 - line % 8 {
             tokio::task::yield_now().await;
         }
         let mut state = self.state();
-        let id = attr(&item, "transaction_id");
+        state.puts_in_flight -= 1;
         state.puts.push((id.clone(), attr(&item, "source_line")));
         if state.failing_puts.contains(&id) {
             return Err(PutItemError::Failed {

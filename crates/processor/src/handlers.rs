@@ -95,7 +95,7 @@ async fn retry_writes(
             )
         })
         .collect();
-    let outcomes = write_items(aws, &cfg.table_name, items).await;
+    let outcomes = write_items(aws, &cfg.table_name, items, deadline).await;
     deadline.batch_done();
     let mut failed = Vec::new();
     let mut counts = BatchCounts::default();
@@ -221,6 +221,32 @@ pub async fn handle_sqs_event(
 /// Any event: an SQS batch from the main queue, an S3 notification, or something else, which
 /// is kept (UNKNOWN_FORMAT in the errors table) by forwarding it to the DLQ.
 pub async fn handle_event(
+    aws: &impl Edges,
+    cfg: &Config,
+    event: &JsonValue,
+    deadline: &Deadline,
+) -> Result<Value, ProcessError> {
+    let result = dispatch(aws, cfg, event, deadline).await;
+    log_write_pace(deadline);
+    result
+}
+
+/// One line per invocation whose writes met throttling (P37): how they yielded.
+fn log_write_pace(deadline: &Deadline) {
+    let pace = deadline.write_pace();
+    if pace.throttled > 0 {
+        tracing::warn!(
+            throttled = pace.throttled,
+            retried = pace.retried,
+            gave_up = pace.gave_up,
+            lowest_limit = pace.lowest,
+            limit = pace.limit,
+            "writes yielded to throttling"
+        );
+    }
+}
+
+async fn dispatch(
     aws: &impl Edges,
     cfg: &Config,
     event: &JsonValue,

@@ -5,7 +5,8 @@
 //!
 //! - an S3 notification: every named object is read (CSV streamed row by row on a blocking
 //!   thread, JSON whole), validated, and its records written with conditional PutItem (64 in
-//!   flight); invalid records go to the DLQ, writes that keep failing to the main queue;
+//!   flight, fewer while DynamoDB throttles, [`pace`]); invalid records go to the DLQ, writes
+//!   that keep failing to the main queue;
 //! - an SQS batch from the main queue: retry_record, resume_file and S3 events (from the
 //!   function's dead_letter_config) are handled; the response lists only the failed messages;
 //! - before every batch after the first, the remaining time is compared with
@@ -18,12 +19,15 @@ pub mod aws;
 pub mod edges;
 pub mod error;
 pub mod handlers;
+pub mod pace;
 pub mod process;
 pub mod status;
 pub mod writes;
 
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod pace_tests;
 #[cfg(test)]
 mod process_tests;
 

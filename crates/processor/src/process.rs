@@ -18,11 +18,12 @@ use txn_core::Transaction;
 
 use crate::edges::{Edges, GetObjectError};
 use crate::error::ProcessError;
+use crate::pace::{PaceState, WriteBackoff, WriteLimiter};
 use crate::status::{
     status_batch, status_failed, status_finish, status_open, BatchSpan, BatchStatus,
     RetryResolution,
 };
-use crate::writes::{build_item, send_messages, write_items, WriteOutcome};
+use crate::writes::{build_item, send_messages, write_items, WriteOutcome, WRITES_IN_FLIGHT};
 use crate::{now_ms, PROCESSOR};
 
 /// Rows per batch (validated, written and reported together).
@@ -32,11 +33,15 @@ const READ_BUFFER_BYTES: usize = 1 << 20;
 /// The function's configuration, read from its environment once, in `main`.
 pub use txn_core::config::ProcessorConfig as Config;
 
-/// The invocation's clock: it may stop work only after at least one batch was finished.
+/// The invocation's clock: it may stop work only after at least one batch was finished. It
+/// also paces the invocation's writes (P37): their limit in flight and a throttled write's
+/// backoff, which may not wait into the margin.
 pub struct Deadline {
     deadline_ms: i64,
     margin_ms: i64,
     batches_done: AtomicU32,
+    pub(crate) writes: WriteLimiter,
+    pub(crate) backoff: WriteBackoff,
 }
 
 impl Deadline {
@@ -45,7 +50,26 @@ impl Deadline {
             deadline_ms: i64::try_from(deadline_ms).unwrap_or(i64::MAX),
             margin_ms,
             batches_done: AtomicU32::new(0),
+            writes: WriteLimiter::new(WRITES_IN_FLIGHT),
+            backoff: WriteBackoff::default(),
         }
+    }
+
+    /// Another backoff for throttled writes (tests wait less).
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: WriteBackoff) -> Deadline {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Whether a throttled write may wait `wait_ms` and still end before the margin (P37).
+    pub fn can_wait(&self, wait_ms: f64) -> bool {
+        (self.remaining_ms() as f64) - wait_ms > self.margin_ms as f64
+    }
+
+    /// What the write limiter holds and counted.
+    pub fn write_pace(&self) -> PaceState {
+        self.writes.state()
     }
 
     pub fn batch_done(&self) {
@@ -173,6 +197,7 @@ async fn handle_batch(
     cfg: &Config,
     source: &SourceInfo,
     batch: &[Row],
+    deadline: &Deadline,
 ) -> Result<BatchCounts, ProcessError> {
     let mut counts = BatchCounts::default();
     let timestamp = now_ms();
@@ -202,7 +227,7 @@ async fn handle_batch(
         .iter()
         .map(|(row, tx)| build_item(tx, source, row.line, timestamp, cfg.status_index_shards))
         .collect();
-    let outcomes = write_items(aws, &cfg.table_name, items).await;
+    let outcomes = write_items(aws, &cfg.table_name, items, deadline).await;
     for ((row, tx), outcome) in valid.iter().zip(outcomes) {
         match outcome {
             WriteOutcome::Stored => {
@@ -278,7 +303,7 @@ async fn run_batches(
             .and_then(|c| c.rows.first())
             .map(|r| r.line);
         if !chunk.rows.is_empty() {
-            let counts = handle_batch(aws, cfg, source, &chunk.rows).await?;
+            let counts = handle_batch(aws, cfg, source, &chunk.rows, deadline).await?;
             result.stored += counts.stored;
             result.duplicates += counts.duplicates;
             result.invalid += counts.invalid;

@@ -11,19 +11,20 @@ use crate::edges::GetObjectError;
 use crate::error::ProcessError;
 use crate::fakes::FakeAws;
 use crate::handlers::{handle_event, handle_s3_event, handle_sqs_event};
+use crate::pace::WriteBackoff;
 use crate::process::{Config, Deadline};
 use crate::{now_ms, PROCESSOR};
 
-const BUCKET: &str = "uploads";
-const KEY: &str = "in/f.csv";
-const QUEUE: &str = "main-queue";
-const DLQ: &str = "dlq";
+pub(crate) const BUCKET: &str = "uploads";
+pub(crate) const KEY: &str = "in/f.csv";
+pub(crate) const QUEUE: &str = "main-queue";
+pub(crate) const DLQ: &str = "dlq";
 const HEADER: &str =
     "transaction_id,account_id,amount,currency,transaction_type,timestamp,merchant_id,description";
 /// 2024-04-01T00:00:00Z in epoch milliseconds.
-const TS: &str = "1711929600000";
+pub(crate) const TS: &str = "1711929600000";
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         table_name: "transactions".into(),
         queue_url: QUEUE.into(),
@@ -38,18 +39,22 @@ fn config() -> Config {
     }
 }
 
-/// A deadline an hour away: never reached.
-fn ample_time() -> Deadline {
-    Deadline::new(u64::try_from(now_ms()).unwrap() + 3_600_000, 30_000)
+/// A deadline an hour away: never reached. A throttled write waits at most a millisecond.
+pub(crate) fn ample_time() -> Deadline {
+    Deadline::new(u64::try_from(now_ms()).unwrap() + 3_600_000, 30_000).with_backoff(WriteBackoff {
+        base_ms: 1,
+        cap_ms: 1,
+        retries: 64,
+    })
 }
 
 /// A deadline already passed: the first batch runs, nothing after it.
-fn no_time() -> Deadline {
+pub(crate) fn no_time() -> Deadline {
     Deadline::new(0, 30_000)
 }
 
 /// Data row `i` (1-based), on CSV line `i + 1`.
-fn row(i: usize) -> String {
+pub(crate) fn row(i: usize) -> String {
     format!("T-{i:05},ACC{i},{i}.50,EUR,CREDIT,2024-04-01T00:00:00Z,,")
 }
 
@@ -58,7 +63,7 @@ fn invalid_row(i: usize) -> String {
     format!("T-{i:05},ACC{i},{i}.50,XYZ,CREDIT,2024-04-01T00:00:00Z,,")
 }
 
-fn csv(rows: impl IntoIterator<Item = String>) -> String {
+pub(crate) fn csv(rows: impl IntoIterator<Item = String>) -> String {
     let mut text = format!("{HEADER}\n");
     for r in rows {
         text.push_str(&r);
@@ -76,12 +81,12 @@ fn object(key: &str) -> ObjectRef {
     }
 }
 
-fn sqs_record(message_id: &str, body: &str) -> JsonValue {
+pub(crate) fn sqs_record(message_id: &str, body: &str) -> JsonValue {
     let record = json!({"messageId": message_id, "eventSource": "aws:sqs", "body": body});
     tjson::parse(&record.to_string()).unwrap()
 }
 
-fn failures(response: &Value) -> Vec<&str> {
+pub(crate) fn failures(response: &Value) -> Vec<&str> {
     response["batchItemFailures"]
         .as_array()
         .unwrap()
@@ -97,7 +102,7 @@ fn lines(messages: &[Value]) -> Vec<u64> {
         .collect()
 }
 
-async fn process_file(aws: &FakeAws, deadline: &Deadline) -> Value {
+pub(crate) async fn process_file(aws: &FakeAws, deadline: &Deadline) -> Value {
     let response = handle_s3_event(aws, &config(), &[object(KEY)], deadline)
         .await
         .unwrap();
@@ -380,7 +385,7 @@ async fn a_json_file_is_written_by_array_index() {
     assert_eq!(lines(&aws.messages(DLQ)), vec![1]);
 }
 
-fn retry_body(transaction_id: &str, amount: &str) -> String {
+pub(crate) fn retry_body(transaction_id: &str, amount: &str) -> String {
     let tx = Transaction {
         transaction_id: transaction_id.into(),
         account_id: "ACC9".into(),

@@ -12,6 +12,8 @@ use txn_core::Transaction;
 
 use crate::edges::{Item, MessageQueue, PutItemError, TransactionTable};
 use crate::error::ProcessError;
+use crate::pace::is_throttle;
+use crate::process::Deadline;
 use crate::PROCESSOR;
 
 /// The status of every stored item (design.md section 2).
@@ -20,7 +22,7 @@ const STATUS_PROCESSED: &str = "PROCESSED";
 const SQS_BATCH_ENTRIES: usize = 10;
 /// Attempts per SendMessageBatch (each also retried by the SDK), as the Python handler.
 const SEND_ATTEMPTS: u32 = 4;
-/// Conditional PutItem calls in flight.
+/// Conditional PutItem calls in flight at most: the ceiling of the write limiter (P37).
 pub const WRITES_IN_FLIGHT: usize = 64;
 
 /// SendMessageBatch in batches of 10; retry every Failed entry; fail if any stays unsent.
@@ -110,12 +112,13 @@ impl WriteOutcome {
     }
 }
 
-/// Conditional writes, at most [`WRITES_IN_FLIGHT`] at a time; items sharing a key are
-/// written in file order, wave after wave (P17).
+/// Conditional writes, at most [`WRITES_IN_FLIGHT`] at a time and fewer while the table
+/// throttles (P37); items sharing a key are written in file order, wave after wave (P17).
 pub async fn write_items(
     table: &impl TransactionTable,
     table_name: &str,
     items: Vec<Item>,
+    deadline: &Deadline,
 ) -> Vec<WriteOutcome> {
     let mut waves: Vec<Vec<usize>> = Vec::new();
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
@@ -142,11 +145,14 @@ pub async fn write_items(
                     .map(|item| (i, item))
             })
             .collect();
-        let results: Vec<(usize, WriteOutcome)> = stream::iter(calls)
-            .map(|(i, item)| async move { (i, put_transaction(table, table_name, item).await) })
-            .buffer_unordered(WRITES_IN_FLIGHT)
-            .collect()
-            .await;
+        let results: Vec<(usize, WriteOutcome)> =
+            stream::iter(calls)
+                .map(|(i, item)| async move {
+                    (i, put_yielding(table, table_name, item, deadline).await)
+                })
+                .buffer_unordered(WRITES_IN_FLIGHT)
+                .collect()
+                .await;
         for (i, outcome) in results {
             if let Some(slot) = outcomes.get_mut(i) {
                 *slot = outcome;
@@ -154,6 +160,36 @@ pub async fn write_items(
         }
     }
     outcomes
+}
+
+/// [`put_transaction`] within the invocation's limit of writes in flight. A throttled write
+/// waits (backoff) and is sent again while the record has retries left and the invocation has
+/// time beyond its margin; then it is reported failed, a retry_record (P37, P18).
+async fn put_yielding(
+    table: &impl TransactionTable,
+    table_name: &str,
+    item: Item,
+    deadline: &Deadline,
+) -> WriteOutcome {
+    let mut retry = 0;
+    loop {
+        let permit = deadline.writes.acquire().await;
+        // A copy per attempt: the SDK takes the item, and a throttled one is sent again.
+        let outcome = put_transaction(table, table_name, item.clone()).await;
+        let throttled = matches!(&outcome, WriteOutcome::Failed { code, .. } if is_throttle(code));
+        permit.finish(throttled);
+        if !throttled {
+            return outcome;
+        }
+        let wait_ms = deadline.backoff.delay_ms(retry);
+        if retry >= deadline.backoff.retries || !deadline.can_wait(wait_ms) {
+            deadline.writes.count_throttled_write(false);
+            return outcome;
+        }
+        deadline.writes.count_throttled_write(true);
+        retry += 1;
+        tokio::time::sleep(Duration::from_secs_f64(wait_ms / 1000.0)).await;
+    }
 }
 
 /// Conditional PutItem; on a failed condition compare record_hash with the stored item.
