@@ -14,16 +14,16 @@ use crate::handlers::{handle_event, handle_s3_event, handle_sqs_event};
 use crate::process::{Config, Deadline};
 use crate::{now_ms, PROCESSOR};
 
-const BUCKET: &str = "uploads";
-const KEY: &str = "in/f.csv";
-const QUEUE: &str = "main-queue";
-const DLQ: &str = "dlq";
-const HEADER: &str =
+pub(crate) const BUCKET: &str = "uploads";
+pub(crate) const KEY: &str = "in/f.csv";
+pub(crate) const QUEUE: &str = "main-queue";
+pub(crate) const DLQ: &str = "dlq";
+pub(crate) const HEADER: &str =
     "transaction_id,account_id,amount,currency,transaction_type,timestamp,merchant_id,description";
 /// 2024-04-01T00:00:00Z in epoch milliseconds.
 const TS: &str = "1711929600000";
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         table_name: "transactions".into(),
         queue_url: QUEUE.into(),
@@ -39,26 +39,26 @@ fn config() -> Config {
 }
 
 /// A deadline an hour away: never reached.
-fn ample_time() -> Deadline {
+pub(crate) fn ample_time() -> Deadline {
     Deadline::new(u64::try_from(now_ms()).unwrap() + 3_600_000, 30_000)
 }
 
 /// A deadline already passed: the first batch runs, nothing after it.
-fn no_time() -> Deadline {
+pub(crate) fn no_time() -> Deadline {
     Deadline::new(0, 30_000)
 }
 
 /// Data row `i` (1-based), on CSV line `i + 1`.
-fn row(i: usize) -> String {
+pub(crate) fn row(i: usize) -> String {
     format!("T-{i:05},ACC{i},{i}.50,EUR,CREDIT,2024-04-01T00:00:00Z,,")
 }
 
 /// An unknown currency: UNKNOWN_CURRENCY.
-fn invalid_row(i: usize) -> String {
+pub(crate) fn invalid_row(i: usize) -> String {
     format!("T-{i:05},ACC{i},{i}.50,XYZ,CREDIT,2024-04-01T00:00:00Z,,")
 }
 
-fn csv(rows: impl IntoIterator<Item = String>) -> String {
+pub(crate) fn csv(rows: impl IntoIterator<Item = String>) -> String {
     let mut text = format!("{HEADER}\n");
     for r in rows {
         text.push_str(&r);
@@ -67,21 +67,22 @@ fn csv(rows: impl IntoIterator<Item = String>) -> String {
     text
 }
 
-fn object(key: &str) -> ObjectRef {
+pub(crate) fn object(key: &str) -> ObjectRef {
     ObjectRef {
         bucket: BUCKET.into(),
         key: key.into(),
         version_id: None,
         event_time: None,
+        range: None,
     }
 }
 
-fn sqs_record(message_id: &str, body: &str) -> JsonValue {
+pub(crate) fn sqs_record(message_id: &str, body: &str) -> JsonValue {
     let record = json!({"messageId": message_id, "eventSource": "aws:sqs", "body": body});
     tjson::parse(&record.to_string()).unwrap()
 }
 
-fn failures(response: &Value) -> Vec<&str> {
+pub(crate) fn failures(response: &Value) -> Vec<&str> {
     response["batchItemFailures"]
         .as_array()
         .unwrap()
