@@ -2542,8 +2542,7 @@ def build() -> None:
             "env": {"RANGE_SPLIT_BYTES": str(step)},
             "retry_remaining_time_ms": 20000,
             "crash": {"after_calls": 1500, "operation": "PutItem", "when": "sqs"},
-            "impls": ["python"],
-            "description": "a CSV over RANGE_SPLIT_BYTES is split at the first row after the step (the step points inside a quoted cell); both ranges resume after each batch, one range invocation is killed mid-batch; every row is stored once with its physical line, the status has one cursor per range (P33-P35). Python only: the Rust processor does not split yet",
+            "description": "a CSV over RANGE_SPLIT_BYTES is split at the first row after the step (the step points inside a quoted cell); both ranges resume after each batch, one range invocation is killed mid-batch; every row is stored once with its physical line, the status has one cursor per range (P33-P35)",
         },
     )
 
