@@ -1,5 +1,6 @@
-//! File processing: configuration, the invocation's deadline, reading a file in batches of
-//! rows, and writing and reporting each batch. The event paths are in `crate::handlers`.
+//! File processing: configuration, the invocation's deadline, a file's batches of rows (read by
+//! `crate::rows`), writing and reporting each batch; a large CSV goes out in ranges
+//! (`crate::ranges`). The event paths are in `crate::handlers`.
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
