@@ -2584,7 +2584,9 @@ def build() -> None:
             "key": K,
             "env": {"RANGE_SPLIT_BYTES": str(step)},
             "retry_remaining_time_ms": 20000,
-            "crash": {"after_calls": 1500, "operation": "PutItem", "when": "sqs"},
+            # The first main-queue invocation runs one batch of range 0 (1000 rows) and then
+            # defers range 1 (P21): the kill must come inside that batch.
+            "crash": {"after_calls": 500, "operation": "PutItem", "when": "sqs"},
             "description": "a CSV over RANGE_SPLIT_BYTES is split at the first row after the step (the step points inside a quoted cell); both ranges resume after each batch, one range invocation is killed mid-batch; every row is stored once with its physical line, the status has one cursor per range (P33-P35)",
         },
     )
