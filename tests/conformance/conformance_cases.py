@@ -24,7 +24,7 @@ A case is a folder `cases/<NN-name>/`:
                              for the first upload, from the smallest source_line of its
                              retryable error rows (0 without a line), as `txnctl replay` does
     impls                    the implementations that run the case (default: all); the others
-                             skip it, saying so (a feature one of them lacks, e.g. ranges in Rust)
+                             skip it, saying so (a feature one of them lacks)
     expected_refusals        calls the authorization model must refuse in this case, each
                              {"action", "resource"} (fnmatch patterns); any other refusal fails
                              the case, naming principal, action, resource and why

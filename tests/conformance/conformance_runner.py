@@ -254,6 +254,7 @@ def run_case(applied: AppliedStack, case: Case) -> Run:
                 invokers[replay_key(fn)] = make_invoker(applied, fn, applied.function_env(fn, {}))
             file_status.add_crash(invokers, applied.processor.arn, case.config)
             run = _run_case(applied, stack, case, invokers, started_ms)
+            file_status.check_crashed(invokers, applied.processor.arn, case.config)
         run.refusals = list(refused)
         return run
     except DrainError as exc:

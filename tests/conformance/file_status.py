@@ -47,6 +47,15 @@ def add_crash(invokers: dict[str, Invoker], processor_arn: str, config: Mapping[
     )
 
 
+def check_crashed(
+    invokers: Mapping[str, Invoker], processor_arn: str, config: Mapping[str, Any]
+) -> None:
+    """A case that asks for a kill must have had it: else it proves nothing about the re-run."""
+    crashing = invokers.get(processor_arn)
+    if config.get("crash") and isinstance(crashing, CrashingInvoker) and not crashing.crashed:
+        raise AssertionError(f"the case's crash {dict(config['crash'])} never happened")
+
+
 def _plain(value: Any) -> Any:
     """JSON values; a number set becomes a sorted list."""
     if isinstance(value, set):

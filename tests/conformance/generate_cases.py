@@ -158,6 +158,49 @@ def status(
     return {k: v for k, v in item.items() if not (k in ("stored", "duplicates") and v is None)}
 
 
+def row_starts(rows, *, eol="\n", first_byte=0, header=HEADER):
+    """(physical line, first byte) of every data row of csv(*rows, eol=eol) after `first_byte`
+    bytes (a BOM); an empty row is a blank line, which is no row (P11)."""
+    starts = []
+    line, offset = 2, first_byte + len(header.encode()) + len(eol)
+    for row in rows:
+        if row:
+            starts.append((line, offset))
+        line += row.count("\n") + 1
+        offset += len(row.encode()) + len(eol)
+    return starts
+
+
+def p33_step(range_split_bytes, content_length):
+    """P33's step: RANGE_SPLIT_BYTES, grown so that there are at most 100 ranges."""
+    return max(range_split_bytes, -(-content_length // 100))
+
+
+def p33_ranges(starts, step):
+    """P33 as written: for k = 1, 2, ..., the first data row that starts at or after byte
+    k * step and after the first data row is a boundary. Returns (range id, line after its
+    last row) of every range: range 0 first; a range ends before the next boundary's row."""
+    firsts = []
+    k = 1
+    while k * step <= starts[-1][1]:
+        later = [(line, start) for line, start in starts[1:] if start >= k * step]
+        if later and later[0] not in firsts:
+            firsts.append(later[0])
+        k += 1
+    ids = [0] + [line for line, _ in firsts]
+    ends = []
+    for index in range(len(ids)):
+        following = ids[index + 1] if index + 1 < len(ids) else None
+        last = max(line for line, _ in starts if following is None or line < following)
+        ends.append(last + 1)  # P28: the cursor ends at the last row's line + 1
+    return list(zip(ids, ends, strict=True))
+
+
+def range_cursors(ranges):
+    """The status item's cursors of a split file once every range is done (P28, P34)."""
+    return {str(range_id): end for range_id, end in ranges}
+
+
 def dumps(obj, indent=2) -> str:
     def enc(o):
         if isinstance(o, N):
@@ -2541,9 +2584,175 @@ def build() -> None:
             "key": K,
             "env": {"RANGE_SPLIT_BYTES": str(step)},
             "retry_remaining_time_ms": 20000,
-            "crash": {"after_calls": 1500, "operation": "PutItem", "when": "sqs"},
-            "impls": ["python"],
-            "description": "a CSV over RANGE_SPLIT_BYTES is split at the first row after the step (the step points inside a quoted cell); both ranges resume after each batch, one range invocation is killed mid-batch; every row is stored once with its physical line, the status has one cursor per range (P33-P35). Python only: the Rust processor does not split yet",
+            # The first main-queue invocation runs one batch of range 0 (1000 rows) and then
+            # defers range 1 (P21): the kill must come inside that batch.
+            "crash": {"after_calls": 500, "operation": "PutItem", "when": "sqs"},
+            "description": "a CSV over RANGE_SPLIT_BYTES is split at the first row after the step (the step points inside a quoted cell); both ranges resume after each batch, one range invocation is killed mid-batch; every row is stored once with its physical line, the status has one cursor per range (P33-P35)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 66 a killed splitter
+    # P34: the S3 invocation is killed right after its split UpdateItem, before any range
+    # message; Lambda's retry finds the same split recorded and sends the messages again; the
+    # event delivered once more after everything is done sends them a third time, and the
+    # re-read ranges count nothing twice (P29).
+    name = "66-ranges-killed-splitter-event-twice"
+    K = f"in/{name}.csv"
+    rows = [
+        f"KS-{i:02d},ACC{i % 3},{0 if i == 17 else i},EUR,DEBIT,2024-01-01T00:00:00Z,,"
+        for i in range(1, 41)
+    ]
+    text = csv(*rows)
+    split_bytes = 600
+    starts = row_starts(rows)
+    ranges = p33_ranges(starts, p33_step(split_bytes, len(text.encode())))
+    assert len(ranges) == 4
+    case(
+        name,
+        {"input.csv": text},
+        {
+            "transactions": [
+                tx(f"KS-{i:02d}", f"ACC{i % 3}", str(i), "EUR", "DEBIT", JAN_1, i + 1, key=K)
+                for i in range(1, 41)
+                if i != 17
+            ],
+            "errors": [err("INVALID_VALUE", "amount", "KS-17", 18, key=K)],
+            "accounting": {"rows_in": 40, "duplicates": 0},
+            # Every range message three times over: none by the killed splitter, then one set
+            # per delivery of the event.
+            "main_queue_min": {"resume_file": 2 * len(ranges)},
+            "file_status": [
+                {
+                    **status(K, rows=40, stored=39, errors={"INVALID_VALUE": 1}),
+                    "cursors": range_cursors(ranges),
+                }
+            ],
+        },
+        {
+            "key": K,
+            "env": {"RANGE_SPLIT_BYTES": str(split_bytes)},
+            "crash": {"after_calls": 2, "operation": "UpdateItem", "when": "s3"},
+            "redeliver": 1,
+            "description": "the S3 invocation is killed after its second UpdateItem (status opened, split recorded), before any range message; Lambda's retry finds the same split and sends the range messages (P34); the event delivered again after the file is done sends them again, and the re-read ranges store and count nothing twice (P29)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 67 a row after a blank line
+    # P33: the step is the first byte of a row that follows a blank line (BOM, CRLF line ends):
+    # a blank line belongs to no row, so that row starts at the step and is the boundary; the
+    # BOM counts in the byte offsets.
+    name = "67-ranges-crlf-bom-blank-line-at-step"
+    K = f"in/{name}.csv"
+    rows = [
+        f"CB-{i:02d},ACC1,{i}.5,EUR,CREDIT,2024-01-01T00:00:00Z,M{i},d{i}" for i in range(1, 31)
+    ]
+    rows.insert(10, "")  # a blank line before CB-11
+    assert rows[25].startswith("CB-25,")
+    rows[25] = rows[25].replace("EUR", "XYZ")
+    bom = b"\xef\xbb\xbf"
+    data = bom + csv(*rows, eol="\r\n").encode()
+    starts = row_starts(rows, eol="\r\n", first_byte=len(bom))
+    line_of = {
+        r.split(",")[0]: line for r, (line, _) in zip([r for r in rows if r], starts, strict=True)
+    }
+    split_bytes = dict(zip(line_of, (start for _, start in starts), strict=True))["CB-11"]
+    ranges = p33_ranges(starts, p33_step(split_bytes, len(data)))
+    assert ranges[1][0] == line_of["CB-11"] == 13 and len(ranges) == 3
+    case(
+        name,
+        {"input.csv": data},
+        {
+            "transactions": [
+                tx(
+                    f"CB-{i:02d}",
+                    "ACC1",
+                    f"{i}.5",
+                    "EUR",
+                    "CREDIT",
+                    JAN_1,
+                    line_of[f"CB-{i:02d}"],
+                    key=K,
+                    merchant=f"M{i}",
+                    desc=f"d{i}",
+                )
+                for i in range(1, 31)
+                if i != 25
+            ],
+            "errors": [err("UNKNOWN_CURRENCY", "currency", "CB-25", line_of["CB-25"], key=K)],
+            "accounting": {"rows_in": 30, "duplicates": 0},
+            "main_queue_min": {"resume_file": len(ranges)},
+            "file_status": [
+                {
+                    **status(K, rows=30, stored=29, errors={"UNKNOWN_CURRENCY": 1}),
+                    "cursors": range_cursors(ranges),
+                }
+            ],
+        },
+        {
+            "key": K,
+            "env": {"RANGE_SPLIT_BYTES": str(split_bytes)},
+            "description": "RANGE_SPLIT_BYTES is the offset (BOM included) of the first byte of CB-11, which follows a blank CRLF line: the blank line belongs to no row, so CB-11 starts at the step and is range 1's first row (line 13); source_line stays the physical line (P11, P33)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 68 at most 100 ranges
+    # P33: RANGE_SPLIT_BYTES 1 would make a range of every row; the step grows to
+    # ceil(ContentLength / 100), so the split's one UpdateItem names at most 99 cursors.
+    name = "68-ranges-at-most-100"
+    K = f"in/{name}.csv"
+    rows = [f"HR-{i:03d},ACC{i % 7},{i},EUR,DEBIT,2024-01-01T00:00:00Z,," for i in range(1, 221)]
+    text = csv(*rows)
+    step = p33_step(1, len(text.encode()))
+    assert step == -(-len(text.encode()) // 100) > 1
+    starts = row_starts(rows)
+    ranges = p33_ranges(starts, step)
+    assert 90 < len(ranges) <= 100
+    case(
+        name,
+        {"input.csv": text},
+        {
+            "transactions": [
+                tx(f"HR-{i:03d}", f"ACC{i % 7}", str(i), "EUR", "DEBIT", JAN_1, i + 1, key=K)
+                for i in range(1, 221)
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 220, "duplicates": 0},
+            "main_queue_min": {"resume_file": len(ranges)},
+            "file_status": [{**status(K, rows=220, stored=220), "cursors": range_cursors(ranges)}],
+        },
+        {
+            "key": K,
+            "env": {"RANGE_SPLIT_BYTES": "1"},
+            "description": f"RANGE_SPLIT_BYTES 1: the step grows to ceil(ContentLength / 100) = {step} bytes, so the file goes out in {len(ranges)} ranges of about two rows, not one range per row (P33); one UpdateItem records them all (P34)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 69 just over the threshold
+    # P33, P34: over RANGE_SPLIT_BYTES by one byte, but no row starts at or after the step:
+    # one range, "0", whose cursor is the unsplit file's; no split update, one range message.
+    name = "69-ranges-just-over-threshold-one-range"
+    K = f"in/{name}.csv"
+    rows = [f"JO-{i},ACC1,{i},EUR,DEBIT,2024-01-01T00:00:00Z,," for i in range(1, 4)]
+    text = csv(*rows)
+    split_bytes = len(text.encode()) - 1
+    assert p33_ranges(row_starts(rows), p33_step(split_bytes, len(text.encode()))) == [(0, 5)]
+    case(
+        name,
+        {"input.csv": text},
+        {
+            "transactions": [
+                tx(f"JO-{i}", "ACC1", str(i), "EUR", "DEBIT", JAN_1, i + 1, key=K)
+                for i in range(1, 4)
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 3, "duplicates": 0},
+            "main_queue_min": {"resume_file": 1},
+            "file_status": [status(K, rows=3, stored=3, cursor=5)],
+        },
+        {
+            "key": K,
+            "env": {"RANGE_SPLIT_BYTES": str(split_bytes)},
+            "description": "a CSV one byte over RANGE_SPLIT_BYTES whose last row starts before the step is one range: no split UpdateItem, one range message for range 0 (bytes [0, ContentLength)), and the status is the unsplit file's (cursor 0 only, P33, P34)",
         },
     )
 

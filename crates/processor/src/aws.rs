@@ -8,8 +8,8 @@ use aws_sdk_s3::operation::get_object::GetObjectError as S3GetObjectError;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use crate::edges::{
-    FetchedObject, GetObjectError, Item, ItemUpdate, MessageQueue, ObjectStore, PutItemError,
-    SendBatchError, SendBatchReport, StatusTable, TransactionTable, UpdateItemError,
+    ByteRange, FetchedObject, GetObjectError, Item, ItemUpdate, MessageQueue, ObjectStore,
+    PutItemError, SendBatchError, SendBatchReport, StatusTable, TransactionTable, UpdateItemError,
 };
 
 /// The three clients, built once per execution environment.
@@ -54,10 +54,17 @@ impl ObjectStore for Aws {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
+        byte_range: Option<ByteRange>,
     ) -> Result<FetchedObject, GetObjectError> {
         let mut request = self.s3.get_object().bucket(bucket).key(key);
         if let Some(v) = version_id {
             request = request.version_id(v);
+        }
+        if let Some((first, end)) = byte_range {
+            // The Range header names the last byte, inclusive ("bytes=first-last", RFC 9110),
+            // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_RequestSyntax
+            let last = end.saturating_sub(1).max(first);
+            request = request.range(format!("bytes={first}-{last}"));
         }
         match request.send().await {
             Ok(out) => Ok(FetchedObject {

@@ -22,7 +22,7 @@ pub struct FetchedObject {
     pub version_id: Option<String>,
     /// Last-Modified in epoch milliseconds.
     pub last_modified_ms: Option<i64>,
-    /// Content-Length in bytes (0 when not sent).
+    /// Content-Length in bytes (0 when not sent): of the range read, for a ranged GetObject.
     pub content_length: u64,
 }
 
@@ -82,14 +82,18 @@ pub struct SendBatchReport {
     pub failed: Vec<(String, String)>,
 }
 
+/// The bytes `[first, end)` of an object (`end` exclusive): a range of a split file (P35).
+pub type ByteRange = (u64, u64);
+
 /// S3 GetObject.
 pub trait ObjectStore {
-    /// Read an object (version).
+    /// Read an object (version), or only its bytes `byte_range` (a ranged GetObject).
     fn get_object(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
+        byte_range: Option<ByteRange>,
     ) -> impl Future<Output = Result<FetchedObject, GetObjectError>> + Send;
 }
 

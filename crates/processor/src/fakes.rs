@@ -9,8 +9,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
 
 use crate::edges::{
-    FetchedObject, GetObjectError, Item, ItemUpdate, MessageQueue, ObjectStore, PutItemError,
-    SendBatchError, SendBatchReport, StatusTable, TransactionTable, UpdateItemError,
+    ByteRange, FetchedObject, GetObjectError, Item, ItemUpdate, MessageQueue, ObjectStore,
+    PutItemError, SendBatchError, SendBatchReport, StatusTable, TransactionTable, UpdateItemError,
 };
 
 /// What the fake AWS holds and what it was asked.
@@ -20,6 +20,10 @@ pub struct State {
     pub objects: HashMap<(String, String), Vec<u8>>,
     /// Returned by every GetObject when set.
     pub get_failure: Option<GetObjectError>,
+    /// Every GetObject's byte range (`None`: the whole object), in order.
+    pub gets: Vec<Option<ByteRange>>,
+    /// Status UpdateItems whose condition holds this text fail, returning this item (ALL_OLD).
+    pub refused_status_updates: Vec<(String, Item)>,
     /// Stored items by (transaction_id, timestamp).
     pub items: HashMap<(String, String), Item>,
     /// Every PutItem call's (transaction_id, source_line), in the order they took effect.
@@ -124,16 +128,23 @@ impl ObjectStore for FakeAws {
         bucket: &str,
         key: &str,
         _version_id: Option<&str>,
+        byte_range: Option<ByteRange>,
     ) -> Result<FetchedObject, GetObjectError> {
-        let state = self.state();
+        let mut state = self.state();
+        state.gets.push(byte_range);
         if let Some(failure) = &state.get_failure {
             return Err(failure.clone());
         }
-        let data = state
+        let mut data = state
             .objects
             .get(&(bucket.to_owned(), key.to_owned()))
             .ok_or(GetObjectError::NotFound)?
             .clone();
+        if let Some((first, end)) = byte_range {
+            let end = usize::try_from(end).unwrap_or(usize::MAX).min(data.len());
+            let first = usize::try_from(first).unwrap_or(usize::MAX).min(end);
+            data = data[first..end].to_vec();
+        }
         Ok(FetchedObject {
             content_length: data.len() as u64,
             body: ByteStream::from(data),
@@ -194,8 +205,19 @@ impl TransactionTable for FakeAws {
 
 impl StatusTable for FakeAws {
     async fn update_item(&self, _table: &str, update: ItemUpdate) -> Result<(), UpdateItemError> {
-        self.state().status_updates.push(update);
-        Ok(())
+        let mut state = self.state();
+        let condition = update.condition_expression.clone().unwrap_or_default();
+        state.status_updates.push(update);
+        match state
+            .refused_status_updates
+            .iter()
+            .find(|(text, _)| condition.contains(text.as_str()))
+        {
+            Some((_, old)) => Err(UpdateItemError::ConditionFailed {
+                old: Some(old.clone()),
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use txn_core::events::{is_sqs_event, parse_queue_message, s3_event_refs, ObjectRef, QueueWork};
 use txn_core::json::JsonValue;
 use txn_core::messages::{
-    masked_record, record_error_message, resume_file_message, transaction_values, SourceInfo,
+    masked_record, record_error_message, resume_message, transaction_values, SourceInfo,
 };
 use txn_core::pyjson::{Dumps, Numbers};
 use txn_core::Transaction;
@@ -31,10 +31,12 @@ async fn process_files(
 ) -> Result<(), ProcessError> {
     for (object, start_line) in targets {
         if deadline.expired() {
-            let message = resume_file_message(
+            // A range stays a range (P35).
+            let message = resume_message(
                 &object.bucket,
                 &object.key,
                 object.version_id.as_deref(),
+                object.range.as_ref(),
                 *start_line,
             );
             send_messages(aws, &cfg.queue_url, &[message]).await?;

@@ -9,6 +9,8 @@
 //!   that keep failing to the main queue;
 //! - an SQS batch from the main queue: retry_record, resume_file and S3 events (from the
 //!   function's dead_letter_config) are handled; the response lists only the failed messages;
+//! - a CSV object over RANGE_SPLIT_BYTES is split into row-aligned ranges, recorded in the file
+//!   status and queued as range messages, each processed with its own cursor ([`ranges`]);
 //! - before every batch after the first, the remaining time is compared with
 //!   TIME_SAFETY_MARGIN_MS and, when short, a resume_file message continues the file later.
 //!
@@ -21,6 +23,8 @@ pub mod error;
 pub mod handlers;
 pub mod pace;
 pub mod process;
+pub mod ranges;
+mod rows;
 pub mod status;
 pub mod writes;
 

@@ -1,5 +1,6 @@
-//! File processing: configuration, the invocation's deadline, reading a file in batches of
-//! rows, and writing and reporting each batch. The event paths are in `crate::handlers`.
+//! File processing: configuration, the invocation's deadline, a file's batches of rows (read by
+//! `crate::rows`), writing and reporting each batch; a large CSV goes out in ranges
+//! (`crate::ranges`). The event paths are in `crate::handlers`.
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
@@ -10,15 +11,18 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use txn_core::error::{ErrorCode, FileError, RecordError};
 use txn_core::events::ObjectRef;
-use txn_core::files::{json_rows, open_csv, parse_json_document, Format, OpenError, Row};
+use txn_core::files::{json_rows, open_csv, parse_json_document, Format, Row};
 use txn_core::messages::{
-    file_error_message, record_error_message, resume_file_message, retry_record_message, SourceInfo,
+    file_error_message, record_error_message, resume_message, retry_record_message, SourceInfo,
 };
+use txn_core::ranges::{range_step, FileRange};
 use txn_core::Transaction;
 
 use crate::edges::{Edges, GetObjectError};
 use crate::error::ProcessError;
 use crate::pace::{PaceState, WriteBackoff, WriteLimiter};
+use crate::ranges::{process_range, split_object};
+use crate::rows::{chunk_rows, read_failed, start_csv, Chunk, READ_BUFFER_BYTES};
 use crate::status::{
     status_batch, status_failed, status_finish, status_open, BatchSpan, BatchStatus,
     RetryResolution,
@@ -28,7 +32,6 @@ use crate::{now_ms, PROCESSOR};
 
 /// Rows per batch (validated, written and reported together).
 pub const BATCH_ROWS: usize = 1000;
-const READ_BUFFER_BYTES: usize = 1 << 20;
 
 /// The function's configuration, read from its environment once, in `main`.
 pub use txn_core::config::ProcessorConfig as Config;
@@ -273,19 +276,14 @@ async fn handle_batch(
     Ok(counts)
 }
 
-/// Rows read ahead by the parser thread: a batch of rows at or after the start line, and how
-/// many rows were read for it (skipped ones included).
-struct Chunk {
-    rows: Vec<Row>,
-    read: u64,
-}
-
-/// Run the batches of a file from `start_line` on; stop with a resume_file message when the
-/// clock runs out.
-async fn run_batches(
+/// Run the batches of a file, or of one range of it, from `start_line` on; stop with a
+/// resume_file message when the clock runs out.
+#[allow(clippy::too_many_arguments)] // the file, its range and the run's state, all distinct
+pub(crate) async fn run_batches(
     aws: &impl Edges,
     cfg: &Config,
     source: &SourceInfo,
+    range: Option<&FileRange>,
     start_line: u64,
     mut chunks: mpsc::Receiver<Result<Chunk, ProcessError>>,
     deadline: &Deadline,
@@ -320,6 +318,7 @@ async fn run_batches(
                 settled: counts.settled_lines,
             };
             let span = BatchSpan {
+                range: range.map_or(0, |r| r.line),
                 from: cursor,
                 to,
                 end_of_range: pending_line.is_none(),
@@ -330,10 +329,11 @@ async fn run_batches(
         }
         if let Some(line) = pending_line {
             if deadline.expired() {
-                let message = resume_file_message(
+                let message = resume_message(
                     &source.bucket,
                     &source.key,
                     source.version_id.as_deref(),
+                    range,
                     line,
                 );
                 send_messages(aws, &cfg.queue_url, &[message]).await?;
@@ -346,45 +346,6 @@ async fn run_batches(
     Ok(())
 }
 
-/// Group rows into chunks of [`BATCH_ROWS`] rows at or after `start_line`.
-fn chunk_rows<I>(rows: I, start_line: u64, tx: &mpsc::Sender<Result<Chunk, ProcessError>>)
-where
-    I: Iterator<Item = Result<Row, ProcessError>>,
-{
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut read = 0;
-    for row in rows {
-        let row = match row {
-            Ok(row) => row,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        };
-        read += 1;
-        if row.line >= start_line {
-            batch.push(row);
-        }
-        if batch.len() == BATCH_ROWS {
-            let chunk = Chunk {
-                rows: std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)),
-                read,
-            };
-            read = 0;
-            if tx.blocking_send(Ok(chunk)).is_err() {
-                return; // the consumer stopped (deadline or error)
-            }
-        }
-    }
-    if !batch.is_empty() || read > 0 {
-        let _ = tx.blocking_send(Ok(Chunk { rows: batch, read }));
-    }
-}
-
-fn read_failed(e: impl std::fmt::Display) -> ProcessError {
-    ProcessError::Read(e.to_string())
-}
-
 /// Process one object from `start_line` on. File errors are results; transient failures are
 /// errors.
 pub async fn process_object(
@@ -394,6 +355,9 @@ pub async fn process_object(
     start_line: u64,
     deadline: &Deadline,
 ) -> Result<FileResult, ProcessError> {
+    if let Some(range) = &object.range {
+        return process_range(aws, cfg, object, range, start_line, deadline).await;
+    }
     let started = Instant::now();
     let mut result = FileResult {
         bucket: object.bucket.clone(),
@@ -416,7 +380,12 @@ pub async fn process_object(
         return Ok(finish(cfg, result, started));
     };
     let opened = match aws
-        .get_object(&object.bucket, &object.key, object.version_id.as_deref())
+        .get_object(
+            &object.bucket,
+            &object.key,
+            object.version_id.as_deref(),
+            None,
+        )
         .await
     {
         Ok(opened) => opened,
@@ -450,34 +419,23 @@ pub async fn process_object(
         report_file_error(aws, cfg, &source, &error, &mut result).await?;
         return Ok(finish(cfg, result, started));
     }
+    let mut body = opened.body;
+    let step = range_step(cfg.range_split_bytes, format, opened.content_length);
+    if start_line == 0 && step > 0 {
+        // A large CSV goes out in ranges (P33, P34); `Some`: an unsplit run began before.
+        let length = opened.content_length;
+        let split = split_object(aws, cfg, &source, body, step, length, &mut result);
+        match split.await? {
+            Some(reread) => body = reread,
+            None => return Ok(finish(cfg, result, started)),
+        }
+    }
     let (tx, rx) = mpsc::channel::<Result<Chunk, ProcessError>>(2);
-    let body = opened.body;
     let opening = match format {
         Format::Csv => {
-            // The CSV parser is synchronous: it runs on a blocking thread over the streamed body
-            // and hands batches of rows back; only the header is waited for here.
-            let (header_tx, header_rx) = tokio::sync::oneshot::channel();
             let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
-            let parser = tokio::task::spawn_blocking(move || {
-                let input = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
-                match open_csv(input) {
-                    Err(e) => {
-                        let _ = header_tx.send(Err(e));
-                    }
-                    Ok(mut rows) => {
-                        let _ = header_tx.send(Ok(()));
-                        let iter = std::iter::from_fn(|| rows.next_row().transpose())
-                            .map(|r| r.map_err(read_failed));
-                        chunk_rows(iter, start_line, &tx);
-                    }
-                }
-            });
-            match header_rx.await {
-                Ok(Ok(())) => Ok(parser),
-                Ok(Err(OpenError::File(e))) => Err(Ok(e)),
-                Ok(Err(OpenError::Io(e))) => Err(Err(read_failed(e))),
-                Err(_) => Err(Err(ProcessError::ReaderStopped)),
-            }
+            let open = move || open_csv(BufReader::with_capacity(READ_BUFFER_BYTES, reader));
+            start_csv(open, start_line, tx).await
         }
         Format::Json => {
             // JSON is read whole, bounded by MAX_FILE_BYTES (P14).
@@ -501,7 +459,17 @@ pub async fn process_object(
         }
         Err(Err(transient)) => return Err(transient),
     };
-    let outcome = run_batches(aws, cfg, &source, start_line, rx, deadline, &mut result).await;
+    let outcome = run_batches(
+        aws,
+        cfg,
+        &source,
+        None,
+        start_line,
+        rx,
+        deadline,
+        &mut result,
+    )
+    .await;
     // Dropping the receiver (inside run_batches) stops the parser at its next batch.
     let _ = parser.await;
     outcome?;
@@ -514,7 +482,7 @@ pub async fn process_object(
     Ok(finish(cfg, result, started))
 }
 
-async fn report_file_error(
+pub(crate) async fn report_file_error(
     aws: &impl Edges,
     cfg: &Config,
     source: &SourceInfo,
@@ -528,7 +496,7 @@ async fn report_file_error(
     Ok(())
 }
 
-fn finish(cfg: &Config, mut result: FileResult, started: Instant) -> FileResult {
+pub(crate) fn finish(cfg: &Config, mut result: FileResult, started: Instant) -> FileResult {
     result.elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let file_error = result.file_error.map(ErrorCode::as_str);
     let message = if file_error.is_some() {

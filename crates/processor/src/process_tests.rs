@@ -19,7 +19,7 @@ pub(crate) const BUCKET: &str = "uploads";
 pub(crate) const KEY: &str = "in/f.csv";
 pub(crate) const QUEUE: &str = "main-queue";
 pub(crate) const DLQ: &str = "dlq";
-const HEADER: &str =
+pub(crate) const HEADER: &str =
     "transaction_id,account_id,amount,currency,transaction_type,timestamp,merchant_id,description";
 /// 2024-04-01T00:00:00Z in epoch milliseconds.
 pub(crate) const TS: &str = "1711929600000";
@@ -59,7 +59,7 @@ pub(crate) fn row(i: usize) -> String {
 }
 
 /// An unknown currency: UNKNOWN_CURRENCY.
-fn invalid_row(i: usize) -> String {
+pub(crate) fn invalid_row(i: usize) -> String {
     format!("T-{i:05},ACC{i},{i}.50,XYZ,CREDIT,2024-04-01T00:00:00Z,,")
 }
 
@@ -72,12 +72,13 @@ pub(crate) fn csv(rows: impl IntoIterator<Item = String>) -> String {
     text
 }
 
-fn object(key: &str) -> ObjectRef {
+pub(crate) fn object(key: &str) -> ObjectRef {
     ObjectRef {
         bucket: BUCKET.into(),
         key: key.into(),
         version_id: None,
         event_time: None,
+        range: None,
     }
 }
 

@@ -16,10 +16,11 @@ use crate::error::ProcessError;
 use crate::process::Config;
 use crate::{now_ms, PROCESSOR};
 
-/// The id of the range that covers the whole file (P28; issue 12 may add ranges).
+/// The id of the range that covers the whole file, and of a split file's first range (P28, P33).
 pub const STATUS_RANGE: &str = "0";
 const RECEIVED: &str = "received";
-const PROCESSING: &str = "processing";
+/// The state of a file being counted (P28), also set by its split (P34).
+pub(crate) const PROCESSING: &str = "processing";
 const DONE: &str = "done";
 const FAILED: &str = "failed";
 
@@ -189,6 +190,8 @@ pub struct BatchStatus {
 /// Where one batch sits in its range: the cursor it expects and the one it leaves (P28).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchSpan {
+    /// The range's id: the line of its first row, 0 for an unsplit file (P33).
+    pub range: u64,
     pub from: u64,
     pub to: u64,
     pub end_of_range: bool,
@@ -204,7 +207,7 @@ pub async fn status_batch(
     span: BatchSpan,
 ) -> Result<bool, ProcessError> {
     let mut names = reserved_names();
-    names.insert("#range".to_owned(), STATUS_RANGE.to_owned());
+    names.insert("#range".to_owned(), span.range.to_string());
     let mut values = HashMap::from([
         (":processing".to_owned(), s(PROCESSING)),
         (":now".to_owned(), s(&iso_ms(now_ms()))),

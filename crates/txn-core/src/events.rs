@@ -3,6 +3,7 @@
 
 use crate::json::{self, JsonValue};
 use crate::messages::SourceInfo;
+use crate::ranges::FileRange;
 use crate::record::{validate, Field, InputRecord, Transaction};
 use crate::timestamp::{parse_rfc3339_ms, MAX_EPOCH_MS, MIN_EPOCH_MS};
 use crate::urlcode::unquote_plus;
@@ -18,6 +19,8 @@ pub struct ObjectRef {
     pub version_id: Option<String>,
     /// Epoch ms of the S3 event, fallback for last_modified when the object cannot be read.
     pub event_time: Option<i64>,
+    /// A range message's range of a split file (P35); `None`: the whole file.
+    pub range: Option<FileRange>,
 }
 
 /// What an S3 notification names: the objects to process and the event names ignored (P23).
@@ -73,6 +76,7 @@ pub fn s3_event_refs(event: &JsonValue) -> Option<S3Refs> {
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
             event_time: as_str(record.get("eventTime")).and_then(parse_rfc3339_ms),
+            range: None,
         });
     }
     Some(out)
@@ -179,6 +183,22 @@ fn source_from_json(doc: Option<&JsonValue>) -> Option<(SourceInfo, u64)> {
     ))
 }
 
+/// The range of a resume_file (P35): `Some(None)` without one; `None` (not our format) when
+/// some of the three fields are missing or not non-negative integers, or the range is empty.
+fn range_from_json(doc: &JsonValue) -> Option<Option<FileRange>> {
+    let names = ["range_line", "start_byte", "end_byte"];
+    if names.iter().all(|name| doc.get(name).is_none()) {
+        return Some(None);
+    }
+    let [line, start_byte, end_byte] = names.map(|name| nonneg_int(doc.get(name)));
+    let range = FileRange {
+        line: line?,
+        start_byte: start_byte?,
+        end_byte: end_byte?,
+    };
+    (range.start_byte < range.end_byte).then_some(Some(range))
+}
+
 /// Classify a main-queue message body; `None` when it is not in a known format (P22).
 pub fn parse_queue_message(body: &str) -> Option<QueueWork> {
     let doc = json::parse(body).ok()?;
@@ -196,14 +216,8 @@ pub fn parse_queue_message(body: &str) -> Option<QueueWork> {
             })
         }
         Some(JsonValue::String(kind)) if kind == "resume_file" => {
-            // A range of a split file (P35) is not read here yet: forwarded to the DLQ (P22)
-            // rather than taken for a whole-file resume, which would count rows twice.
-            if ["range_line", "start_byte", "end_byte"]
-                .iter()
-                .any(|name| doc.get(name).is_some())
-            {
-                return None;
-            }
+            // A range message with a missing or bad range field is not ours (P22, P35).
+            let range = range_from_json(&doc)?;
             let bucket = as_str(doc.get("bucket"))?;
             let key = as_str(doc.get("key"))?;
             let start = nonneg_int(doc.get("start_line"))?;
@@ -214,6 +228,7 @@ pub fn parse_queue_message(body: &str) -> Option<QueueWork> {
                     key: key.to_owned(),
                     version_id,
                     event_time: None,
+                    range,
                 },
                 start,
             )]))
@@ -231,7 +246,7 @@ pub fn parse_queue_message(body: &str) -> Option<QueueWork> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::{resume_file_message, retry_record_message};
+    use crate::messages::{range_message, resume_file_message, retry_record_message};
 
     fn event(key: &str, name: &str) -> JsonValue {
         json::parse(&format!(
@@ -252,6 +267,7 @@ mod tests {
                 key: "in/my file+1.csv".into(),
                 version_id: Some("v1".into()),
                 event_time: Some(1_704_067_200_123),
+                range: None,
             }]
         );
         let refs = s3_event_refs(&event("k.csv", "ObjectRemoved:Delete")).unwrap();
@@ -302,12 +318,34 @@ mod tests {
             panic!("not a file message")
         };
         assert_eq!(files[0].1, 1001);
-        let ranged = body.replace("}", r#","range_line":1001,"start_byte":9,"end_byte":99}"#);
-        assert_eq!(
-            parse_queue_message(&ranged),
-            None,
-            "a range: not read here (P35)"
-        );
+        assert_eq!(files[0].0.range, None);
+        let range = FileRange {
+            line: 41,
+            start_byte: 1000,
+            end_byte: 2000,
+        };
+        let ranged = range_message("b", "k", Some("v1"), &range, 57);
+        let Some(QueueWork::Files(files)) = parse_queue_message(&ranged) else {
+            panic!("not a range message")
+        };
+        assert_eq!(files[0].0.range, Some(range));
+        assert_eq!(files[0].1, 57);
+        // All three range fields or none, each a non-negative integer, a non-empty range (P35).
+        for broken in [
+            r#""end_byte":null"#,
+            r#""end_byte":1000"#,
+            r#""range_line":-1"#,
+            r#""start_byte":"1000""#,
+            r#""end_byte":2000.0"#,
+        ] {
+            let (name, _) = broken.split_once(':').unwrap();
+            let at = ranged.find(name).unwrap();
+            let end = ranged[at..].find([',', '}']).unwrap() + at;
+            let body = format!("{}{broken}{}", &ranged[..at], &ranged[end..]);
+            assert_eq!(parse_queue_message(&body), None, "{body}");
+        }
+        let partial = ranged.replace(r#","end_byte":2000"#, "");
+        assert_eq!(parse_queue_message(&partial), None, "{partial}");
         assert_eq!(parse_queue_message("{\"kind\":\"other\"}"), None);
         assert_eq!(parse_queue_message("not json"), None);
         let s3 = event("a.csv", "ObjectCreated:Put").to_json_string();

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::error::{ErrorCode, FileError, RecordError};
 use crate::json::JsonValue;
 use crate::pyjson::{ascii_only, Dumps, Numbers};
+use crate::ranges::FileRange;
 use crate::record::{trim, truncate_chars, Transaction};
 
 /// Most keys of an input record echoed in a message.
@@ -339,6 +340,53 @@ pub fn retry_record_message(
     Ok(text)
 }
 
+/// A resume_file of one range of a split file (P35): a resume_file with the range's fields.
+#[derive(Serialize)]
+struct RangeFileJson<'a> {
+    #[serde(flatten)]
+    resume: ResumeFileJson<'a>,
+    range_line: u64,
+    start_byte: u64,
+    end_byte: u64,
+}
+
+/// A resume_file message body for one range of a split file, from `start_line` on (P35).
+pub fn range_message(
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    range: &FileRange,
+    start_line: u64,
+) -> String {
+    encode(&RangeFileJson {
+        resume: ResumeFileJson {
+            kind: "resume_file",
+            bucket,
+            key,
+            version_id,
+            start_line,
+        },
+        range_line: range.line,
+        start_byte: range.start_byte,
+        end_byte: range.end_byte,
+    })
+}
+
+/// The resume_file that continues from `start_line`: of one range of a split file when
+/// `range` is given (a range stays a range, P35), else of the whole file (P21).
+pub fn resume_message(
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    range: Option<&FileRange>,
+    start_line: u64,
+) -> String {
+    match range {
+        Some(range) => range_message(bucket, key, version_id, range, start_line),
+        None => resume_file_message(bucket, key, version_id, start_line),
+    }
+}
+
 /// A resume_file message body (P21).
 pub fn resume_file_message(
     bucket: &str,
@@ -434,6 +482,16 @@ mod tests {
              \"file: no rows\",\"source\":{\"bucket\":\"b\",\"key\":\
              \"in/\\u00fc.csv\",\"version_id\":\"v1\",\"line\":null,\"last_modified\":\
              1700000000000},\"failed_at\":5,\"processor\":\"rust/1.0.0\"}"
+        );
+        let range = FileRange {
+            line: 41,
+            start_byte: 1000,
+            end_byte: 2000,
+        };
+        assert_eq!(
+            range_message("b", "k", Some("v1"), &range, 57),
+            "{\"kind\":\"resume_file\",\"bucket\":\"b\",\"key\":\"k\",\"version_id\":\"v1\",\
+             \"start_line\":57,\"range_line\":41,\"start_byte\":1000,\"end_byte\":2000}"
         );
         assert_eq!(
             resume_file_message("b", "k", None, 7),

@@ -1,0 +1,311 @@
+//! Large files in ranges (contract/decisions.md P33 to P35): the S3 event's invocation streams
+//! a large CSV object once to find its row-aligned byte ranges, records them in the file status
+//! with one UpdateItem, and sends one range message per range to the main queue, whose
+//! invocations process the ranges side by side, each with its own cursor and resume. The twin
+//! of the ranges section of lib/processor_function.py: same expressions, same messages.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::BufReader;
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::primitives::ByteStream;
+use tokio::sync::mpsc;
+use tokio_util::io::SyncIoBridge;
+use txn_core::error::{ErrorCode, FileError};
+use txn_core::events::ObjectRef;
+use txn_core::files::{open_csv, open_csv_range, OpenError};
+use txn_core::iso_ms;
+use txn_core::messages::{range_message, SourceInfo};
+use txn_core::ranges::{csv_range_bounds, plan_ranges, FileRange};
+
+use crate::edges::{Edges, GetObjectError, UpdateItemError};
+use crate::error::ProcessError;
+use crate::process::{finish, report_file_error, run_batches, Config, Deadline, FileResult};
+use crate::rows::{read_failed, start_csv, Chunk, READ_BUFFER_BYTES};
+use crate::status::{status_finish, status_key, PROCESSING, STATUS_RANGE};
+use crate::writes::send_messages;
+use crate::{now_ms, PROCESSOR};
+
+/// What the split's UpdateItem found (P34).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SplitOutcome {
+    /// This call recorded the split.
+    Split,
+    /// The same split was recorded before (a re-run, a killed splitter): send its messages again.
+    Again,
+    /// An unsplit run of this version began before: go on unsplit.
+    Unsplit,
+    /// Another split was recorded (RANGE_SPLIT_BYTES changed): its own messages carry it.
+    Other,
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Record the ranges in the file status, once (P34): cursors.<id> = id for every range but
+/// "0", ranges_open = the number of ranges, only while nothing is counted and nothing split.
+async fn status_split(
+    aws: &impl Edges,
+    cfg: &Config,
+    source: &SourceInfo,
+    ranges: &[FileRange],
+) -> Result<SplitOutcome, ProcessError> {
+    let Some(table) = cfg.file_status_table.as_deref() else {
+        return Ok(SplitOutcome::Split);
+    };
+    if ranges.len() < 2 {
+        return Ok(SplitOutcome::Split); // one range: its cursor is the unsplit file's "0"
+    }
+    let mut names = HashMap::from([
+        ("#state".to_owned(), "state".to_owned()),
+        ("#r0".to_owned(), STATUS_RANGE.to_owned()),
+    ]);
+    let mut values = HashMap::from([
+        (
+            ":processing".to_owned(),
+            AttributeValue::S(PROCESSING.to_owned()),
+        ),
+        (":now".to_owned(), AttributeValue::S(iso_ms(now_ms()))),
+        (
+            ":processor".to_owned(),
+            AttributeValue::S(PROCESSOR.to_owned()),
+        ),
+        (":zero".to_owned(), n(0)),
+        (":one".to_owned(), n(1)),
+        (":ranges".to_owned(), n(ranges.len())),
+    ]);
+    let mut clauses: Vec<String> = [
+        "#state = :processing",
+        "last_activity = :now",
+        "processor = :processor",
+        "ranges_open = :ranges",
+    ]
+    .map(String::from)
+    .into();
+    for (index, range) in ranges.iter().enumerate().skip(1) {
+        names.insert(format!("#r{index}"), range.line.to_string());
+        values.insert(format!(":l{index}"), n(range.line));
+        clauses.push(format!("cursors.#r{index} = :l{index}"));
+    }
+    let update = crate::edges::ItemUpdate {
+        key: status_key(&source.key, source.version_id.as_deref()),
+        update_expression: format!("SET {}", clauses.join(", ")),
+        condition_expression: Some(
+            "cursors.#r0 = :zero AND ranges_open = :one AND attribute_not_exists(cursors.#r1)"
+                .into(),
+        ),
+        names,
+        values,
+        old_item_on_condition_failure: true,
+    };
+    let old = match aws.update_item(table, update).await {
+        Ok(()) => return Ok(SplitOutcome::Split),
+        Err(UpdateItemError::ConditionFailed { old }) => old.unwrap_or_default(),
+        Err(UpdateItemError::Failed { code }) => return Err(ProcessError::StatusUpdate(code)),
+    };
+    let recorded: BTreeSet<String> = old
+        .get("cursors")
+        .and_then(|cursors| cursors.as_m().ok())
+        .map(|cursors| cursors.keys().cloned().collect())
+        .unwrap_or_default();
+    let planned: BTreeSet<String> = ranges.iter().map(|r| r.line.to_string()).collect();
+    Ok(if recorded == planned {
+        SplitOutcome::Again
+    } else if recorded.iter().all(|id| id == STATUS_RANGE) {
+        SplitOutcome::Unsplit
+    } else {
+        SplitOutcome::Other
+    })
+}
+
+/// Split a large CSV object into ranges and queue them (P33 to P35), reading `body` once.
+/// `Ok(None)`: done here (split, or a file error reported); `Ok(Some(body))`: an unsplit run of
+/// this version began before, so the caller processes it unsplit from this fresh read.
+pub(crate) async fn split_object(
+    aws: &impl Edges,
+    cfg: &Config,
+    source: &SourceInfo,
+    body: ByteStream,
+    step: u64,
+    content_length: u64,
+    result: &mut FileResult,
+) -> Result<Option<ByteStream>, ProcessError> {
+    let reader = SyncIoBridge::new(body.into_async_read());
+    let bounds = tokio::task::spawn_blocking(move || {
+        csv_range_bounds(BufReader::with_capacity(READ_BUFFER_BYTES, reader), step)
+    })
+    .await
+    .map_err(|_| ProcessError::ReaderStopped)?;
+    let bounds = match bounds {
+        Ok(bounds) => bounds,
+        Err(OpenError::File(error)) => {
+            report_file_error(aws, cfg, source, &error, result).await?;
+            return Ok(None);
+        }
+        Err(OpenError::Io(e)) => return Err(read_failed(e)),
+    };
+    let ranges = plan_ranges(&bounds, content_length);
+    let outcome = status_split(aws, cfg, source, &ranges).await?;
+    let version_id = source.version_id.as_deref();
+    match outcome {
+        SplitOutcome::Unsplit => {
+            let reread = aws
+                .get_object(&source.bucket, &source.key, version_id, None)
+                .await;
+            return match reread {
+                Ok(opened) => Ok(Some(opened.body)),
+                Err(GetObjectError::NotFound) => {
+                    let error = FileError::new(
+                        ErrorCode::ObjectNotFound,
+                        "file: object (version) not found",
+                    );
+                    report_file_error(aws, cfg, source, &error, result).await?;
+                    Ok(None)
+                }
+                Err(retryable) => Err(retryable.into()),
+            };
+        }
+        SplitOutcome::Other => {
+            tracing::warn!(
+                bucket = %source.bucket,
+                key = %source.key,
+                version_id,
+                "file split differently before; its range messages carry it"
+            );
+            return Ok(None);
+        }
+        SplitOutcome::Split | SplitOutcome::Again => {}
+    }
+    let bodies: Vec<String> = ranges
+        .iter()
+        .map(|r| range_message(&source.bucket, &source.key, version_id, r, r.line))
+        .collect();
+    send_messages(aws, &cfg.queue_url, &bodies).await?;
+    tracing::info!(
+        bucket = %source.bucket,
+        key = %source.key,
+        version_id,
+        ranges = ranges.len(),
+        again = outcome == SplitOutcome::Again,
+        "file split into ranges"
+    );
+    result.resume_line = Some(0); // nothing processed here: every row is in a queued range
+    Ok(None)
+}
+
+/// Process one range of a split file from `start_line` on (P35): the header from the object's
+/// start, the rows from the range's bytes (ranged GetObjects), lines counted from its id.
+pub(crate) async fn process_range(
+    aws: &impl Edges,
+    cfg: &Config,
+    object: &ObjectRef,
+    range: &FileRange,
+    start_line: u64,
+    deadline: &Deadline,
+) -> Result<FileResult, ProcessError> {
+    let started = Instant::now();
+    let mut result = FileResult {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        version_id: object.version_id.clone(),
+        ..FileResult::default()
+    };
+    let bytes = Some((range.start_byte, range.end_byte));
+    let version = object.version_id.as_deref();
+    let opened = match aws
+        .get_object(&object.bucket, &object.key, version, bytes)
+        .await
+    {
+        Ok(opened) => opened,
+        Err(GetObjectError::NotFound) => {
+            let unread = SourceInfo {
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                version_id: object.version_id.clone(),
+                last_modified: object.event_time,
+            };
+            let error = FileError::new(
+                ErrorCode::ObjectNotFound,
+                "file: object (version) not found",
+            );
+            report_file_error(aws, cfg, &unread, &error, &mut result).await?;
+            return Ok(finish(cfg, result, started));
+        }
+        Err(retryable) => return Err(retryable.into()),
+    };
+    let version_id = object
+        .version_id
+        .clone()
+        .or_else(|| opened.version_id.clone().filter(|v| !v.is_empty()));
+    result.version_id.clone_from(&version_id);
+    let source = SourceInfo {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        version_id,
+        last_modified: opened.last_modified_ms,
+    };
+    let rows = SyncIoBridge::new(opened.body.into_async_read());
+    let (tx, rx) = mpsc::channel::<Result<Chunk, ProcessError>>(2);
+    let opening = if range.line == 0 {
+        let open = move || open_csv(BufReader::with_capacity(READ_BUFFER_BYTES, rows));
+        start_csv(open, start_line, tx).await
+    } else {
+        // The header is in range 0: read from the object's start until it is parsed.
+        let header_bytes = Some((0, range.start_byte));
+        let version = source.version_id.as_deref();
+        let header = match aws
+            .get_object(&source.bucket, &source.key, version, header_bytes)
+            .await
+        {
+            Ok(header) => SyncIoBridge::new(header.body.into_async_read()),
+            Err(GetObjectError::NotFound) => {
+                let error = FileError::new(
+                    ErrorCode::ObjectNotFound,
+                    "file: object (version) not found",
+                );
+                report_file_error(aws, cfg, &source, &error, &mut result).await?;
+                return Ok(finish(cfg, result, started));
+            }
+            Err(retryable) => return Err(retryable.into()),
+        };
+        let first_line = range.line;
+        let open = move || {
+            let input = BufReader::with_capacity(READ_BUFFER_BYTES, rows);
+            open_csv_range(BufReader::new(header), input, first_line)
+        };
+        start_csv(open, start_line, tx).await
+    };
+    let parser = match opening {
+        Ok(parser) => parser,
+        Err(Ok(file_error)) => {
+            // The split read the same bytes: not expected, reported as for the whole file.
+            report_file_error(aws, cfg, &source, &file_error, &mut result).await?;
+            return Ok(finish(cfg, result, started));
+        }
+        Err(Err(transient)) => return Err(transient),
+    };
+    let outcome = run_batches(
+        aws,
+        cfg,
+        &source,
+        Some(range),
+        start_line,
+        rx,
+        deadline,
+        &mut result,
+    )
+    .await;
+    // Dropping the receiver (inside run_batches) stops the parser at its next batch.
+    let _ = parser.await;
+    outcome?;
+    if result.resume_line.is_none() {
+        status_finish(aws, cfg, &source.key, source.version_id.as_deref()).await?;
+    }
+    Ok(finish(cfg, result, started))
+}
+
+#[cfg(test)]
+#[path = "ranges_tests.rs"]
+mod tests;
