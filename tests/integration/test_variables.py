@@ -79,6 +79,11 @@ def functions_of(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
         ("processor_reserved_concurrency=0", "processor_reserved_concurrency must be a whole"),
         ("processor_reserved_concurrency=2.5", "processor_reserved_concurrency must be a whole"),
         ("dlq_processor_reserved_concurrency=10001", "dlq_processor_reserved_concurrency must"),
+        ("range_split_bytes=1000", "range_split_bytes must be 0 (never split) or a whole"),
+        ("range_max_concurrency=1", "range_max_concurrency must be a whole number between 2"),
+        ("range_max_concurrency=100", "range_max_concurrency must be a whole number between 2"),
+        ("status_index_shards=0", "status_index_shards must be a whole number between 1 and"),
+        ("status_index_shards=2.5", "status_index_shards must be a whole number between 1 and"),
         ("attach_functions_to_vpc=maybe", "a bool is required"),
         ("attach_functions_to_vpc=null", "attach_functions_to_vpc"),
     ],
@@ -151,11 +156,16 @@ def test_variables_set_the_reservations_and_can_detach_the_functions(workdir: Wo
         workdir,
         "processor_reserved_concurrency=7",
         "dlq_processor_reserved_concurrency=3",
+        "range_max_concurrency=5",  # must stay below the processor's reservation (P36)
         "attach_functions_to_vpc=false",
     )
     functions = functions_of(values)
     assert functions["processor"]["reserved_concurrent_executions"] == 7
     assert functions["dlq_processor"]["reserved_concurrent_executions"] == 3
+    # The main queue's mapping is capped below the reservation; the DLQ's is not capped.
+    mappings = "aws_lambda_event_source_mapping.function"
+    assert values[f'{mappings}["processor"]']["scaling_config"] == [{"maximum_concurrency": 5}]
+    assert values[f'{mappings}["dlq_processor"]']["scaling_config"] == []
     for name in ("processor", "dlq_processor"):
         assert functions[name]["vpc_config"] == []
     detached = [a for a in values if "security_group" in a and "default" not in a]

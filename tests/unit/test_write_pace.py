@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from conftest import (
+from tests.unit.conftest import (
     MAIN_URL,
     FakeContext,
     Pipeline,
