@@ -18,7 +18,7 @@ use txn_core::messages::{
 use txn_core::ranges::{range_step, FileRange};
 use txn_core::Transaction;
 
-use crate::edges::{Edges, GetObjectError};
+use crate::edges::{Edges, FetchedObject, GetObjectError};
 use crate::error::ProcessError;
 use crate::pace::{PaceState, WriteBackoff, WriteLimiter};
 use crate::ranges::{process_range, split_object};
@@ -379,36 +379,8 @@ pub async fn process_object(
         report_file_error(aws, cfg, &unread, &error, &mut result).await?;
         return Ok(finish(cfg, result, started));
     };
-    let opened = match aws
-        .get_object(
-            &object.bucket,
-            &object.key,
-            object.version_id.as_deref(),
-            None,
-        )
-        .await
-    {
-        Ok(opened) => opened,
-        Err(GetObjectError::NotFound) => {
-            let error = FileError::new(
-                ErrorCode::ObjectNotFound,
-                "file: object (version) not found",
-            );
-            report_file_error(aws, cfg, &unread, &error, &mut result).await?;
-            return Ok(finish(cfg, result, started));
-        }
-        Err(retryable) => return Err(retryable.into()),
-    };
-    let version_id = object
-        .version_id
-        .clone()
-        .or_else(|| opened.version_id.clone().filter(|v| !v.is_empty()));
-    result.version_id.clone_from(&version_id);
-    let source = SourceInfo {
-        bucket: object.bucket.clone(),
-        key: object.key.clone(),
-        version_id,
-        last_modified: opened.last_modified_ms,
+    let Some((opened, source)) = open_object(aws, cfg, object, None, &mut result).await? else {
+        return Ok(finish(cfg, result, started));
     };
     status_open(aws, cfg, &source).await?;
     if opened.content_length > cfg.max_file_bytes {
@@ -480,6 +452,53 @@ pub async fn process_object(
         status_finish(aws, cfg, &source.key, source.version_id.as_deref()).await?;
     }
     Ok(finish(cfg, result, started))
+}
+
+/// GetObject for `object` (the byte range `bytes` of it, or all of it), with the source its
+/// rows cite: the version read (the event's, else the one S3 answered with). `None` when the
+/// object (version) is gone, reported as OBJECT_NOT_FOUND into `result`. Shared by a whole
+/// file and a range (P35), which differ only in the bytes they ask for.
+pub(crate) async fn open_object(
+    aws: &impl Edges,
+    cfg: &Config,
+    object: &ObjectRef,
+    bytes: Option<(u64, u64)>,
+    result: &mut FileResult,
+) -> Result<Option<(FetchedObject, SourceInfo)>, ProcessError> {
+    let version = object.version_id.as_deref();
+    let opened = match aws
+        .get_object(&object.bucket, &object.key, version, bytes)
+        .await
+    {
+        Ok(opened) => opened,
+        Err(GetObjectError::NotFound) => {
+            let unread = SourceInfo {
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                version_id: object.version_id.clone(),
+                last_modified: object.event_time,
+            };
+            let error = FileError::new(
+                ErrorCode::ObjectNotFound,
+                "file: object (version) not found",
+            );
+            report_file_error(aws, cfg, &unread, &error, result).await?;
+            return Ok(None);
+        }
+        Err(retryable) => return Err(retryable.into()),
+    };
+    let version_id = object
+        .version_id
+        .clone()
+        .or_else(|| opened.version_id.clone().filter(|v| !v.is_empty()));
+    result.version_id.clone_from(&version_id);
+    let source = SourceInfo {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        version_id,
+        last_modified: opened.last_modified_ms,
+    };
+    Ok(Some((opened, source)))
 }
 
 pub(crate) async fn report_file_error(

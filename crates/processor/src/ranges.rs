@@ -21,7 +21,9 @@ use txn_core::ranges::{csv_range_bounds, plan_ranges, FileRange};
 
 use crate::edges::{Edges, GetObjectError, UpdateItemError};
 use crate::error::ProcessError;
-use crate::process::{finish, report_file_error, run_batches, Config, Deadline, FileResult};
+use crate::process::{
+    finish, open_object, report_file_error, run_batches, Config, Deadline, FileResult,
+};
 use crate::rows::{read_failed, start_csv, Chunk, READ_BUFFER_BYTES};
 use crate::status::{status_finish, status_key, PROCESSING, STATUS_RANGE};
 use crate::writes::send_messages;
@@ -213,38 +215,8 @@ pub(crate) async fn process_range(
         ..FileResult::default()
     };
     let bytes = Some((range.start_byte, range.end_byte));
-    let version = object.version_id.as_deref();
-    let opened = match aws
-        .get_object(&object.bucket, &object.key, version, bytes)
-        .await
-    {
-        Ok(opened) => opened,
-        Err(GetObjectError::NotFound) => {
-            let unread = SourceInfo {
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                version_id: object.version_id.clone(),
-                last_modified: object.event_time,
-            };
-            let error = FileError::new(
-                ErrorCode::ObjectNotFound,
-                "file: object (version) not found",
-            );
-            report_file_error(aws, cfg, &unread, &error, &mut result).await?;
-            return Ok(finish(cfg, result, started));
-        }
-        Err(retryable) => return Err(retryable.into()),
-    };
-    let version_id = object
-        .version_id
-        .clone()
-        .or_else(|| opened.version_id.clone().filter(|v| !v.is_empty()));
-    result.version_id.clone_from(&version_id);
-    let source = SourceInfo {
-        bucket: object.bucket.clone(),
-        key: object.key.clone(),
-        version_id,
-        last_modified: opened.last_modified_ms,
+    let Some((opened, source)) = open_object(aws, cfg, object, bytes, &mut result).await? else {
+        return Ok(finish(cfg, result, started));
     };
     let rows = SyncIoBridge::new(opened.body.into_async_read());
     let (tx, rx) = mpsc::channel::<Result<Chunk, ProcessError>>(2);
