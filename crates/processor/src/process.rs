@@ -22,7 +22,7 @@ use crate::edges::{Edges, FetchedObject, GetObjectError};
 use crate::error::ProcessError;
 use crate::pace::{PaceState, WriteBackoff, WriteLimiter};
 use crate::ranges::{process_range, split_object};
-use crate::rows::{chunk_rows, read_failed, start_csv, Chunk, READ_BUFFER_BYTES};
+use crate::rows::{chunk_rows, read_failed, start_csv, Chunk, Opening, READ_BUFFER_BYTES};
 use crate::status::{
     status_batch, status_failed, status_finish, status_open, BatchSpan, BatchStatus,
     RetryResolution,
@@ -423,10 +423,41 @@ pub async fn process_object(
             }
         }
     };
-    let parser = match opening {
+    let rows = OpenedRows {
+        opening,
+        chunks: rx,
+        start_line,
+    };
+    run_rows(aws, cfg, &source, None, rows, deadline, result, started).await
+}
+
+/// A file's or a range's rows as the parser opened them: the parser (or why it could not
+/// start) and the channel its batches arrive on, counted from `start_line`.
+pub(crate) struct OpenedRows {
+    pub(crate) opening: Opening,
+    pub(crate) chunks: mpsc::Receiver<Result<Chunk, ProcessError>>,
+    pub(crate) start_line: u64,
+}
+
+/// What a whole file and a range (P35) do with their rows once opened: a file error from
+/// opening is reported; the batches run to the end or the deadline; the parser is joined; a
+/// whole file without rows is EMPTY_FILE (not a range: the split made it start at a row); the
+/// file status finishes when nothing is left to resume.
+#[allow(clippy::too_many_arguments)] // the file, its range and the run's state, all distinct
+pub(crate) async fn run_rows(
+    aws: &impl Edges,
+    cfg: &Config,
+    source: &SourceInfo,
+    range: Option<&FileRange>,
+    rows: OpenedRows,
+    deadline: &Deadline,
+    mut result: FileResult,
+    started: Instant,
+) -> Result<FileResult, ProcessError> {
+    let parser = match rows.opening {
         Ok(parser) => parser,
         Err(Ok(file_error)) => {
-            report_file_error(aws, cfg, &source, &file_error, &mut result).await?;
+            report_file_error(aws, cfg, source, &file_error, &mut result).await?;
             return Ok(finish(cfg, result, started));
         }
         Err(Err(transient)) => return Err(transient),
@@ -434,10 +465,10 @@ pub async fn process_object(
     let outcome = run_batches(
         aws,
         cfg,
-        &source,
-        None,
-        start_line,
-        rx,
+        source,
+        range,
+        rows.start_line,
+        rows.chunks,
         deadline,
         &mut result,
     )
@@ -445,9 +476,9 @@ pub async fn process_object(
     // Dropping the receiver (inside run_batches) stops the parser at its next batch.
     let _ = parser.await;
     outcome?;
-    if result.rows == 0 {
+    if result.rows == 0 && range.is_none() {
         let error = FileError::new(ErrorCode::EmptyFile, "file: no rows");
-        report_file_error(aws, cfg, &source, &error, &mut result).await?;
+        report_file_error(aws, cfg, source, &error, &mut result).await?;
     } else if result.resume_line.is_none() {
         status_finish(aws, cfg, &source.key, source.version_id.as_deref()).await?;
     }

@@ -22,10 +22,10 @@ use txn_core::ranges::{csv_range_bounds, plan_ranges, FileRange};
 use crate::edges::{Edges, GetObjectError, UpdateItemError};
 use crate::error::ProcessError;
 use crate::process::{
-    finish, open_object, report_file_error, run_batches, Config, Deadline, FileResult,
+    finish, open_object, report_file_error, run_rows, Config, Deadline, FileResult, OpenedRows,
 };
 use crate::rows::{read_failed, start_csv, Chunk, READ_BUFFER_BYTES};
-use crate::status::{status_finish, status_key, PROCESSING, STATUS_RANGE};
+use crate::status::{status_key, PROCESSING, STATUS_RANGE};
 use crate::writes::send_messages;
 use crate::{now_ms, PROCESSOR};
 
@@ -249,33 +249,13 @@ pub(crate) async fn process_range(
         };
         start_csv(open, start_line, tx).await
     };
-    let parser = match opening {
-        Ok(parser) => parser,
-        Err(Ok(file_error)) => {
-            // The split read the same bytes: not expected, reported as for the whole file.
-            report_file_error(aws, cfg, &source, &file_error, &mut result).await?;
-            return Ok(finish(cfg, result, started));
-        }
-        Err(Err(transient)) => return Err(transient),
-    };
-    let outcome = run_batches(
-        aws,
-        cfg,
-        &source,
-        Some(range),
+    let rows = OpenedRows {
+        opening,
+        chunks: rx,
         start_line,
-        rx,
-        deadline,
-        &mut result,
-    )
-    .await;
-    // Dropping the receiver (inside run_batches) stops the parser at its next batch.
-    let _ = parser.await;
-    outcome?;
-    if result.resume_line.is_none() {
-        status_finish(aws, cfg, &source.key, source.version_id.as_deref()).await?;
-    }
-    Ok(finish(cfg, result, started))
+    };
+    let range = Some(range);
+    run_rows(aws, cfg, &source, range, rows, deadline, result, started).await
 }
 
 #[cfg(test)]
