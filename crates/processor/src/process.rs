@@ -105,6 +105,16 @@ pub struct FileResult {
 }
 
 impl FileResult {
+    /// Nothing done yet to `object` (a whole file or a range of it).
+    pub(crate) fn of(object: &ObjectRef) -> Self {
+        Self {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            version_id: object.version_id.clone(),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn to_json(&self) -> Value {
         json!({
             "bucket": self.bucket,
@@ -359,12 +369,7 @@ pub async fn process_object(
         return process_range(aws, cfg, object, range, start_line, deadline).await;
     }
     let started = Instant::now();
-    let mut result = FileResult {
-        bucket: object.bucket.clone(),
-        key: object.key.clone(),
-        version_id: object.version_id.clone(),
-        ..FileResult::default()
-    };
+    let mut result = FileResult::of(object);
     let unread = SourceInfo {
         bucket: object.bucket.clone(),
         key: object.key.clone(),

@@ -208,12 +208,7 @@ pub(crate) async fn process_range(
     deadline: &Deadline,
 ) -> Result<FileResult, ProcessError> {
     let started = Instant::now();
-    let mut result = FileResult {
-        bucket: object.bucket.clone(),
-        key: object.key.clone(),
-        version_id: object.version_id.clone(),
-        ..FileResult::default()
-    };
+    let mut result = FileResult::of(object);
     let bytes = Some((range.start_byte, range.end_byte));
     let Some((opened, source)) = open_object(aws, cfg, object, bytes, &mut result).await? else {
         return Ok(finish(cfg, result, started));
