@@ -74,6 +74,17 @@ def expected_bounds(starts: list[int], step: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def test_the_same_boundaries_as_the_rust_scanner(proc: Any) -> None:
+    # The literal of the_same_boundaries_as_the_python_scanner in
+    # crates/txn-core/src/json_ranges/tests.rs; the offsets are counted by hand: elements at 1,
+    # 12, 18, 29, 42, 45, ']' at 54.
+    doc = rb"""[{"a":"],"},"\"]",{"b":"\\"},[1,"[",{}],  7, {"c":"x"}]"""
+    split = proc.json_range_bounds(iter_chunks(doc, 2), 12)
+    assert (split.first_byte, split.end_byte) == (1, 54)
+    assert split.bounds == [(1, 12), (3, 29), (4, 42)]
+    assert proc.json_range_bounds(iter_chunks(doc, 2), 20).bounds == [(3, 29), (4, 42)]
+
+
 def rows_of(proc: Any, rows: Any) -> list[tuple[int, str | None, Any]]:
     return [(r.line, r.error.code if r.error else None, r.values) for r in rows]
 
@@ -125,6 +136,7 @@ NOT_SPLIT = {
     "a top-level string": b'"[1, 2]"',
     "white space only": b" \n ",
     "nothing": b"",
+    "a partial BOM": b"\xef\xbb[1]",
 }
 
 
