@@ -2762,7 +2762,7 @@ def build() -> None:
     # would cut there; every boundary must be the first element starting at or after k * step.
     name = "70-json-ranges-tricky-strings"
     K = f"in/{name}.json"
-    tricky = ['a,b]', '}{"', "\\", '\\"],[', "\\\\", "ü€ 𝄞", "[[[", '"', ", ]", '},{"x":']
+    tricky = ["a,b]", '}{"', "\\", '\\"],[', "\\\\", "ü€ 𝄞", "[[[", '"', ", ]", '},{"x":']
     separators = [",", " ,", ",\n  ", "\n,\t"]
 
     def json_record(i):
@@ -2856,7 +2856,7 @@ def build() -> None:
                 "currency": "CHF",
                 "transaction_type": "credit",
                 "timestamp": "2024-01-01T01:00:00+01:00",
-                "description": f"line {i}: {{not: [json]}}, \"q\"",
+                "description": f'line {i}: {{not: [json]}}, "q"',
             }
         )
         for i in range(30)
@@ -2886,16 +2886,14 @@ def build() -> None:
                     JAN_1,
                     i,
                     key=K,
-                    desc=f"line {i}: {{not: [json]}}, \"q\"",
+                    desc=f'line {i}: {{not: [json]}}, "q"',
                 )
                 for i in range(30)
             ],
             "errors": [],
             "accounting": {"rows_in": 30, "duplicates": 0},
             "main_queue_min": {"resume_file": len(ranges)},
-            "file_status": [
-                {**status(K, rows=30, stored=30), "cursors": range_cursors(ranges)}
-            ],
+            "file_status": [{**status(K, rows=30, stored=30), "cursors": range_cursors(ranges)}],
         },
         {
             "key": K,
