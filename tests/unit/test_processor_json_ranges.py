@@ -263,3 +263,22 @@ def test_a_malformed_json_over_the_threshold_reports_as_unsplit(proc: Any) -> No
     assert [{k: v for k, v in m.items() if k not in strip} for m in ranged.dlq()] == [
         {k: v for k, v in m.items() if k not in strip} for m in whole.dlq()
     ]
+
+
+def test_a_json_file_without_a_boundary_is_one_range(proc: Any) -> None:
+    """Over the threshold, but no element after the first starts at or after the step: one
+    range "0", from element 0's first byte to the closing bracket (P33a, P34)."""
+    data = tricky_document(count=5)
+    ranged = RangedPipeline(proc)
+    ranged.range_split_bytes = len(data) - 1
+    ranged.run_file("in/one.json", data)
+    (message,) = ranged.main()
+    assert (message["range_line"], message["start_byte"], message["end_byte"]) == (
+        0,
+        data.index(b"{"),
+        data.rindex(b"]"),
+    )
+    ranged.drain()
+    whole = Pipeline(proc)
+    whole.run_file("in/one.json", data)
+    assert outcome(ranged) == outcome(whole) and len(outcome(whole)[0]) == 4  # 3: a number
