@@ -2,9 +2,10 @@
 
 Files (lib/processor_function.py): for every input file both sides report each row's outcome
 (error code, field, message, transaction_id label, masked record; or the validated fields and
-record_hash) or the file error; the reports must be identical. Inputs: every conformance
-case's input plus mutated copies of them (random edits with the characters that matter to CSV,
-JSON, numbers, dates and encodings).
+record_hash) or the file error, and for a JSON file the boundaries its split would take at step
+1 (every element's first byte, P33a) or that it is not split; the reports must be identical.
+Inputs: every conformance case's input plus mutated copies of them (random edits with the
+characters that matter to CSV, JSON, numbers, dates and encodings).
 
 DLQ messages (lib/dlq_processor_function.py): for SQS records whose bodies are the processor's
 messages (built by the Python module), mutated (keys dropped, values of other JSON types,
@@ -258,8 +259,17 @@ def python_report(pf: Any, path: Path) -> list[Any]:
         chunks = (data[i : i + size] for i in range(0, len(data), size))
         rows = pf.csv_rows(chunks)
     else:
-        records = pf.parse_json_document(path.read_bytes())
+        data = path.read_bytes()
+        records = pf.parse_json_document(data)
         rows = records if isinstance(records, pf.FileError) else pf.json_rows(records)
+        # The JSON split's scan (P33a) at step 1: every element after the first is a boundary,
+        # so both sides must find every element's first byte, or both refuse to split.
+        split = pf.json_range_bounds([data], 1)
+        out.append(
+            {"split": None if split is None else [split.first_byte, split.end_byte, split.bounds]}
+        )
+        if split is not None and isinstance(records, pf.FileError):
+            out.append({"violation": "split, yet the whole document is a file error"})
     if isinstance(rows, pf.FileError):
         return [*out, {"file_error": rows.code, "message": rows.message}]
     for row in rows:

@@ -967,17 +967,9 @@ def _has_lone_surrogate(document: Any) -> bool:
     return False
 
 
-def parse_json_document(data: bytes) -> FileError | list[Any]:
-    """The list of records of a JSON file, or its file error (P14)."""
-    if data.startswith(_BOM):
-        data = data[len(_BOM) :]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return FileError(INVALID_ENCODING, "file: not valid UTF-8")
-    del data
-    if not trim(text):
-        return FileError(EMPTY_FILE, "file: no JSON content")
+def _load_json(text: str, depth_limit: int) -> FileError | Any:
+    """A JSON value parsed with P14's checks (constants, nesting, lone surrogates), or why not.
+    `depth_limit`: the levels the value may use (the document's top level is level 1)."""
     try:
         document = json.loads(
             text, parse_float=JsonNumber, parse_int=JsonNumber, parse_constant=_reject_constant
@@ -990,11 +982,28 @@ def parse_json_document(data: bytes) -> FileError | list[Any]:
         )
     except ValueError as exc:  # a constant, from _reject_constant
         return FileError(MALFORMED_FILE, f"file: not valid JSON ({exc})")
-    if _exceeds_depth(document, MAX_JSON_DEPTH):
+    if _exceeds_depth(document, depth_limit):
         return FileError(MALFORMED_FILE, f"file: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if _SURROGATE_ESCAPE_RE.search(text) and _has_lone_surrogate(document):
         return FileError(MALFORMED_FILE, "file: JSON string escapes a lone UTF-16 surrogate")
+    return document
+
+
+def parse_json_document(data: bytes) -> FileError | list[Any]:
+    """The list of records of a JSON file, or its file error (P14)."""
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return FileError(INVALID_ENCODING, "file: not valid UTF-8")
+    del data
+    if not trim(text):
+        return FileError(EMPTY_FILE, "file: no JSON content")
+    document = _load_json(text, MAX_JSON_DEPTH)
     del text
+    if isinstance(document, FileError):
+        return document
     if isinstance(document, list):
         records = document
     elif (
@@ -1012,13 +1021,18 @@ def parse_json_document(data: bytes) -> FileError | list[Any]:
     return records
 
 
+def json_row(index: int, record: Any) -> SourceRow:
+    """One array element as a row: its line is its 0-based index."""
+    if isinstance(record, dict):
+        return SourceRow(index, record)
+    return SourceRow(
+        index, None, RecordError(INVALID_FORMAT, None, "record: must be a JSON object")
+    )
+
+
 def json_rows(records: list[Any]) -> Iterator[SourceRow]:
     for index, record in enumerate(records):
-        if isinstance(record, dict):
-            yield SourceRow(index, record)
-        else:
-            error = RecordError(INVALID_FORMAT, None, "record: must be a JSON object")
-            yield SourceRow(index, None, error)
+        yield json_row(index, record)
 
 
 def file_format(key: str) -> str | None:
@@ -1919,9 +1933,11 @@ def process_object(
             _report_file_error(aws, cfg, source, error, result)
             return _finish(cfg, inv, result, started)
         if start_line == 0 and range_step(cfg, kind, opened.content_length):
-            if split_object(aws, cfg, source, opened, result):
+            if split_object(aws, cfg, source, opened, kind, result):
                 return _finish(cfg, inv, result, started)
-            opened.body.close()  # an unsplit run began before (P34): go on unsplit
+            # An unsplit run began before (P34), or a JSON document not split (P33): go on
+            # unsplit, from a fresh read.
+            opened.body.close()
             reopened = open_object(aws.s3, replace(ref, version_id=opened.version_id))
             if isinstance(reopened, FileError):
                 _report_file_error(aws, cfg, source, reopened, result)
@@ -2272,16 +2288,16 @@ def handle_s3_event(
 
 # --------------------------------------------------------------------------------------------
 # Large files in ranges (decisions P33 to P36): the S3 event's invocation streams a large CSV
-# object once to find row-aligned byte ranges, records them in the file status in one update,
-# and sends one range message per range to the main queue, whose invocations process the
-# ranges side by side, each with its own cursor and resume.
+# or JSON object once to find row- or element-aligned byte ranges, records them in the file
+# status in one update, and sends one range message per range to the main queue, whose
+# invocations process the ranges side by side, each with its own cursor and resume.
 
 MAX_RANGES = 100  # P33: the step grows with the object, so the split's one UpdateItem stays small
 
 
 def range_step(cfg: Config, kind: str, content_length: int) -> int:
     """Bytes per range for this object, or 0 when it is not split (P33)."""
-    if kind != "csv" or cfg.range_split_bytes <= 0 or content_length <= cfg.range_split_bytes:
+    if cfg.range_split_bytes <= 0 or content_length <= cfg.range_split_bytes:
         return 0
     return max(cfg.range_split_bytes, -(-content_length // MAX_RANGES))
 
@@ -2313,11 +2329,244 @@ def csv_range_bounds(chunks: Iterable[bytes], step: int) -> FileError | list[tup
     return bounds
 
 
-def plan_ranges(bounds: Sequence[tuple[int, int]], content_length: int) -> list[FileRange]:
-    """The ranges between the boundaries; range 0 starts at byte 0 with the header (P33)."""
-    starts = [(0, 0), *bounds]
+def plan_ranges(
+    bounds: Sequence[tuple[int, int]], content_length: int, first_byte: int = 0
+) -> list[FileRange]:
+    """The ranges between the boundaries; range 0 starts at `first_byte`: 0 for a CSV (the
+    header is in range 0), the first element's first byte for a JSON array (P33). The last
+    range ends at `content_length` (a JSON array: its closing bracket's offset)."""
+    starts = [(0, first_byte), *bounds]
     ends = [start for _, start in bounds] + [content_length]
     return [FileRange(line, start, end) for (line, start), end in zip(starts, ends, strict=True)]
+
+
+# JSON arrays by element (P33). No streaming JSON parser is allowed in this file (standard
+# library and boto3 only; ijson is not), and json.loads needs the whole text, so a small
+# structural scanner finds the elements: it only knows strings (with backslash escapes) and
+# bracket nesting, and hands each element's bytes to json.loads (_load_json), which validates it
+# as P14 does. A boundary is therefore only trusted for elements that parse: a document the
+# scanner cannot read as the simple shape is not split, and the unsplit path reports it as
+# before. crates/txn-core/src/json_ranges.rs is the same scanner, byte for byte.
+
+_JSON_WS = re.compile(rb"[^ \t\n\r]")  # the first byte that is not JSON white space
+_STRING_STOP = re.compile(rb'["\\]')  # the end of a string or an escape in it
+_NESTING_STOP = re.compile(rb'[][{}"]')  # what changes the nesting inside an array or object
+_SCALAR_STOP = re.compile(rb"[ \t\n\r,\]]")  # what ends a number or literal element
+_TRANSACTIONS_KEY = b'"transactions"'
+
+
+class JsonRangeChangedError(OSError):
+    """A range's bytes are not the elements the split saw (the object was replaced under an
+    unversioned key): a read failure, retryable (P35), never a wrong row."""
+
+
+class _ScanFeed:
+    """A byte stream with absolute offsets; holds only the bytes from `keep` on (the current
+    element) besides the chunk being scanned."""
+
+    def __init__(self, chunks: Iterable[bytes], base: int) -> None:
+        self._chunks = iter(chunks)
+        self.buf = bytearray()
+        self.base = base  # the offset of buf[0] in the object
+        self.pos = 0  # the scan position in buf
+        self.keep = 0  # buf[keep:] is still needed
+
+    def more(self) -> bool:
+        """Append the next chunk (dropping what is no longer needed); False at the end."""
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            if self.keep:
+                del self.buf[: self.keep]
+                self.base += self.keep
+                self.pos -= self.keep
+                self.keep = 0
+            self.buf += chunk
+            return True
+        return False
+
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def search(self, pattern: re.Pattern[bytes]) -> int | None:
+        """Move to the next byte that `pattern` matches and return it; None at the end."""
+        while True:
+            found = pattern.search(self.buf, self.pos)
+            if found is not None:
+                self.pos = found.start()
+                return self.buf[self.pos]
+            self.pos = len(self.buf)
+            if not self.more():
+                return None
+
+    def skip_ws(self) -> int | None:
+        """Release what was scanned, skip JSON white space; the next byte or None at the end."""
+        self.keep = self.pos
+        return self.search(_JSON_WS)
+
+    def take(self, literal: bytes) -> bool:
+        """Step over `literal` if the stream goes on with it."""
+        while len(self.buf) - self.pos < len(literal):
+            if not self.more():
+                return False
+        if self.buf[self.pos : self.pos + len(literal)] != literal:
+            return False
+        self.pos += len(literal)
+        return True
+
+
+def _scan_string_rest(feed: _ScanFeed) -> bool:
+    """After a string's opening quote: to past its closing quote; False when unterminated."""
+    while True:
+        stop = feed.search(_STRING_STOP)
+        if stop is None:
+            return False
+        feed.pos += 1
+        if stop == 0x22:  # '"'
+            return True
+        # A backslash: the byte after it is escaped, whatever it is ('"' and '\\' included).
+        if feed.pos >= len(feed.buf) and not feed.more():
+            return False
+        feed.pos += 1
+
+
+def _scan_element(feed: _ScanFeed) -> bytes | None:
+    """The bytes of the array element that starts at feed.pos (feed.pos moves past it); None
+    when a string or a nesting is not closed at the end of the stream. A number or literal
+    runs to white space, ',' or ']' (json.loads then decides whether it is one)."""
+    feed.keep = feed.pos
+    first = feed.buf[feed.pos]
+    if first == 0x22:  # '"'
+        feed.pos += 1
+        if not _scan_string_rest(feed):
+            return None
+    elif first in (0x5B, 0x7B):  # '[' '{'
+        depth = 0
+        while True:
+            stop = feed.search(_NESTING_STOP)
+            if stop is None:
+                return None
+            feed.pos += 1
+            if stop == 0x22:
+                if not _scan_string_rest(feed):
+                    return None
+            elif stop in (0x5B, 0x7B):
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    break
+    else:
+        feed.search(_SCALAR_STOP)
+    return bytes(feed.buf[feed.keep : feed.pos])
+
+
+def _load_element(data: bytes, level: int) -> FileError | Any:
+    """An element parsed alone with P14's checks, its nesting counted from the document's top
+    level (the element is at `level`: 2 in a top-level array, 3 in {"transactions": [...]})."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return FileError(INVALID_ENCODING, "file: not valid UTF-8")
+    return _load_json(text, MAX_JSON_DEPTH - (level - 1))
+
+
+@dataclass(frozen=True)
+class JsonSplit:
+    """Where a JSON array's elements are (P33): the first element's first byte, the closing
+    bracket's offset, and (index, first byte) of every range's first element after range 0."""
+
+    first_byte: int
+    end_byte: int
+    bounds: list[tuple[int, int]]
+
+
+def json_range_bounds(chunks: Iterable[bytes], step: int) -> JsonSplit | None:
+    """Scan a JSON document once for its range boundaries (P33); None when it is not the simple
+    shape (UTF-8 with an optional BOM; a top-level array, or an object whose one key is
+    "transactions" holding an array; at least one element; every element parses alone with
+    P14's checks), so that a document the unsplit path would reject is never split. Holds one
+    element at a time."""
+    feed = _ScanFeed(chunks, 0)
+    if feed.take(_BOM):
+        feed.keep = feed.pos
+    first = feed.skip_ws()
+    feed.pos += 1
+    if first == 0x5B:  # '['
+        level = 2
+    elif first == 0x7B:  # '{': the plain key "transactions" and an array, nothing else
+        level = 3
+        if feed.skip_ws() != 0x22 or not feed.take(_TRANSACTIONS_KEY):
+            return None
+        if feed.skip_ws() != 0x3A:  # ':'
+            return None
+        feed.pos += 1
+        if feed.skip_ws() != 0x5B:
+            return None
+        feed.pos += 1
+    else:
+        return None
+    stop = feed.skip_ws()
+    if stop is None or stop == 0x5D:  # no element: EMPTY_FILE or MALFORMED_FILE, unsplit
+        return None
+    first_byte = feed.offset()
+    bounds: list[tuple[int, int]] = []
+    next_at = step
+    index = 0
+    while True:
+        start = feed.offset()
+        element = _scan_element(feed)
+        if element is None or isinstance(_load_element(element, level), FileError):
+            return None
+        if index > 0 and start >= next_at:
+            bounds.append((index, start))
+            next_at = (start // step + 1) * step
+        index += 1
+        stop = feed.skip_ws()
+        if stop == 0x2C:  # ','
+            feed.pos += 1
+            stop = feed.skip_ws()
+            if stop is None or stop == 0x5D:  # a trailing comma
+                return None
+        elif stop == 0x5D:  # ']'
+            break
+        else:
+            return None
+    end_byte = feed.offset()
+    feed.pos += 1
+    if level == 3:
+        if feed.skip_ws() != 0x7D:  # '}'
+            return None
+        feed.pos += 1
+    if feed.skip_ws() is not None:  # anything but white space after the document
+        return None
+    return JsonSplit(first_byte, end_byte, bounds)
+
+
+def json_range_rows(
+    chunks: Iterable[bytes], first_byte: int, first_index: int
+) -> Iterator[SourceRow]:
+    """The elements of one range of a split JSON array (P35): the range's bytes start at an
+    element and hold elements separated by ',' and white space, up to the next range's first
+    element or the array's closing bracket. Raises JsonRangeChangedError when they do not."""
+    feed = _ScanFeed(chunks, first_byte)
+    index = first_index
+    stop = feed.skip_ws()
+    while stop is not None:
+        start = feed.offset()
+        element = _scan_element(feed)
+        # Level 2: the split checked the element at its real level; this only guards the parse.
+        value = None if element is None else _load_element(element, 2)
+        if element is None or isinstance(value, FileError):
+            raise JsonRangeChangedError(f"no JSON element at byte {start}")
+        yield json_row(index, value)
+        index += 1
+        stop = feed.skip_ws()
+        if stop == 0x2C:  # ','
+            feed.pos += 1
+            stop = feed.skip_ws()
+        elif stop is not None:
+            raise JsonRangeChangedError(f"no ',' after the element at byte {start}")
 
 
 def csv_range_rows(
@@ -2408,16 +2657,24 @@ def _status_split(aws: Aws, cfg: Config, source: SourceInfo, ranges: Sequence[Fi
 
 
 def split_object(
-    aws: Aws, cfg: Config, source: SourceInfo, opened: OpenedObject, result: FileResult
+    aws: Aws, cfg: Config, source: SourceInfo, opened: OpenedObject, kind: str, result: FileResult
 ) -> bool:
-    """Split a large CSV object into ranges and queue them (P33-P35). False: an unsplit run of
-    this version began before, so the caller processes it unsplit from a fresh read."""
-    step = range_step(cfg, "csv", opened.content_length)
-    bounds = csv_range_bounds(opened.body.iter_chunks(READ_CHUNK_BYTES), step)
-    if isinstance(bounds, FileError):
-        _report_file_error(aws, cfg, source, bounds, result)
-        return True
-    ranges = plan_ranges(bounds, opened.content_length)
+    """Split a large object into ranges and queue them (P33-P35). False: the caller processes
+    it unsplit from a fresh read (an unsplit run of this version began before, or a JSON
+    document is not the simple shape that is split)."""
+    step = range_step(cfg, kind, opened.content_length)
+    chunks = opened.body.iter_chunks(READ_CHUNK_BYTES)
+    if kind == "json":
+        split = json_range_bounds(chunks, step)
+        if split is None:  # the unsplit path reads it and reports what it reports (P33)
+            return False
+        ranges = plan_ranges(split.bounds, split.end_byte, split.first_byte)
+    else:
+        bounds = csv_range_bounds(chunks, step)
+        if isinstance(bounds, FileError):
+            _report_file_error(aws, cfg, source, bounds, result)
+            return True
+        ranges = plan_ranges(bounds, opened.content_length)
     outcome = _status_split(aws, cfg, source, ranges)
     if outcome == "unsplit":
         return False
@@ -2465,7 +2722,10 @@ def process_range(
     header: OpenedObject | FileError | None = None
     try:
         chunks = opened.body.iter_chunks(READ_CHUNK_BYTES)
-        if file_range.line == 0:
+        rows: FileError | Iterator[SourceRow]
+        if file_format(ref.key) == "json":  # the range starts at an element: no header
+            rows = json_range_rows(chunks, file_range.start_byte, file_range.line)
+        elif file_range.line == 0:
             rows = csv_rows(chunks)
         else:
             # The header is in range 0: read from the object's start until it is parsed.

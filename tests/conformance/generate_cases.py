@@ -2756,6 +2756,263 @@ def build() -> None:
         },
     )
 
+    # ---------------------------------------------------------------- 70 a JSON array in ranges
+    # P33 (JSON): the elements' strings hold brackets, braces, commas, escaped quotes and
+    # backslashes; the step points inside such a string, so a bracket- or quote-blind splitter
+    # would cut there; every boundary must be the first element starting at or after k * step.
+    name = "70-json-ranges-tricky-strings"
+    K = f"in/{name}.json"
+    tricky = ["a,b]", '}{"', "\\", '\\"],[', "\\\\", "ü€ 𝄞", "[[[", '"', ", ]", '},{"x":']
+    separators = [",", " ,", ",\n  ", "\n,\t"]
+
+    def json_record(i):
+        if i == 13:
+            return ["TR-13", "not an object"]  # INVALID_FORMAT, field null (P12's shape)
+        record = {
+            "transaction_id": f"TR-{i:02d}",
+            "account_id": f"ACC{i % 4}",
+            "amount": i + 0.25 if i % 3 else str(i + 100),
+            "currency": "XYZ" if i == 27 else "EUR",
+            "transaction_type": "DEBIT",
+            "timestamp": "2024-01-01T00:00:00Z",
+            "merchant_id": f"M{tricky[i % len(tricky)]}",
+            "description": tricky[(i + 3) % len(tricky)],
+        }
+        return record
+
+    elements = [json.dumps(json_record(i), ensure_ascii=i % 2 == 0) for i in range(40)]
+    text, starts = "[ ", []
+    for i, element in enumerate(elements):
+        if i:
+            text += separators[i % len(separators)]
+        starts.append((i, len(text.encode())))
+        text += element
+    text += "\n]\n"
+    # The step: the '[' after '],' inside element 10's description, which is \"],[ (an
+    # escaped backslash and an escaped quote before it).
+    assert json.loads(elements[10])["description"] == '\\"],['
+    inner = elements[10].index('\\"],[') + 4
+    step = starts[10][1] + len(elements[10][:inner].encode())
+    ranges = p33_ranges(starts, p33_step(step, len(text.encode())))
+    assert len(ranges) >= 3 and ranges[1][0] == 11, ranges
+    case(
+        name,
+        {"input.json": text},
+        {
+            "transactions": [
+                tx(
+                    f"TR-{i:02d}",
+                    f"ACC{i % 4}",
+                    str(i + 0.25) if i % 3 else str(i + 100),
+                    "EUR",
+                    "DEBIT",
+                    JAN_1,
+                    i,
+                    key=K,
+                    merchant=f"M{tricky[i % len(tricky)]}",
+                    desc=tricky[(i + 3) % len(tricky)],
+                )
+                for i in range(40)
+                if i not in (13, 27)
+            ],
+            "errors": [
+                err("INVALID_FORMAT", None, None, 13, key=K),
+                err("UNKNOWN_CURRENCY", "currency", "TR-27", 27, key=K),
+            ],
+            "accounting": {"rows_in": 40, "duplicates": 0},
+            "main_queue_min": {"resume_file": len(ranges)},
+            "file_status": [
+                {
+                    **status(
+                        K,
+                        rows=40,
+                        stored=38,
+                        errors={"INVALID_FORMAT": 1, "UNKNOWN_CURRENCY": 1},
+                    ),
+                    "cursors": range_cursors(ranges),
+                }
+            ],
+        },
+        {
+            "key": K,
+            "env": {"RANGE_SPLIT_BYTES": str(step)},
+            "description": f"a JSON array over RANGE_SPLIT_BYTES is split by element (P33): the step ({step}) points at the '[' of the '],[' after an escaped quote inside element 10's description, so range 1 starts at element 11; strings with brackets, braces, commas, escaped quotes and backslashes never end an element; {len(ranges)} ranges, each element stored once with its 0-based index as source_line, one cursor per range (ids are element indexes)",
+        },
+    )
+
+    # ---------------------------------------------------------------- 71 the object form in ranges
+    # P33 (JSON): {"transactions": [...]} with a BOM and CRLF white space is split as the array
+    # is; the offsets count the BOM and the object's prefix; range 0 starts at element 0.
+    name = "71-json-ranges-transactions-object"
+    K = f"in/{name}.json"
+    bom = b"\xef\xbb\xbf"
+    prefix = '{\r\n  "transactions" : [\r\n    '
+    elements = [
+        json.dumps(
+            {
+                "transaction_id": f"TO-{i:02d}",
+                "account_id": "ACC9",
+                "amount": f"{i}.5",
+                "currency": "CHF",
+                "transaction_type": "credit",
+                "timestamp": "2024-01-01T01:00:00+01:00",
+                "description": f'line {i}: {{not: [json]}}, "q"',
+            }
+        )
+        for i in range(30)
+    ]
+    body = prefix
+    starts = []
+    for i, element in enumerate(elements):
+        if i:
+            body += ",\r\n    "
+        starts.append((i, len(bom) + len(body.encode())))
+        body += element
+    data = bom + (body + "\r\n  ]\r\n}\r\n").encode()
+    split_bytes = len(data) // 3
+    ranges = p33_ranges(starts, p33_step(split_bytes, len(data)))
+    assert len(ranges) == 3, ranges
+    case(
+        name,
+        {"input.json": data},
+        {
+            "transactions": [
+                tx(
+                    f"TO-{i:02d}",
+                    "ACC9",
+                    f"{i}.5",
+                    "CHF",
+                    "CREDIT",
+                    JAN_1,
+                    i,
+                    key=K,
+                    desc=f'line {i}: {{not: [json]}}, "q"',
+                )
+                for i in range(30)
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 30, "duplicates": 0},
+            "main_queue_min": {"resume_file": len(ranges)},
+            "file_status": [{**status(K, rows=30, stored=30), "cursors": range_cursors(ranges)}],
+        },
+        {
+            "key": K,
+            "env": {"RANGE_SPLIT_BYTES": str(split_bytes)},
+            "description": 'the {"transactions": [...]} form (BOM, CRLF white space) over RANGE_SPLIT_BYTES is split by element as an array is (P33): the byte offsets count the BOM and the prefix; three ranges, each element stored once with its index',
+        },
+    )
+
+    # ---------------------------------------------------------------- 72 malformed: not split
+    # P33 (JSON): a document over RANGE_SPLIT_BYTES that the unsplit path rejects is not split:
+    # its elements before the error are never stored, and the file error is the unsplit one,
+    # with the whole document's line and column (P25).
+    name = "72-json-ranges-malformed-not-split"
+    K = f"in/{name}.json"
+    lines = [
+        json.dumps(
+            {
+                "transaction_id": f"MN-{i:02d}",
+                "account_id": "ACC1",
+                "amount": "1",
+                "currency": "EUR",
+                "transaction_type": "DEBIT",
+                "timestamp": "2024-01-01T00:00:00Z",
+                "description": 'a "quoted", [bracketed] text',
+            }
+        )
+        for i in range(30)
+    ]
+    lines[24] = lines[24].replace('"amount": "1", ', '"amount": "1" ')  # a missing ','
+    text = "[\n" + ",\n".join(lines) + "\n]\n"
+    column = lines[24].index('"currency"') + 1  # where reading stops: line 26 (after "[")
+    file_error_case(
+        name,
+        {"input.json": text},
+        "MALFORMED_FILE",
+        f"a JSON array over RANGE_SPLIT_BYTES whose element 24 lacks a ',' is not split (P33): nothing stored, no range message, and the file error is the unsplit one (line 26, column {column}, P25)",
+        status_message=f"file: not valid JSON at line 26, column {column}",
+        env={"RANGE_SPLIT_BYTES": "200"},
+    )
+
+    # ---------------------------------------------------------------- 73 JSON ranges resume
+    # P35 (JSON): two ranges of about 1100 elements: each resumes after its first batch (20 s
+    # left, under the 30 s margin) with the next element's index as start_line, and one range
+    # invocation is killed in the middle of a batch and re-run (P29).
+    name = "73-json-ranges-resume-killed"
+    K = f"in/{name}.json"
+    count = 2200
+
+    def resume_record(i):
+        return {
+            "transaction_id": f"JR-{i:04d}",
+            "account_id": f"ACC{i % 5}",
+            "amount": "-1" if i == 1500 else str(i + 1),
+            "currency": "XYZ" if i == 400 else "EUR",
+            "transaction_type": "DEBIT",
+            "timestamp": "2024-06-01T00:00:00Z",
+            "merchant_id": f"M,{i}]" if i % 7 == 0 else f"M{i}",
+        }
+
+    elements = [json.dumps(resume_record(i)) for i in range(count)]
+    text, starts = "[\n", []
+    for i, element in enumerate(elements):
+        if i:
+            text += ",\n"
+        starts.append((i, len(text.encode())))
+        text += element
+    text += "\n]\n"
+    split_bytes = len(text.encode()) // 2
+    ranges = p33_ranges(starts, p33_step(split_bytes, len(text.encode())))
+    assert len(ranges) == 2 and 1000 < ranges[1][0] < count - 1000, ranges
+    case(
+        name,
+        {"input.json": text},
+        {
+            "transactions": [
+                tx(
+                    f"JR-{i:04d}",
+                    f"ACC{i % 5}",
+                    str(i + 1),
+                    "EUR",
+                    "DEBIT",
+                    "2024-06-01T00:00:00",
+                    i,
+                    key=K,
+                    merchant=f"M,{i}]" if i % 7 == 0 else f"M{i}",
+                )
+                for i in range(count)
+                if i not in (400, 1500)
+            ],
+            "errors": [
+                err("UNKNOWN_CURRENCY", "currency", "JR-0400", 400, key=K),
+                err("INVALID_VALUE", "amount", "JR-1500", 1500, key=K),
+            ],
+            "accounting": {"rows_in": count, "duplicates": 0},
+            "main_queue_min": {"resume_file": 4},
+            "file_status": [
+                {
+                    **status(
+                        K,
+                        rows=count,
+                        stored=None,
+                        duplicates=None,
+                        errors={"UNKNOWN_CURRENCY": 1, "INVALID_VALUE": 1},
+                    ),
+                    "cursors": range_cursors(ranges),
+                }
+            ],
+        },
+        {
+            "key": K,
+            "env": {"RANGE_SPLIT_BYTES": str(split_bytes)},
+            "retry_remaining_time_ms": 20000,
+            # As in case 65: the first main-queue invocation runs one batch of range 0 and
+            # defers range 1 (P21); the kill comes inside that batch.
+            "crash": {"after_calls": 500, "operation": "PutItem", "when": "sqs"},
+            "description": "a JSON array in two ranges of about 1100 elements (P33): each range resumes after a batch with a range message whose start_line is the next element's index, one range invocation is killed mid-batch and re-run; every element is stored once, each range's cursor ends past its last element (P28, P29, P35)",
+        },
+    )
+
     print(len(CASES), "cases")
 
 

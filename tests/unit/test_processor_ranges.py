@@ -163,7 +163,7 @@ def test_range_step_grows_to_at_most_max_ranges(proc: Any) -> None:
     cfg = Pipeline(proc).cfg
     cfg_split = type(cfg)(**{**cfg.__dict__, "range_split_bytes": 1000})
     assert proc.range_step(cfg_split, "csv", 1000) == 0  # not above the threshold
-    assert proc.range_step(cfg_split, "json", 5000) == 0  # JSON is not split (P33)
+    assert proc.range_step(cfg_split, "json", 5000) == 1000  # JSON arrays are split too
     assert proc.range_step(cfg_split, "csv", 5000) == 1000
     assert proc.range_step(cfg_split, "csv", 1_000_001) == 10_001  # 100 ranges at most
     assert proc.range_step(cfg, "csv", 10**9) == 0  # 0: never split

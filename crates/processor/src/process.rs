@@ -1,5 +1,5 @@
 //! File processing: configuration, the invocation's deadline, a file's batches of rows (read by
-//! `crate::rows`), writing and reporting each batch; a large CSV goes out in ranges
+//! `crate::rows`), writing and reporting each batch; a large file goes out in ranges
 //! (`crate::ranges`). The event paths are in `crate::handlers`.
 
 use std::collections::BTreeMap;
@@ -397,11 +397,10 @@ pub async fn process_object(
         return Ok(finish(cfg, result, started));
     }
     let mut body = opened.body;
-    let step = range_step(cfg.range_split_bytes, format, opened.content_length);
-    if start_line == 0 && step > 0 {
-        // A large CSV goes out in ranges (P33, P34); `Some`: an unsplit run began before.
+    if start_line == 0 && range_step(cfg.range_split_bytes, opened.content_length) > 0 {
+        // A large file goes out in ranges (P33, P34); `Some`: it is read unsplit after all.
         let length = opened.content_length;
-        let split = split_object(aws, cfg, &source, body, step, length, &mut result);
+        let split = split_object(aws, cfg, &source, body, format, length, &mut result);
         match split.await? {
             Some(reread) => body = reread,
             None => return Ok(finish(cfg, result, started)),

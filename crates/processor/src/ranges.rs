@@ -1,8 +1,9 @@
 //! Large files in ranges (contract/decisions.md P33 to P35): the S3 event's invocation streams
-//! a large CSV object once to find its row-aligned byte ranges, records them in the file status
-//! with one UpdateItem, and sends one range message per range to the main queue, whose
-//! invocations process the ranges side by side, each with its own cursor and resume. The twin
-//! of the ranges section of lib/processor_function.py: same expressions, same messages.
+//! a large CSV or JSON object once to find its row- or element-aligned byte ranges, records
+//! them in the file status with one UpdateItem, and sends one range message per range to the
+//! main queue, whose invocations process the ranges side by side, each with its own cursor and
+//! resume. The twin of the ranges section of lib/processor_function.py: same expressions, same
+//! messages.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::BufReader;
@@ -14,17 +15,18 @@ use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 use txn_core::error::{ErrorCode, FileError};
 use txn_core::events::ObjectRef;
-use txn_core::files::{open_csv, open_csv_range, OpenError};
+use txn_core::files::{open_csv, open_csv_range, Format, OpenError};
 use txn_core::iso_ms;
+use txn_core::json_ranges::{json_range_bounds, json_range_rows};
 use txn_core::messages::{range_message, SourceInfo};
-use txn_core::ranges::{csv_range_bounds, plan_ranges, FileRange};
+use txn_core::ranges::{csv_range_bounds, plan_ranges, range_step, FileRange};
 
 use crate::edges::{Edges, GetObjectError, UpdateItemError};
 use crate::error::ProcessError;
 use crate::process::{
     finish, open_object, report_file_error, run_rows, Config, Deadline, FileResult, OpenedRows,
 };
-use crate::rows::{read_failed, start_csv, Chunk, READ_BUFFER_BYTES};
+use crate::rows::{chunk_rows, read_failed, start_csv, Chunk, READ_BUFFER_BYTES};
 use crate::status::{status_key, PROCESSING, STATUS_RANGE};
 use crate::writes::send_messages;
 use crate::{now_ms, PROCESSOR};
@@ -122,53 +124,100 @@ async fn status_split(
     })
 }
 
-/// Split a large CSV object into ranges and queue them (P33 to P35), reading `body` once.
-/// `Ok(None)`: done here (split, or a file error reported); `Ok(Some(body))`: an unsplit run of
-/// this version began before, so the caller processes it unsplit from this fresh read.
+/// What one read of a large object found (P33).
+enum Found {
+    /// Its ranges.
+    Ranges(Vec<FileRange>),
+    /// A file error, reported.
+    Reported,
+    /// A JSON document that is not the simple shape that is split: the unsplit path reads it.
+    NotSplit,
+}
+
+/// The ranges of a large object, from one read of `body` (P33).
+async fn find_ranges(
+    aws: &impl Edges,
+    cfg: &Config,
+    source: &SourceInfo,
+    body: ByteStream,
+    format: Format,
+    content_length: u64,
+    result: &mut FileResult,
+) -> Result<Found, ProcessError> {
+    let step = range_step(cfg.range_split_bytes, content_length);
+    let reader = SyncIoBridge::new(body.into_async_read());
+    let input = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+    if format == Format::Json {
+        let split = tokio::task::spawn_blocking(move || json_range_bounds(input, step))
+            .await
+            .map_err(|_| ProcessError::ReaderStopped)?
+            .map_err(read_failed)?;
+        return Ok(match split {
+            Some(s) => Found::Ranges(plan_ranges(&s.bounds, s.first_byte, s.end_byte)),
+            None => Found::NotSplit,
+        });
+    }
+    let bounds = tokio::task::spawn_blocking(move || csv_range_bounds(input, step))
+        .await
+        .map_err(|_| ProcessError::ReaderStopped)?;
+    match bounds {
+        Ok(bounds) => Ok(Found::Ranges(plan_ranges(&bounds, 0, content_length))),
+        Err(OpenError::File(error)) => {
+            report_file_error(aws, cfg, source, &error, result).await?;
+            Ok(Found::Reported)
+        }
+        Err(OpenError::Io(e)) => Err(read_failed(e)),
+    }
+}
+
+/// The object read again for the unsplit path; `None` when it is gone (reported).
+async fn reread(
+    aws: &impl Edges,
+    cfg: &Config,
+    source: &SourceInfo,
+    result: &mut FileResult,
+) -> Result<Option<ByteStream>, ProcessError> {
+    let version_id = source.version_id.as_deref();
+    match aws
+        .get_object(&source.bucket, &source.key, version_id, None)
+        .await
+    {
+        Ok(opened) => Ok(Some(opened.body)),
+        Err(GetObjectError::NotFound) => {
+            let error = FileError::new(
+                ErrorCode::ObjectNotFound,
+                "file: object (version) not found",
+            );
+            report_file_error(aws, cfg, source, &error, result).await?;
+            Ok(None)
+        }
+        Err(retryable) => Err(retryable.into()),
+    }
+}
+
+/// Split a large object into ranges and queue them (P33 to P35), reading `body` once.
+/// `Ok(None)`: done here (split, or a file error reported); `Ok(Some(body))`: the caller
+/// processes it unsplit from this fresh read (an unsplit run of this version began before, or
+/// a JSON document is not the simple shape that is split).
 pub(crate) async fn split_object(
     aws: &impl Edges,
     cfg: &Config,
     source: &SourceInfo,
     body: ByteStream,
-    step: u64,
+    format: Format,
     content_length: u64,
     result: &mut FileResult,
 ) -> Result<Option<ByteStream>, ProcessError> {
-    let reader = SyncIoBridge::new(body.into_async_read());
-    let bounds = tokio::task::spawn_blocking(move || {
-        csv_range_bounds(BufReader::with_capacity(READ_BUFFER_BYTES, reader), step)
-    })
-    .await
-    .map_err(|_| ProcessError::ReaderStopped)?;
-    let bounds = match bounds {
-        Ok(bounds) => bounds,
-        Err(OpenError::File(error)) => {
-            report_file_error(aws, cfg, source, &error, result).await?;
-            return Ok(None);
-        }
-        Err(OpenError::Io(e)) => return Err(read_failed(e)),
+    let found = find_ranges(aws, cfg, source, body, format, content_length, result).await?;
+    let ranges = match found {
+        Found::Reported => return Ok(None),
+        Found::NotSplit => return reread(aws, cfg, source, result).await,
+        Found::Ranges(ranges) => ranges,
     };
-    let ranges = plan_ranges(&bounds, content_length);
     let outcome = status_split(aws, cfg, source, &ranges).await?;
     let version_id = source.version_id.as_deref();
     match outcome {
-        SplitOutcome::Unsplit => {
-            let reread = aws
-                .get_object(&source.bucket, &source.key, version_id, None)
-                .await;
-            return match reread {
-                Ok(opened) => Ok(Some(opened.body)),
-                Err(GetObjectError::NotFound) => {
-                    let error = FileError::new(
-                        ErrorCode::ObjectNotFound,
-                        "file: object (version) not found",
-                    );
-                    report_file_error(aws, cfg, source, &error, result).await?;
-                    Ok(None)
-                }
-                Err(retryable) => Err(retryable.into()),
-            };
-        }
+        SplitOutcome::Unsplit => return reread(aws, cfg, source, result).await,
         SplitOutcome::Other => {
             tracing::warn!(
                 bucket = %source.bucket,
@@ -215,7 +264,15 @@ pub(crate) async fn process_range(
     };
     let rows = SyncIoBridge::new(opened.body.into_async_read());
     let (tx, rx) = mpsc::channel::<Result<Chunk, ProcessError>>(2);
-    let opening = if range.line == 0 {
+    let opening = if Format::from_key(&object.key) == Some(Format::Json) {
+        // The range starts at an element: no header; the elements stream, one at a time.
+        let (first_byte, first_index) = (range.start_byte, range.line);
+        Ok(tokio::task::spawn_blocking(move || {
+            let input = BufReader::with_capacity(READ_BUFFER_BYTES, rows);
+            let elements = json_range_rows(input, first_byte, first_index);
+            chunk_rows(elements.map(|r| r.map_err(read_failed)), start_line, &tx);
+        }))
+    } else if range.line == 0 {
         let open = move || open_csv(BufReader::with_capacity(READ_BUFFER_BYTES, rows));
         start_csv(open, start_line, tx).await
     } else {

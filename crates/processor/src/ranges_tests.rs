@@ -370,3 +370,81 @@ async fn a_range_message_with_a_bad_field_is_forwarded_to_the_dlq() {
     assert_eq!(aws.bodies(DLQ), [body]);
     assert!(aws.state().gets.is_empty());
 }
+
+const JSON_KEY: &str = "in/f.json";
+
+/// 2500 elements in the `{"transactions": [...]}` form: strings with brackets,
+/// commas and escaped quotes, every 250th record with an unknown currency, every 600th element
+/// not an object (P33a).
+fn big_json() -> String {
+    let elements: Vec<String> = (0..2500)
+        .map(|i: usize| {
+            if i % 600 == 599 {
+                return format!("[\"T-{i:05}\"]");
+            }
+            let currency = if i.is_multiple_of(250) { "XYZ" } else { "EUR" };
+            format!(
+                "{{\"transaction_id\": \"T-{i:05}\", \"account_id\": \"ACC{i}\", \"amount\": {i}.5, \
+                 \"currency\": \"{currency}\", \"transaction_type\": \"CREDIT\", \
+                 \"timestamp\": \"2024-04-01T00:00:00Z\", \"merchant_id\": \"M\\\"],[{{{i}\"}}"
+            )
+        })
+        .collect();
+    format!("{{\"transactions\": [\n{}\n]}}\n", elements.join(",\n"))
+}
+
+async fn s3_json_event(aws: &FakeAws, cfg: &Config) -> Value {
+    let response = handle_s3_event(aws, cfg, &[object(JSON_KEY)], &ample_time())
+        .await
+        .unwrap();
+    response["files"][0].clone()
+}
+
+#[tokio::test]
+async fn a_split_json_file_ends_as_the_unsplit_file() {
+    let data = big_json();
+    let whole = FakeAws::with_object(BUCKET, JSON_KEY, &data);
+    s3_json_event(&whole, &config()).await;
+    let expected = outcome(&whole);
+    assert_eq!(expected.0.len(), 2500 - 10 - 4);
+    for resuming in [false, true] {
+        let time = if resuming { no_time } else { ample_time };
+        let aws = FakeAws::with_object(BUCKET, JSON_KEY, &data);
+        // Two ranges of about 1250 elements: more than a batch each.
+        let cfg = split_config(data.len() as u64 / 2);
+        let file = s3_json_event(&aws, &cfg).await;
+        assert_eq!(file["resume_line"].as_u64(), Some(0));
+        assert!(aws.state().items.is_empty(), "the splitter stores nothing");
+        let messages = aws.messages(QUEUE);
+        assert_eq!(messages.len(), 2);
+        // Range 0 starts at element 0 (after the prefix), the last ends at the array's ']'.
+        assert_eq!(
+            messages[0]["start_byte"],
+            data.find("{\"transaction_id").unwrap()
+        );
+        assert_eq!(messages[1]["end_byte"], data.rfind(']').unwrap());
+        for pair in messages.windows(2) {
+            assert_eq!(pair[0]["end_byte"], pair[1]["start_byte"]);
+        }
+        let rounds = drain(&aws, &cfg, time).await;
+        assert_eq!(outcome(&aws), expected);
+        assert_eq!(rounds > 1, resuming);
+        check_cursors(&aws, &messages);
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_json_over_the_threshold_is_reported_as_unsplit() {
+    let data = big_json().replace("\"T-01200\", \"account_id\"", "\"T-01200\" \"account_id\"");
+    let whole = FakeAws::with_object(BUCKET, JSON_KEY, &data);
+    let unsplit = s3_json_event(&whole, &config()).await;
+    assert_eq!(unsplit["file_error"], "MALFORMED_FILE");
+    let aws = FakeAws::with_object(BUCKET, JSON_KEY, &data);
+    let file = s3_json_event(&aws, &split_config(1000)).await;
+    assert_eq!(file["file_error"], "MALFORMED_FILE");
+    assert!(aws.bodies(QUEUE).is_empty() && aws.state().items.is_empty());
+    let message = |a: &FakeAws| a.messages(DLQ)[0]["error_message"].clone();
+    assert_eq!(message(&aws), message(&whole));
+    // Read twice: once by the split's scan, once whole.
+    assert_eq!(aws.state().gets, [None, None]);
+}

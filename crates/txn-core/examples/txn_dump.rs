@@ -6,6 +6,7 @@ use std::io::{BufReader, Write};
 
 use serde_json::{json, Value};
 use txn_core::files::{json_rows, open_csv, parse_json_document, Format, OpenError, Row};
+use txn_core::json_ranges::json_range_bounds;
 
 fn row_json(row: &Row) -> Value {
     let (hint, masked) = match &row.values {
@@ -47,14 +48,21 @@ fn dump(path: &str, out: &mut impl Write) -> std::io::Result<()> {
                 }
             }
         }
-        Some(Format::Json) => match parse_json_document(&std::fs::read(path)?) {
-            Err(e) => writeln!(out, "{}", file_error(e))?,
-            Ok(records) => {
-                for row in json_rows(records) {
-                    writeln!(out, "{}", row_json(&row))?;
+        Some(Format::Json) => {
+            let data = std::fs::read(path)?;
+            // The split's scan at step 1 (P33a): every element's first byte, or not split.
+            let split = json_range_bounds(data.as_slice(), 1)?
+                .map(|s| json!([s.first_byte, s.end_byte, s.bounds]));
+            writeln!(out, "{}", json!({ "split": split }))?;
+            match parse_json_document(&data) {
+                Err(e) => writeln!(out, "{}", file_error(e))?,
+                Ok(records) => {
+                    for row in json_rows(records) {
+                        writeln!(out, "{}", row_json(&row))?;
+                    }
                 }
             }
-        },
+        }
         None => writeln!(out, "{}", json!({"unsupported": path}))?,
     }
     Ok(())

@@ -25,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod json;
+pub mod json_ranges;
 pub mod messages;
 pub mod pyjson;
 pub mod ranges;

@@ -1,6 +1,6 @@
 //! Large files in ranges (contract/decisions.md P33 to P35): the row-aligned byte ranges of a
 //! large CSV object, found by streaming it once through the same reader that processes its
-//! rows, and the range fields of a resume_file message.
+//! rows, and the range fields of a resume_file message. JSON arrays: `crate::json_ranges`.
 //!
 //! Why the row reader and not a separate quote scanner: a boundary must be exactly where that
 //! reader starts a row, also after rows it cannot read (P10: reading resumes on the next line),
@@ -9,7 +9,7 @@
 use std::io::BufRead;
 
 use crate::error::{ErrorCode, FileError};
-use crate::files::{open_csv, Format, OpenError};
+use crate::files::{open_csv, OpenError};
 
 /// At most this many ranges per file: the step grows with the object, so that the split's one
 /// status update stays small (P33).
@@ -27,8 +27,8 @@ pub struct FileRange {
 }
 
 /// Bytes per range for this object, or 0 when it is not split (P33).
-pub fn range_step(range_split_bytes: u64, format: Format, content_length: u64) -> u64 {
-    if format != Format::Csv || range_split_bytes == 0 || content_length <= range_split_bytes {
+pub fn range_step(range_split_bytes: u64, content_length: u64) -> u64 {
+    if range_split_bytes == 0 || content_length <= range_split_bytes {
         return 0;
     }
     range_split_bytes.max(content_length.div_ceil(MAX_RANGES))
@@ -56,10 +56,12 @@ pub fn csv_range_bounds<R: BufRead>(input: R, step: u64) -> Result<Vec<(u64, u64
     Ok(bounds)
 }
 
-/// The ranges between the boundaries; range 0 starts at byte 0 with the header (P33).
-pub fn plan_ranges(bounds: &[(u64, u64)], content_length: u64) -> Vec<FileRange> {
+/// The ranges between the boundaries; range 0 starts at `first_byte`: 0 for a CSV (the header
+/// is in range 0), the first element's first byte for a JSON array (P33). The last range ends
+/// at `end_byte`: the CSV's ContentLength, the JSON array's closing bracket.
+pub fn plan_ranges(bounds: &[(u64, u64)], first_byte: u64, end_byte: u64) -> Vec<FileRange> {
     let mut ranges = Vec::with_capacity(bounds.len() + 1);
-    let mut previous = (0, 0);
+    let mut previous = (0, first_byte);
     for &(line, start) in bounds {
         ranges.push(FileRange {
             line: previous.0,
@@ -71,7 +73,7 @@ pub fn plan_ranges(bounds: &[(u64, u64)], content_length: u64) -> Vec<FileRange>
     ranges.push(FileRange {
         line: previous.0,
         start_byte: previous.1,
-        end_byte: content_length,
+        end_byte,
     });
     ranges
 }
