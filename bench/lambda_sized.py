@@ -134,6 +134,17 @@ def run_one(emu: Any, impl: str, limited: bool, rows: int, rust_bin: Path) -> di
         delete_stack(stack)
 
 
+def machine_facts(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """The machine and its 1-minute load average before (`load_before`, os.getloadavg() when the
+    run began) and now, for a benchmark's results."""
+    return {
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "load_avg_1m_before": round(load_before[0], 2),
+        "load_avg_1m_after": round(os.getloadavg()[0], 2),
+    }
+
+
 def _or_dash(value: Any) -> str:
     return "-" if value is None else str(value)
 
@@ -161,12 +172,7 @@ def main() -> int:
                 results.append(result)
     finally:
         emu.stop()
-    machine = {
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-        "load_avg_1m_before": round(load_before[0], 2),
-        "load_avg_1m_after": round(os.getloadavg()[0], 2),
-    }
+    machine = machine_facts(load_before)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
     print(f"\nmachine: {machine}")

@@ -50,7 +50,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import resource
 import signal
 import statistics
@@ -68,15 +67,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import boto3  # noqa: E402
 from costs import PRICES  # noqa: E402 (bench/costs.py: this script's folder is on sys.path)
+from lambda_sized import machine_facts  # noqa: E402 (bench/lambda_sized.py)
 
 from pipeline_local.ddb_faithful import start_ddb_faithful  # noqa: E402
 from pipeline_local.emulator import aws_env_for, start_emulator  # noqa: E402
 from pipeline_local.function_config import PROCESSOR, tunable_defaults  # noqa: E402
 from pipeline_local.samples import bulk_file  # noqa: E402
 from pipeline_local.sandbox import sandbox_for  # noqa: E402
-from pipeline_local.scratch_stack import create_transactions_table  # noqa: E402
+from pipeline_local.scratch_stack import clients, create_transactions_table  # noqa: E402
 
 MEMORY_MB = 512
 MEMORY_GB = MEMORY_MB / 1024  # Lambda bills GB as 1,024 MB
@@ -321,13 +320,7 @@ def parent(args: argparse.Namespace) -> int:
             FILE_STATUS_TABLE_NAME="unused",
             ENVIRONMENT="bench",
         )
-        admin = boto3.client(
-            "dynamodb",
-            endpoint_url=ddb.endpoint,
-            region_name=env["AWS_DEFAULT_REGION"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        _, admin, _ = clients(ddb)  # the endpoint is an Emulator: same clients helper
         for repeat in range(args.repeats):
             for mode in MODES:
                 table = f"write-batching-{mode}-{uuid.uuid4().hex[:8]}"
@@ -350,10 +343,7 @@ def parent(args: argparse.Namespace) -> int:
         if emu:
             emu.stop()
     machine = {
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-        "load_avg_1m_before": round(load_before[0], 2),
-        "load_avg_1m_after": round(os.getloadavg()[0], 2),
+        **machine_facts(load_before),
         "rows": args.rows,
         "writers": args.writers,
         "backend": args.backend,
