@@ -595,6 +595,8 @@ locals {
       # executions from S3 events (contract P36; 2 to 1000:
       # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
       queue_maximum_concurrency = var.range_max_concurrency
+      # One message per invocation by default, so that the ranges of a file run side by side.
+      queue_batch_size = var.processor_queue_batch_size
       # Asynchronous (S3) invocations that fail every retry land on the retry queue, whose
       # consumer processes the file again.
       dead_letter_config = { target_arn = aws_sqs_queue.main.arn }
@@ -674,6 +676,8 @@ locals {
       consumes_queue       = aws_sqs_queue.dlq.arn
       # The DLQ processor's reserved concurrency bounds its mapping already.
       queue_maximum_concurrency = null
+      # The client's batch size for the DLQ's mapping.
+      queue_batch_size = 10
       # Invoked only by its SQS event source mapping: a failed message stays on the DLQ and is
       # retried, so an asynchronous dead letter queue would never receive anything.
       dead_letter_config = null
@@ -921,7 +925,7 @@ resource "aws_lambda_event_source_mapping" "function" {
 
   event_source_arn        = each.value.consumes_queue
   function_name           = aws_lambda_function.function[each.key].arn
-  batch_size              = 10
+  batch_size              = each.value.queue_batch_size
   function_response_types = ["ReportBatchItemFailures"]
 
   dynamic "scaling_config" {

@@ -156,6 +156,17 @@ variable "range_max_concurrency" {
   }
 }
 
+variable "processor_queue_batch_size" {
+  description = "Messages per invocation from the main queue (its event source mapping's batch_size). 1 by default: a range message is a whole invocation's work, so a batch of ten would run ten ranges one after another in one execution environment instead of side by side (contract P36); retry_records, the queue's other messages, are rare once writes yield (P37)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.processor_queue_batch_size >= 1 && var.processor_queue_batch_size <= 10 && floor(var.processor_queue_batch_size) == var.processor_queue_batch_size
+    error_message = "processor_queue_batch_size must be a whole number between 1 and 10."
+  }
+}
+
 variable "time_safety_margin_ms" {
   description = "When less than this remains of an invocation, the processor queues a resume_file message and stops."
   type        = number

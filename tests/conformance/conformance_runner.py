@@ -323,7 +323,7 @@ def _run_case(
             dead_letter_queue_url=dead_letter.url if dead_letter else None,
         )
         s3_results.append(result)
-        drain(list(pollers.values()))
+        drain(list(pollers.values()), max_rounds=1000)
 
     events: list[dict[str, Any]] = []
     if cfg.get("missing_object"):
@@ -345,7 +345,7 @@ def _run_case(
     for body_text in bodies:
         stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=body_text)
     if bodies:
-        drain(list(pollers.values()))
+        drain(list(pollers.values()), max_rounds=1000)
 
     if cfg.get("replay"):
         version_id = stack.versions[0]
@@ -358,7 +358,7 @@ def _run_case(
         }
         pollers[stack.main_url].invoker = invokers[replay_key(processor)]
         stack.sqs.send_message(QueueUrl=stack.main_url, MessageBody=json.dumps(resume))
-        drain(list(pollers.values()))
+        drain(list(pollers.values()), max_rounds=1000)
 
     main_kinds: Counter[str] = Counter()
     main_bodies: list[str] = []

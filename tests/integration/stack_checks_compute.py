@@ -102,15 +102,17 @@ def test_s3_may_invoke_the_processor_from_the_bucket_only(stack: Stack) -> None:
 
 def test_event_source_mappings(stack: Stack) -> None:
     lam = stack.client("lambda")
+    # The DLQ's batch size is the client's; the main queue's is 1 so that ranges run side by
+    # side (P36, processor_queue_batch_size).
     pairs = {
-        "retry_queue_event_source_mapping_uuid": ("main_queue_arn", "processor_function_arn"),
-        "dlq_event_source_mapping_uuid": ("dlq_arn", "dlq_processor_function_arn"),
+        "retry_queue_event_source_mapping_uuid": ("main_queue_arn", "processor_function_arn", 1),
+        "dlq_event_source_mapping_uuid": ("dlq_arn", "dlq_processor_function_arn", 10),
     }
-    for uuid_output, (queue, function) in pairs.items():
+    for uuid_output, (queue, function, batch_size) in pairs.items():
         esm = lam.get_event_source_mapping(UUID=stack.outputs[uuid_output])
         assert esm["EventSourceArn"] == stack.outputs[queue]
         assert esm["FunctionArn"] == stack.outputs[function]
-        assert esm["BatchSize"] == 10
+        assert esm["BatchSize"] == batch_size
         assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 

@@ -82,6 +82,8 @@ def functions_of(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
         ("range_split_bytes=1000", "range_split_bytes must be 0 (never split) or a whole"),
         ("range_max_concurrency=1", "range_max_concurrency must be a whole number between 2"),
         ("range_max_concurrency=100", "range_max_concurrency must be a whole number between 2"),
+        ("processor_queue_batch_size=0", "processor_queue_batch_size must be a whole number"),
+        ("processor_queue_batch_size=11", "processor_queue_batch_size must be a whole number"),
         ("status_index_shards=0", "status_index_shards must be a whole number between 1 and"),
         ("status_index_shards=2.5", "status_index_shards must be a whole number between 1 and"),
         ("attach_functions_to_vpc=maybe", "a bool is required"),
@@ -157,6 +159,7 @@ def test_variables_set_the_reservations_and_can_detach_the_functions(workdir: Wo
         "processor_reserved_concurrency=7",
         "dlq_processor_reserved_concurrency=3",
         "range_max_concurrency=5",  # must stay below the processor's reservation (P36)
+        "processor_queue_batch_size=4",
         "attach_functions_to_vpc=false",
     )
     functions = functions_of(values)
@@ -166,6 +169,8 @@ def test_variables_set_the_reservations_and_can_detach_the_functions(workdir: Wo
     mappings = "aws_lambda_event_source_mapping.function"
     assert values[f'{mappings}["processor"]']["scaling_config"] == [{"maximum_concurrency": 5}]
     assert values[f'{mappings}["dlq_processor"]']["scaling_config"] == []
+    assert values[f'{mappings}["processor"]']["batch_size"] == 4
+    assert values[f'{mappings}["dlq_processor"]']["batch_size"] == 10
     for name in ("processor", "dlq_processor"):
         assert functions[name]["vpc_config"] == []
     detached = [a for a in values if "security_group" in a and "default" not in a]
