@@ -106,7 +106,10 @@ def measured_counts(r: dict[str, Any]) -> dict[str, float]:
     dlq_batches = math.ceil(r["dlq_messages"] / SQS_BATCH)
     sqs = r["retry_record_messages"] + r["resume_file_messages"] + dlq_batches
     sqs += esm_calls + 2 * dlq_batches
-    kms = r["file_invocations"] + periods * (2 * 2 + 1) + periods
+    # Each execution environment running side by side (bench/pipeline.py --concurrency) asks
+    # for its own data keys: an upper bound.
+    environments = int(r.get("concurrency", 1))
+    kms = r["file_invocations"] + periods * environments * (2 * 2 + 1) + periods
     return {
         "lambda_gb_s": r["billed_ms"] / 1000 * MEMORY_GB,
         "lambda_request": r["invocations"],

@@ -24,9 +24,17 @@ invalid), on a fresh set of resources:
   and resume_file messages, SQS calls, the CPU quota's throttled time, peak memory, and the
   1-minute load average before and after.
 
-One execution environment at a time: on AWS the event source mapping could run up to five
-concurrent ones at first; with the status-index hot key the table, not the function, sets the
-pace either way (see docs/benchmarks.md).
+With `--concurrency N` the main queue is taken by N execution environments side by side
+(pipeline_local.delivery.drain_concurrently: the mapping's maximum_concurrency, P36), each its own
+512 MB sandbox; with `--range-split-bytes B` the S3 event's invocation splits a larger file into
+ranges (P33) whose messages those environments take, `--batch-size` messages per invocation
+(lib/main.tf's processor_queue_batch_size, 1). The S3 event's invocation runs in the first
+environment (on AWS it comes from the asynchronous pool, outside the mapping's limit). Every
+process shares this machine's cores with the emulator and the endpoint: the endpoint's own CPU
+per request is the machine's, not DynamoDB's, and it is printed with the results.
+
+    .venv/bin/python bench/pipeline.py --sizes 1000000 --impls rust --concurrency 4 \
+        --range-split-bytes 1048576 --batch-size 1 --faithful-threads 2
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -52,12 +61,17 @@ sys.path.insert(0, str(REPO / "bench"))
 from run import generate  # noqa: E402
 
 from pipeline_local.ddb_faithful import FaithfulDynamoDB, start_ddb_faithful  # noqa: E402
-from pipeline_local.delivery import QueuePoller, drain, invoke_async, s3_event_for_object  # noqa: E402
+from pipeline_local.delivery import (  # noqa: E402
+    QueuePoller,
+    drain,
+    drain_concurrently,
+    invoke_async,
+    s3_event_for_object,
+)
 from pipeline_local.emulator import start_emulator  # noqa: E402
 from pipeline_local.function_invokers import Execution  # noqa: E402
 from pipeline_local.function_invokers import make_invoker as function_invoker  # noqa: E402
 from pipeline_local.invokers import Invoker, Sandboxed  # noqa: E402
-from pipeline_local.sandbox import Sandbox  # noqa: E402
 from pipeline_local.scratch_stack import (  # noqa: E402
     create_errors_table,
     create_stack,
@@ -91,17 +105,22 @@ class CountingInvoker:
         self.errors = 0
         self.message_kinds: dict[str, set[str]] = {"retry_record": set(), "resume_file": set()}
         self.file_invocations = 0
+        # The ranges (P33) whose messages reached this environment, by their first line.
+        self.range_lines: set[int] = set()
 
     def invoke(self, event: dict[str, Any], *, timeout_ms: int = TIMEOUT_MS) -> Any:
         files = 0
         for record in event.get("Records", []):
             if record.get("eventSource") == "aws:sqs":
                 try:
-                    kind = json.loads(record["body"]).get("kind")
+                    body = json.loads(record["body"])
+                    kind = body.get("kind")
                 except (ValueError, AttributeError):
-                    kind = None
+                    body, kind = {}, None
                 if kind in self.message_kinds:
                     self.message_kinds[kind].add(record["messageId"])
+                if kind == "resume_file" and "range_line" in body:
+                    self.range_lines.add(int(body["range_line"]))
                 files += kind == "resume_file"
             elif record.get("eventSource") == "aws:s3":
                 files += 1
@@ -116,6 +135,12 @@ class CountingInvoker:
         finally:
             # Lambda bills duration rounded up to the millisecond.
             self.billed_ms += math.ceil((time.monotonic() - started) * 1000)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count_calls(client: Any) -> Counter[str]:
@@ -147,7 +172,20 @@ def make_invoker(impl: str, env: dict[str, str], log_dir: Path) -> Invoker:
     )
 
 
-def run_case(emu: Any, faithful: FaithfulDynamoDB, impl: str, rows: int) -> dict[str, Any]:
+def run_case(
+    emu: Any,
+    faithful: FaithfulDynamoDB,
+    impl: str,
+    rows: int,
+    *,
+    concurrency: int = 1,
+    range_split_bytes: int = 0,
+    batch_size: int = BATCH_SIZE,
+    status_index_shards: int | None = None,
+) -> dict[str, Any]:
+    """One file through the pipeline. `concurrency` execution environments take the main
+    queue's batches side by side (the mapping's maximum_concurrency, P36); with
+    `range_split_bytes` the S3 event's invocation splits the file into ranges (P33)."""
     path = generate(rows)
     stack = create_stack(emu)
     aws = emu.aws_env()
@@ -167,15 +205,26 @@ def run_case(emu: Any, faithful: FaithfulDynamoDB, impl: str, rows: int) -> dict
         **processor_env(stack, "bench"),
         "AWS_ENDPOINT_URL_DYNAMODB": faithful.endpoint,
         "MAX_FILE_BYTES": str(1 << 30),
+        "RANGE_SPLIT_BYTES": str(range_split_bytes),
     }
-    sandbox: Sandbox | None = None
+    if status_index_shards is not None:
+        env["STATUS_INDEX_SHARDS"] = str(status_index_shards)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     sqs_calls = count_calls(stack.sqs)
     load_before = os.getloadavg()
+    servers_cpu_before = (process_cpu_s(faithful.pid), process_cpu_s(emu.pid))
+    case = f"{impl}-{rows}" + (f"-c{concurrency}" if concurrency > 1 else "")
     try:
-        with make_invoker(impl, env, LOG_DIR / f"{impl}-{rows}") as inner:
-            sandbox = inner.sandbox if isinstance(inner, Sandboxed) else None
-            invoker = CountingInvoker(inner)
+        with contextlib.ExitStack() as environments:
+            inners = [
+                environments.enter_context(
+                    make_invoker(impl, env, LOG_DIR / (case if i == 0 else f"{case}-{i}"))
+                )
+                for i in range(concurrency)
+            ]
+            sandboxes = [inner.sandbox for inner in inners if isinstance(inner, Sandboxed)]
+            counters = [CountingInvoker(inner) for inner in inners]
+            invoker = counters[0]  # the S3 event's invocation (the async pool, not the mapping's)
             key = f"incoming/bench-{rows}.csv"
             started = time.monotonic()
             with path.open("rb") as body:
@@ -190,19 +239,30 @@ def run_case(emu: Any, faithful: FaithfulDynamoDB, impl: str, rows: int) -> dict
             )
             if first.error is not None:
                 raise RuntimeError(f"{impl} {rows}: the S3 invocation failed: {first.error}")
-            poller = QueuePoller(
-                stack.sqs,
-                stack.main_url,
-                invoker,
-                batch_size=BATCH_SIZE,
-                timeout_ms=TIMEOUT_MS,
-            )
-            drained = drain([poller], max_rounds=1_000_000, idle_wait_s=0.05)
+            # The S3 event's invocation: with ranges it only splits (reads the object once and
+            # sends the range messages); without, it processes the file until its timeout.
+            s3_invocation_s = time.monotonic() - started - upload_s
+            pollers = [
+                QueuePoller(
+                    stack.sqs,
+                    stack.main_url,
+                    counter,
+                    batch_size=batch_size,
+                    timeout_ms=TIMEOUT_MS,
+                )
+                for counter in counters
+            ]
+            if concurrency == 1:
+                drained = drain(pollers, max_rounds=1_000_000, idle_wait_s=0.05)
+            else:
+                drained = drain_concurrently(pollers, idle_wait_s=0.05, deadline_s=4 * 3600)
             wall_s = time.monotonic() - started
-            peak_mb = sandbox.max_memory_used_mb() if sandbox is not None else None
-            cpu_stat = sandbox.cpu_stat() if sandbox is not None else {}
-            oom_kills = sandbox.oom_kills() if sandbox is not None else 0
+            peaks = [sb.max_memory_used_mb() for sb in sandboxes]
+            peak_mb = max(peaks) if sandboxes else None
+            cpu_throttled_ns = sum(sb.cpu_stat().get("throttled_time", 0) for sb in sandboxes)
+            oom_kills = sum(sb.oom_kills() for sb in sandboxes)
         load_after = os.getloadavg()
+        servers_cpu_after = (process_cpu_s(faithful.pid), process_cpu_s(emu.pid))
         stats = faithful.stats()
         stored = stored_count(ddb, stack.table)
         dlq_messages = int(
@@ -220,21 +280,32 @@ def run_case(emu: Any, faithful: FaithfulDynamoDB, impl: str, rows: int) -> dict
     resources = stats.get("resources", {})
     table_res = resources.get(stack.table, {})
     index_res = resources.get(f"{stack.table}/index/status_shard-index", {})
-    retry_records = len(invoker.message_kinds["retry_record"])
-    resumes = len(invoker.message_kinds["resume_file"])
+    retry_records = len(set().union(*(c.message_kinds["retry_record"] for c in counters)))
+    resumes = len(set().union(*(c.message_kinds["resume_file"] for c in counters)))
+    range_lines = set().union(*(c.range_lines for c in counters))
     return {
         "impl": impl,
         "rows": rows,
         "valid_rows": valid,
         "stored": stored,
         "complete": stored == valid,
+        # Every row accounted for: the valid ones stored once (the key is the transaction id,
+        # so ItemCount == valid means none twice), the invalid ones on the DLQ.
+        "accounted": stored == valid and dlq_messages == rows - valid,
+        "batch_size": batch_size,
         "upload_s": round(upload_s, 2),
+        "s3_invocation_s": round(s3_invocation_s, 2),
         "wall_s": round(wall_s, 2),
         "records_per_s": round(stored / wall_s, 1),
-        "invocations": invoker.invocations,
-        "invocation_errors": invoker.errors,
-        "billed_ms": invoker.billed_ms,
-        "file_invocations": invoker.file_invocations,
+        "concurrency": concurrency,
+        "range_split_bytes": range_split_bytes,
+        "file_bytes": path.stat().st_size,
+        "ranges": len(range_lines),
+        "invocations": sum(c.invocations for c in counters),
+        "invocations_per_environment": [c.invocations for c in counters],
+        "invocation_errors": sum(c.errors for c in counters),
+        "billed_ms": sum(c.billed_ms for c in counters),
+        "file_invocations": sum(c.file_invocations for c in counters),
         "resume_file_messages": resumes,
         "retry_record_messages": retry_records,
         "drain_rounds": drained.rounds,
@@ -257,10 +328,14 @@ def run_case(emu: Any, faithful: FaithfulDynamoDB, impl: str, rows: int) -> dict
         # The event source mapping's side (receive, delete, change visibility) as this driver
         # made the calls; the processor's sends are counted from the messages it sent.
         "sqs_driver_calls": dict(sqs_calls),
-        "sandbox": sandbox is not None,
-        "cpu_throttled_s": round(cpu_stat["throttled_time"] / 1e9, 2) if cpu_stat else None,
+        "sandbox": bool(sandboxes),
+        "cpu_throttled_s": round(cpu_throttled_ns / 1e9, 2) if sandboxes else None,
         "peak_memory_mb": peak_mb,
+        "peak_memory_mb_per_environment": peaks,
         "oom_kills": oom_kills,
+        # This machine's CPU spent serving the run: the DynamoDB model and the emulator (S3, SQS).
+        "endpoint_cpu_s": round(servers_cpu_after[0] - servers_cpu_before[0], 1),
+        "emulator_cpu_s": round(servers_cpu_after[1] - servers_cpu_before[1], 1),
         "load_avg": [round(load_before[0], 2), round(load_after[0], 2)],
     }
 
@@ -275,22 +350,59 @@ def main() -> int:
         default=100_000,
         help="largest file for Python (at 0.29 vCPU it stores about 350 records/s)",
     )
+    parser.add_argument(
+        "--concurrency",
+        default="1",
+        help="execution environments taking the main queue side by side, one case each: 1,2,4",
+    )
+    parser.add_argument(
+        "--range-split-bytes",
+        type=int,
+        default=0,
+        help="RANGE_SPLIT_BYTES (P33): files above it are split into ranges; 0 never splits",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help="the main queue mapping's batch size (lib/main.tf: 10)",
+    )
+    parser.add_argument(
+        "--status-index-shards",
+        type=int,
+        default=None,
+        help="STATUS_INDEX_SHARDS (P40; lib/'s default 16, at most 100)",
+    )
+    parser.add_argument(
+        "--faithful-threads",
+        type=int,
+        default=1,
+        help="the DynamoDB-faithful endpoint's worker threads (its --threads)",
+    )
     parser.add_argument("--latency", default=None, help="ddb-faithful --latency (default: its own)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.json")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     impls = [i.strip() for i in args.impls.split(",") if i.strip()]
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
     # A `timeout` or Ctrl-C still stops the servers and removes the cgroups.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     emu = start_emulator()
     os.environ.update(emu.aws_env())
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"memory": True, "log_path": LOG_DIR / "ddb-faithful.log"}
+    kwargs: dict[str, Any] = {
+        "memory": True,
+        "log_path": LOG_DIR / "ddb-faithful.log",
+        "threads": args.faithful_threads,
+    }
     if args.latency:
         kwargs["latency"] = args.latency
     faithful = start_ddb_faithful(**kwargs)
     results: list[dict[str, Any]] = []
     started = time.monotonic()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
@@ -299,6 +411,10 @@ def main() -> int:
             "results": results,
             "python_max": args.python_max,
             "latency": args.latency or "default",
+            "range_split_bytes": args.range_split_bytes,
+            "faithful_threads": args.faithful_threads,
+            "commit": commit,
+            "machine": {"cpus": os.cpu_count(), "load_avg_at_save": os.getloadavg()[0]},
             "seconds": round(time.monotonic() - started, 1),
         }
         args.out.write_text(json.dumps(doc, indent=1) + "\n")
@@ -308,18 +424,34 @@ def main() -> int:
             for rows in sizes:
                 if impl == "python" and rows > args.python_max:
                     continue
-                print(f"pipeline {impl:>6} {rows:>9,} rows ...", end=" ", flush=True)
-                result = run_case(emu, faithful, impl, rows)
-                results.append(result)
-                print(
-                    f"{result['wall_s']:8.1f} s, {result['records_per_s']:7.1f} records/s, "
-                    f"stored {result['stored']:,}/{result['valid_rows']:,}, "
-                    f"throttled {result['throttled_total']:,}, "
-                    f"retry_record {result['retry_record_messages']:,}, "
-                    f"invocations {result['invocations']}",
-                    flush=True,
-                )
-                save()
+                for concurrency in concurrencies:
+                    print(
+                        f"pipeline {impl:>6} {rows:>9,} rows x{concurrency} ...",
+                        end=" ",
+                        flush=True,
+                    )
+                    result = run_case(
+                        emu,
+                        faithful,
+                        impl,
+                        rows,
+                        concurrency=concurrency,
+                        range_split_bytes=args.range_split_bytes,
+                        batch_size=args.batch_size,
+                        status_index_shards=args.status_index_shards,
+                    )
+                    results.append(result)
+                    print(
+                        f"{result['wall_s']:8.1f} s, {result['records_per_s']:7.1f} records/s, "
+                        f"stored {result['stored']:,}/{result['valid_rows']:,}, "
+                        f"ranges {result['ranges']}, "
+                        f"throttled {result['throttled_total']:,}, "
+                        f"retry_record {result['retry_record_messages']:,}, "
+                        f"invocations {result['invocations']}, "
+                        f"peak {result['peak_memory_mb']} MB",
+                        flush=True,
+                    )
+                    save()
     finally:
         faithful.stop()
         emu.stop()

@@ -2,7 +2,8 @@
 # `make bench`: one run that rewrites docs/benchmarks.md and its charts in bench/results/.
 #   1. host builds of the Rust processor and the DynamoDB-faithful endpoint;
 #   2. bench/pipeline.py: upload -> last record stored, 512 MB sandboxed invocations, S3/SQS on
-#      the emulator, DynamoDB on the faithful endpoint (pipeline.json);
+#      the emulator, DynamoDB on the faithful endpoint (pipeline.json); then large files in
+#      ranges on several environments side by side (ranges-rust.json, ranges-python.json);
 #   3. bench/run.py: CPU per record of both processors against bench/sink.py (results.json);
 #   4. bench/report.py: the page, the charts, the cost per 1M records.
 #   BENCH_SIZES=10000,100000,1000000 (default) selects the file sizes (rows);
@@ -30,6 +31,17 @@ echo "$(git rev-parse --short HEAD) $(git rev-parse --abbrev-ref HEAD)" > bench/
 uptime | tee bench/results/load-start.txt
 .venv/bin/python bench/pipeline.py --sizes "$SIZES" --python-max "$PYTHON_MAX" \
   --out bench/results/pipeline.json
+# Issue 12: a file's ranges side by side, one range per invocation (ranges-*.json): Rust on
+# 100,000 rows (the modelled table the bottleneck) and the largest size on 4 environments;
+# Python's scaling on one 60,000-row file in 12 ranges.
+RANGE_SIZES=100000
+[[ ${SIZES##*,} == 100000 ]] || RANGE_SIZES+=",${SIZES##*,}"
+.venv/bin/python bench/pipeline.py --sizes "$RANGE_SIZES" --impls rust --concurrency 4 \
+  --range-split-bytes 1048576 --batch-size 1 --faithful-threads 2 \
+  --out bench/results/ranges-rust.json
+.venv/bin/python bench/pipeline.py --sizes 60000 --impls python --python-max 60000 \
+  --concurrency 1,2,4 --range-split-bytes 483000 --batch-size 1 --faithful-threads 2 \
+  --out bench/results/ranges-python.json
 .venv/bin/python bench/run.py --sizes "$SIZES" --python-max "$PYTHON_MAX" --out bench/results
 uptime | tee bench/results/load-end.txt
 echo $(( $(date +%s) - started )) > bench/results/bench-seconds.txt

@@ -33,6 +33,7 @@ import base64
 import datetime as dt
 import itertools
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -442,10 +443,7 @@ def drain(
                 delivered = True
                 stats.deliveries += 1
                 stats.failed_messages += len(delivery.failed_ids)
-                for record in delivery.records:
-                    receives = int(record["attributes"]["ApproximateReceiveCount"])
-                    if record["messageId"] in delivery.failed_ids and receives >= max_receives:
-                        raise DrainError(_describe_failure(delivery, record))
+                _check_receives(delivery, max_receives)
         if not delivered:
             if all(p.depth() == 0 for p in pollers):
                 return stats
@@ -453,3 +451,68 @@ def drain(
             time.sleep(idle_wait_s)
     remaining = {p.queue_url: p.depth() for p in pollers}
     raise DrainError(f"queues not drained after {max_rounds} rounds: {remaining}")
+
+
+def _check_receives(delivery: Delivery, max_receives: int) -> None:
+    for record in delivery.records:
+        receives = int(record["attributes"]["ApproximateReceiveCount"])
+        if record["messageId"] in delivery.failed_ids and receives >= max_receives:
+            raise DrainError(_describe_failure(delivery, record))
+
+
+def drain_concurrently(
+    pollers: Sequence[QueuePoller],
+    *,
+    idle_wait_s: float = 0.05,
+    max_receives: int = 10,
+    deadline_s: float = 3600.0,
+) -> DrainStats:
+    """One queue's event source mapping with up to len(pollers) invocations at a time: each
+    poller (one execution environment) receives and delivers batches in its own thread until
+    the queue is empty, as the mapping's `maximum_concurrency` lets AWS do (P36).
+
+    The pollers must share one queue. A poller stops when it receives nothing and the queue has
+    no visible, in-flight or delayed message: a batch another poller is still processing is in
+    flight until it is settled, and the messages that invocation sends are on the queue before
+    it settles. Raises DrainError as `drain` does, or when `deadline_s` passes first; the first
+    error in any thread stops the others after their current batch."""
+    if len({p.queue_url for p in pollers}) != 1:
+        raise ValueError("drain_concurrently drains one queue: give it that queue's pollers")
+    stats = DrainStats()
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    ends_at = time.monotonic() + deadline_s
+
+    def run(poller: QueuePoller) -> None:
+        try:
+            while not stop.is_set():
+                if time.monotonic() > ends_at:
+                    raise DrainError(f"{poller.queue_url} not drained within {deadline_s} s")
+                delivery = poller.poll_once()
+                if delivery is None:
+                    if poller.depth() == 0:
+                        return
+                    time.sleep(idle_wait_s)
+                    continue
+                with lock:
+                    stats.deliveries += 1
+                    stats.failed_messages += len(delivery.failed_ids)
+                _check_receives(delivery, max_receives)
+        except BaseException as exc:  # handed to the caller's thread below
+            with lock:
+                errors.append(exc)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=run, args=(poller,), name=f"esm-{i}", daemon=True)
+        for i, poller in enumerate(pollers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    stats.rounds = 1
+    return stats

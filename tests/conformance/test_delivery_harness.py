@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -14,9 +15,11 @@ import pytest
 
 from pipeline_local.clients import Clients
 from pipeline_local.delivery import (
+    DrainError,
     QueuePoller,
     batch_item_failures,
     drain,
+    drain_concurrently,
     invoke_async,
     s3_event_for_object,
     s3_event_key,
@@ -216,3 +219,56 @@ def test_invoke_async_retries_then_dead_letter(emulator: Emulator) -> None:
     assert len(got) == 1 and json.loads(got[0]["Body"]) == event
     assert set(got[0]["MessageAttributes"]) == {"RequestID", "ErrorCode", "ErrorMessage"}
     assert sqs_event(got, "arn:q")["Records"][0]["md5OfBody"] == got[0]["MD5OfBody"]
+
+
+def test_drain_concurrently_runs_batches_side_by_side_and_delivers_each_message_once(
+    emulator: Emulator,
+) -> None:
+    """The event source mapping with maximum_concurrency (P36) as the benchmark drives it: three
+    execution environments take batches of one from one queue at the same time; a message an
+    invocation sends is delivered too; every message is delivered once and the queue ends empty."""
+    sqs = _client(emulator, "sqs")
+    main, _ = _queues(sqs)
+    for i in range(12):
+        sqs.send_message(QueueUrl=main, MessageBody=f"range-{i}")
+    lock = threading.Lock()
+    running = 0
+    most_at_once = 0
+
+    def behaviour(event: dict[str, Any]) -> None:
+        nonlocal running, most_at_once
+        with lock:
+            running += 1
+            most_at_once = max(most_at_once, running)
+        time.sleep(0.2)
+        for record in event["Records"]:
+            if record["body"] == "range-0":  # as a range that runs out of time sends its resume
+                sqs.send_message(QueueUrl=main, MessageBody="resume-0")
+        with lock:
+            running -= 1
+
+    invokers = [FakeInvoker(behaviour) for _ in range(3)]
+    pollers = [QueuePoller(sqs, main, invoker, batch_size=1) for invoker in invokers]
+    stats = drain_concurrently(pollers, idle_wait_s=0.02)
+
+    bodies = sorted(r["body"] for inv in invokers for e in inv.events for r in e["Records"])
+    assert bodies == sorted([f"range-{i}" for i in range(12)] + ["resume-0"])
+    assert stats.deliveries == 13 and stats.failed_messages == 0
+    assert most_at_once == 3
+    assert all(inv.events for inv in invokers)
+    assert pollers[0].depth() == 0
+
+
+def test_drain_concurrently_raises_the_first_failure_of_any_environment(
+    emulator: Emulator,
+) -> None:
+    sqs = _client(emulator, "sqs")
+    main, _ = _queues(sqs, max_receive_count=10)
+    sqs.send_message(QueueUrl=main, MessageBody="poison")
+
+    def boom(event: dict[str, Any]) -> Any:
+        raise RuntimeError("down")
+
+    pollers = [QueuePoller(sqs, main, FakeInvoker(boom), batch_size=1) for _ in range(2)]
+    with pytest.raises(DrainError, match="failed 2 times"):
+        drain_concurrently(pollers, idle_wait_s=0.01, max_receives=2)
