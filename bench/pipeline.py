@@ -58,6 +58,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from lambda_sized import process_cpu_s  # noqa: E402
 from run import generate  # noqa: E402
 
 from pipeline_local.ddb_faithful import FaithfulDynamoDB, start_ddb_faithful  # noqa: E402
@@ -135,12 +136,6 @@ class CountingInvoker:
         finally:
             # Lambda bills duration rounded up to the millisecond.
             self.billed_ms += math.ceil((time.monotonic() - started) * 1000)
-
-
-def process_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count_calls(client: Any) -> Counter[str]:

@@ -34,6 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from lambda_sized import process_cpu_s  # noqa: E402
+
 from pipeline_local.delivery import s3_put_event  # noqa: E402
 from pipeline_local.function_config import PROCESSOR, tunable_defaults  # noqa: E402
 from pipeline_local.rust_runtime import RustInvoker  # noqa: E402
@@ -144,12 +146,6 @@ def run_python(env: dict[str, str], path: Path) -> dict[str, Any]:
     return json.loads(line.removeprefix("BENCH "))
 
 
-def _proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _proc_status_mb(pid: int, key: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -168,9 +164,9 @@ def run_rust(env: dict[str, str], path: Path) -> dict[str, Any]:
         event = s3_put_event(
             BUCKET, path.name, size=path.stat().st_size, etag="bench", version_id="bench-v1"
         )
-        cpu0, wall0 = _proc_cpu_s(pid), time.monotonic()
+        cpu0, wall0 = process_cpu_s(pid), time.monotonic()
         response = invoker.invoke(event, timeout_ms=TIMEOUT_MS)
-        cpu1, wall1 = _proc_cpu_s(pid), time.monotonic()
+        cpu1, wall1 = process_cpu_s(pid), time.monotonic()
         return {
             "cpu_s": cpu1 - cpu0,
             "wall_s": wall1 - wall0,

@@ -441,9 +441,7 @@ def drain(
             delivery = poller.poll_once()
             if delivery is not None:
                 delivered = True
-                stats.deliveries += 1
-                stats.failed_messages += len(delivery.failed_ids)
-                _check_receives(delivery, max_receives)
+                _count(stats, delivery, max_receives)
         if not delivered:
             if all(p.depth() == 0 for p in pollers):
                 return stats
@@ -453,7 +451,11 @@ def drain(
     raise DrainError(f"queues not drained after {max_rounds} rounds: {remaining}")
 
 
-def _check_receives(delivery: Delivery, max_receives: int) -> None:
+def _count(stats: DrainStats, delivery: Delivery, max_receives: int) -> None:
+    """Counts a delivery; raises DrainError when one of its failed messages has been received
+    `max_receives` times."""
+    stats.deliveries += 1
+    stats.failed_messages += len(delivery.failed_ids)
     for record in delivery.records:
         receives = int(record["attributes"]["ApproximateReceiveCount"])
         if record["messageId"] in delivery.failed_ids and receives >= max_receives:
@@ -496,9 +498,7 @@ def drain_concurrently(
                     time.sleep(idle_wait_s)
                     continue
                 with lock:
-                    stats.deliveries += 1
-                    stats.failed_messages += len(delivery.failed_ids)
-                _check_receives(delivery, max_receives)
+                    _count(stats, delivery, max_receives)
         except BaseException as exc:  # handed to the caller's thread below
             with lock:
                 errors.append(exc)
