@@ -35,6 +35,13 @@ per request is the machine's, not DynamoDB's, and it is printed with the results
 
     .venv/bin/python bench/pipeline.py --sizes 1000000 --impls rust --concurrency 4 \
         --range-split-bytes 1048576 --batch-size 1 --faithful-threads 2
+
+`--partition-wcu W --table-initial-wcu T` scale the modelled table down (AWS: 1,000 and 4,000):
+with W = 250 and T = 1,000 a new table has the same 4 partitions and the same key spread at a
+quarter of the rate, so that the table, not this machine's CPU, is what bounds a run, and the
+records/s it reaches can be set against its ceiling (the "writes that yield" goal, P37).
+Every run records `python_loop_s`, this machine's time for a fixed pure-Python loop: the same
+code measured 2.3 times slower on one day than on another, and that figure tells such runs apart.
 """
 
 from __future__ import annotations
@@ -177,6 +184,7 @@ def run_case(
     range_split_bytes: int = 0,
     batch_size: int = BATCH_SIZE,
     status_index_shards: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One file through the pipeline. `concurrency` execution environments take the main
     queue's batches side by side (the mapping's maximum_concurrency, P36); with
@@ -204,6 +212,7 @@ def run_case(
     }
     if status_index_shards is not None:
         env["STATUS_INDEX_SHARDS"] = str(status_index_shards)
+    env.update(extra_env or {})
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     sqs_calls = count_calls(stack.sqs)
     load_before = os.getloadavg()
@@ -335,6 +344,19 @@ def run_case(
     }
 
 
+def python_loop_s() -> float:
+    """Seconds this machine takes for 5,000,000 additions in a pure-Python loop, the best of 3:
+    a reference for comparing runs made on different days (the host's speed varies)."""
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(5_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -375,6 +397,25 @@ def main() -> int:
         help="the DynamoDB-faithful endpoint's worker threads (its --threads)",
     )
     parser.add_argument("--latency", default=None, help="ddb-faithful --latency (default: its own)")
+    parser.add_argument(
+        "--processor-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the processor (an experiment, e.g. AWS_MAX_ATTEMPTS=1)",
+    )
+    parser.add_argument(
+        "--partition-wcu",
+        type=float,
+        default=None,
+        help="ddb-faithful --partition-wcu: write units/s per partition (AWS: 1,000)",
+    )
+    parser.add_argument(
+        "--table-initial-wcu",
+        type=float,
+        default=None,
+        help="ddb-faithful --table-initial-wcu: a new on-demand table's write units/s (AWS: 4,000)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.json")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -392,6 +433,10 @@ def main() -> int:
     }
     if args.latency:
         kwargs["latency"] = args.latency
+    scaled = {"--partition-wcu": args.partition_wcu, "--table-initial-wcu": args.table_initial_wcu}
+    kwargs["extra_args"] = [f"{k}={v:g}" for k, v in scaled.items() if v is not None]
+    loop_s = python_loop_s()
+    extra_env = dict(item.split("=", 1) for item in args.processor_env)
     faithful = start_ddb_faithful(**kwargs)
     results: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -409,7 +454,11 @@ def main() -> int:
             "range_split_bytes": args.range_split_bytes,
             "faithful_threads": args.faithful_threads,
             "commit": commit,
-            "machine": {"cpus": os.cpu_count(), "load_avg_at_save": os.getloadavg()[0]},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "load_avg_at_save": os.getloadavg()[0],
+                "python_loop_s": loop_s,
+            },
             "seconds": round(time.monotonic() - started, 1),
         }
         args.out.write_text(json.dumps(doc, indent=1) + "\n")
@@ -434,7 +483,12 @@ def main() -> int:
                         range_split_bytes=args.range_split_bytes,
                         batch_size=args.batch_size,
                         status_index_shards=args.status_index_shards,
+                        extra_env=extra_env,
                     )
+                    result["partition_wcu_s"] = args.partition_wcu or 1000.0
+                    result["table_initial_wcu_s"] = args.table_initial_wcu or 4000.0
+                    result["python_loop_s"] = loop_s
+                    result["processor_env"] = extra_env
                     results.append(result)
                     print(
                         f"{result['wall_s']:8.1f} s, {result['records_per_s']:7.1f} records/s, "
