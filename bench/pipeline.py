@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -386,9 +387,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--status-index-shards",
-        type=int,
-        default=None,
-        help="STATUS_INDEX_SHARDS (P40; lib/'s default 16, at most 100)",
+        default="",
+        help="STATUS_INDEX_SHARDS (P40; lib/'s default 16, at most 100), one case each: 16,100",
     )
     parser.add_argument(
         "--faithful-threads",
@@ -421,6 +421,8 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     impls = [i.strip() for i in args.impls.split(",") if i.strip()]
     concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+    shard_counts: list[int | None] = [int(n) for n in args.status_index_shards.split(",") if n]
+    shard_counts = shard_counts or [None]
     # A `timeout` or Ctrl-C still stops the servers and removes the cgroups.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     emu = start_emulator()
@@ -468,9 +470,11 @@ def main() -> int:
             for rows in sizes:
                 if impl == "python" and rows > args.python_max:
                     continue
-                for concurrency in concurrencies:
+                for concurrency, shards in itertools.product(concurrencies, shard_counts):
                     print(
-                        f"pipeline {impl:>6} {rows:>9,} rows x{concurrency} ...",
+                        f"pipeline {impl:>6} {rows:>9,} rows x{concurrency}"
+                        + (f", {shards} shards" if shards else "")
+                        + " ...",
                         end=" ",
                         flush=True,
                     )
@@ -482,7 +486,7 @@ def main() -> int:
                         concurrency=concurrency,
                         range_split_bytes=args.range_split_bytes,
                         batch_size=args.batch_size,
-                        status_index_shards=args.status_index_shards,
+                        status_index_shards=shards,
                         extra_env=extra_env,
                     )
                     result["partition_wcu_s"] = args.partition_wcu or 1000.0

@@ -49,7 +49,7 @@ impl Aws {
         // The transactions' conditional PutItems (P37): the SDK's standard retries with a 50 ms
         // first backoff, not its 1 s (aws-smithy-types RetryConfig), so that a throttled
         // partition is asked again while it has capacity: on a quarter-scale table the writes
-        // reached 80 % of its ceiling with 1 s and 99.7 % with 50 ms (docs/benchmarks.md).
+        // reached 79.7 % of its ceiling with 1 s and 99.6 % with 50 ms (docs/benchmarks.md).
         // 50 ms is what botocore's DynamoDB retry table uses as its base (data/_retry.json,
         // "dynamodb"). Their own client and retry partition, so that the file status updates
         // keep the SDK's defaults and a retry quota of their own.
