@@ -632,8 +632,8 @@ def ranges_section(results_dir: Path, before: list[dict[str, Any]]) -> str:
             " records/s, more than a new on-demand table's status index serves with the"
             " default 16 shards. What would lift it: more `status_index_shards` (100 spread"
             " the index's writes closer to even over its four partitions, measured in the next"
-            " section; lib/ keeps 16), or a pre-warmed table (DynamoDB's warm throughput; hashicorp/aws"
-            " 5.100.0 has no `warm_throughput` argument, so lib/ cannot set it yet).",
+            " section; lib/ keeps 16), or a pre-warmed table (DynamoDB's warm throughput;"
+            " hashicorp/aws 5.100.0 has no `warm_throughput` argument, so lib/ cannot set it yet).",
             "",
         ]
     out += scaled_table_lines(results_dir)
