@@ -56,3 +56,17 @@ def test_even_spread_is_bound_by_the_table(report: ModuleType) -> None:
     # Two write units per item on the table (items over 1 KB) halve it.
     doubled = run(index_partition_write_units=spread, table_write_units=2000.0)
     assert report.modelled_ceiling(doubled) == 2000.0
+
+
+def test_a_scaled_table_is_measured_against_its_own_rates(report: ModuleType) -> None:
+    # bench/pipeline.py --partition-wcu 250 --table-initial-wcu 1000: the same spread, a
+    # quarter of the ceiling.
+    spread = [500.0, 250.0, 250.0, 0.0]
+    scaled = run(
+        index_partition_write_units=spread,
+        table_ceiling_wcu_s=1000.0,
+        partition_wcu_s=250.0,
+        table_initial_wcu_s=1000.0,
+    )
+    assert report.modelled_ceiling(scaled) == 500.0
+    assert report.modelled_ceiling(scaled | {"index_partition_write_units": [125.0] * 8}) == 1000.0
