@@ -1,11 +1,7 @@
 //! The processor's edges implemented with the AWS SDK clients: GetObject, conditional PutItem,
 //! UpdateItem (file status), SendMessageBatch (the traits are in `crate::edges`).
 
-use std::time::Duration;
-
-use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
-use aws_sdk_dynamodb::config::retry::RetryPartition;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_s3::operation::get_object::GetObjectError as S3GetObjectError;
@@ -16,16 +12,10 @@ use crate::edges::{
     PutItemError, SendBatchError, SendBatchReport, StatusTable, TransactionTable, UpdateItemError,
 };
 
-/// The SDK's first backoff before it sends a throttled transaction write again (P37).
-pub const WRITE_RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(50);
-
-/// The clients, built once per execution environment.
+/// The three clients, built once per execution environment.
 pub struct Aws {
     s3: aws_sdk_s3::Client,
-    /// File status updates: the SDK's standard retries.
     dynamodb: aws_sdk_dynamodb::Client,
-    /// The transactions' conditional writes: a 50 ms first SDK backoff, then crate::pace (P37).
-    transaction_writes: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
 }
 
@@ -46,29 +36,12 @@ impl Aws {
         let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&config)
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .build();
-        // The transactions' conditional PutItems (P37): the SDK's standard retries with a 50 ms
-        // first backoff, not its 1 s (aws-smithy-types RetryConfig), so that a throttled
-        // partition is asked again while it has capacity: on a quarter-scale table the writes
-        // reached 79.7 % of its ceiling with 1 s and 99.6 % with 50 ms (docs/benchmarks.md).
-        // 50 ms is what botocore's DynamoDB retry table uses as its base (data/_retry.json,
-        // "dynamodb"). Their own client and retry partition, so that the file status updates
-        // keep the SDK's defaults and a retry quota of their own.
-        let writes_config = aws_sdk_dynamodb::config::Builder::from(&config)
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(lambda_setup::MAX_ATTEMPTS)
-                    .with_initial_backoff(WRITE_RETRY_INITIAL_BACKOFF),
-            )
-            .retry_partition(RetryPartition::new("dynamodb-transaction-writes"))
-            .build();
         let sqs_config = aws_sdk_sqs::config::Builder::from(&config)
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .build();
         Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
-            transaction_writes: aws_sdk_dynamodb::Client::from_conf(writes_config),
             sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
         }
     }
@@ -134,7 +107,7 @@ impl TransactionTable for Aws {
     async fn put_new_item(&self, table: &str, item: Item) -> Result<(), PutItemError> {
         use aws_sdk_dynamodb::operation::put_item::PutItemError as SdkPutItemError;
         let result = self
-            .transaction_writes
+            .dynamodb
             .put_item()
             .table_name(table)
             .set_item(Some(item))
