@@ -526,22 +526,6 @@ def scaled_table_lines(results_dir: Path) -> list[str]:
             f" {'yes' if r.get('accounted') else '**no**'}; peak"
             f" {r['peak_memory_mb']} MB; commit `{doc.get('commit', '?')}`.",
         )
-    before_path = results_dir / "ranges-rust-scaled-before.json"
-    if before_path.exists():
-        before = json.loads(before_path.read_text())
-        for r in before["results"]:
-            ceiling = modelled_ceiling(r)
-            out.append(
-                f"- Before, the same case ({r['status_index_shards']} shards) at commit"
-                f" `{before.get('commit', '?')}`"
-                " (the transaction writes retried by the SDK's standard mode with its 1 s first"
-                f" backoff, contract P37): {r['wall_s']:,.1f} s, {r['records_per_s']:,.0f}"
-                f" records/s = **{100 * r['records_per_s'] / ceiling:.1f} % of the ceiling**,"
-                f" {r['throttled_total']:,} throttled requests, every row accounted for:"
-                f" {'yes' if r.get('accounted') else '**no**'}. A write throttled again waited"
-                " on average half a second, then a second, while the hottest partition had"
-                " capacity to spare; a 50 ms first backoff asks again in time."
-            )
     widest = max(doc["results"], key=lambda r: r["status_index_shards"])
     full_scale = modelled_ceiling(widest) * 1000.0 / widest["partition_wcu_s"]
     out.append(
