@@ -2,6 +2,8 @@
 //! UpdateItem (file status), SendMessageBatch (the traits are in `crate::edges`).
 
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+use aws_sdk_dynamodb::config::interceptors::InterceptorContext;
+use aws_sdk_dynamodb::config::retry::{ClassifyRetry, RetryAction, RetryPartition};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_s3::operation::get_object::GetObjectError as S3GetObjectError;
@@ -15,8 +17,38 @@ use crate::edges::{
 /// The three clients, built once per execution environment.
 pub struct Aws {
     s3: aws_sdk_s3::Client,
+    /// File status updates: the SDK's standard retries.
     dynamodb: aws_sdk_dynamodb::Client,
+    /// The transactions' conditional writes: throttles go to crate::pace, not the SDK (P37).
+    transaction_writes: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
+}
+
+/// The transaction writes' retry classifier: a PutItem that DynamoDB throttled is not sent
+/// again by the SDK but answered at once, so that crate::pace counts every throttle and backs
+/// off holding the write's slot (P37). `RetryForbidden` overrides the SDK's own classifiers
+/// whatever their order (aws-smithy-runtime-api, `ClassifyRetry::priority`).
+#[derive(Debug)]
+struct ThrottlesToThePacer;
+
+impl ClassifyRetry for ThrottlesToThePacer {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        use aws_sdk_dynamodb::operation::put_item::PutItemError as SdkPutItemError;
+        let code = ctx
+            .output_or_error()
+            .and_then(Result::err)
+            .and_then(|err| err.as_operation_error())
+            .and_then(|err| err.downcast_ref::<SdkPutItemError>())
+            .and_then(ProvideErrorMetadata::code);
+        match code {
+            Some(code) if crate::pace::is_throttle(code) => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "ThrottlesToThePacer"
+    }
 }
 
 impl Aws {
@@ -36,12 +68,24 @@ impl Aws {
         let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&config)
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .build();
+        // The transactions' conditional PutItems (P37) on a client of their own: a throttle
+        // goes to crate::pace at once (ThrottlesToThePacer), whose limit sees every throttle
+        // and whose backoff starts at 50 ms; the SDK's standard retries start at 1 s and kept
+        // a throttled partition idle between attempts (docs/benchmarks.md). Other retryable
+        // errors keep the SDK's retries. Its own retry partition: the file status updates keep
+        // a retry quota of their own.
+        let writes_config = aws_sdk_dynamodb::config::Builder::from(&config)
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            .retry_classifier(ThrottlesToThePacer)
+            .retry_partition(RetryPartition::new("dynamodb-transaction-writes"))
+            .build();
         let sqs_config = aws_sdk_sqs::config::Builder::from(&config)
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .build();
         Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
+            transaction_writes: aws_sdk_dynamodb::Client::from_conf(writes_config),
             sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
         }
     }
@@ -107,7 +151,7 @@ impl TransactionTable for Aws {
     async fn put_new_item(&self, table: &str, item: Item) -> Result<(), PutItemError> {
         use aws_sdk_dynamodb::operation::put_item::PutItemError as SdkPutItemError;
         let result = self
-            .dynamodb
+            .transaction_writes
             .put_item()
             .table_name(table)
             .set_item(Some(item))

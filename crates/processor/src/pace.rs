@@ -142,18 +142,25 @@ impl WriteLimiter {
         }
     }
 
+    /// Count a throttle of a write sent in window `ticket`: the first of a window halves the
+    /// limit. Returns the window now current.
+    fn throttle(state: &mut PaceState, ticket: u64) -> u64 {
+        state.throttled += 1;
+        if ticket == state.window {
+            state.limit = (state.limit / 2).max(1);
+            state.lowest = state.lowest.min(state.limit);
+            state.window += 1;
+            state.answered = 0;
+        }
+        state.window
+    }
+
     fn release(&self, ticket: u64, throttled: bool) {
         {
             let mut state = self.lock();
             state.in_flight = state.in_flight.saturating_sub(1);
             if throttled {
-                state.throttled += 1;
-                if ticket == state.window {
-                    state.limit = (state.limit / 2).max(1);
-                    state.lowest = state.lowest.min(state.limit);
-                    state.window += 1;
-                    state.answered = 0;
-                }
+                Self::throttle(&mut state, ticket);
             } else {
                 state.answered += 1;
                 if state.answered >= state.limit {
@@ -196,6 +203,24 @@ impl WritePermit<'_> {
         self.done = true;
         self.limiter.release(self.ticket, throttled);
     }
+
+    /// Count a throttle and keep the slot: the write waits its backoff holding it and is sent
+    /// again in the window now current. A write sleeping in its backoff is still in flight, so
+    /// that a lowered limit bounds how many records ask again, not only how many requests are
+    /// in the air (released, hundreds of sleeping writes each asked again at their own pace).
+    pub fn throttled(&mut self) {
+        let mut state = self.limiter.lock();
+        self.ticket = WriteLimiter::throttle(&mut state, self.ticket);
+    }
+
+    /// Free the slot of a write whose throttle [`WritePermit::throttled`] already counted.
+    pub fn release(mut self) {
+        self.done = true;
+        let mut state = self.limiter.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        drop(state);
+        self.limiter.released.notify_waiters();
+    }
 }
 
 impl Drop for WritePermit<'_> {
@@ -227,6 +252,30 @@ mod tests {
             assert!(low < ceiling * 0.1 && high > ceiling * 0.9, "{retry}");
         }
         assert!(backoff.delay_ms(u32::MAX) < 2_000.0);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_write_keeps_its_slot_while_it_waits() {
+        let limiter = WriteLimiter::new(4);
+        let mut waiting = limiter.acquire().await;
+        let other = limiter.acquire().await;
+        waiting.throttled();
+        let state = limiter.state();
+        assert_eq!((state.limit, state.in_flight, state.throttled), (2, 2, 1));
+        // Sent again in the new window: a second throttle halves again.
+        assert_eq!(waiting.ticket(), 1);
+        waiting.throttled();
+        assert_eq!(limiter.state().limit, 1);
+        // A throttle of a write sent before the halving does not halve again.
+        other.finish(true);
+        let state = limiter.state();
+        assert_eq!((state.limit, state.in_flight, state.throttled), (1, 1, 3));
+        waiting.release();
+        let state = limiter.state();
+        assert_eq!(
+            (state.in_flight, state.throttled, state.answered),
+            (0, 3, 0)
+        );
     }
 
     #[tokio::test]

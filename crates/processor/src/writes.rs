@@ -172,18 +172,20 @@ async fn put_yielding(
     deadline: &Deadline,
 ) -> WriteOutcome {
     let mut retry = 0;
+    let mut permit = deadline.writes.acquire().await;
     loop {
-        let permit = deadline.writes.acquire().await;
         // A copy per attempt: the SDK takes the item, and a throttled one is sent again.
         let outcome = put_transaction(table, table_name, item.clone()).await;
         let throttled = matches!(&outcome, WriteOutcome::Failed { code, .. } if is_throttle(code));
-        permit.finish(throttled);
         if !throttled {
+            permit.finish(false);
             return outcome;
         }
+        permit.throttled();
         let wait_ms = deadline.backoff.delay_ms(retry);
         if retry >= deadline.backoff.retries || !deadline.can_wait(wait_ms) {
             deadline.writes.count_throttled_write(false);
+            permit.release();
             return outcome;
         }
         deadline.writes.count_throttled_write(true);
