@@ -163,8 +163,9 @@ pub async fn write_items(
 }
 
 /// [`put_transaction`] within the invocation's limit of writes in flight. A throttled write
-/// waits (backoff) and is sent again while the record has retries left and the invocation has
-/// time beyond its margin; then it is reported failed, a retry_record (P37, P18).
+/// waits (backoff), holding its slot, and is sent again while the record has retries left and
+/// the invocation has time beyond its margin; then it is reported failed, a retry_record (P37,
+/// P18).
 async fn put_yielding(
     table: &impl TransactionTable,
     table_name: &str,
