@@ -14,7 +14,7 @@ use crate::edges::{
     PutItemError, SendBatchError, SendBatchReport, StatusTable, TransactionTable, UpdateItemError,
 };
 
-/// The three clients, built once per execution environment.
+/// The clients, built once per execution environment.
 pub struct Aws {
     s3: aws_sdk_s3::Client,
     /// File status updates: the SDK's standard retries.
@@ -74,8 +74,8 @@ impl Aws {
         // a throttled partition idle between attempts (docs/benchmarks.md). Other retryable
         // errors keep the SDK's retries. Its own retry partition: the file status updates keep
         // a retry quota of their own.
-        let writes_config = aws_sdk_dynamodb::config::Builder::from(&config)
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        let writes_config = dynamodb_config
+            .to_builder()
             .retry_classifier(ThrottlesToThePacer)
             .retry_partition(RetryPartition::new("dynamodb-transaction-writes"))
             .build();

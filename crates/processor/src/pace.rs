@@ -155,18 +155,23 @@ impl WriteLimiter {
         state.window
     }
 
-    fn release(&self, ticket: u64, throttled: bool) {
+    /// Free a slot with what the write's last answer tells the limit, and wake the waiters.
+    fn release(&self, last: LastAnswer) {
         {
             let mut state = self.lock();
             state.in_flight = state.in_flight.saturating_sub(1);
-            if throttled {
-                Self::throttle(&mut state, ticket);
-            } else {
-                state.answered += 1;
-                if state.answered >= state.limit {
-                    state.answered = 0;
-                    state.limit = (state.limit + 1).min(state.ceiling);
+            match last {
+                LastAnswer::Throttled { ticket } => {
+                    Self::throttle(&mut state, ticket);
                 }
+                LastAnswer::Answered => {
+                    state.answered += 1;
+                    if state.answered >= state.limit {
+                        state.answered = 0;
+                        state.limit = (state.limit + 1).min(state.ceiling);
+                    }
+                }
+                LastAnswer::ThrottleCounted => {}
             }
         }
         self.released.notify_waiters();
@@ -181,6 +186,16 @@ impl WriteLimiter {
             state.gave_up += 1;
         }
     }
+}
+
+/// What a freed slot's last answer tells the limit.
+enum LastAnswer {
+    /// Answered without a throttle: counts towards raising the limit.
+    Answered,
+    /// Throttled, in window `ticket`: may halve the limit.
+    Throttled { ticket: u64 },
+    /// Throttled, already counted by [`WritePermit::throttled`].
+    ThrottleCounted,
 }
 
 /// One write's slot; dropped without [`WritePermit::finish`] (a cancelled write) it counts as
@@ -201,7 +216,13 @@ impl WritePermit<'_> {
     /// Free the slot with the write's answer.
     pub fn finish(mut self, throttled: bool) {
         self.done = true;
-        self.limiter.release(self.ticket, throttled);
+        self.limiter.release(if throttled {
+            LastAnswer::Throttled {
+                ticket: self.ticket,
+            }
+        } else {
+            LastAnswer::Answered
+        });
     }
 
     /// Count a throttle and keep the slot: the write waits its backoff holding it and is sent
@@ -216,17 +237,14 @@ impl WritePermit<'_> {
     /// Free the slot of a write whose throttle [`WritePermit::throttled`] already counted.
     pub fn release(mut self) {
         self.done = true;
-        let mut state = self.limiter.lock();
-        state.in_flight = state.in_flight.saturating_sub(1);
-        drop(state);
-        self.limiter.released.notify_waiters();
+        self.limiter.release(LastAnswer::ThrottleCounted);
     }
 }
 
 impl Drop for WritePermit<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.limiter.release(self.ticket, false);
+            self.limiter.release(LastAnswer::Answered);
         }
     }
 }
