@@ -267,6 +267,13 @@ def pipeline_chart(runs: list[dict[str, Any]], ceiling: float, path: Path) -> No
     )
 
 
+def index_spread(r: dict[str, Any]) -> tuple[list[float], float]:
+    """The index partitions that took writes (their write units) and the hottest one's share
+    of them (1.0 when the run did not record the spread: one status value, one partition)."""
+    spread = [u for u in r.get("index_partition_write_units") or [] if u > 0]
+    return spread, (max(spread) / sum(spread) if spread else 1.0)
+
+
 def modelled_ceiling(r: dict[str, Any]) -> float:
     """Records/s the modelled table allows, the smaller of two: the table's on-demand ceiling
     over its write units per record, and the index's: its hottest partition (1,000 WCU/s) over
@@ -279,8 +286,7 @@ def modelled_ceiling(r: dict[str, Any]) -> float:
     partition = r.get("partition_wcu_s") or PARTITION_WCU_S
     new_table = r.get("table_ceiling_wcu_s") or r.get("table_initial_wcu_s") or 4000.0
     table_ceiling = new_table / table_per
-    spread = [u for u in r.get("index_partition_write_units") or [] if u > 0]
-    hottest_share = max(spread) / sum(spread) if spread else 1.0
+    _, hottest_share = index_spread(r)
     index_ceiling = min(partition / hottest_share, new_table)
     return min(table_ceiling, index_ceiling / index_per)
 
@@ -320,8 +326,7 @@ def ceiling_explained(r: dict[str, Any], ceiling: float) -> str:
             " over that figure. These runs predate the write-sharded index (contract P40). "
             + cpu_note
         )
-    spread = [u for u in r.get("index_partition_write_units") or [] if u > 0]
-    share = max(spread) / sum(spread) if spread else 1.0
+    spread, share = index_spread(r)
     return (
         f"Stored items carry `status_shard` = `PROCESSED#<n>`, n < {shards} (contract P40), and"
         f" `status_shard-index` is keyed on it: the writes spread over {len(spread)} of the"
@@ -507,8 +512,7 @@ def scaled_table_lines(results_dir: Path) -> list[str]:
     out = ["### Rust when the table is the bottleneck: a table scaled to a quarter", ""]
     for r in doc["results"]:
         ceiling = modelled_ceiling(r)
-        spread = [u for u in r.get("index_partition_write_units") or [] if u > 0]
-        share = max(spread) / sum(spread) if spread else 1.0
+        spread, share = index_spread(r)
         hottest_rate = max(spread, default=0.0) / r["wall_s"]
         out.append(
             f"- The endpoint modelled partitions of {r['partition_wcu_s']:,.0f} write units/s"
@@ -527,7 +531,7 @@ def scaled_table_lines(results_dir: Path) -> list[str]:
             f" {r['peak_memory_mb']} MB; commit `{doc.get('commit', '?')}`.",
         )
     widest = max(doc["results"], key=lambda r: r["status_index_shards"])
-    full_scale = modelled_ceiling(widest) * 1000.0 / widest["partition_wcu_s"]
+    full_scale = modelled_ceiling(widest) * PARTITION_WCU_S / widest["partition_wcu_s"]
     out.append(
         f"- At AWS's rates the {widest['status_index_shards']}-shard spread allows about"
         f" {full_scale:,.0f} records/s on a new table: a 1M-row file would need at least"
