@@ -402,7 +402,8 @@ def main() -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="an environment variable for the processor (an experiment, e.g. AWS_MAX_ATTEMPTS=1)",
+        help="an environment variable for the processor, for an experiment (the Rust processor"
+        " sets its SDK retries in code: AWS_MAX_ATTEMPTS does not change them)",
     )
     parser.add_argument(
         "--partition-wcu",
@@ -418,6 +419,9 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.json")
     args = parser.parse_args()
+    if bad := [item for item in args.processor_env if "=" not in item]:
+        parser.error(f"--processor-env takes NAME=VALUE, not {bad[0]!r}")
+    extra_env = dict(item.split("=", 1) for item in args.processor_env)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     impls = [i.strip() for i in args.impls.split(",") if i.strip()]
     concurrencies = [int(c) for c in args.concurrency.split(",") if c]
@@ -438,7 +442,6 @@ def main() -> int:
     scaled = {"--partition-wcu": args.partition_wcu, "--table-initial-wcu": args.table_initial_wcu}
     kwargs["extra_args"] = [f"{k}={v:g}" for k, v in scaled.items() if v is not None]
     loop_s = python_loop_s()
-    extra_env = dict(item.split("=", 1) for item in args.processor_env)
     faithful = start_ddb_faithful(**kwargs)
     results: list[dict[str, Any]] = []
     started = time.monotonic()
