@@ -166,6 +166,8 @@ _BOTO_CONFIG = BotoConfig(
 )
 s3_client = boto3.client("s3", config=_BOTO_CONFIG)
 dynamodb_client = boto3.client("dynamodb", config=_BOTO_CONFIG)
+# Each botocore client has its own retry quota: the records' writes get one (P37, Aws).
+transaction_writes_client = boto3.client("dynamodb", config=_BOTO_CONFIG)
 sqs_client = boto3.client("sqs", config=_BOTO_CONFIG)
 
 
@@ -311,29 +313,49 @@ class WriteLimiter:
             self.in_flight += 1
             return self.window
 
+    def _throttle(self, ticket: int) -> int:
+        """Count a throttle of a write sent in window `ticket` (the lock held): the first of a
+        window halves the limit. Returns the window now current."""
+        self.throttled += 1
+        if ticket == self.window:
+            self.limit = max(1, self.limit // 2)
+            self.lowest = min(self.lowest, self.limit)
+            self.window += 1
+            self.answered = 0
+        return self.window
+
+    def throttle(self, ticket: int, retried: bool) -> int:
+        """Count a throttle, and the write as sent again (`retried`) or handed on as a
+        retry_record, and keep the slot: the write waits its backoff holding it and is sent
+        again in the window returned. A write sleeping in its backoff is still in flight, so
+        that a lowered limit bounds how many records ask again, not only how many requests are
+        in the air (released, hundreds of sleeping writes each asked again at their own
+        pace)."""
+        with self._cond:
+            if retried:
+                self.retried += 1
+            else:
+                self.gave_up += 1
+            return self._throttle(ticket)
+
+    def release_counted(self) -> None:
+        """Free the slot of a write whose throttle `throttle` already counted."""
+        with self._cond:
+            self.in_flight -= 1
+            self._cond.notify_all()
+
     def release(self, ticket: int, throttled: bool) -> None:
+        """Free a slot with the write's answer, sent in window `ticket`."""
         with self._cond:
             self.in_flight -= 1
             if throttled:
-                self.throttled += 1
-                if ticket == self.window:
-                    self.limit = max(1, self.limit // 2)
-                    self.lowest = min(self.lowest, self.limit)
-                    self.window += 1
-                    self.answered = 0
+                self._throttle(ticket)
             else:
                 self.answered += 1
                 if self.answered >= self.limit:
                     self.answered = 0
                     self.limit = min(self.ceiling, self.limit + 1)
             self._cond.notify_all()
-
-    def count_throttled_write(self, retried: bool) -> None:
-        with self._cond:
-            if retried:
-                self.retried += 1
-            else:
-                self.gave_up += 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,6 +429,15 @@ class Aws:
     s3: "S3Client"
     dynamodb: "DynamoDBClient"
     sqs: "SQSClient"
+    # The records' conditional PutItems (P37) on a client of their own, so that its retry
+    # quota, drained by a throttled table, is not the file status updates' quota; None: the
+    # one DynamoDB client (unit tests).
+    transaction_writes: "DynamoDBClient | None" = None
+
+    @property
+    def writes(self) -> "DynamoDBClient":
+        """The client that sends the records' conditional PutItems."""
+        return self.transaction_writes or self.dynamodb
 
 
 class TransientError(Exception):
@@ -1326,27 +1357,32 @@ def put_yielding(
     backoff: WriteBackoff,
 ) -> WriteOutcome:
     """put_transaction within the invocation's limit of writes in flight. A throttled write
-    waits (backoff) and is sent again while the record has retries left and the invocation has
-    time beyond its margin; then it is reported failed, a retry_record (P37, P18)."""
+    waits (backoff), holding its slot, and is sent again while the record has retries left and
+    the invocation has time beyond its margin; then it is reported failed, a retry_record (P37,
+    P18)."""
     limiter = inv.writes
     retry = 0
-    while True:
-        ticket = limiter.acquire()
-        throttled = False
-        try:
+    ticket = limiter.acquire()
+    gave_up = False
+    try:
+        while True:
             outcome = put_transaction(dynamodb, table_name, item)
-            throttled = outcome.status == "failed" and outcome.error_code in THROTTLING_CODES
-        finally:
-            limiter.release(ticket, throttled)
-        if not throttled:
-            return outcome
-        wait_ms = backoff.delay_ms(retry)
-        if retry >= backoff.retries or not inv.can_wait(wait_ms):
-            limiter.count_throttled_write(retried=False)
-            return outcome
-        limiter.count_throttled_write(retried=True)
-        retry += 1
-        time.sleep(wait_ms / 1000)
+            if outcome.status != "failed" or outcome.error_code not in THROTTLING_CODES:
+                return outcome
+            wait_ms = backoff.delay_ms(retry)
+            gave_up = retry >= backoff.retries or not inv.can_wait(wait_ms)
+            ticket = limiter.throttle(ticket, retried=not gave_up)
+            if gave_up:
+                return outcome
+            retry += 1
+            time.sleep(wait_ms / 1000)
+    finally:
+        # Answered (or an exception, counted as Rust counts a cancelled write): the answer
+        # counts towards raising the limit; given up: its throttle is counted already.
+        if gave_up:
+            limiter.release_counted()
+        else:
+            limiter.release(ticket, throttled=False)
 
 
 def write_items(
@@ -1811,7 +1847,7 @@ def handle_batch(
     items = [
         build_item(tx, source, row.line, timestamp, cfg.status_index_shards) for row, tx in valid
     ]
-    outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool, inv, cfg.write_backoff)
+    outcomes = write_items(aws.writes, cfg.table_name, items, pool, inv, cfg.write_backoff)
     for (row, tx), outcome in zip(valid, outcomes, strict=True):
         if outcome.status in ("stored", "duplicate", "conflict"):
             counts.settled_lines.append((row.line, outcome.status))
@@ -2167,7 +2203,7 @@ def _retry_writes(aws: Aws, cfg: Config, works: Sequence[RetryWork], inv: Invoca
         for w in works
     ]
     with ThreadPoolExecutor(max_workers=cfg.write_workers) as pool:
-        outcomes = write_items(aws.dynamodb, cfg.table_name, items, pool, inv, cfg.write_backoff)
+        outcomes = write_items(aws.writes, cfg.table_name, items, pool, inv, cfg.write_backoff)
     inv.batch_done()
     failed: list[str] = []
     counts = BatchCounts()
@@ -2793,4 +2829,9 @@ def _dispatch(event: Any, aws: Aws, cfg: Config, inv: Invocation) -> dict[str, A
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point (processor_function.lambda_handler)."""
-    return handle_event(event, context, Aws(s3_client, dynamodb_client, sqs_client), CONFIG)
+    return handle_event(
+        event,
+        context,
+        Aws(s3_client, dynamodb_client, sqs_client, transaction_writes_client),
+        CONFIG,
+    )

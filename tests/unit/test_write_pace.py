@@ -86,6 +86,53 @@ def test_limiter_blocks_writers_over_the_limit(proc: Any) -> None:
     assert limiter.in_flight == 0
 
 
+def test_a_throttled_write_keeps_its_slot_while_it_waits(proc: Any) -> None:
+    limiter = proc.WriteLimiter(4)
+    waiting = limiter.acquire()
+    other = limiter.acquire()
+    waiting = limiter.throttle(waiting, retried=True)
+    assert (limiter.limit, limiter.in_flight, limiter.throttled) == (2, 2, 1)
+    assert (limiter.retried, limiter.gave_up) == (1, 0)
+    # Sent again in the new window: a second throttle halves again.
+    assert waiting == 1
+    waiting = limiter.throttle(waiting, retried=False)
+    assert limiter.limit == 1
+    # A throttle of a write sent before the halving does not halve again.
+    limiter.release(other, throttled=True)
+    assert (limiter.limit, limiter.in_flight, limiter.throttled) == (1, 1, 3)
+    limiter.release_counted()
+    assert (limiter.in_flight, limiter.throttled, limiter.answered) == (0, 3, 0)
+    assert (limiter.retried, limiter.gave_up) == (1, 1)
+
+
+def test_put_yielding_sleeps_holding_its_slot(proc: Any, monkeypatch: Any) -> None:
+    """While a throttled write waits its backoff it is still in flight, so a lowered limit
+    bounds how many records ask again (released, each sleeper asked again at its own pace)."""
+    fail = throttle_first(2)
+
+    class Table:
+        def put_item(self, TableName: str, Item: Mapping[str, Any], **_: Any) -> dict[str, Any]:
+            error = fail(Item)
+            if error is not None:
+                raise error
+            return {}
+
+    inv = proc.Invocation(margin_ms=0, writes=proc.WriteLimiter(4))
+    in_flight_while_sleeping: list[int] = []
+    monkeypatch.setattr(
+        proc.time, "sleep", lambda _s: in_flight_while_sleeping.append(inv.writes.in_flight)
+    )
+    item = {"transaction_id": {"S": "t1"}, "timestamp": {"N": "1"}}
+    outcome = proc.put_yielding(Table(), "t", item, inv, proc.WriteBackoff())
+    assert outcome.status == "stored"
+    assert in_flight_while_sleeping == [1, 1]
+    limiter = inv.writes
+    assert (limiter.in_flight, limiter.throttled, limiter.retried) == (0, 2, 2)
+    # Two throttles, the second sent in the window the first opened: 4 -> 2 -> 1; then one
+    # answer without a throttle fills a window of 1: back to 2.
+    assert (limiter.lowest, limiter.limit) == (1, 2)
+
+
 class CapacityTable:
     """A table that serves `capacity` writes in flight at once and throttles any beyond."""
 

@@ -176,16 +176,6 @@ impl WriteLimiter {
         }
         self.released.notify_waiters();
     }
-
-    /// Count a throttled write: sent again (`retried`) or handed on as a retry_record.
-    pub fn count_throttled_write(&self, retried: bool) {
-        let mut state = self.lock();
-        if retried {
-            state.retried += 1;
-        } else {
-            state.gave_up += 1;
-        }
-    }
 }
 
 /// What a freed slot's last answer tells the limit.
@@ -225,13 +215,19 @@ impl WritePermit<'_> {
         });
     }
 
-    /// Count a throttle and keep the slot: the write waits its backoff holding it and is sent
+    /// Count a throttle, and the write as sent again (`retried`) or handed on as a
+    /// retry_record, and keep the slot: the write waits its backoff holding it and is sent
     /// again in the window now current. A write sleeping in its backoff is still in flight, so
     /// that a lowered limit bounds how many records ask again, not only how many requests are
     /// in the air (released, hundreds of sleeping writes each asked again at their own pace).
-    pub fn throttled(&mut self) {
+    pub fn throttled(&mut self, retried: bool) {
         let mut state = self.limiter.lock();
         self.ticket = WriteLimiter::throttle(&mut state, self.ticket);
+        if retried {
+            state.retried += 1;
+        } else {
+            state.gave_up += 1;
+        }
     }
 
     /// Free the slot of a write whose throttle [`WritePermit::throttled`] already counted.
@@ -277,12 +273,13 @@ mod tests {
         let limiter = WriteLimiter::new(4);
         let mut waiting = limiter.acquire().await;
         let other = limiter.acquire().await;
-        waiting.throttled();
+        waiting.throttled(true);
         let state = limiter.state();
         assert_eq!((state.limit, state.in_flight, state.throttled), (2, 2, 1));
+        assert_eq!((state.retried, state.gave_up), (1, 0));
         // Sent again in the new window: a second throttle halves again.
         assert_eq!(waiting.ticket(), 1);
-        waiting.throttled();
+        waiting.throttled(false);
         assert_eq!(limiter.state().limit, 1);
         // A throttle of a write sent before the halving does not halve again.
         other.finish(true);
@@ -294,6 +291,7 @@ mod tests {
             (state.in_flight, state.throttled, state.answered),
             (0, 3, 0)
         );
+        assert_eq!((state.retried, state.gave_up), (1, 1));
     }
 
     #[tokio::test]

@@ -182,14 +182,13 @@ async fn put_yielding(
             permit.finish(false);
             return outcome;
         }
-        permit.throttled();
         let wait_ms = deadline.backoff.delay_ms(retry);
-        if retry >= deadline.backoff.retries || !deadline.can_wait(wait_ms) {
-            deadline.writes.count_throttled_write(false);
+        let retried = retry < deadline.backoff.retries && deadline.can_wait(wait_ms);
+        permit.throttled(retried);
+        if !retried {
             permit.release();
             return outcome;
         }
-        deadline.writes.count_throttled_write(true);
         retry += 1;
         tokio::time::sleep(Duration::from_secs_f64(wait_ms / 1000.0)).await;
     }
