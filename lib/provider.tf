@@ -135,9 +135,9 @@ variable "max_file_bytes" {
 }
 
 variable "range_split_bytes" {
-  description = "A CSV object larger than this is split into row-aligned ranges that the main queue's consumers process side by side (contract P33); 0 never splits. Each range is at least this large, and a file has at most 100 ranges."
+  description = "A CSV object (or JSON array) larger than this is split into row-aligned ranges that the main queue's consumers process side by side (contract P33, P33a); 0 never splits. Each range is at least this large, and a file has at most 100 ranges. 1 MiB by default (about 10,000 rows): the smallest allowed, so that a large file gets the most ranges side by side."
   type        = number
-  default     = 0
+  default     = 1048576
 
   validation {
     condition     = var.range_split_bytes == 0 || (var.range_split_bytes >= 1048576 && var.range_split_bytes <= 5368709120 && floor(var.range_split_bytes) == var.range_split_bytes)

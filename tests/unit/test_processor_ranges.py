@@ -166,7 +166,10 @@ def test_range_step_grows_to_at_most_max_ranges(proc: Any) -> None:
     assert proc.range_step(cfg_split, "json", 5000) == 1000  # JSON arrays are split too
     assert proc.range_step(cfg_split, "csv", 5000) == 1000
     assert proc.range_step(cfg_split, "csv", 1_000_001) == 10_001  # 100 ranges at most
-    assert proc.range_step(cfg, "csv", 10**9) == 0  # 0: never split
+    cfg_never = type(cfg)(**{**cfg.__dict__, "range_split_bytes": 0})
+    assert proc.range_step(cfg_never, "csv", 10**9) == 0  # 0: never split
+    # lib/'s default: 1 MiB, the smallest Terraform allows.
+    assert proc.range_step(cfg, "csv", 2**20 + 1) == 2**20
 
 
 def test_a_quote_blind_splitter_would_fail_these_checks(proc: Any) -> None:
