@@ -166,8 +166,6 @@ _BOTO_CONFIG = BotoConfig(
 )
 s3_client = boto3.client("s3", config=_BOTO_CONFIG)
 dynamodb_client = boto3.client("dynamodb", config=_BOTO_CONFIG)
-# Each botocore client has its own retry quota: the records' writes get one (P37, Aws).
-transaction_writes_client = boto3.client("dynamodb", config=_BOTO_CONFIG)
 sqs_client = boto3.client("sqs", config=_BOTO_CONFIG)
 
 
@@ -263,6 +261,30 @@ def now_ms() -> int:
 # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html).
 THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+
+
+def _throttle_not_retried(response: Any = None, **_: Any) -> bool | None:
+    """botocore's needs-retry handler for the transaction writes' PutItem (P37): False for a
+    throttling answer (botocore's endpoint then does not retry, whatever the handlers after
+    this one say), None for anything else (the standard retry handler decides). So every
+    throttle reaches the processor's limiter and its 50 ms backoff, not botocore's 1 s one.
+    Hand-written: botocore's retry configuration has no per-error setting."""
+    if response is None:  # no answer (a connection error): not a throttle
+        return None
+    parsed = response[1] if isinstance(response, tuple) and len(response) == 2 else {}
+    error = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
+    return False if error.get("Code") in THROTTLING_CODES else None
+
+
+# The records' conditional PutItems on a client of their own (Aws.transaction_writes): its own
+# retry quota, and no botocore retry of a throttle (registered before the standard handler of
+# "needs-retry.dynamodb", a more specific event name is emitted first).
+transaction_writes_client = boto3.client("dynamodb", config=_BOTO_CONFIG)
+# The stubs type a handler as returning None; botocore's endpoint reads its value (needs-retry).
+transaction_writes_client.meta.events.register_first(
+    "needs-retry.dynamodb.PutItem",
+    _throttle_not_retried,  # type: ignore[arg-type]
 )
 
 

@@ -138,6 +138,10 @@ def test_a_throttled_table_slows_the_writers_and_loses_nothing(
         # The limit keeps the throttles to about one or two per record (measured 245 Python,
         # 275 Rust; the Rust processor without the limit's halving: 1,487).
         assert stats["throttled_total"] < 4 * ROWS, stats
+        # The SDKs leave the records' throttles to the processor (P37): it saw them all (378 of
+        # 378 Python, 663 of 663 Rust; Python with botocore's retries: 17 of 255). A tenth
+        # is left for throttles of the file status updates, which the endpoint counts too.
+        assert int(pace["throttled"]) >= 0.9 * stats["throttled_total"], (pace, stats)
         print(
             f"{impl}: {ROWS} rows in {elapsed_s:.1f} s at {TABLE_WCU} WCU/s, endpoint throttled "
             f"{stats['throttled_total']}, processor retried {pace['retried']}, lowest limit "

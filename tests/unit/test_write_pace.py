@@ -233,3 +233,43 @@ def test_a_throttled_retry_record_waits_and_is_stored(pipe: Pipeline, proc: Any)
     assert response == {"batchItemFailures": []}  # stored: not redelivered
     assert [i["transaction_id"] for i in pipe.transactions()] == ["tx-00001"]
     assert pipe.ddb.put_calls == 3
+
+
+def test_botocore_leaves_a_throttled_transaction_write_to_the_processor(proc: Any) -> None:
+    """The transaction writes' client: botocore's endpoint does not retry when a needs-retry
+    handler answers False, so a throttle goes straight to the limiter (P37); every other answer
+    is left to the standard retry handler (None)."""
+    handler = proc._throttle_not_retried
+    for code in sorted(proc.THROTTLING_CODES):
+        assert handler(response=(None, {"Error": {"Code": code}})) is False, code
+    for other in ("InternalServerError", "ConditionalCheckFailedException", ""):
+        assert handler(response=(None, {"Error": {"Code": other}})) is None, other
+    assert handler(response=(None, {})) is None  # a success
+    assert handler(response=None, caught_exception=OSError()) is None  # no answer
+
+
+def test_the_transaction_writes_client_sends_a_throttled_put_once(proc: Any) -> None:
+    """Through botocore's own request loop (its before-send event answers in place of the
+    network): one request for a throttled PutItem on the records' client, where its standard
+    retries would make six (the first and five retries)."""
+    from botocore.awsrequest import AWSResponse
+
+    class Raw:
+        def stream(self, **_: Any) -> Any:
+            yield b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException"}'
+
+    sent: list[str] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.url)
+        headers = {"x-amzn-ErrorType": "ThrottlingException", "content-type": "application/json"}
+        return AWSResponse(request.url, 400, headers, Raw())
+
+    events = proc.transaction_writes_client.meta.events
+    events.register("before-send.dynamodb.PutItem", answer)
+    try:
+        item = {"transaction_id": {"S": "t1"}, "timestamp": {"N": "1"}}
+        outcome = proc.put_transaction(proc.transaction_writes_client, "t", item)
+    finally:
+        events.unregister("before-send.dynamodb.PutItem", answer)
+    assert (outcome.status, outcome.error_code, len(sent)) == ("failed", "ThrottlingException", 1)
