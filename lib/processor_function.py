@@ -366,17 +366,15 @@ class WriteLimiter:
             self.in_flight -= 1
             self._cond.notify_all()
 
-    def release(self, ticket: int, throttled: bool) -> None:
-        """Free a slot with the write's answer, sent in window `ticket`."""
+    def release_answered(self) -> None:
+        """Free the slot of a write answered without a throttle: the answer counts towards
+        raising the limit. (A throttle is counted when it happens, by `throttle`.)"""
         with self._cond:
             self.in_flight -= 1
-            if throttled:
-                self._throttle(ticket)
-            else:
-                self.answered += 1
-                if self.answered >= self.limit:
-                    self.answered = 0
-                    self.limit = min(self.ceiling, self.limit + 1)
+            self.answered += 1
+            if self.answered >= self.limit:
+                self.answered = 0
+                self.limit = min(self.ceiling, self.limit + 1)
             self._cond.notify_all()
 
 
@@ -1404,7 +1402,7 @@ def put_yielding(
         if gave_up:
             limiter.release_counted()
         else:
-            limiter.release(ticket, throttled=False)
+            limiter.release_answered()
 
 
 def write_items(

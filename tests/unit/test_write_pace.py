@@ -44,44 +44,53 @@ def test_backoff_is_full_jitter_under_a_cap(proc: Any) -> None:
         assert min(waits) < ceiling * 0.1 and max(waits) > ceiling * 0.9, retry
 
 
+def given_up(limiter: Any, ticket: int) -> None:
+    """A write throttled once and handed on as a retry_record: counted, then its slot freed."""
+    limiter.throttle(ticket, retried=False)
+    limiter.release_counted()
+
+
 def test_limiter_halves_once_per_window_and_grows_back(proc: Any) -> None:
     limiter = proc.WriteLimiter(16)
     tickets = [limiter.acquire() for _ in range(16)]
     assert limiter.in_flight == 16 and set(tickets) == {0}
-    limiter.release(tickets[0], throttled=True)
+    given_up(limiter, tickets[0])
     assert limiter.limit == 8
     # Throttles of writes sent before the halving report load already cut: no second halving.
     for ticket in tickets[1:6]:
-        limiter.release(ticket, throttled=True)
+        given_up(limiter, ticket)
     assert (limiter.limit, limiter.throttled) == (8, 6)
-    for ticket in tickets[6:]:
-        limiter.release(ticket, throttled=False)  # 10 answered: one window of 8 -> 9
+    for _ in tickets[6:]:
+        limiter.release_answered()  # 10 answered: one window of 8 -> 9
     assert limiter.limit == 9 and limiter.in_flight == 0
     # A write sent in the new window halves again, down to the floor of one.
     for _ in range(6):
-        limiter.release(limiter.acquire(), throttled=True)
+        given_up(limiter, limiter.acquire())
     assert (limiter.limit, limiter.lowest) == (1, 1)
     # Answers without a throttle raise it by one per window of `limit` answers, up to 16.
     for _ in range(400):
-        limiter.release(limiter.acquire(), throttled=False)
+        limiter.acquire()
+        limiter.release_answered()
     assert limiter.limit == 16
 
 
 def test_limiter_blocks_writers_over_the_limit(proc: Any) -> None:
     limiter = proc.WriteLimiter(2)
-    first, second = limiter.acquire(), limiter.acquire()
+    limiter.acquire()
+    limiter.acquire()
     got_third = threading.Event()
 
     def third() -> None:
-        limiter.release(limiter.acquire(), throttled=False)
+        limiter.acquire()
+        limiter.release_answered()
         got_third.set()
 
     thread = threading.Thread(target=third)
     thread.start()
     assert not got_third.wait(0.05)  # both slots taken
-    limiter.release(first, throttled=False)
+    limiter.release_answered()  # the first
     assert got_third.wait(5)
-    limiter.release(second, throttled=False)
+    limiter.release_answered()  # the second
     thread.join()
     assert limiter.in_flight == 0
 
@@ -98,11 +107,11 @@ def test_a_throttled_write_keeps_its_slot_while_it_waits(proc: Any) -> None:
     waiting = limiter.throttle(waiting, retried=False)
     assert limiter.limit == 1
     # A throttle of a write sent before the halving does not halve again.
-    limiter.release(other, throttled=True)
+    given_up(limiter, other)
     assert (limiter.limit, limiter.in_flight, limiter.throttled) == (1, 1, 3)
     limiter.release_counted()
     assert (limiter.in_flight, limiter.throttled, limiter.answered) == (0, 3, 0)
-    assert (limiter.retried, limiter.gave_up) == (1, 1)
+    assert (limiter.retried, limiter.gave_up) == (1, 2)
 
 
 def test_put_yielding_sleeps_holding_its_slot(proc: Any, monkeypatch: Any) -> None:

@@ -161,9 +161,6 @@ impl WriteLimiter {
             let mut state = self.lock();
             state.in_flight = state.in_flight.saturating_sub(1);
             match last {
-                LastAnswer::Throttled { ticket } => {
-                    Self::throttle(&mut state, ticket);
-                }
                 LastAnswer::Answered => {
                     state.answered += 1;
                     if state.answered >= state.limit {
@@ -182,14 +179,14 @@ impl WriteLimiter {
 enum LastAnswer {
     /// Answered without a throttle: counts towards raising the limit.
     Answered,
-    /// Throttled, in window `ticket`: may halve the limit.
-    Throttled { ticket: u64 },
     /// Throttled, already counted by [`WritePermit::throttled`].
     ThrottleCounted,
 }
 
-/// One write's slot; dropped without [`WritePermit::finish`] (a cancelled write) it counts as
-/// answered without a throttle.
+/// One write's slot. A throttle is counted when it happens ([`WritePermit::throttled`]), so
+/// the slot is freed either answered ([`WritePermit::answered`]) or after its counted throttles
+/// ([`WritePermit::release`]); dropped without either (a cancelled write) it counts as answered
+/// without a throttle.
 #[derive(Debug)]
 pub struct WritePermit<'a> {
     limiter: &'a WriteLimiter,
@@ -203,16 +200,11 @@ impl WritePermit<'_> {
         self.ticket
     }
 
-    /// Free the slot with the write's answer.
-    pub fn finish(mut self, throttled: bool) {
+    /// Free the slot of a write answered without a throttle: the answer counts towards raising
+    /// the limit.
+    pub fn answered(mut self) {
         self.done = true;
-        self.limiter.release(if throttled {
-            LastAnswer::Throttled {
-                ticket: self.ticket,
-            }
-        } else {
-            LastAnswer::Answered
-        });
+        self.limiter.release(LastAnswer::Answered);
     }
 
     /// Count a throttle, and the write as sent again (`retried`) or handed on as a
@@ -268,6 +260,12 @@ mod tests {
         assert!(backoff.delay_ms(u32::MAX) < 2_000.0);
     }
 
+    /// A write throttled once and handed on as a retry_record: counted, then its slot freed.
+    fn given_up(mut permit: WritePermit<'_>) {
+        permit.throttled(false);
+        permit.release();
+    }
+
     #[tokio::test]
     async fn a_throttled_write_keeps_its_slot_while_it_waits() {
         let limiter = WriteLimiter::new(4);
@@ -282,7 +280,7 @@ mod tests {
         waiting.throttled(false);
         assert_eq!(limiter.state().limit, 1);
         // A throttle of a write sent before the halving does not halve again.
-        other.finish(true);
+        given_up(other);
         let state = limiter.state();
         assert_eq!((state.limit, state.in_flight, state.throttled), (1, 1, 3));
         waiting.release();
@@ -291,7 +289,7 @@ mod tests {
             (state.in_flight, state.throttled, state.answered),
             (0, 3, 0)
         );
-        assert_eq!((state.retried, state.gave_up), (1, 1));
+        assert_eq!((state.retried, state.gave_up), (1, 2));
     }
 
     #[tokio::test]
@@ -303,24 +301,24 @@ mod tests {
         }
         assert!(permits.iter().all(|p| p.ticket() == 0));
         let mut rest = permits.split_off(1);
-        permits.remove(0).finish(true);
+        given_up(permits.remove(0));
         assert_eq!(limiter.state().limit, 8);
         // Throttles of writes sent before the halving report load already cut.
         let answered = rest.split_off(5);
         for permit in rest {
-            permit.finish(true);
+            given_up(permit);
         }
         assert_eq!((limiter.state().limit, limiter.state().throttled), (8, 6));
         for permit in answered {
-            permit.finish(false); // 10 answered: one window of 8 -> 9
+            permit.answered(); // 10 answered: one window of 8 -> 9
         }
         assert_eq!((limiter.state().limit, limiter.state().in_flight), (9, 0));
         for _ in 0..6 {
-            limiter.acquire().await.finish(true);
+            given_up(limiter.acquire().await);
         }
         assert_eq!((limiter.state().limit, limiter.state().lowest), (1, 1));
         for _ in 0..400 {
-            limiter.acquire().await.finish(false);
+            limiter.acquire().await.answered();
         }
         assert_eq!(limiter.state().limit, 16);
     }
@@ -337,8 +335,8 @@ mod tests {
         drop(first); // a dropped permit frees its slot too
         let third = third.await;
         assert_eq!(limiter.state().in_flight, 2);
-        third.finish(false);
-        second.finish(false);
+        third.answered();
+        second.answered();
         assert_eq!(limiter.state().in_flight, 0);
     }
 }

@@ -179,7 +179,7 @@ async fn put_yielding(
         let outcome = put_transaction(table, table_name, item.clone()).await;
         let throttled = matches!(&outcome, WriteOutcome::Failed { code, .. } if is_throttle(code));
         if !throttled {
-            permit.finish(false);
+            permit.answered();
             return outcome;
         }
         let wait_ms = deadline.backoff.delay_ms(retry);
