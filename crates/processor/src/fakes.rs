@@ -113,6 +113,16 @@ impl FakeAws {
             _ => None,
         }
     }
+
+    /// How many PutItems of transaction `transaction_id` were answered.
+    pub fn puts_of(&self, transaction_id: &str) -> usize {
+        let state = self.state();
+        state
+            .puts
+            .iter()
+            .filter(|(id, _)| id == transaction_id)
+            .count()
+    }
 }
 
 fn attr(item: &Item, name: &str) -> String {

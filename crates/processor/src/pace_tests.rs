@@ -20,10 +20,6 @@ fn throttle(aws: &FakeAws, ids: &[&str], times: u32) {
     }
 }
 
-fn puts_of(aws: &FakeAws, id: &str) -> usize {
-    aws.state().puts.iter().filter(|(i, _)| i == id).count()
-}
-
 #[tokio::test]
 async fn throttled_writes_wait_and_are_stored() {
     let aws = FakeAws::with_object(BUCKET, KEY, &csv((1..=4).map(row)));
@@ -83,19 +79,8 @@ async fn a_throttled_write_never_waits_into_the_safety_margin() {
     // The deadline has passed: no wait fits, the throttled write goes to the queue at once.
     let file = process_file(&aws, &no_time()).await;
     assert_eq!((&file["stored"], &file["retried"]), (&json!(0), &json!(1)));
-    assert_eq!(puts_of(&aws, "T-00001"), 1);
+    assert_eq!(aws.puts_of("T-00001"), 1);
     assert_eq!(aws.messages(QUEUE)[0]["kind"], "retry_record");
-}
-
-#[tokio::test]
-async fn only_throttles_are_retried_by_the_processor() {
-    let aws = FakeAws::with_object(BUCKET, KEY, &csv((1..=1).map(row)));
-    process_file(&aws, &ample_time()).await;
-    // The same file again: the condition fails without the stored item (not a throttle).
-    aws.state().omit_old_item = true;
-    let file = process_file(&aws, &ample_time()).await;
-    assert_eq!(file["retried"], 1);
-    assert_eq!(puts_of(&aws, "T-00001"), 2);
 }
 
 #[tokio::test]
@@ -126,5 +111,5 @@ async fn a_throttled_retry_record_waits_and_is_stored() {
     let response = handle_sqs_event(&aws, &config(), &records, &deadline).await;
     assert!(failures(&response).is_empty());
     assert!(aws.item_attr("R-1", TS, "amount").is_some());
-    assert_eq!(puts_of(&aws, "R-1"), 3);
+    assert_eq!(aws.puts_of("R-1"), 3);
 }

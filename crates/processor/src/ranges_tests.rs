@@ -97,10 +97,31 @@ async fn drain(aws: &FakeAws, cfg: &Config, time: fn() -> Deadline) -> usize {
 }
 
 async fn s3_event(aws: &FakeAws, cfg: &Config) -> Value {
-    let response = handle_s3_event(aws, cfg, &[object(KEY)], &ample_time())
+    s3_event_on(aws, cfg, KEY).await
+}
+
+/// The S3 event of `key` with ample time; the response's one file.
+async fn s3_event_on(aws: &FakeAws, cfg: &Config, key: &str) -> Value {
+    let response = handle_s3_event(aws, cfg, &[object(key)], &ample_time())
         .await
         .unwrap();
     response["files"][0].clone()
+}
+
+/// What `data` under `key` leaves behind processed whole, never split: the oracle of a split.
+async fn unsplit_outcome(key: &str, data: &str) -> Outcome {
+    let whole = FakeAws::with_object(BUCKET, key, data);
+    s3_event_on(&whole, &config(), key).await;
+    outcome(&whole)
+}
+
+/// The clock of a drain: resuming after every batch, or ample time.
+fn clock(resuming: bool) -> fn() -> Deadline {
+    if resuming {
+        no_time
+    } else {
+        ample_time
+    }
 }
 
 fn n_value(update: &crate::edges::ItemUpdate, name: &str) -> Option<u64> {
@@ -110,12 +131,10 @@ fn n_value(update: &crate::edges::ItemUpdate, name: &str) -> Option<u64> {
 #[tokio::test]
 async fn a_split_file_ends_as_the_unsplit_file() {
     let data = big_file();
-    let whole = FakeAws::with_object(BUCKET, KEY, &data);
-    s3_event(&whole, &config()).await;
-    let expected = outcome(&whole);
+    let expected = unsplit_outcome(KEY, &data).await;
     assert_eq!(expected.0.len(), ROWS - ROWS / 250);
     for resuming in [false, true] {
-        let time = if resuming { no_time } else { ample_time };
+        let time = clock(resuming);
         let aws = FakeAws::with_object(BUCKET, KEY, &data);
         let cfg = split_config(STEP);
         let file = s3_event(&aws, &cfg).await;
@@ -204,12 +223,16 @@ async fn the_split_is_one_conditional_update_before_any_message() {
     assert!(split.update_expression.contains("ranges_open = :ranges"));
 }
 
-fn cursors_item(ids: &[u64]) -> Item {
+/// The split's conditional update is refused: the status item already holds cursors `ids`
+/// (a split made before, or an unsplit run's cursor 0).
+fn refuse_split(aws: &FakeAws, ids: &[u64]) {
     let cursors = ids
         .iter()
         .map(|id| (id.to_string(), AttributeValue::N(id.to_string())))
         .collect::<HashMap<_, _>>();
-    HashMap::from([("cursors".to_owned(), AttributeValue::M(cursors))])
+    let item = HashMap::from([("cursors".to_owned(), AttributeValue::M(cursors))]);
+    let refusal = ("attribute_not_exists(cursors.#r1)".to_owned(), item);
+    aws.state().refused_status_updates.push(refusal);
 }
 
 #[tokio::test]
@@ -224,11 +247,7 @@ async fn a_split_made_before_sends_its_messages_again() {
         .map(|m| m["range_line"].as_u64().unwrap())
         .collect();
     // The event again, after the split was recorded: the same messages, nothing else (P34).
-    let refusal = (
-        "attribute_not_exists(cursors.#r1)".to_owned(),
-        cursors_item(&ids),
-    );
-    aws.state().refused_status_updates.push(refusal);
+    refuse_split(&aws, &ids);
     let file = s3_event(&aws, &cfg).await;
     assert_eq!(file["resume_line"], 0);
     assert_eq!(aws.bodies(QUEUE), [first.clone(), first].concat());
@@ -238,11 +257,7 @@ async fn a_split_made_before_sends_its_messages_again() {
 #[tokio::test]
 async fn a_file_whose_unsplit_run_began_is_processed_unsplit() {
     let aws = FakeAws::with_object(BUCKET, KEY, &big_file());
-    let refusal = (
-        "attribute_not_exists(cursors.#r1)".to_owned(),
-        cursors_item(&[0]),
-    );
-    aws.state().refused_status_updates.push(refusal);
+    refuse_split(&aws, &[0]);
     let file = s3_event(&aws, &split_config(STEP)).await;
     assert_eq!(file["rows"], ROWS);
     assert!(file["resume_line"].is_null());
@@ -258,11 +273,7 @@ async fn a_file_whose_unsplit_run_began_is_processed_unsplit() {
 #[tokio::test]
 async fn a_file_split_otherwise_before_is_left_to_its_messages() {
     let aws = FakeAws::with_object(BUCKET, KEY, &big_file());
-    let refusal = (
-        "attribute_not_exists(cursors.#r1)".to_owned(),
-        cursors_item(&[0, 5]),
-    );
-    aws.state().refused_status_updates.push(refusal);
+    refuse_split(&aws, &[0, 5]);
     let file = s3_event(&aws, &split_config(STEP)).await;
     assert_eq!(file["rows"], 0);
     assert!(aws.bodies(QUEUE).is_empty() && aws.bodies(DLQ).is_empty());
@@ -393,26 +404,17 @@ fn big_json() -> String {
     format!("{{\"transactions\": [\n{}\n]}}\n", elements.join(",\n"))
 }
 
-async fn s3_json_event(aws: &FakeAws, cfg: &Config) -> Value {
-    let response = handle_s3_event(aws, cfg, &[object(JSON_KEY)], &ample_time())
-        .await
-        .unwrap();
-    response["files"][0].clone()
-}
-
 #[tokio::test]
 async fn a_split_json_file_ends_as_the_unsplit_file() {
     let data = big_json();
-    let whole = FakeAws::with_object(BUCKET, JSON_KEY, &data);
-    s3_json_event(&whole, &config()).await;
-    let expected = outcome(&whole);
+    let expected = unsplit_outcome(JSON_KEY, &data).await;
     assert_eq!(expected.0.len(), 2500 - 10 - 4);
     for resuming in [false, true] {
-        let time = if resuming { no_time } else { ample_time };
+        let time = clock(resuming);
         let aws = FakeAws::with_object(BUCKET, JSON_KEY, &data);
         // Two ranges of about 1250 elements: more than a batch each.
         let cfg = split_config(data.len() as u64 / 2);
-        let file = s3_json_event(&aws, &cfg).await;
+        let file = s3_event_on(&aws, &cfg, JSON_KEY).await;
         assert_eq!(file["resume_line"].as_u64(), Some(0));
         assert!(aws.state().items.is_empty(), "the splitter stores nothing");
         let messages = aws.messages(QUEUE);
@@ -437,10 +439,10 @@ async fn a_split_json_file_ends_as_the_unsplit_file() {
 async fn a_malformed_json_over_the_threshold_is_reported_as_unsplit() {
     let data = big_json().replace("\"T-01200\", \"account_id\"", "\"T-01200\" \"account_id\"");
     let whole = FakeAws::with_object(BUCKET, JSON_KEY, &data);
-    let unsplit = s3_json_event(&whole, &config()).await;
+    let unsplit = s3_event_on(&whole, &config(), JSON_KEY).await;
     assert_eq!(unsplit["file_error"], "MALFORMED_FILE");
     let aws = FakeAws::with_object(BUCKET, JSON_KEY, &data);
-    let file = s3_json_event(&aws, &split_config(1000)).await;
+    let file = s3_event_on(&aws, &split_config(1000), JSON_KEY).await;
     assert_eq!(file["file_error"], "MALFORMED_FILE");
     assert!(aws.bodies(QUEUE).is_empty() && aws.state().items.is_empty());
     let message = |a: &FakeAws| a.messages(DLQ)[0]["error_message"].clone();
