@@ -199,8 +199,7 @@ fn check_cursors(aws: &FakeAws, messages: &[Value]) {
 
 #[tokio::test]
 async fn the_split_is_one_conditional_update_before_any_message() {
-    let aws = FakeAws::with_object(BUCKET, KEY, &big_file());
-    s3_event(&aws, &split_config(STEP)).await;
+    let (aws, _) = split_big_file().await;
     let messages = aws.messages(QUEUE);
     let updates = aws.state().status_updates.clone();
     assert_eq!(updates.len(), 2, "open and split");
@@ -223,6 +222,14 @@ async fn the_split_is_one_conditional_update_before_any_message() {
     assert!(split.update_expression.contains("ranges_open = :ranges"));
 }
 
+/// The big file's S3 event with ranges of STEP bytes: split, its range messages on the queue.
+async fn split_big_file() -> (FakeAws, Config) {
+    let aws = FakeAws::with_object(BUCKET, KEY, &big_file());
+    let cfg = split_config(STEP);
+    s3_event(&aws, &cfg).await;
+    (aws, cfg)
+}
+
 /// The split's conditional update is refused: the status item already holds cursors `ids`
 /// (a split made before, or an unsplit run's cursor 0).
 fn refuse_split(aws: &FakeAws, ids: &[u64]) {
@@ -237,9 +244,7 @@ fn refuse_split(aws: &FakeAws, ids: &[u64]) {
 
 #[tokio::test]
 async fn a_split_made_before_sends_its_messages_again() {
-    let aws = FakeAws::with_object(BUCKET, KEY, &big_file());
-    let cfg = split_config(STEP);
-    s3_event(&aws, &cfg).await;
+    let (aws, cfg) = split_big_file().await;
     let first = aws.bodies(QUEUE);
     let ids: Vec<u64> = aws
         .messages(QUEUE)
@@ -282,9 +287,7 @@ async fn a_file_split_otherwise_before_is_left_to_its_messages() {
 
 #[tokio::test]
 async fn a_range_is_read_with_ranged_gets_and_counted_from_its_id() {
-    let aws = FakeAws::with_object(BUCKET, KEY, &big_file());
-    let cfg = split_config(STEP);
-    s3_event(&aws, &cfg).await;
+    let (aws, cfg) = split_big_file().await;
     let messages = aws.messages(QUEUE);
     let second = &messages[1];
     let (start, end) = (
@@ -319,9 +322,7 @@ async fn a_range_is_read_with_ranged_gets_and_counted_from_its_id() {
 
 #[tokio::test]
 async fn a_deferred_range_stays_a_range() {
-    let aws = FakeAws::with_object(BUCKET, KEY, &big_file());
-    let cfg = split_config(STEP);
-    s3_event(&aws, &cfg).await;
+    let (aws, cfg) = split_big_file().await;
     let bodies = aws.bodies(QUEUE);
     let records = [sqs_record("m-0", &bodies[0]), sqs_record("m-1", &bodies[1])];
     let response = handle_sqs_event(&aws, &cfg, &records, &no_time()).await;
