@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 import zipfile
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from pipeline_local.emulator import start_emulator
+from pipeline_local.function_config import variable_blocks
 from pipeline_local.terraform import BUILD_DIR, Workdir, workdir_for
 
 
@@ -59,41 +61,109 @@ def functions_of(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
     }
 
 
+# Each invalid value and the refusal it must get, by the variable's own validation (or type).
+INVALID_VALUES = [
+    ("lambda_runtime=java21", 'lambda_runtime must be "python3.11" or "rust"'),
+    ("environment=Prod_1", "environment must be 2 to 10 lower-case letters"),
+    ("alert_email=not-an-address", "alert_email must be an e-mail address"),
+    ("data_classification=secret", "data_classification must be one of"),
+    ("vpc_cidr=10.0.0.0/28", "vpc_cidr must be an IPv4 CIDR block"),
+    ("max_file_bytes=10", "max_file_bytes must be a whole number of bytes between"),
+    ("max_file_bytes=2048.5", "max_file_bytes must be a whole number of bytes between"),
+    ("time_safety_margin_ms=300000", "time_safety_margin_ms must be a whole number, at least"),
+    ("error_retention_days=0", "error_retention_days must be a whole number between 1 and"),
+    ("error_retention_days=1.5", "error_retention_days must be a whole number between 1 and"),
+    ("metric_namespace=AWS/Lambda", "metric_namespace must be 1 to 255 characters"),
+    ("metric_namespace=:Pipeline", "metric_namespace must be 1 to 255 characters"),
+    ("metric_namespace=Pipeline\u00e9", "metric_namespace must be 1 to 255 characters"),
+    ("metric_namespace=", "metric_namespace must be 1 to 255 characters"),
+    ("processor_reserved_concurrency=0", "processor_reserved_concurrency must be a whole"),
+    ("processor_reserved_concurrency=2.5", "processor_reserved_concurrency must be a whole"),
+    ("dlq_processor_reserved_concurrency=10001", "dlq_processor_reserved_concurrency must"),
+    ("range_split_bytes=1000", "range_split_bytes must be 0 (never split) or a whole"),
+    ("range_max_concurrency=1", "range_max_concurrency must be a whole number between 2"),
+    ("range_max_concurrency=100", "range_max_concurrency must be a whole number between 2"),
+    ("processor_queue_batch_size=0", "processor_queue_batch_size must be a whole number"),
+    ("processor_queue_batch_size=11", "processor_queue_batch_size must be a whole number"),
+    ("status_index_shards=0", "status_index_shards must be a whole number between 1 and"),
+    ("status_index_shards=2.5", "status_index_shards must be a whole number between 1 and"),
+    ("attach_functions_to_vpc=maybe", "a bool is required"),
+    ("attach_functions_to_vpc=null", "attach_functions_to_vpc"),
+]
+
+
+def name_of(assignment: str) -> str:
+    return assignment.split("=", 1)[0]
+
+
+def validation_references() -> dict[str, set[str]]:
+    """The other variables each variable's validation reads (range_max_concurrency's reads
+    processor_reserved_concurrency): Terraform does not run it while one of them is invalid."""
+    return {
+        name: set(re.findall(r"var\.([a-z_]+)", str(body.get("validation", [])))) - {name}
+        for name, body in variable_blocks().items()
+    }
+
+
+def in_plans(cases: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The cases in as few plans as can hold them. Terraform checks every variable before it
+    stops and reports each refusal on its own, so one plan tests several values (26 plans of
+    about 10 s each are 4), but a plan holds at most one value of a variable (a second -var of
+    a name replaces the first) and no two variables of which one's validation reads the other."""
+    reads = validation_references()
+
+    def apart(name: str, other: str) -> bool:
+        return name != other and other not in reads[name] and name not in reads[other]
+
+    plans: list[list[tuple[str, str]]] = []
+    for case in cases:
+        fits = [p for p in plans if all(apart(name_of(case[0]), name_of(v)) for v, _ in p)]
+        if fits:
+            fits[0].append(case)
+        else:
+            plans.append([case])
+    return plans
+
+
+def refusals(stderr: str) -> dict[str, str]:
+    """Terraform's error diagnostics (-no-color: each begins a line with "Error: ") by the
+    variable each quotes (`variable "<name>"`), as one line of text each."""
+    found: dict[str, str] = {}
+    for block in re.split(r"^(?=Error: |Warning: )", stderr, flags=re.MULTILINE):
+        if not block.startswith("Error: "):
+            continue
+        text = " ".join(block.split())
+        named = re.search(r'variable "([a-z_]+)"', text)
+        assert named, f"a diagnostic that names no variable: {text}"
+        found[named.group(1)] = found.get(named.group(1), "") + text
+    return found
+
+
+def test_the_invalid_values_fill_few_plans() -> None:
+    plans = in_plans(INVALID_VALUES)
+    assert sorted(c for p in plans for c in p) == sorted(INVALID_VALUES)
+    assert all(len({name_of(v) for v, _ in p}) == len(p) for p in plans)
+    assert len(plans) < len(INVALID_VALUES) / 4
+    # range_max_concurrency's validation reads processor_reserved_concurrency: never together.
+    assert "processor_reserved_concurrency" in validation_references()["range_max_concurrency"]
+    for p in plans:
+        names = {name_of(v) for v, _ in p}
+        assert not {"range_max_concurrency", "processor_reserved_concurrency"} <= names
+
+
 @pytest.mark.parametrize(
-    ("variable", "message"),
-    [
-        ("lambda_runtime=java21", 'lambda_runtime must be "python3.11" or "rust"'),
-        ("environment=Prod_1", "environment must be 2 to 10 lower-case letters"),
-        ("alert_email=not-an-address", "alert_email must be an e-mail address"),
-        ("data_classification=secret", "data_classification must be one of"),
-        ("vpc_cidr=10.0.0.0/28", "vpc_cidr must be an IPv4 CIDR block"),
-        ("max_file_bytes=10", "max_file_bytes must be a whole number of bytes between"),
-        ("max_file_bytes=2048.5", "max_file_bytes must be a whole number of bytes between"),
-        ("time_safety_margin_ms=300000", "time_safety_margin_ms must be a whole number, at least"),
-        ("error_retention_days=0", "error_retention_days must be a whole number between 1 and"),
-        ("error_retention_days=1.5", "error_retention_days must be a whole number between 1 and"),
-        ("metric_namespace=AWS/Lambda", "metric_namespace must be 1 to 255 characters"),
-        ("metric_namespace=:Pipeline", "metric_namespace must be 1 to 255 characters"),
-        ("metric_namespace=Pipeline\u00e9", "metric_namespace must be 1 to 255 characters"),
-        ("metric_namespace=", "metric_namespace must be 1 to 255 characters"),
-        ("processor_reserved_concurrency=0", "processor_reserved_concurrency must be a whole"),
-        ("processor_reserved_concurrency=2.5", "processor_reserved_concurrency must be a whole"),
-        ("dlq_processor_reserved_concurrency=10001", "dlq_processor_reserved_concurrency must"),
-        ("range_split_bytes=1000", "range_split_bytes must be 0 (never split) or a whole"),
-        ("range_max_concurrency=1", "range_max_concurrency must be a whole number between 2"),
-        ("range_max_concurrency=100", "range_max_concurrency must be a whole number between 2"),
-        ("processor_queue_batch_size=0", "processor_queue_batch_size must be a whole number"),
-        ("processor_queue_batch_size=11", "processor_queue_batch_size must be a whole number"),
-        ("status_index_shards=0", "status_index_shards must be a whole number between 1 and"),
-        ("status_index_shards=2.5", "status_index_shards must be a whole number between 1 and"),
-        ("attach_functions_to_vpc=maybe", "a bool is required"),
-        ("attach_functions_to_vpc=null", "attach_functions_to_vpc"),
-    ],
+    "cases",
+    in_plans(INVALID_VALUES),
+    ids=lambda cases: ",".join(name_of(v) for v, _ in cases),
 )
-def test_invalid_variables_are_refused(workdir: Workdir, variable: str, message: str) -> None:
-    result = plan(workdir, variable)
+def test_invalid_variables_are_refused(workdir: Workdir, cases: list[tuple[str, str]]) -> None:
+    """Every invalid value is refused with its own variable's message, and nothing else is."""
+    result = plan(workdir, *(variable for variable, _ in cases))
     assert result.returncode != 0
-    assert message in " ".join(result.stderr.split())
+    found = refusals(result.stderr)
+    assert set(found) == {name_of(v) for v, _ in cases}, result.stderr
+    missing = [(v, m) for v, m in cases if m not in found[name_of(v)]]
+    assert not missing, f"not refused as expected: {missing}\n{result.stderr}"
 
 
 def test_rust_without_binaries_names_the_missing_file_and_the_build_command(
