@@ -335,30 +335,25 @@ class WriteLimiter:
             self.in_flight += 1
             return self.window
 
-    def _throttle(self, ticket: int) -> int:
-        """Count a throttle of a write sent in window `ticket` (the lock held): the first of a
-        window halves the limit. Returns the window now current."""
-        self.throttled += 1
-        if ticket == self.window:
-            self.limit = max(1, self.limit // 2)
-            self.lowest = min(self.lowest, self.limit)
-            self.window += 1
-            self.answered = 0
-        return self.window
-
     def throttle(self, ticket: int, retried: bool) -> int:
-        """Count a throttle, and the write as sent again (`retried`) or handed on as a
-        retry_record, and keep the slot: the write waits its backoff holding it and is sent
-        again in the window returned. A write sleeping in its backoff is still in flight, so
-        that a lowered limit bounds how many records ask again, not only how many requests are
-        in the air (released, hundreds of sleeping writes each asked again at their own
-        pace)."""
+        """Count a throttle of a write sent in window `ticket` (the first of a window halves the
+        limit), and the write as sent again (`retried`) or handed on as a retry_record, and keep
+        the slot: the write waits its backoff holding it and is sent again in the window
+        returned. A write sleeping in its backoff is still in flight, so that a lowered limit
+        bounds how many records ask again, not only how many requests are in the air
+        (released, hundreds of sleeping writes each asked again at their own pace)."""
         with self._cond:
             if retried:
                 self.retried += 1
             else:
                 self.gave_up += 1
-            return self._throttle(ticket)
+            self.throttled += 1
+            if ticket == self.window:
+                self.limit = max(1, self.limit // 2)
+                self.lowest = min(self.lowest, self.limit)
+                self.window += 1
+                self.answered = 0
+            return self.window
 
     def release_counted(self) -> None:
         """Free the slot of a write whose throttle `throttle` already counted."""
