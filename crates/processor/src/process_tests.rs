@@ -285,7 +285,8 @@ async fn a_failed_condition_without_the_stored_item_is_retried() {
     aws.state().omit_old_item = true;
     let again = process_file(&aws, &ample_time()).await;
     assert_eq!(again["retried"], 1);
-    // Not a throttle: sent once, never retried by the processor (P37), a retry_record at once.
+    // Not a throttle: this run sent it once (two PutItems in all, with the first run's), never
+    // again by the processor (P37): a retry_record at once.
     assert_eq!(aws.puts_of("T-00001"), 2);
     let retries = aws.messages(QUEUE);
     assert_eq!(
