@@ -1,6 +1,7 @@
 """The whole pipeline on this machine, end to end, in one command (`make demo`).
 
     python -m pipeline_local.demo [--runtime python3.11|rust] [--keep] [--scale 1.0] [--seed N]
+                                  [--dir build/demo]
 
 1. starts the emulator (moto server) and applies the real Terraform configuration of lib/ to it
    (the same working copy mechanism as `make up`; max_file_bytes is set to 1 MiB so that the
@@ -102,9 +103,12 @@ class Stack:
     workdir: Workdir
     outputs: dict[str, Any]
     kept_state: bool
+    # Where this run keeps its emulator log and the functions' logs (and, not kept, its
+    # Terraform working copy).
+    demo_dir: Path
 
 
-def start_stack(runtime: str, keep: bool) -> Stack:
+def start_stack(runtime: str, keep: bool, demo_dir: Path = DEMO_DIR) -> Stack:
     if keep:
         if STATE_FILE.exists() and _running(load_state(STATE_FILE).pid):
             raise SystemExit(
@@ -113,13 +117,13 @@ def start_stack(runtime: str, keep: bool) -> Stack:
             )
         workdir_path = KEEP_WORKDIR
     else:
-        workdir_path = DEMO_DIR / "tf"
-    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+        workdir_path = demo_dir / "tf"
+    demo_dir.mkdir(parents=True, exist_ok=True)
     step("starting the emulator (moto server)")
-    emu = start_emulator(log_path=DEMO_DIR / "emulator.log")
+    emu = start_emulator(log_path=demo_dir / "emulator.log")
     if keep:
         STATE_FILE.write_text(json.dumps({"port": emu.port, "pid": emu.pid}))
-    say(f"    {emu.endpoint} (pid {emu.pid}, log {_rel(DEMO_DIR / 'emulator.log')})")
+    say(f"    {emu.endpoint} (pid {emu.pid}, log {_rel(demo_dir / 'emulator.log')})")
     for stale in workdir_path.glob("terraform.tfstate*"):
         stale.unlink()
     # Terraform variable names are case-sensitive: TF_VAR_<name> must match `max_file_bytes`.
@@ -142,7 +146,7 @@ def start_stack(runtime: str, keep: bool) -> Stack:
         raise
     if keep:
         (BUILD_DIR / "outputs.json").write_text(json.dumps(outputs, indent=2, sort_keys=True))
-    return Stack(emu, work, outputs, keep)
+    return Stack(emu, work, outputs, keep, demo_dir)
 
 
 def stop_stack(stack: Stack) -> bool:
@@ -329,7 +333,7 @@ def _run_through(
         clients,
         wiring,
         gateway=gateway,
-        log_dir=DEMO_DIR / "logs",
+        log_dir=stack.demo_dir / "logs",
         log=say,
         # Kept stacks: `python -m pipeline_local.dispatcher_cli run` continues from here.
         dispatched_state=BUILD_DIR / "dispatched.json" if stack.kept_state else None,
@@ -360,7 +364,7 @@ def _run_through(
         say(
             f"    {sum(invocations.values())} invocations ({per_function}),"
             f" {failed} failed, {data_seconds:.1f} s; {emf} EMF metric values published; "
-            f"logs in {_rel(DEMO_DIR / 'logs')}"
+            f"logs in {_rel(stack.demo_dir / 'logs')}"
         )
         seconds = dispatcher.file_seconds()
         depths = dispatcher.queue_depths()
@@ -434,6 +438,14 @@ def main(argv: list[str] | None = None) -> int:
         help="run each function as its own process with its MemorySize's CPU share and memory "
         f"(default: {DEMO_EXECUTION.value}; also {LAMBDA_SIZED_ENV}=1/0)",
     )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEMO_DIR,
+        help="where the run keeps its emulator log, the functions' logs and (without --keep) its"
+        " Terraform working copy; two demos at once need one each (`make test` runs both"
+        f" implementations side by side). Default {_rel(DEMO_DIR)}",
+    )
     args = parser.parse_args(argv)
     if args.lambda_sized is None:
         execution = Execution.from_env(DEMO_EXECUTION)
@@ -447,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         f"runtime {args.runtime}"
     )
     try:
-        stack = start_stack(args.runtime, args.keep)
+        stack = start_stack(args.runtime, args.keep, args.dir.resolve())
     except TerraformError as err:
         banner(["TERRAFORM FAILED", *str(err).splitlines()[-20:]])
         return 1
