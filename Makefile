@@ -30,7 +30,7 @@ export PHASE_TIMES
 PYTEST_WORKERS ?= 2
 PYTEST_XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --no-loadscope-reorder,)
 
-.PHONY: help setup demo test test-phases test-python lint fmt checkov plan up down differential \
+.PHONY: help setup demo test test-phases test-demo-python test-demo-rust test-python lint fmt checkov plan up down differential \
         emulator-start emulator-stop build-rust bench clean preflight deploy smoke destroy
 
 help: ## List the targets
@@ -55,10 +55,16 @@ test-phases: setup lint checkov build-rust
 	$(MAKE) --no-print-directory differential
 	$(TIMED) pytest env CONFORMANCE_IMPL=python,rust E2E_IMPL=python,rust \
 	  $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
-	@# The demo, for both implementations, with every request decided by the authorization model
-	@# (it exits non-zero on a refused call or a record unaccounted for).
-	$(TIMED) demo-python $(PY) -m pipeline_local.demo --runtime python3.11 --scale 0.3
-	$(TIMED) demo-rust $(PY) -m pipeline_local.demo --runtime rust --scale 0.3
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-demo-python test-demo-rust
+
+# The demo, for both implementations, with every request decided by the authorization model
+# (it exits non-zero on a refused call or a record unaccounted for). `make test` runs the two
+# side by side, each with its own emulator and build directory: most of a demo's apply and
+# destroy is the provider waiting, so one demo's waits overlap the other's work. Each one's
+# output is printed whole when it ends (--output-sync).
+test-demo-python test-demo-rust: test-demo-%:
+	$(TIMED) demo-$* $(PY) -m pipeline_local.demo --runtime $(if $(filter python,$*),python3.11,$*) \
+	  --scale 0.3 --dir $(BUILD)/demo-$*
 
 test-python: setup ## Only the Python tests (conformance and e2e against the Python handlers only)
 	$(PY) -m pytest $(PYTEST_ARGS)
