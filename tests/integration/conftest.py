@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,7 +13,8 @@ from botocore.config import Config
 
 from pipeline_local.clients import Clients
 from pipeline_local.emulator import Emulator, start_emulator
-from pipeline_local.terraform import BUILD_DIR, Workdir, workdir_for
+from pipeline_local.terraform import Workdir
+from tests import preapply
 
 
 @dataclass
@@ -50,15 +50,16 @@ def dynamodb_client(endpoint: str, retries: int = 0) -> Any:
 
 
 def apply_stack(workdir_name: str, runtime: str = "python3.11") -> Stack:
-    emu = start_emulator(log_path=BUILD_DIR / f"{workdir_name}-emulator.log")
-    path = BUILD_DIR / workdir_name
-    for stale in path.glob("terraform.tfstate*"):
-        stale.unlink()
-    work = workdir_for(emu, path, runtime)
-    work.init()
-    plan = work.plan(Path(path / "plan.json"))
-    work.run("apply", "-no-color", "-auto-approve", "-parallelism=20", "tfplan", capture=True)
-    return Stack(emulator=emu, workdir=work, outputs=work.outputs(), plan=plan)
+    """lib/ applied to an emulator of its own in build/<workdir_name>: the one `make test`
+    applied ahead for this name when there is a usable one (tests/preapply.py), else a new
+    one."""
+    applied = preapply.take(workdir_name, runtime) or preapply.apply_new(workdir_name, runtime)
+    return Stack(
+        emulator=applied.emulator,
+        workdir=applied.workdir,
+        outputs=applied.outputs,
+        plan=applied.plan,
+    )
 
 
 @pytest.fixture(scope="module")
