@@ -8,7 +8,8 @@ stack: the data resources only, made through the API, for benchmarks that need m
 `terraform apply` against moto takes a minute or more here, so a suite applies lib/ once per
 implementation (`lambda_runtime`), through tests.integration.conftest.apply_stack, and empties
 the data resources between its tests instead of re-applying: the three tables, both queues and
-the bucket. Everything else (roles, policies, keys, functions, mappings, notifications) stays as
+the bucket. In `make test` the stack was usually applied before pytest started
+(tests/preapply.py) and apply_stack only adopts it. Everything else (roles, policies, keys, functions, mappings, notifications) stays as
 Terraform applied it, and every request of the pipeline is authorized against it.
 
 Authorization: one `pipeline_local.authz.gateway.Gateway` per stack. Each function runs with
