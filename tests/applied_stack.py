@@ -8,9 +8,9 @@ stack: the data resources only, made through the API, for benchmarks that need m
 `terraform apply` against moto takes a minute or more here, so a suite applies lib/ once per
 implementation (`lambda_runtime`), through tests.integration.conftest.apply_stack, and empties
 the data resources between its tests instead of re-applying: the three tables, both queues and
-the bucket. In `make test` the stack was usually applied before pytest started
-(tests/preapply.py) and apply_stack only adopts it. Everything else (roles, policies, keys, functions, mappings, notifications) stays as
-Terraform applied it, and every request of the pipeline is authorized against it.
+the bucket. Everything else (roles, policies, keys, functions, mappings, notifications) stays as
+Terraform applied it, and every request of the pipeline is authorized against it. In `make test`
+the stack was applied before pytest started (tests/preapply.py) and apply_stack adopts it.
 
 Authorization: one `pipeline_local.authz.gateway.Gateway` per stack. Each function runs with
 its execution role's session credentials and reaches AWS only through the gateway's HTTPS

@@ -13,16 +13,13 @@ from botocore.config import Config
 
 from pipeline_local.clients import Clients
 from pipeline_local.emulator import Emulator, start_emulator
-from pipeline_local.terraform import Workdir
 from tests import preapply
 
 
 @dataclass
-class Stack:
-    emulator: Emulator
-    workdir: Workdir
-    outputs: dict[str, Any]
-    plan: dict[str, Any]
+class Stack(preapply.Applied):
+    """An applied stack (emulator, working copy, outputs, plan) with the tests' client."""
+
     destroyed: bool = False
     client: Clients = field(init=False)
 
@@ -54,12 +51,7 @@ def apply_stack(workdir_name: str, runtime: str = "python3.11") -> Stack:
     applied ahead for this name when there is a usable one (tests/preapply.py), else a new
     one."""
     applied = preapply.take(workdir_name, runtime) or preapply.apply_new(workdir_name, runtime)
-    return Stack(
-        emulator=applied.emulator,
-        workdir=applied.workdir,
-        outputs=applied.outputs,
-        plan=applied.plan,
-    )
+    return Stack(applied.emulator, applied.workdir, applied.outputs, applied.plan)
 
 
 @pytest.fixture(scope="module")
