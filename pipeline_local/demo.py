@@ -50,7 +50,7 @@ from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.clients import Clients
 from pipeline_local.constants import LAMBDA_SIZED_ENV
 from pipeline_local.dispatcher import Dispatcher
-from pipeline_local.emulator import Emulator, load_state, start_emulator
+from pipeline_local.emulator import Emulator, alive, load_state, start_emulator
 from pipeline_local.function_invokers import Execution
 from pipeline_local.stores import empty_bucket
 from pipeline_local.terraform import BUILD_DIR, REPO_ROOT, TerraformError, Workdir, workdir_for
@@ -110,7 +110,7 @@ class Stack:
 
 def start_stack(runtime: str, keep: bool, demo_dir: Path = DEMO_DIR) -> Stack:
     if keep:
-        if STATE_FILE.exists() and _running(load_state(STATE_FILE).pid):
+        if STATE_FILE.exists() and alive(load_state(STATE_FILE).pid):
             raise SystemExit(
                 f"an emulator is already running ({STATE_FILE}): `make down` first, or use it "
                 "with `python -m pipeline_local.dispatcher_cli run`"
@@ -178,16 +178,6 @@ def stop_stack(stack: Stack) -> bool:
         if stack.kept_state:
             STATE_FILE.unlink(missing_ok=True)
     return ok
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _rel(path: Path) -> str:

@@ -30,13 +30,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline_local.constants import TF_VAR_MAX_FILE_BYTES
-from pipeline_local.emulator import Emulator, start_emulator
+from pipeline_local.emulator import Emulator, alive, probe_moto, start_emulator
 from pipeline_local.sample_model import SAMPLE_MAX_FILE_BYTES
 from pipeline_local.terraform import BUILD_DIR, Workdir, workdir_for
 
@@ -98,25 +97,21 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)  # whole or absent: a reader never sees half a file
 
 
-def _running(pid: int) -> bool:
+def _read(path: Path) -> dict[str, Any] | None:
+    """A hand-over file's content; None when there is none."""
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data
 
 
 def _answers(endpoint: str) -> bool:
-    # moto's dashboard page: 10 kB in milliseconds (its data.json is 4 MB and seconds long once
-    # the managed policies are loaded).
     try:
-        with urllib.request.urlopen(endpoint + "/moto-api/", timeout=10):
-            return True
+        probe_moto(endpoint, timeout_s=10)
     except OSError:
         return False
+    return True
 
 
 def take(workdir_name: str, runtime: str) -> Applied | None:
@@ -124,13 +119,12 @@ def take(workdir_name: str, runtime: str) -> Applied | None:
     path = _handover(workdir_name)
     deadline = time.monotonic() + WAIT_S
     while True:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+        data = _read(path)
+        if data is None:
             return None
         if data.get("state") != "applying":
             break
-        if not _running(int(data["pid"])) or time.monotonic() > deadline:
+        if not alive(int(data["pid"])) or time.monotonic() > deadline:
             path.unlink(missing_ok=True)
             return None
         time.sleep(1)
@@ -139,7 +133,7 @@ def take(workdir_name: str, runtime: str) -> Applied | None:
         print(f"preapply: {workdir_name} was not applied ahead: {data.get('error', data)}")
         return None
     emu = Emulator(port=int(data["port"]), pid=int(data["pid"]))
-    if not _running(emu.pid) or not _answers(emu.endpoint):
+    if not alive(emu.pid) or not _answers(emu.endpoint):
         print(f"preapply: {workdir_name}: its emulator (pid {emu.pid}) does not answer")
         return None
     if data["runtime"] != runtime or data["tf_vars"] != _tf_vars():
@@ -182,15 +176,14 @@ def stop() -> int:
     stopped = 0
     for name in PREAPPLIED:
         path = _handover(name)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+        data = _read(path)
+        if data is None:
             continue
         path.unlink(missing_ok=True)
         if data.get("state") == "ready":
             Emulator(port=int(data["port"]), pid=int(data["pid"])).stop()
             stopped += 1
-        elif data.get("state") == "applying" and _running(int(data["pid"])):
+        elif data.get("state") == "applying" and alive(int(data["pid"])):
             # Its own emulator is a child of that process group (start_new_session).
             os.killpg(int(data["pid"]), signal.SIGTERM)
             stopped += 1
