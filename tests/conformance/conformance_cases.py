@@ -25,6 +25,12 @@ A case is a folder `cases/<NN-name>/`:
                              retryable error rows (0 without a line), as `txnctl replay` does
     impls                    the implementations that run the case (default: all); the others
                              skip it, saying so (a feature one of them lacks)
+    crash                    {"after_calls", "operation", "when": "s3" | "sqs"}: the processor's
+                             first such invocation is killed after that many calls (file_status.py)
+    throttle                 [{"transaction_id", "times", "code"}]: the next `times` PutItem calls
+                             of that record to the transactions table are answered with the
+                             DynamoDB throttle `code` (HTTP 400), through the stack's gateway; a
+                             case whose throttles were not all answered fails (contract P37)
     expected_refusals        calls the authorization model must refuse in this case, each
                              {"action", "resource"} (fnmatch patterns); any other refusal fails
                              the case, naming principal, action, resource and why
@@ -39,6 +45,7 @@ A case is a folder `cases/<NN-name>/`:
     main_queue_min  lower bounds on the distinct messages of each kind that went through the
                   main queue (`resume_file`, `retry_record`, `s3_event`), proving that a path
                   was taken (exact counts depend on an implementation's batch size);
+    main_queue_max  upper bounds on the same counts (0: a path that must not be taken);
     accounting    rows_in (data rows delivered, per object version; a file error counts as one
                   row) and duplicates: rows_in must equal stored + duplicates + error rows.
   Tokens: $BUCKET, $VERSION_<n> (version id of the n-th upload), $RECORD_HASH (computed from

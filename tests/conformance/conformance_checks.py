@@ -251,4 +251,10 @@ def check_queues(case: Case, run: Run) -> list[str]:
                 f"main queue: {run.main_kinds[kind]} {kind} messages, expected at least"
                 f" {minimum} (seen: {dict(run.main_kinds)})"
             )
+    for kind, maximum in case.expected.get("main_queue_max", {}).items():
+        if run.main_kinds[kind] > int(maximum):
+            problems.append(
+                f"main queue: {run.main_kinds[kind]} {kind} messages, expected at most"
+                f" {maximum} (seen: {dict(run.main_kinds)})"
+            )
     return problems

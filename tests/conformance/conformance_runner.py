@@ -7,11 +7,13 @@ pipeline_local.delivery, and returns what the tables, queues and authorization m
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ from pipeline_local.delivery import (
     s3_event_for_object,
     s3_put_event,
 )
+from pipeline_local.faults import FaultInjector
 from pipeline_local.function_invokers import RefusedInit
 from pipeline_local.function_invokers import make_invoker as dispatcher_invoker
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
@@ -231,6 +234,40 @@ def replay_start_line(stack: CaseStack, key: str, version_id: str | None) -> int
     return min(lines)
 
 
+@contextlib.contextmanager
+def injected_throttles(applied: AppliedStack, config: Mapping[str, Any]) -> Iterator[None]:
+    """The case's `throttle` rules answered by a FaultInjector in the gateway's chain (after the
+    authorizer): the next `times` PutItem calls of a record to the transactions table get the
+    DynamoDB throttle `code`. Every rule must be used up, else the case proved nothing about
+    the writes that yield (P37)."""
+    specs = config.get("throttle")
+    if not specs:
+        yield
+        return
+    injector = FaultInjector(rate=0.0)
+    rules = [
+        injector.fail_matching(
+            "dynamodb",
+            "PutItem",
+            [f'"{spec["transaction_id"]}"', applied.transactions_table],
+            int(spec["times"]),
+            status=400,
+            code=str(spec["code"]),
+        )
+        for spec in specs
+    ]
+    applied.gateway.proxy.add_interceptor(injector)
+    try:
+        yield
+    finally:
+        applied.gateway.proxy.remove_interceptor(injector)
+    unused = [
+        (spec, rule.used) for spec, rule in zip(specs, rules, strict=True) if rule.used < rule.times
+    ]
+    if unused:
+        raise AssertionError(f"throttles not all answered (rule, used): {unused}")
+
+
 def run_case(applied: AppliedStack, case: Case) -> Run:
     """Empty the stack, then run `case` against it; the bucket policy is restored afterwards."""
     applied.clean()
@@ -253,7 +290,8 @@ def run_case(applied: AppliedStack, case: Case) -> Run:
                 fn = applied.processor
                 invokers[replay_key(fn)] = make_invoker(applied, fn, applied.function_env(fn, {}))
             file_status.add_crash(invokers, applied.processor.arn, case.config)
-            run = _run_case(applied, stack, case, invokers, started_ms)
+            with injected_throttles(applied, case.config):
+                run = _run_case(applied, stack, case, invokers, started_ms)
             file_status.check_crashed(invokers, applied.processor.arn, case.config)
         run.refusals = list(refused)
         return run

@@ -3013,6 +3013,41 @@ def build() -> None:
         },
     )
 
+    # ---------------------------------------------------------------- 74 throttled writes yield
+    # P37: a record's conditional PutItem answered with each of DynamoDB's three throttle codes,
+    # several times over, is retried by the processor after its backoff and stored once; no
+    # record becomes a retry_record.
+    name = "74-throttled-writes-yield"
+    K = f"in/{name}.csv"
+    rows = [f"TH-{i},ACC{i % 2},{i}.25,EUR,CREDIT,2024-01-01T00:00:00Z,," for i in range(1, 7)]
+    throttles = [
+        ("TH-2", "ThrottlingException", 5),
+        ("TH-4", "ProvisionedThroughputExceededException", 5),
+        ("TH-6", "RequestLimitExceeded", 3),
+    ]
+    case(
+        name,
+        {"input.csv": csv(*rows)},
+        {
+            "transactions": [
+                tx(f"TH-{i}", f"ACC{i % 2}", f"{i}.25", "EUR", "CREDIT", JAN_1, i + 1, key=K)
+                for i in range(1, 7)
+            ],
+            "errors": [],
+            "accounting": {"rows_in": 6, "duplicates": 0},
+            "main_queue_max": {"retry_record": 0},
+            "file_status": [status(K, rows=6, stored=6, cursor=8)],
+        },
+        {
+            "key": K,
+            "throttle": [
+                {"transaction_id": tid, "code": code, "times": times}
+                for tid, code, times in throttles
+            ],
+            "description": "three records' PutItem calls are throttled 5, 5 and 3 times, one DynamoDB throttle code each (ThrottlingException, ProvisionedThroughputExceededException, RequestLimitExceeded): the processor retries each after its jittered backoff (P37) and stores every record once, with no retry_record",
+        },
+    )
+
     print(len(CASES), "cases")
 
 
