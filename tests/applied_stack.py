@@ -47,19 +47,20 @@ from pipeline_local.function_invokers import lambda_environment
 from pipeline_local.stores import empty_bucket
 from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
 from pipeline_local.wiring import FunctionConfig, Wiring, lambda_service_session, read_wiring
+from tests.implementations import LAMBDA_RUNTIME
 from tests.integration.conftest import Stack, apply_stack
 
 # Per implementation: the lambda_runtime variable, and the (runtime, handler) pairs that the
 # applied functions then have.
 IMPLEMENTATIONS: dict[str, tuple[str, set[tuple[str, str]]]] = {
     "python": (
-        "python3.11",
+        LAMBDA_RUNTIME["python"],
         {
             ("python3.11", "processor_function.lambda_handler"),
             ("python3.11", "dlq_processor_function.lambda_handler"),
         },
     ),
-    "rust": ("rust", {("provided.al2023", "bootstrap")}),
+    "rust": (LAMBDA_RUNTIME["rust"], {("provided.al2023", "bootstrap")}),
 }
 # The Deny statements lib/main.tf puts on the bucket (checked on every apply).
 BUCKET_DENY_SIDS = {"DenyInsecureTransport", "DenyUploadsNotEncryptedWithKms"}

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from pipeline_local.emulator import Emulator, start_emulator
+from tests.implementations import IMPLEMENTATIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / "build"
 # The packages whose tests share one applied stack per implementation (a package-scoped fixture
 # parametrized by implementation: `terraform apply` takes a minute or more), by that fixture.
 STACK_FIXTURES = {"conformance": "applied", "e2e": "e2e"}
-IMPLEMENTATIONS = ("python", "rust")
 
 
 def xdist_group(nodeid: str) -> str:

@@ -38,17 +38,19 @@ from pipeline_local.constants import TF_VAR_MAX_FILE_BYTES
 from pipeline_local.emulator import Emulator, alive, probe_moto, start_emulator
 from pipeline_local.sample_model import SAMPLE_MAX_FILE_BYTES
 from pipeline_local.terraform import BUILD_DIR, Workdir, workdir_for
+from tests.implementations import IMPLEMENTATIONS, LAMBDA_RUNTIME
 
 HANDOVER_FILE = "preapply.json"
 # The stacks the suites apply in `make test`: workdir -> (lambda_runtime, max_file_bytes).
 # They must match what the fixtures ask for (tests/applied_stack.py `apply`,
 # tests/integration/conftest.py `stack`); a stack that does not match is not taken.
 PREAPPLIED: dict[str, tuple[str, int | None]] = {
-    "tf-conformance-python": ("python3.11", None),
-    "tf-conformance-rust": ("rust", None),
-    "tf-e2e-python": ("python3.11", SAMPLE_MAX_FILE_BYTES),
-    "tf-e2e-rust": ("rust", SAMPLE_MAX_FILE_BYTES),
-    "tf-test-stack": ("python3.11", None),
+    **{
+        f"tf-{suite}-{impl}": (LAMBDA_RUNTIME[impl], max_file_bytes)
+        for suite, max_file_bytes in (("conformance", None), ("e2e", SAMPLE_MAX_FILE_BYTES))
+        for impl in IMPLEMENTATIONS
+    },
+    "tf-test-stack": (LAMBDA_RUNTIME["python"], None),
 }
 # How long `take` waits for a stack still being applied (an apply takes 100 to 200 s here).
 WAIT_S = 900.0
