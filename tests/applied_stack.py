@@ -31,9 +31,10 @@ poll the queues themselves (pipeline_local.delivery.QueuePoller).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,6 +44,7 @@ from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.clients import Clients
 from pipeline_local.constants import TF_VAR_MAX_FILE_BYTES
 from pipeline_local.delivery import queue_depth
+from pipeline_local.faults import FaultInjector
 from pipeline_local.function_invokers import lambda_environment
 from pipeline_local.stores import empty_bucket
 from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
@@ -133,6 +135,16 @@ class AppliedStack:
     def mapping_polls(self, fn: FunctionConfig, queue_arn: str) -> Decision | None:
         """What an event source mapping of `fn` on the queue needs of the role, decided."""
         return self.gateway.mapping_polls(fn.arn, queue_arn)
+
+    @contextlib.contextmanager
+    def faults(self, **kwargs: Any) -> Iterator[FaultInjector]:
+        """A FaultInjector in the gateway's chain (after the authorizer) for the block."""
+        injector = FaultInjector(**kwargs)
+        self.gateway.proxy.add_interceptor(injector)
+        try:
+            yield injector
+        finally:
+            self.gateway.proxy.remove_interceptor(injector)
 
     def unexpected_refusals(self) -> list[Decision]:
         """Refusals since the last call that no `gateway.expect_denials()` block expected."""

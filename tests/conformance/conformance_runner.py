@@ -31,7 +31,6 @@ from pipeline_local.delivery import (
     s3_event_for_object,
     s3_put_event,
 )
-from pipeline_local.faults import FaultInjector
 from pipeline_local.function_invokers import RefusedInit
 from pipeline_local.function_invokers import make_invoker as dispatcher_invoker
 from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
@@ -236,31 +235,27 @@ def replay_start_line(stack: CaseStack, key: str, version_id: str | None) -> int
 
 @contextlib.contextmanager
 def injected_throttles(applied: AppliedStack, config: Mapping[str, Any]) -> Iterator[None]:
-    """The case's `throttle` rules answered by a FaultInjector in the gateway's chain (after the
-    authorizer): the next `times` PutItem calls of a record to the transactions table get the
-    DynamoDB throttle `code`. Every rule must be used up, else the case proved nothing about
-    the writes that yield (P37)."""
+    """The case's `throttle` rules answered by a FaultInjector in the gateway's chain
+    (AppliedStack.faults): the next `times` PutItem calls of a record to the transactions
+    table get the DynamoDB throttle `code`. Every rule must be used up, else the case proved
+    nothing about the writes that yield (P37)."""
     specs = config.get("throttle")
     if not specs:
         yield
         return
-    injector = FaultInjector(rate=0.0)
-    rules = [
-        injector.fail_matching(
-            "dynamodb",
-            "PutItem",
-            [f'"{spec["transaction_id"]}"', applied.transactions_table],
-            int(spec["times"]),
-            status=400,
-            code=str(spec["code"]),
-        )
-        for spec in specs
-    ]
-    applied.gateway.proxy.add_interceptor(injector)
-    try:
+    with applied.faults(rate=0.0) as injector:
+        rules = [
+            injector.fail_matching(
+                "dynamodb",
+                "PutItem",
+                [f'"{spec["transaction_id"]}"', applied.transactions_table],
+                int(spec["times"]),
+                status=400,
+                code=str(spec["code"]),
+            )
+            for spec in specs
+        ]
         yield
-    finally:
-        applied.gateway.proxy.remove_interceptor(injector)
     unused = [
         (spec, rule.used) for spec, rule in zip(specs, rules, strict=True) if rule.used < rule.times
     ]

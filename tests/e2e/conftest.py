@@ -142,15 +142,9 @@ class E2E:
         self.dispatchers.append(d)
         return d
 
-    @contextlib.contextmanager
-    def faults(self, **kwargs: Any) -> Iterator[FaultInjector]:
-        """A FaultInjector in the gateway's chain (after the authorizer) for the block."""
-        injector = FaultInjector(**kwargs)
-        self.gateway.proxy.add_interceptor(injector)
-        try:
-            yield injector
-        finally:
-            self.gateway.proxy.remove_interceptor(injector)
+    def faults(self, **kwargs: Any) -> contextlib.AbstractContextManager[FaultInjector]:
+        """A FaultInjector in the gateway's chain for the block (AppliedStack.faults)."""
+        return self.applied.faults(**kwargs)
 
     def upload(
         self, files: Sequence[sample_files.SampleFile], ledger: sample_files.Ledger
