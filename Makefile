@@ -76,7 +76,7 @@ test-host-phases:
 	$(TIMED) cargo-test $(CARGO) test --release --workspace --quiet
 	$(MAKE) --no-print-directory differential
 	$(TIMED) pytest env CONFORMANCE_IMPL=python,rust E2E_IMPL=python,rust \
-	  $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+	  $(PY) -m pytest $(PYTEST_XDIST) --durations=30 $(PYTEST_ARGS)
 
 # The demo, for both implementations, with every request decided by the authorization model
 # (it exits non-zero on a refused call or a record unaccounted for). `make test` runs the two

@@ -24,12 +24,21 @@ venv() { # venv DIR REQUIREMENTS
   fi
 }
 
-venv .venv requirements-dev.txt
-venv .venv-checkov requirements-checkov.txt
+# The two virtual environments install while cargo builds the provider stand-ins (pip waits on
+# the registry part of the time). On a fresh clone on this 2-core machine: 299 s together, where
+# one after another took 91 s, 72 s and 207 s.
+venv .venv requirements-dev.txt &
+dev_pid=$!
+venv .venv-checkov requirements-checkov.txt &
+checkov_pid=$!
 
 mkdir -p build
 log "building the offline Terraform provider stand-ins"
-scripts/build-offline-providers.sh
+status=0
+scripts/build-offline-providers.sh || status=$?
+wait "$dev_pid" || status=$?
+wait "$checkov_pid" || status=$?
+[[ $status -eq 0 ]] || { echo "setup: a step above failed (exit $status)" >&2; exit "$status"; }
 log "writing build/terraformrc"
 scripts/write-terraformrc.sh build/terraformrc
 log "setup complete"
