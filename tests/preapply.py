@@ -9,8 +9,7 @@
 Why: about 70 of the 100 s that `terraform apply` of lib/ takes against moto are the provider's
 own fixed waits (the lifecycle configuration polls for 55 s, each queue for 25 s, whatever the
 endpoint answers), and pytest applied five stacks, two at a time, on its two workers. `make test`
-starts them here before cargo test and the differential, so those waits pass while the machine
-compiles and runs other checks.
+starts them here before the host build, so those waits pass while the machine compiles.
 
 Each stack's hand-over file, build/<workdir>/preapply.json: `{"state": "applying", "pid": ...}`
 while its process applies, then `"ready"` with the emulator's port and pid and the TF_VAR_
