@@ -384,7 +384,8 @@ def main() -> int:
     )
     rng = random.Random(args.seed)
     sources = sorted(p for p in CASES.glob("*/input.*"))
-    weights = [min(1.0, EVEN_DRAW_LINES / max(1, p.read_bytes().count(b"\n"))) for p in sources]
+    source_bytes = {p: p.read_bytes() for p in sources}
+    weights = [min(1.0, EVEN_DRAW_LINES / max(1, source_bytes[p].count(b"\n"))) for p in sources]
     failures = 0
     rows = 0
     files = 0
@@ -396,12 +397,12 @@ def main() -> int:
             if start < 0:
                 for src in sources:
                     dst = Path(tmp) / f"{src.parent.name}{src.suffix}"
-                    dst.write_bytes(src.read_bytes())
+                    dst.write_bytes(source_bytes[src])
                     paths.append(dst)
             for i in range(max(start, 0), min(start + FILE_BATCH, args.mutants)):
                 src = rng.choices(sources, weights)[0]
                 dst = Path(tmp) / f"mutant-{i:06d}-{src.parent.name}{src.suffix}"
-                dst.write_bytes(mutate(src.read_bytes(), rng))
+                dst.write_bytes(mutate(source_bytes[src], rng))
                 paths.append(dst)
             batch_failures, batch_rows = compare_files(pf, paths, failures)
         failures += batch_failures
