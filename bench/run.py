@@ -1,6 +1,7 @@
 """Benchmark the Python and Rust processors side by side on the same files and endpoint.
 
     .venv/bin/python bench/run.py [--sizes 10000,100000,1000000] [--out bench/results]
+                                  [--impls python,rust] [--rust-bin target/release/processor]
 
 1. Generates CSV files (`bench-<rows>.csv`, about 0.5 % invalid rows) in build/bench/data.
 2. Starts bench/sink.py (a minimal S3/DynamoDB/SQS endpoint, two worker processes) on a free
@@ -124,6 +125,9 @@ def function_env(sink: Sink) -> dict[str, str]:
         "ENVIRONMENT": "bench",
         **tunable_defaults(PROCESSOR),
         "MAX_FILE_BYTES": str(1 << 30),
+        # CPU per record of one invocation over the whole file: never split into ranges (P33;
+        # lib/'s 1 MiB default made the 100,000- and 1,000,000-row invocations only split).
+        "RANGE_SPLIT_BYTES": "0",
     }
 
 
@@ -153,8 +157,8 @@ def _proc_status_mb(pid: int, key: str) -> float:
     return 0.0
 
 
-def run_rust(env: dict[str, str], path: Path) -> dict[str, Any]:
-    invoker = RustInvoker(RUST_BIN, env, function_name="processor")
+def run_rust(env: dict[str, str], path: Path, rust_bin: Path = RUST_BIN) -> dict[str, Any]:
+    invoker = RustInvoker(rust_bin, env, function_name="processor")
     try:
         warm = s3_put_event(BUCKET, "warm-up.txt", size=1, etag="bench", version_id="bench-v1")
         invoker.invoke(warm, timeout_ms=TIMEOUT_MS)
@@ -186,9 +190,15 @@ def main() -> int:
     parser.add_argument(
         "--python-max", type=int, default=10**9, help="largest file for Python (rows)"
     )
+    parser.add_argument(
+        "--rust-bin",
+        type=Path,
+        default=RUST_BIN,
+        help="the Rust processor binary (another build's, to compare two builds at one sitting)",
+    )
     args = parser.parse_args()
-    if "rust" in args.impls and not RUST_BIN.exists():
-        print(f"missing {RUST_BIN}: run scripts/build-rust.sh --host", file=sys.stderr)
+    if "rust" in args.impls and not args.rust_bin.exists():
+        print(f"missing {args.rust_bin}: run scripts/build-rust.sh --host", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -203,7 +213,11 @@ def main() -> int:
                     continue
                 print(f"{impl:>6} {n:>9,} rows ...", end=" ", flush=True)
                 load_before = os.getloadavg()[0]
-                run = run_python(env, files[n]) if impl == "python" else run_rust(env, files[n])
+                run = (
+                    run_python(env, files[n])
+                    if impl == "python"
+                    else run_rust(env, files[n], args.rust_bin)
+                )
                 run["load_avg"] = [load_before, os.getloadavg()[0]]
                 files_out = (run.pop("response") or {}).get("files") or [{}]
                 summary = files_out[0]
