@@ -157,7 +157,7 @@ def _proc_status_mb(pid: int, key: str) -> float:
     return 0.0
 
 
-def run_rust(env: dict[str, str], path: Path, rust_bin: Path = RUST_BIN) -> dict[str, Any]:
+def run_rust(env: dict[str, str], path: Path, rust_bin: Path) -> dict[str, Any]:
     invoker = RustInvoker(rust_bin, env, function_name="processor")
     try:
         warm = s3_put_event(BUCKET, "warm-up.txt", size=1, etag="bench", version_id="bench-v1")

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline_local.constants import REPO_ROOT
 from pipeline_local.function_config import PROCESSOR, tunable_defaults
 
-REPO = Path(__file__).resolve().parents[2]
 # About 1.2 MB: above RANGE_SPLIT_BYTES' default (1 MiB), where the processor would split.
 ROWS = 12_000
 
@@ -20,7 +20,7 @@ def test_a_file_above_the_split_threshold_is_processed_whole(tmp_path: Path) -> 
     subprocess.run(
         [
             sys.executable,
-            str(REPO / "bench" / "run.py"),
+            str(REPO_ROOT / "bench" / "run.py"),
             "--impls",
             "rust",
             "--sizes",
@@ -28,7 +28,7 @@ def test_a_file_above_the_split_threshold_is_processed_whole(tmp_path: Path) -> 
             "--out",
             str(tmp_path),
         ],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         check=True,
         timeout=300,
     )
