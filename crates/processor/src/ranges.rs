@@ -128,23 +128,20 @@ async fn status_split(
 enum Found {
     /// Its ranges.
     Ranges(Vec<FileRange>),
-    /// A file error, reported.
-    Reported,
+    /// A file error, for the caller to report.
+    FileError(FileError),
     /// A JSON document that is not the simple shape that is split: the unsplit path reads it.
     NotSplit,
 }
 
-/// The ranges of a large object, from one read of `body` (P33).
+/// The ranges of a large object, `step` bytes apart, from one read of `body` (P33); it only
+/// reads, so a file error goes back to the caller to report.
 async fn find_ranges(
-    aws: &impl Edges,
-    cfg: &Config,
-    source: &SourceInfo,
     body: ByteStream,
     format: Format,
+    step: u64,
     content_length: u64,
-    result: &mut FileResult,
 ) -> Result<Found, ProcessError> {
-    let step = range_step(cfg.range_split_bytes, content_length);
     let reader = SyncIoBridge::new(body.into_async_read());
     let input = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     if format == Format::Json {
@@ -162,10 +159,7 @@ async fn find_ranges(
         .map_err(|_| ProcessError::ReaderStopped)?;
     match bounds {
         Ok(bounds) => Ok(Found::Ranges(plan_ranges(&bounds, 0, content_length))),
-        Err(OpenError::File(error)) => {
-            report_file_error(aws, cfg, source, &error, result).await?;
-            Ok(Found::Reported)
-        }
+        Err(OpenError::File(error)) => Ok(Found::FileError(error)),
         Err(OpenError::Io(e)) => Err(read_failed(e)),
     }
 }
@@ -208,9 +202,12 @@ pub(crate) async fn split_object(
     content_length: u64,
     result: &mut FileResult,
 ) -> Result<Option<ByteStream>, ProcessError> {
-    let found = find_ranges(aws, cfg, source, body, format, content_length, result).await?;
-    let ranges = match found {
-        Found::Reported => return Ok(None),
+    let step = range_step(cfg.range_split_bytes, content_length);
+    let ranges = match find_ranges(body, format, step, content_length).await? {
+        Found::FileError(error) => {
+            report_file_error(aws, cfg, source, &error, result).await?;
+            return Ok(None);
+        }
         Found::NotSplit => return reread(aws, cfg, source, result).await,
         Found::Ranges(ranges) => ranges,
     };
