@@ -104,12 +104,7 @@ fn lines(messages: &[Value]) -> Vec<u64> {
 }
 
 pub(crate) async fn process_file(aws: &FakeAws, deadline: &Deadline) -> Value {
-    process_file_with(aws, &config(), deadline).await
-}
-
-/// The S3 event's result for KEY under `cfg`.
-async fn process_file_with(aws: &FakeAws, cfg: &Config, deadline: &Deadline) -> Value {
-    let response = handle_s3_event(aws, cfg, &[object(KEY)], deadline)
+    let response = handle_s3_event(aws, &config(), &[object(KEY)], deadline)
         .await
         .unwrap();
     response["files"][0].clone()
@@ -367,8 +362,10 @@ async fn a_file_over_the_size_limit_is_a_file_error() {
         max_file_bytes: 10,
         ..config()
     };
-    let file = process_file_with(&aws, &cfg, &ample_time()).await;
-    assert_eq!(file["file_error"], "FILE_TOO_LARGE");
+    let response = handle_s3_event(&aws, &cfg, &[object(KEY)], &ample_time())
+        .await
+        .unwrap();
+    assert_eq!(response["files"][0]["file_error"], "FILE_TOO_LARGE");
     assert!(aws.state().puts.is_empty());
 }
 
@@ -522,24 +519,4 @@ async fn file_status_is_opened_counted_per_batch_and_finished() {
     assert!(updates[3]
         .update_expression
         .starts_with("SET #state = :done"));
-}
-
-#[tokio::test]
-async fn a_file_to_split_that_cannot_be_read_is_one_file_error_and_no_range() {
-    // Over RANGE_SPLIT_BYTES, so the split reads it first (P33); the header lacks columns, so
-    // the split finds a file error instead of ranges: reported once, nothing queued or stored.
-    let text = format!("transaction_id,amount\n{}", "T-1,1.50\n".repeat(20));
-    let aws = FakeAws::with_object(BUCKET, KEY, &text);
-    let cfg = Config {
-        range_split_bytes: 16,
-        ..config()
-    };
-    let file = process_file_with(&aws, &cfg, &ample_time()).await;
-    let file_error = file["file_error"].as_str().unwrap();
-    let dlq = aws.messages(DLQ);
-    assert_eq!(dlq.len(), 1, "{dlq:?}");
-    assert_eq!(dlq[0]["kind"], "file_error");
-    assert_eq!(dlq[0]["error_code"], file_error);
-    assert!(aws.messages(QUEUE).is_empty());
-    assert!(aws.state().puts.is_empty());
 }

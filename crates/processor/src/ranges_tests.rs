@@ -451,3 +451,19 @@ async fn a_malformed_json_over_the_threshold_is_reported_as_unsplit() {
     // Read twice: once by the split's scan, once whole.
     assert_eq!(aws.state().gets, [None, None]);
 }
+
+#[tokio::test]
+async fn a_file_to_split_that_cannot_be_read_is_one_file_error_and_no_range() {
+    // Over the step, so the split reads it first (P33); the header lacks columns, so the split
+    // finds a file error instead of ranges: reported once, nothing queued or stored.
+    let text = format!("transaction_id,amount\n{}", "T-1,1.50\n".repeat(20));
+    let aws = FakeAws::with_object(BUCKET, KEY, &text);
+    let file = s3_event(&aws, &split_config(16)).await;
+    let dlq = aws.messages(DLQ);
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    assert_eq!(dlq[0]["kind"], "file_error");
+    assert_eq!(dlq[0]["error_code"], file["file_error"]);
+    assert_eq!(file["file_error"], "INVALID_HEADER", "{file}");
+    assert!(aws.messages(QUEUE).is_empty());
+    assert!(aws.state().puts.is_empty());
+}
