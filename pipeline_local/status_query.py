@@ -5,7 +5,8 @@ n < STATUS_INDEX_SHARDS (the Terraform variable status_index_shards), so that th
 writes spread over that many partition key values. A read by status queries every shard for
 the time range and merges the shards' pages, each already in timestamp order, into one stream
 in timestamp order. Each Query reads one partition key value (eventually consistent, as every
-GSI read); pages are fetched lazily, so memory holds one page per shard.
+GSI read); every shard's first page is read at once, `workers` Queries at a time, and
+later pages lazily, so memory holds one page per shard.
 
     from pipeline_local.status_query import items_by_status
     for item in items_by_status(ddb, "dynamodb-transactions-dev", "PROCESSED", shards=16,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 INDEX_NAME = "status_shard-index"
@@ -32,10 +34,10 @@ def shard_keys(status: str, shards: int) -> list[str]:
     return [f"{status}#{n}" for n in range(shards)]
 
 
-def _shard_items(
-    ddb: Any, table: str, shard: str, since_ms: int, until_ms: int, descending: bool
-) -> Iterator[dict[str, Any]]:
-    """One shard's items with since_ms <= timestamp < until_ms, page by page, in order."""
+def _query_params(
+    table: str, shard: str, since_ms: int, until_ms: int, descending: bool, page_items: int | None
+) -> dict[str, Any]:
+    """One shard's Query for since_ms <= timestamp < until_ms, in order."""
     params: dict[str, Any] = {
         "TableName": table,
         "IndexName": INDEX_NAME,
@@ -49,13 +51,21 @@ def _shard_items(
         },
         "ScanIndexForward": not descending,
     }
+    if page_items is not None:
+        params["Limit"] = page_items
+    return params
+
+
+def _shard_items(
+    ddb: Any, params: dict[str, Any], page: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """One shard's items, from its first page (already read) on, page by page."""
     while True:
-        page = ddb.query(**params)
         yield from page.get("Items", [])
         last = page.get("LastEvaluatedKey")
         if not last:
             return
-        params["ExclusiveStartKey"] = last
+        page = ddb.query(**params, ExclusiveStartKey=last)
 
 
 def items_by_status(
@@ -67,14 +77,29 @@ def items_by_status(
     since_ms: int,
     until_ms: int,
     descending: bool = False,
+    workers: int = 16,
+    page_items: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Items (DynamoDB JSON) of `status` with since_ms <= timestamp < until_ms, in timestamp
-    order (newest first when `descending`), from every shard of status_shard-index."""
+    order (newest first when `descending`), from every shard of status_shard-index.
+
+    The merge needs every shard's first page before it can yield anything, so those are read
+    `workers` at a time (a boto3 client may be shared between threads): with 1,000 shards one
+    after another the first item would wait for 1,000 round trips. A page is up to 1 MB
+    (DynamoDB's own limit) unless `page_items` caps it: with many shards, a cap bounds the
+    memory the merge holds (one page per shard)."""
     if until_ms <= since_ms:
         return iter(())
-    streams = [
-        _shard_items(ddb, table, shard, since_ms, until_ms, descending)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    queries = [
+        _query_params(table, shard, since_ms, until_ms, descending, page_items)
         for shard in shard_keys(status, shards)
+    ]
+    with ThreadPoolExecutor(max_workers=min(workers, len(queries))) as pool:
+        first_pages = list(pool.map(lambda params: ddb.query(**params), queries))
+    streams = [
+        _shard_items(ddb, params, page) for params, page in zip(queries, first_pages, strict=True)
     ]
 
     def timestamp(item: dict[str, Any]) -> int:

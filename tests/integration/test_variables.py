@@ -87,6 +87,7 @@ INVALID_VALUES = [
     ("processor_queue_batch_size=11", "processor_queue_batch_size must be a whole number"),
     ("status_index_shards=0", "status_index_shards must be a whole number between 1 and"),
     ("status_index_shards=2.5", "status_index_shards must be a whole number between 1 and"),
+    ("status_index_shards=1001", "status_index_shards must be a whole number between 1 and"),
     ("attach_functions_to_vpc=maybe", "a bool is required"),
     ("attach_functions_to_vpc=null", "attach_functions_to_vpc"),
 ]

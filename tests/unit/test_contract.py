@@ -110,3 +110,18 @@ def test_json_texts_are_the_contracts(proc: ModuleType) -> None:
         error = proc.parse_json_document(text.encode())
         assert isinstance(error, proc.FileError), text
         assert (error.code, error.message) == ("MALFORMED_FILE", message), text
+
+
+def test_item_schema_admits_every_status_shard_lib_allows() -> None:
+    """The item schema's status_shard pattern (P40) follows lib/provider.tf's most
+    status_index_shards: values 0 to that number less one, nothing above, no leading zero."""
+    provider = (CONTRACT.parent / "lib" / "provider.tf").read_text(encoding="utf-8")
+    found = re.search(r"var\.status_index_shards <= (\d+)", provider)
+    assert found, "lib/provider.tf bounds status_index_shards"
+    most = int(found.group(1))
+    schema = json.loads((CONTRACT / "schemas" / "transactions_item.json").read_text("utf-8"))
+    pattern = schema["properties"]["status_shard"]["pattern"]
+    admitted = [f"PROCESSED#{n}" for n in (0, 9, 10, most - 1)]
+    refused = [f"PROCESSED#{most}", "PROCESSED#01", "PROCESSED#", "PROCESSED#-1"]
+    assert [v for v in admitted if not re.search(pattern, v)] == []
+    assert [v for v in refused if re.search(pattern, v)] == []
