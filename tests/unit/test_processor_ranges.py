@@ -16,6 +16,8 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from pipeline_local.scratch_stack import create_status_table, create_transactions_table
@@ -144,6 +146,65 @@ def test_the_splitter_reports_the_file_errors_of_the_unsplit_reader(proc: Any) -
             assert list(expected) == []
             expected = proc.FileError(proc.EMPTY_FILE, "file: no rows")
         assert proc.csv_range_bounds(iter_chunks(data, 4), 1) == expected
+
+
+def reader_bounds(proc: Any, data: bytes, step: int) -> Any:
+    """The boundaries as the row reader alone finds them, without the quote-free scan."""
+    feed = proc._LineFeed(iter_chunks(data, 1 << 20))
+    opened = proc._csv_header(feed)
+    if isinstance(opened, proc.FileError):
+        return opened
+    return proc._reader_bounds(opened[0], feed, step, step, 0, [])
+
+
+# Mostly quote-free lines, so that the scan runs over several lines before a quote or a bare CR
+# hands the rest to the reader; blank lines, CRLF, invalid UTF-8.
+scan_pieces = st.lists(
+    st.sampled_from(
+        ["tx-1,", "ACC,", "10.5,", "EUR", "\n", "\n", "\n", "\r\n", "\n\n", " ", "\xff"] * 4
+        + ['"', '""', '"a\nb"', "\r", "x" * 40]
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=scan_pieces,
+    head=st.sampled_from([HEADER + "\n", HEADER + "\r\n", "\ufeff" + HEADER + "\n", '"a\nb"\n']),
+    step=st.integers(min_value=1, max_value=120),
+    chunk=st.integers(min_value=1, max_value=64),
+    row_limit=st.sampled_from([None, 30]),
+)
+def test_the_quote_free_scan_finds_the_reader_s_boundaries(
+    proc: Any, pieces: list[str], head: str, step: int, chunk: int, row_limit: int | None
+) -> None:
+    data = (head + "".join(pieces)).encode("utf-8").replace(b"\xc3\xbf", b"\xff")
+    with pytest.MonkeyPatch.context() as patch:
+        if row_limit is not None:  # lines longer than a row may be: the reader's to report
+            patch.setattr(proc, "MAX_ROW_BYTES", row_limit)
+        assert proc.csv_range_bounds(iter_chunks(data, chunk), step) == reader_bounds(
+            proc, data, step
+        )
+
+
+def test_the_quote_free_scan_reads_a_large_plain_file_by_bytes_searches(proc: Any) -> None:
+    """A quote-free file is split without the row reader: about 100 rows' reads, not 20,000."""
+    rows = [row_csv(valid_row(n)) for n in range(1, 20_001)]
+    data = csv_bytes(*rows)
+    reads = 0
+    real = proc._next_csv_row
+
+    def counted(reader: Any, feed: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return real(reader, feed)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(proc, "_next_csv_row", counted)
+        bounds = proc.csv_range_bounds(iter_chunks(data, 1 << 16), 20_000)
+    assert reads == 1  # the header
+    assert bounds == reader_bounds(proc, data, 20_000) and len(bounds) > 50
 
 
 def test_range_messages_round_trip_and_bad_ones_are_not_ours(proc: Any) -> None:
