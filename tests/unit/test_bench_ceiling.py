@@ -70,3 +70,16 @@ def test_a_scaled_table_is_measured_against_its_own_rates(report: ModuleType) ->
     )
     assert report.modelled_ceiling(scaled) == 500.0
     assert report.modelled_ceiling(scaled | {"index_partition_write_units": [125.0] * 8}) == 1000.0
+
+
+def test_the_projection_is_bound_by_the_table_or_by_the_environments(report: ModuleType) -> None:
+    """bench/report_ranges.py's project_writes: a table-bound file takes rows over the ceiling
+    (a few seconds more while the mapping's concurrency grows from 5); a file with fewer
+    environments than the table can feed is bound by them, range after range."""
+    project = sys.modules["report_ranges"].project_writes
+    table_bound = project(995_000, 93, 50, 95.0, 3_500.0)
+    assert 995_000 / 3_500 < table_bound < 995_000 / 3_500 + 15
+    # 5 environments (the mapping's start), 10 ranges of 1,000 rows at 10 rows/s: two rounds.
+    assert project(10_000, 10, 5, 10.0, 1e9) == pytest.approx(200, abs=0.5)
+    # One range more than the environments: a third round for it alone.
+    assert project(11_000, 11, 5, 10.0, 1e9) == pytest.approx(300, abs=0.5)
