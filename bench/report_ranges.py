@@ -151,8 +151,9 @@ def scaled_table_lines(results_dir: Path) -> list[str]:
             f"- At AWS's rates the same run is a 1,000,000-row file on a new table, with"
             f" {r['status_index_shards']:,} status-index shards: the writes take as long with"
             f" {scale:g} times the rows at {scale:g} times the rates, ranges of the same size"
-            f" and environments enough to feed them ({r['concurrency']} feed this rate; lib/'s"
-            f" range_max_concurrency is {CONFIGURED_CONCURRENCY});"
+            f" and {scale:g} times the environments ({r['concurrency']} feed the scaled rate,"
+            f" {r['concurrency'] * scale:g} would feed AWS's, within lib/'s range_max_concurrency"
+            f" of {CONFIGURED_CONCURRENCY});"
             + (
                 f" with the 1M-row file's own split ({split_1m:.1f} s at a 512 MB share,"
                 ' measured alone: "Splitting a 1M-row file") in place of this file\'s'
@@ -339,8 +340,10 @@ def ranges_section(results_dir: Path, before: list[dict[str, Any]]) -> str:
             " environments store no more than the new table's ceiling at AWS's rates for"
             " that shard count (the quarter-scale runs' key spread, times 4), times the share"
             " of it the Rust writes reached there (Python's writes reached 97 to 98 % of a"
-            " scaled table's ceiling in the runs of 2026-12-01, above). 995,000 of the rows"
-            " are valid. bench/report_ranges.py's `project_writes` steps it 0.1 s at a time.",
+            " scaled table's ceiling in the runs of 2026-12-01, above). That share already"
+            " includes that run's own ramp and last ranges, which the projection then models"
+            " again: it errs long. 995,000 of the rows are valid. bench/report_ranges.py's"
+            " `project_writes` steps it 0.1 s at a time.",
             "",
         ]
     out += ["### Cost per 1M records, before and after", ""]

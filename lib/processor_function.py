@@ -2358,8 +2358,8 @@ def csv_range_bounds(chunks: Iterable[bytes], step: int) -> FileError | list[tup
     """(first line, first byte) of every range after the first, or the file's error (P33).
 
     A boundary is exactly where the reader that processes the rows (P10-P12) starts a row:
-    never inside a quoted cell or a skipped line. That reader costs about 13 us of CPU per row,
-    46 s for a 1M-row file at a 512 MB Lambda's CPU share, all in the one invocation that splits.
+    never inside a quoted cell or a skipped line. That reader alone took 14.8 s to split a
+    1M-row file at a 512 MB Lambda's CPU share (docs/benchmarks.md), all in one invocation.
     But a run of lines with no '"' and no CR other than a line's CRLF can only be rows of one
     line each, blank lines skipped, so the split skips such runs with bytes searches
     (_QuoteFreeScan) and hands the rest of the file to the reader at the first line that has

@@ -189,9 +189,9 @@ variable "time_safety_margin_ms" {
 # doublings of its peak; a read of "items by status over time" costs 16 Query calls. But the
 # values hash onto the index's partitions unevenly: a new table's index has about four, and with
 # 16 values the busiest takes about 38 % of the writes, which holds a new table to about 2,670
-# records/s. 1,000 values bring it to about 27 % (3,700 records/s): the setting for 1M-row files
-# stored within 5 minutes of upload on a new table (docs/benchmarks.md), at 1,000 Query calls
-# per by-status read.
+# records/s. 1,000 values bring it to about 27 % (3,700 records/s), at 1,000 Query calls per
+# by-status read: with them the benchmark's model (scaled to a quarter, one run) stores a 1M-row
+# file in about 289 s from upload on a new table, with 16 in about 386 s (docs/benchmarks.md).
 # Raising it is safe (older items keep their shard, which stays below the new number); lowering
 # it hides the items of the dropped shards from the fan-out until they are rewritten.
 variable "status_index_shards" {

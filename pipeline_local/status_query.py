@@ -77,21 +77,25 @@ def items_by_status(
     since_ms: int,
     until_ms: int,
     descending: bool = False,
-    workers: int = 16,
+    workers: int = 10,
     page_items: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Items (DynamoDB JSON) of `status` with since_ms <= timestamp < until_ms, in timestamp
     order (newest first when `descending`), from every shard of status_shard-index.
 
     The merge needs every shard's first page before it can yield anything, so those are read
-    `workers` at a time (a boto3 client may be shared between threads): with 1,000 shards one
-    after another the first item would wait for 1,000 round trips. A page is up to 1 MB
+    `workers` at a time (a boto3 client may be shared between threads; botocore keeps 10
+    connections per client unless its max_pool_connections says more): with 1,000 shards one
+    after another the first item would wait for 1,000 round trips. The first pages are read
+    when this is called, so their errors are raised here. A page is up to 1 MB
     (DynamoDB's own limit) unless `page_items` caps it: with many shards, a cap bounds the
     memory the merge holds (one page per shard)."""
     if until_ms <= since_ms:
         return iter(())
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
+    if page_items is not None and page_items < 1:
+        raise ValueError(f"page_items must be at least 1, not {page_items}")
     queries = [
         _query_params(table, shard, since_ms, until_ms, descending, page_items)
         for shard in shard_keys(status, shards)

@@ -98,7 +98,7 @@ def test_query_helper_returns_every_item_of_the_range_in_time_order(moto: Emulat
 
 
 def test_query_helper_reads_lib_s_most_shards_side_by_side_in_small_pages(moto: Emulator) -> None:
-    """1,000 shards (lib/provider.tf's most): the first pages are read 16 at a time, later
+    """1,000 shards (lib/provider.tf's most): the first pages are read 10 at a time, later
     pages follow as the merge needs them, and every item comes once, in time order."""
     moto.reset()
     ddb = client(moto.endpoint)
