@@ -144,17 +144,24 @@ class Workdir:
             )
 
     def run(self, *args: str, capture: bool = False) -> str:
+        """Run terraform here; its stdout is returned when `capture`, else shown as it comes.
+        Its stderr is always kept for the error: a test report cuts a long captured output
+        short, and Terraform's `Error:` lines come last, on stderr."""
         cmd = ["terraform", f"-chdir={self.path}", *args]
         proc = subprocess.run(
             cmd,
             env=self.env(),
             text=True,
             stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE,
         )
+        if not capture and proc.stderr:
+            sys.stderr.write(proc.stderr)
         if proc.returncode != 0:
-            detail = (proc.stderr or "")[-4000:] if capture else ""
-            raise TerraformError(f"{' '.join(cmd[1:])} failed ({proc.returncode}) {detail}")
+            # Stripped, so that the message's first line (a test summary's line) holds the
+            # first `Error:` line.
+            detail = proc.stderr.strip()[-4000:]
+            raise TerraformError(f"{' '.join(cmd[1:])} failed ({proc.returncode}): {detail}")
         return proc.stdout or ""
 
     def init(self) -> None:
