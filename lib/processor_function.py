@@ -832,11 +832,12 @@ class _LineFeed:
     row is then reported as INVALID_ENCODING.
     """
 
-    def __init__(self, chunks: Iterable[bytes], first_line: int = 1) -> None:
+    def __init__(self, chunks: Iterable[bytes], first_line: int = 1, first_byte: int = 0) -> None:
         self._dropped: list[int] = []
         self._lines = physical_lines(chunks, dropped=self._dropped)
         self.lines_read = first_line - 1  # a range starts on its own line (P35)
-        self.bytes_read = 0  # raw bytes of the lines read, BOM included (range offsets, P33)
+        # The object offset after the lines read, BOM included (range offsets, P33).
+        self.bytes_read = first_byte
         self.row_start_byte = 0
         self.row_bytes = 0
         self.row_invalid = False
@@ -2381,8 +2382,7 @@ def csv_range_bounds(chunks: Iterable[bytes], step: int) -> FileError | list[tup
             return FileError(EMPTY_FILE, "file: no rows")
         return scan.found
     offset, line = taken
-    feed = _LineFeed(itertools.chain([scan.rest()], tracked), first_line=line)
-    feed.bytes_read = offset
+    feed = _LineFeed(itertools.chain([scan.rest()], tracked), first_line=line, first_byte=offset)
     reader = csv.reader(feed, strict=True)
     return _reader_bounds(reader, feed, step, scan.next_at, scan.rows, scan.found)
 
