@@ -8,7 +8,8 @@ server, for every request that reaches it through the gateway. moto itself then 
 authorization at all (IAM enforcement stays off, bucket policies are stored, never applied).
 
 It also makes moto's security group rule changes atomic and answer a vanished rule id as EC2
-does (`ec2_rules`), which `terraform destroy` against it relies on.
+does (`ec2_rules`), and a repeated event-source-mapping or VPC-endpoint delete as AWS does
+(`repeated_deletes`), which `terraform destroy` against it relies on.
 
 Run exactly like moto_server: `python -m pipeline_local.authz.moto_server -H 127.0.0.1 -p PORT`.
 """
@@ -29,9 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     from moto.s3.models import FakeBucket
     from moto.server import main as moto_main
 
-    from pipeline_local.authz import ec2_rules
+    from pipeline_local.authz import ec2_rules, repeated_deletes
 
     ec2_rules.install()
+    repeated_deletes.install()
     # Replaced on purpose (the authorization model decides), which mypy reports for any method.
     FakeBucket.get_permission = _no_bucket_policy_check  # type: ignore[method-assign]
     moto_main(argv if argv is not None else sys.argv[1:])
