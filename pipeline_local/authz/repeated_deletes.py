@@ -7,7 +7,8 @@ revoke (`ec2_rules`). moto 5.2.1 answers two more of the deletes in lib/'s destr
 than AWS, which the provider reports as a failed destroy:
 
 1. DeleteEventSourceMapping of a UUID it no longer has: moto answers 404 with the body `{}` and
-   no error type, which the SDK reads as an unknown error. Lambda answers
+   no error type (boto3 reads it as a success, the provider's Go SDK as an error without a
+   code, not as not-found). Lambda answers
    `ResourceNotFoundException` (https://docs.aws.amazon.com/lambda/latest/api/API_DeleteEventSourceMapping.html),
    which the provider's delete takes as deleted. Here the answer is moto's own
    GetEventSourceMapping not-found answer, which is Lambda's.

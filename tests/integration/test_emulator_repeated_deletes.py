@@ -1,9 +1,9 @@
 """A delete repeated after it succeeded gets AWS's answer from the emulator
 (pipeline_local/authz/repeated_deletes.py), which the AWS provider takes as deleted.
 
-Without `repeated_deletes.install()` both tests fail: the second DeleteEventSourceMapping answers
-a 404 with no error code, the second DeleteVpcEndpoints of a gateway endpoint
-`InvalidRoute.NotFound`."""
+Without `repeated_deletes.install()` both tests fail (seen): the second DeleteEventSourceMapping
+answers a 404 with the body `{}` and no error code, which boto3 even reads as a success; the
+second DeleteVpcEndpoints of a gateway endpoint fails with `InvalidRoute.NotFound`."""
 
 from __future__ import annotations
 
