@@ -99,6 +99,13 @@ class TerraformError(RuntimeError):
     pass
 
 
+def _failed(cmd: list[str], proc: subprocess.CompletedProcess[str]) -> TerraformError:
+    """The error of a terraform command that failed, with its stderr stripped, so that the
+    message's first line (a test summary's line) holds the first `Error:` line."""
+    detail = proc.stderr.strip()[-4000:]
+    return TerraformError(f"{' '.join(cmd[1:])} failed ({proc.returncode}): {detail}")
+
+
 @dataclass
 class Workdir:
     """A working copy of lib/ wired to one emulator."""
@@ -158,10 +165,7 @@ class Workdir:
         if not capture and proc.stderr:
             sys.stderr.write(proc.stderr)
         if proc.returncode != 0:
-            # Stripped, so that the message's first line (a test summary's line) holds the
-            # first `Error:` line.
-            detail = proc.stderr.strip()[-4000:]
-            raise TerraformError(f"{' '.join(cmd[1:])} failed ({proc.returncode}): {detail}")
+            raise _failed(cmd, proc)
         return proc.stdout or ""
 
     def init(self) -> None:
@@ -179,7 +183,7 @@ class Workdir:
         cmd = ["terraform", f"-chdir={self.path}", "plan", "-no-color", "-detailed-exitcode"]
         proc = subprocess.run(cmd, env=self.env(), text=True, capture_output=True)
         if proc.returncode == 1:
-            raise TerraformError(f"plan failed: {proc.stderr[-4000:]}")
+            raise _failed(cmd, proc)
         return proc.returncode == 2
 
     def apply(self) -> dict[str, object]:
