@@ -28,13 +28,6 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-_PATCHED = "_pipeline_repeated_delete"
-
-
-def _mark(method: Callable[..., Any]) -> Callable[..., Any]:
-    setattr(method, _PATCHED, True)
-    return method
-
 
 def _not_found_as_lambda(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
@@ -45,7 +38,7 @@ def _not_found_as_lambda(method: Callable[..., Any]) -> Callable[..., Any]:
             return self.get_event_source_mapping()
         return status, headers, body
 
-    return _mark(delete_event_source_mapping)
+    return delete_event_source_mapping
 
 
 def _deleted_endpoints_left_out(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,11 +51,12 @@ def _deleted_endpoints_left_out(method: Callable[..., Any]) -> Callable[..., Any
                 live.append(vpce_id)
         return method(self, live)
 
-    return _mark(delete_vpc_endpoints)
+    return delete_vpc_endpoints
 
 
 def install() -> None:
-    """Patch moto in this process (the emulator server calls it at start)."""
+    """Patch moto in this process (the emulator server calls it once, at start; a second call
+    would wrap again, which changes no answer: both wrappers pass on what is already right)."""
     from moto.awslambda.responses import LambdaResponse
     from moto.ec2.models.vpcs import VPCBackend
 
@@ -70,6 +64,4 @@ def install() -> None:
         (LambdaResponse, "delete_event_source_mapping", _not_found_as_lambda),
         (VPCBackend, "delete_vpc_endpoints", _deleted_endpoints_left_out),
     ):
-        method = getattr(owner, name)
-        if not getattr(method, _PATCHED, False):
-            setattr(owner, name, patch(method))
+        setattr(owner, name, patch(getattr(owner, name)))
