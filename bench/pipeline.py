@@ -413,7 +413,7 @@ def main() -> int:
     parser.add_argument(
         "--status-index-shards",
         default="",
-        help="STATUS_INDEX_SHARDS (P40; lib/'s default 16, at most 1,000), one case each: 16,1000",
+        help="STATUS_INDEX_SHARDS (P40; lib/'s default and most 1,000), one case each: 16,1000",
     )
     parser.add_argument(
         "--faithful-threads",

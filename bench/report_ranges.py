@@ -165,11 +165,11 @@ def scaled_table_lines(results_dir: Path) -> list[str]:
             f" {verdict} the goal's {GOAL_SECONDS_1M} s."
         )
     out.append(
-        "- lib/ keeps 16 shards by default (a by-status read costs one Query per shard);"
-        " `status_index_shards = 1000` is the setting for files of a million rows"
-        " (docs/operations.md). A table whose earlier peaks raised its ceiling (on-demand"
-        " doubling) or a pre-warmed one has more partitions and a higher ceiling; this page"
-        " measures new tables only."
+        "- lib/'s default is 1,000 shards since 2026-12-02 (it was 16): the 5-minute goal"
+        " needs them on a new table, and a by-status read costs one Query per shard"
+        " (docs/operations.md says when fewer will do). A table whose earlier peaks raised"
+        " its ceiling (on-demand doubling) or a pre-warmed one has more partitions and a"
+        " higher ceiling; this page measures new tables only."
     )
     out += [
         "- Why a scaled table: on AWS's own figures the ceiling (about 2,670 records/s) is more"

@@ -43,8 +43,9 @@ RANGE_SIZES=100000
   --out bench/results/ranges-rust.json
 # The writes' share of the ceiling when the table, not this machine, is the bottleneck, and a
 # 1M-row file from upload to the last record stored: the table scaled to a quarter (same
-# partitions and key spread), 250,000 rows in lib/'s 1 MiB ranges, with lib/'s 16 status-index
-# shards and with its most, 1,000. At AWS's rates the writes of 1,000,000 rows take as long.
+# partitions and key spread), 250,000 rows in lib/'s 1 MiB ranges, with lib/'s default (and
+# most) of 1,000 status-index shards and with 16, its default until 2026-12-02. At AWS's rates
+# the writes of 1,000,000 rows take as long.
 .venv/bin/python bench/pipeline.py --sizes 250000 --impls rust --concurrency 4 \
   --range-split-bytes 1048576 --batch-size 1 --faithful-threads 2 --status-index-shards 1000,16 \
   --partition-wcu 250 --table-initial-wcu 1000 --out bench/results/ranges-rust-scaled.json

@@ -185,19 +185,20 @@ variable "time_safety_margin_ms" {
 # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html)
 # and a new on-demand table 4,000
 # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/pre-warming-on-demand-capacity-mode.html):
-# 16 values carry 16,000 write units/s, four times a new table's and twice the rate after two
-# doublings of its peak; a read of "items by status over time" costs 16 Query calls. But the
-# values hash onto the index's partitions unevenly: a new table's index has about four, and with
-# 16 values the busiest takes about 38 % of the writes, which holds a new table to about 2,670
-# records/s. 1,000 values bring it to about 27 % (3,700 records/s), at 1,000 Query calls per
-# by-status read: with them the benchmark's model (scaled to a quarter, one run) stores a 1M-row
-# file in about 289 s from upload on a new table, with 16 in about 386 s (docs/benchmarks.md).
+# the values hash onto the index's partitions unevenly (a new table's index has about four):
+# with 16 values the busiest takes about 38 % of the writes, which holds a new table to about
+# 2,670 records/s, and a 1M-row file needs more than 6 minutes of writes. The default, 1,000
+# (the most allowed), brings the busiest to about 27 % (3,700 records/s): with it the benchmark's
+# model (scaled to a quarter, one run) stores a 1M-row file in about 289 s from upload on a new
+# table, with 16 in about 386 s (docs/benchmarks.md). The price is on the read side: a read of
+# "items by status over time" is one Query per value (1,000 by default, read 10 at a time by
+# pipeline_local/status_query.py); a stack that never takes large files may set fewer.
 # Raising it is safe (older items keep their shard, which stays below the new number); lowering
 # it hides the items of the dropped shards from the fan-out until they are rewritten.
 variable "status_index_shards" {
   description = "Number of status_shard values per status on status-index (write sharding, P40): the index's write ceiling is this times 1,000 write units/s; a by-status read fans out over this many Query calls. Only raise it on a deployed stack."
   type        = number
-  default     = 16
+  default     = 1000
 
   validation {
     condition     = var.status_index_shards >= 1 && var.status_index_shards <= 1000 && floor(var.status_index_shards) == var.status_index_shards

@@ -51,7 +51,7 @@ class N:
 
 # lib/provider.tf's default of status_index_shards, which the applied stack passes to the
 # processor as STATUS_INDEX_SHARDS.
-STATUS_INDEX_SHARDS = 16
+STATUS_INDEX_SHARDS = 1000
 
 
 def status_shard(tid: str) -> str:

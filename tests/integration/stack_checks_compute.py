@@ -55,7 +55,7 @@ def test_functions_configuration(stack: Stack) -> None:
         "ENVIRONMENT": ENV,
         "MAX_FILE_BYTES": "268435456",
         "TIME_SAFETY_MARGIN_MS": "30000",
-        "STATUS_INDEX_SHARDS": "16",
+        "STATUS_INDEX_SHARDS": "1000",
         "RANGE_SPLIT_BYTES": "1048576",
         "METRIC_NAMESPACE": stack.outputs["metric_namespace"],
         "FILE_STATUS_TABLE_NAME": stack.outputs["file_status_table_name"],

@@ -18,7 +18,7 @@ from pipeline_local.status_query import INDEX_NAME, items_by_status
 from tests.integration.conftest import dynamodb_client as client
 
 TABLE = "sharded-transactions"
-SHARDS = 16  # lib/provider.tf's default of status_index_shards
+SHARDS = 16  # a small count, every shard in the sample; the 1,000 of lib/'s default below
 
 
 def create_table(ddb: Any, index_key: str) -> None:
@@ -98,8 +98,8 @@ def test_query_helper_returns_every_item_of_the_range_in_time_order(moto: Emulat
 
 
 def test_query_helper_reads_lib_s_most_shards_side_by_side_in_small_pages(moto: Emulator) -> None:
-    """1,000 shards (lib/provider.tf's most): the first pages are read 10 at a time, later
-    pages follow as the merge needs them, and every item comes once, in time order."""
+    """1,000 shards (lib/provider.tf's default and most): the first pages are read 10 at a
+    time, later pages follow as the merge needs them, and every item comes once, in time order."""
     moto.reset()
     ddb = client(moto.endpoint)
     create_table(ddb, "status_shard")
