@@ -196,7 +196,7 @@ variable "time_safety_margin_ms" {
 # Raising it is safe (older items keep their shard, which stays below the new number); lowering
 # it hides the items of the dropped shards from the fan-out until they are rewritten.
 variable "status_index_shards" {
-  description = "Number of status_shard values per status on status-index (write sharding, P40): the index's write ceiling is this times 1,000 write units/s; a by-status read fans out over this many Query calls. Only raise it on a deployed stack."
+  description = "Number of status_shard values per status on status-index (write sharding, P40): the index's writes spread over this many key values (1,000 write units/s each at most), and the more values the more evenly they spread over the index's partitions; a by-status read fans out over this many Query calls. Only raise it on a deployed stack."
   type        = number
   default     = 1000
 
