@@ -9,6 +9,7 @@
 //! so configurations written for the real providers work unchanged.
 
 mod archive;
+mod provider;
 mod random;
 mod schema_util;
 
@@ -42,6 +43,13 @@ fn main() -> ExitCode {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     std::env::set_var("RUST_BACKTRACE", "0");
 
+    // tf-provider's TLS runs on rustls, which picks its crypto backend from its cargo features
+    // only when exactly one is on. Built with the workspace (as scripts/build-offline-providers.sh
+    // and `make test`'s host build do), the AWS SDK turns on aws-lc-rs beside tf-provider's ring,
+    // and the handshake panicked ("Could not automatically determine the process-level
+    // CryptoProvider"): choose ring here, whatever the build. Err only means one is already set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
     let program = std::env::args().next().unwrap_or_default();
     let Some(flavor) = flavor_from_program_name(&program) else {
         eprintln!(
@@ -64,8 +72,8 @@ fn main() -> ExitCode {
 
     let result = runtime.block_on(async move {
         match flavor {
-            Flavor::Archive => serve("archive", archive::ArchiveProvider).await,
-            Flavor::Random => serve("random", random::RandomProvider).await,
+            Flavor::Archive => serve("archive", archive::PROVIDER).await,
+            Flavor::Random => serve("random", random::PROVIDER).await,
         }
     });
     match result {

@@ -26,11 +26,6 @@ pub fn schema(
     }
 }
 
-/// The schema of a provider that takes no configuration (both stand-ins).
-pub fn unconfigured_provider_schema(description: &str) -> Schema {
-    schema(description, HashMap::new(), HashMap::new())
-}
-
 /// An attribute of the given type, constraint and description.
 pub fn attr(
     attr_type: AttributeType,

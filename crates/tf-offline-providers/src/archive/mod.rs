@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, AttributeType, NestedBlock, Schema};
 use tf_provider::value::{Value, ValueBool, ValueEmpty, ValueNumber, ValueSet, ValueString};
-use tf_provider::{map, DataSource, Diagnostics, DynamicDataSource, Provider};
+use tf_provider::{map, DataSource, Diagnostics};
 
-use crate::schema_util::{attr, block, is_specified, schema, unconfigured_provider_schema};
+use crate::provider::StandInProvider;
+use crate::schema_util::{attr, block, is_specified, schema};
 
 mod entries;
 #[cfg(test)]
@@ -33,27 +34,11 @@ const ONE_OF_SOURCES: &str = "One and only one of `source`, `source_content_file
                               `source_content`), `source_file`, or `source_dir` must be specified.";
 
 /// The `hashicorp/archive` provider: no configuration, one data source.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ArchiveProvider;
-
-#[async_trait]
-impl Provider for ArchiveProvider {
-    type Config<'a> = ValueEmpty;
-    type MetaState<'a> = ValueEmpty;
-
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(unconfigured_provider_schema(
-            "Offline stand-in for the hashicorp/archive provider.",
-        ))
-    }
-
-    fn get_data_sources(
-        &self,
-        _diags: &mut Diagnostics,
-    ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
-        Some(map! { "file" => ArchiveFile })
-    }
-}
+pub const PROVIDER: StandInProvider = StandInProvider {
+    description: "Offline stand-in for the hashicorp/archive provider.",
+    resources: HashMap::new,
+    data_sources: || map! { "file" => ArchiveFile },
+};
 
 /// One `source { content, filename }` block.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

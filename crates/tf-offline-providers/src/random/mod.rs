@@ -14,36 +14,21 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, AttributeType, Schema};
 use tf_provider::value::{Value, ValueEmpty, ValueMap, ValueNumber, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics, DynamicResource, Provider, Resource};
+use tf_provider::{map, AttributePath, Diagnostics, Resource};
 
-use crate::schema_util::{attr, schema, unconfigured_provider_schema};
+use crate::provider::StandInProvider;
+use crate::schema_util::{attr, schema};
 
 /// Largest `byte_length` accepted (the real provider has no limit; this only
 /// keeps a typo from allocating gigabytes).
 const MAX_BYTE_LENGTH: i64 = 1 << 20;
 
 /// The `hashicorp/random` provider: no configuration, one resource.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RandomProvider;
-
-#[async_trait]
-impl Provider for RandomProvider {
-    type Config<'a> = ValueEmpty;
-    type MetaState<'a> = ValueEmpty;
-
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(unconfigured_provider_schema(
-            "Offline stand-in for the hashicorp/random provider.",
-        ))
-    }
-
-    fn get_resources(
-        &self,
-        _diags: &mut Diagnostics,
-    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
-        Some(map! { "id" => RandomId })
-    }
-}
+pub const PROVIDER: StandInProvider = StandInProvider {
+    description: "Offline stand-in for the hashicorp/random provider.",
+    resources: || map! { "id" => RandomId },
+    data_sources: HashMap::new,
+};
 
 /// Configuration and state of `resource "random_id"`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
