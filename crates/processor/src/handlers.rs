@@ -41,11 +41,8 @@ async fn process_files(
             );
             send_messages(aws, &cfg.queue_url, &[message]).await?;
             results.push(FileResult {
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                version_id: object.version_id.clone(),
                 resume_line: Some(*start_line),
-                ..FileResult::default()
+                ..FileResult::of(object)
             });
             continue;
         }

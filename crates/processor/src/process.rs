@@ -356,6 +356,17 @@ pub(crate) async fn run_batches(
     Ok(())
 }
 
+/// The source of a file error for an object that was not read: the name and version the event
+/// or message gave, and the event's time in place of the LastModified it could not tell.
+fn unread_source(object: &ObjectRef) -> SourceInfo {
+    SourceInfo {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        version_id: object.version_id.clone(),
+        last_modified: object.event_time,
+    }
+}
+
 /// Process one object from `start_line` on. File errors are results; transient failures are
 /// errors.
 pub async fn process_object(
@@ -370,12 +381,7 @@ pub async fn process_object(
     }
     let started = Instant::now();
     let mut result = FileResult::of(object);
-    let unread = SourceInfo {
-        bucket: object.bucket.clone(),
-        key: object.key.clone(),
-        version_id: object.version_id.clone(),
-        last_modified: object.event_time,
-    };
+    let unread = unread_source(object);
     let Some(format) = Format::from_key(&object.key) else {
         let error = FileError::new(
             ErrorCode::MalformedFile,
@@ -507,12 +513,7 @@ pub(crate) async fn open_object(
     {
         Ok(opened) => opened,
         Err(GetObjectError::NotFound) => {
-            let unread = SourceInfo {
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                version_id: object.version_id.clone(),
-                last_modified: object.event_time,
-            };
+            let unread = unread_source(object);
             let error = FileError::new(
                 ErrorCode::ObjectNotFound,
                 "file: object (version) not found",
