@@ -23,7 +23,7 @@ from pathlib import Path
 from pipeline_local.delivery import QueuePoller, drain, invoke_async, s3_event_for_object
 from pipeline_local.emulator import start_emulator
 from pipeline_local.function_config import DLQ_PROCESSOR, PROCESSOR, tunable_defaults
-from pipeline_local.invokers import PythonInvoker
+from pipeline_local.invokers import PythonHandler, PythonInvoker
 from pipeline_local.scratch_stack import create_stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -97,8 +97,10 @@ def measure(rows: int) -> dict[str, float]:
             "ENVIRONMENT": "bench",
             **tunable_defaults(DLQ_PROCESSOR),
         }
-        processor = PythonInvoker(REPO_ROOT / "lib" / "processor_function.py", env)
-        dlq_processor = PythonInvoker(REPO_ROOT / "lib" / "dlq_processor_function.py", dlq_env)
+        processor = PythonInvoker(PythonHandler(REPO_ROOT / "lib" / "processor_function.py"), env)
+        dlq_processor = PythonInvoker(
+            PythonHandler(REPO_ROOT / "lib" / "dlq_processor_function.py"), dlq_env
+        )
         event = s3_event_for_object(stack.s3, stack.bucket, key)
 
         before = rss_kib()

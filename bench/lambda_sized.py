@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline_local.delivery import s3_event_for_object  # noqa: E402
 from pipeline_local.emulator import start_emulator  # noqa: E402
+from pipeline_local.invokers import PythonHandler  # noqa: E402
 from pipeline_local.python_runtime import PythonProcessInvoker  # noqa: E402
 from pipeline_local.rust_runtime import RustInvoker  # noqa: E402
 from pipeline_local.samples import bulk_file  # noqa: E402
@@ -55,13 +56,12 @@ OUT = REPO / "build" / "bench" / "lambda_sized.json"
 
 def make_invoker(impl: str, env: dict[str, str], sandbox: Sandbox | None, rust_bin: Path) -> Any:
     if impl == "python":
-        return PythonProcessInvoker(
+        code = PythonHandler(
             REPO / "lib" / "processor_function.py",
-            env,
             function_name="processor",
             memory_limit_in_mb=MEMORY_MB,
-            sandbox=sandbox,
         )
+        return PythonProcessInvoker(code, env, sandbox=sandbox)
     return RustInvoker(
         rust_bin, env, function_name="processor", memory_limit_in_mb=MEMORY_MB, sandbox=sandbox
     )

@@ -82,10 +82,8 @@ from pipeline_local.function_invokers import Execution  # noqa: E402
 from pipeline_local.function_invokers import make_invoker as function_invoker  # noqa: E402
 from pipeline_local.invokers import Invoker, Sandboxed  # noqa: E402
 from pipeline_local.scratch_stack import (  # noqa: E402
-    create_errors_table,
     create_stack,
-    create_status_table,
-    create_transactions_table,
+    create_tables,
     delete_stack,
     processor_env,
 )
@@ -203,9 +201,7 @@ def run_case(
         aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
     )
-    create_transactions_table(ddb, stack.table)
-    create_errors_table(ddb, stack.errors_table)
-    create_status_table(ddb, stack.status_table)
+    create_tables(ddb, stack)
     faithful.reset()  # both tables are new on-demand tables, counters at zero
     env = {
         **aws,

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline_local.delivery import s3_put_event  # noqa: E402
-from pipeline_local.invokers import PythonInvoker  # noqa: E402
+from pipeline_local.invokers import PythonHandler, PythonInvoker  # noqa: E402
 
 TIMEOUT_MS = 3_600_000
 
@@ -35,7 +35,7 @@ def cpu_seconds() -> float:
 
 def main() -> int:
     bucket, key, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    invoker = PythonInvoker(REPO / "lib" / "processor_function.py", dict(os.environ))
+    invoker = PythonInvoker(PythonHandler(REPO / "lib" / "processor_function.py"), dict(os.environ))
     warm = s3_put_event(bucket, "warm-up.txt", size=1, etag="bench", version_id="bench-v1")
     invoker.invoke(warm, timeout_ms=TIMEOUT_MS)
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

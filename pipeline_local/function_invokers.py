@@ -34,7 +34,7 @@ from pipeline_local.constants import (
     RUST_HOST_BIN_DIR_ENV,
 )
 from pipeline_local.host_builds import cargo_builds, first_executable
-from pipeline_local.invokers import InvocationError, Invoker, PythonInvoker
+from pipeline_local.invokers import InvocationError, Invoker, PythonHandler, PythonInvoker
 from pipeline_local.python_runtime import PythonProcessInvoker
 from pipeline_local.rust_runtime import RustInvoker
 from pipeline_local.sandbox import sandbox_for
@@ -96,15 +96,16 @@ def rust_binary_for(fn: FunctionConfig, rust_bin_dir: Path | None = None) -> Pat
     )
 
 
-def python_handler_path(fn: FunctionConfig, code_dir: Path = LIB_DIR) -> tuple[Path, str]:
-    """The module file and function name of a Python function's handler ("module.function")."""
+def python_handler(fn: FunctionConfig, code_dir: Path = LIB_DIR) -> PythonHandler:
+    """A Python function's code: its handler ("module.function") under `code_dir`, its name and
+    MemorySize."""
     module, _, attr = fn.handler.rpartition(".")
     if not module or not attr:
         raise WiringError(f"{fn.name}: handler {fn.handler!r} is not module.function")
     path = code_dir / (module.replace(".", "/") + ".py")
     if not path.exists():
         raise WiringError(f"{fn.name}: handler module {path} does not exist")
-    return path, attr
+    return PythonHandler(path, attr, function_name=fn.name, memory_limit_in_mb=fn.memory_mb)
 
 
 class RefusedInit:
@@ -139,26 +140,15 @@ def make_invoker(
     python = fn.runtime.startswith("python")
     if not python and not fn.runtime.startswith("provided"):
         raise WiringError(f"{fn.name}: runtime {fn.runtime!r} has no local invoker")
-    if python and execution is Execution.IN_PROCESS:
-        path, attr = python_handler_path(fn, code_dir)
-        return PythonInvoker(
-            path, env, handler=attr, function_name=fn.name, memory_limit_in_mb=fn.memory_mb
-        )
+    code = python_handler(fn, code_dir) if python else None
+    if code is not None and execution is Execution.IN_PROCESS:
+        return PythonInvoker(code, env)
     sandbox = None
     if execution is Execution.LAMBDA_SIZED:
         sandbox = sandbox_for(fn.name, fn.memory_mb, announce=announce)
-    if python:
-        path, attr = python_handler_path(fn, code_dir)
+    if code is not None:
         log_path = (log_dir / f"{fn.name}.process.log") if log_dir else None
-        return PythonProcessInvoker(
-            path,
-            env,
-            handler=attr,
-            function_name=fn.name,
-            memory_limit_in_mb=fn.memory_mb,
-            log_path=log_path,
-            sandbox=sandbox,
-        )
+        return PythonProcessInvoker(code, env, log_path=log_path, sandbox=sandbox)
     binary = rust_binary_for(fn, rust_bin_dir)
     log_path = (log_dir / f"{fn.name}.rust.log") if log_dir else None
     return RustInvoker(

@@ -3,6 +3,8 @@
 An `Invoker` is one deployed function: it is created once (a cold start) and then invoked many
 times (warm invocations reuse module-level state, as Lambda reuses an execution environment).
 
+- `PythonHandler` is a Python function's code (module file, handler, name, MemorySize), what
+  both Python invokers run.
 - `PythonInvoker` loads a handler module from its file, under a unique module name, with the
   function's environment applied to `os.environ` while the module is imported and while each
   invocation runs (module-level boto3 clients read the environment at import time).
@@ -166,6 +168,27 @@ def applied_env(env: Mapping[str, str]) -> Iterator[None]:
                     os.environ[key] = value
 
 
+@dataclass(frozen=True)
+class PythonHandler:
+    """A Python function's code, as both Python invokers run it: the handler module's file, the
+    function in it, and the function name (the module's by default) and MemorySize its context
+    reports. Refuses a path that is not a .py file and a handler that is not a name."""
+
+    module_path: Path
+    handler: str = "lambda_handler"
+    function_name: str = ""
+    memory_limit_in_mb: int = DEFAULT_MEMORY_MB
+
+    def __post_init__(self) -> None:
+        path = Path(self.module_path).resolve()
+        if not path.is_file() or path.suffix != ".py":
+            raise FileNotFoundError(f"no Python handler module at {path}")
+        if not self.handler.isidentifier():
+            raise ValueError(f"handler must be a function name, got {self.handler!r}")
+        object.__setattr__(self, "module_path", path)
+        object.__setattr__(self, "function_name", self.function_name or path.stem)
+
+
 class PythonInvoker:
     """A Python handler module loaded fresh from its file (one cold start per instance).
 
@@ -175,20 +198,11 @@ class PythonInvoker:
     default session is created under its own environment and swapped in while its module is
     imported and while it runs, as it would have its own process on Lambda."""
 
-    def __init__(
-        self,
-        module_path: str | os.PathLike[str],
-        env: Mapping[str, str],
-        *,
-        handler: str = "lambda_handler",
-        function_name: str | None = None,
-        memory_limit_in_mb: int = DEFAULT_MEMORY_MB,
-    ) -> None:
-        self.module_path = Path(module_path).resolve()
+    def __init__(self, code: PythonHandler, env: Mapping[str, str]) -> None:
+        self.code = code
         self.env = dict(env)
-        self.handler_name = handler
-        self.function_name = function_name or self.module_path.stem
-        self.memory_limit_in_mb = memory_limit_in_mb
+        self.function_name = code.function_name
+        self.memory_limit_in_mb = code.memory_limit_in_mb
         self._boto_session: boto3.Session | None = None
         with self._own_boto_session():
             self.module = self._load()
@@ -204,10 +218,11 @@ class PythonInvoker:
             boto3.DEFAULT_SESSION = saved
 
     def _load(self) -> ModuleType:
-        name = f"_lambda_{self.module_path.stem}_{next(_module_counter)}_{uuid.uuid4().hex[:8]}"
-        spec = importlib.util.spec_from_file_location(name, self.module_path)
+        path = self.code.module_path
+        name = f"_lambda_{path.stem}_{next(_module_counter)}_{uuid.uuid4().hex[:8]}"
+        spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load handler module from {self.module_path}")
+            raise ImportError(f"cannot load handler module from {path}")
         module = importlib.util.module_from_spec(spec)
         # Registered while executing so that dataclasses and the like can resolve the module;
         # removed afterwards so that every invoker gets its own copy.
@@ -217,8 +232,8 @@ class PythonInvoker:
                 spec.loader.exec_module(module)
         finally:
             sys.modules.pop(name, None)
-        if not callable(getattr(module, self.handler_name, None)):
-            raise ImportError(f"{self.module_path} has no callable {self.handler_name}")
+        if not callable(getattr(module, self.code.handler, None)):
+            raise ImportError(f"{path} has no callable {self.code.handler}")
         return module
 
     def invoke(self, event: dict[str, Any], *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Any:
@@ -229,7 +244,7 @@ class PythonInvoker:
         )
         # Lambda hands the handler a freshly decoded copy of the JSON payload.
         payload = json.loads(json.dumps(event))
-        handler = getattr(self.module, self.handler_name)
+        handler = getattr(self.module, self.code.handler)
         with applied_env(self.env), self._own_boto_session():
             try:
                 result = handler(payload, context)

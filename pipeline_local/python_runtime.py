@@ -1,12 +1,12 @@
 """Run a Python Lambda handler as its own process, as the python3.11 runtime runs it.
 
-`PythonProcessInvoker(module_path, env, handler=...)` implements the `Invoker` protocol of
-`pipeline_local.invokers` with the process model of `RustInvoker` (pipeline_local/rust_runtime.py),
-whose local Lambda Runtime API server it reuses: one long-lived process per execution
-environment, started on the first invocation (a cold start), serving the following ones warm,
-killed on a timeout (the next invocation is a fresh cold start), and, with `sandbox=`, held to
-its Lambda size's CPU share and memory (an out-of-memory kill is reported as
-`Runtime.OutOfMemory`).
+`PythonProcessInvoker(PythonHandler(module_path, handler=...), env)` implements the `Invoker`
+protocol of `pipeline_local.invokers` with the process model of `RustInvoker`
+(pipeline_local/rust_runtime.py), whose local Lambda Runtime API server it reuses: one
+long-lived process per execution environment, started on the first invocation (a cold start),
+serving the following ones warm, killed on a timeout (the next invocation is a fresh cold
+start), and, with `sandbox=`, held to its Lambda size's CPU share and memory (an out-of-memory
+kill is reported as `Runtime.OutOfMemory`).
 
 The process is AWS's own runtime interface client, `awslambdaric` (PyPI; the client the
 python3.11 managed runtime and AWS's Python base images run), started as
@@ -25,9 +25,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 
-from pipeline_local.constants import DEFAULT_MEMORY_MB
+from pipeline_local.invokers import PythonHandler
 from pipeline_local.rust_runtime import RustInvoker
 from pipeline_local.sandbox import Sandbox
 
@@ -39,27 +38,20 @@ class PythonProcessInvoker(RustInvoker):
 
     def __init__(
         self,
-        module_path: str | os.PathLike[str],
+        code: PythonHandler,
         env: Mapping[str, str],
         *,
-        handler: str = "lambda_handler",
-        function_name: str | None = None,
-        memory_limit_in_mb: int = DEFAULT_MEMORY_MB,
         log_path: str | os.PathLike[str] | None = None,
         echo_logs: bool = False,
         sandbox: Sandbox | None = None,
         python: str = sys.executable,
     ) -> None:
-        self.module_path = Path(module_path).resolve()
-        if not self.module_path.is_file() or self.module_path.suffix != ".py":
-            raise FileNotFoundError(f"no Python handler module at {self.module_path}")
-        if not handler.isidentifier():
-            raise ValueError(f"handler must be a function name, got {handler!r}")
+        self.code = code
         super().__init__(
             python,
             env,
-            function_name=function_name or self.module_path.stem,
-            memory_limit_in_mb=memory_limit_in_mb,
+            function_name=code.function_name,
+            memory_limit_in_mb=code.memory_limit_in_mb,
             log_path=log_path,
             echo_logs=echo_logs,
             sandbox=sandbox,
@@ -67,8 +59,8 @@ class PythonProcessInvoker(RustInvoker):
         # Not resolved: a virtual environment's python is a symlink, and only under its own
         # path does it find the environment's packages (boto3, awslambdaric).
         self.python = python
-        self.handler = f"{self.module_path.stem}.{handler}"
-        self.task_root = self.module_path.parent
+        self.handler = f"{code.module_path.stem}.{code.handler}"
+        self.task_root = code.module_path.parent
 
     def command(self) -> list[str]:
         # -u: nothing the handler prints waits in a buffer when the process is killed.

@@ -64,32 +64,37 @@ def clients(emulator: Emulator) -> tuple[Any, Any, Any]:
     return _CLIENTS[url]
 
 
-def create_table(
-    ddb: Any,
-    name: str,
-    key: tuple[str, str],
-    indexes: Mapping[str, tuple[str, str]] | None = None,
-) -> None:
-    """An on-demand table keyed `key` (hash, range) with the global secondary `indexes` (name:
-    (hash, range), every attribute projected), as lib/main.tf declares its tables: `timestamp`
-    is a number, every other key attribute a string."""
-    index_keys = dict(indexes or {})
-    attributes = dict.fromkeys([*key, *(a for k in index_keys.values() for a in k)])
-    definition: dict[str, Any] = {
-        "TableName": name,
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": a, "AttributeType": "N" if a == "timestamp" else "S"}
-            for a in attributes
-        ],
-        "KeySchema": _key_schema(key),
-    }
-    if index_keys:
-        definition["GlobalSecondaryIndexes"] = [
-            {"IndexName": n, "KeySchema": _key_schema(k), "Projection": {"ProjectionType": "ALL"}}
-            for n, k in index_keys.items()
-        ]
-    ddb.create_table(**definition)
+@dataclass(frozen=True)
+class TableSchema:
+    """One of lib/main.tf's tables: its key (hash, range) and its global secondary indexes
+    (name: (hash, range), every attribute projected). `timestamp` is a number, every other key
+    attribute a string, as lib/main.tf declares them."""
+
+    key: tuple[str, str]
+    indexes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def create(self, ddb: Any, name: str) -> None:
+        """The table, on demand, named `name`."""
+        attributes = dict.fromkeys([*self.key, *(a for k in self.indexes.values() for a in k)])
+        definition: dict[str, Any] = {
+            "TableName": name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [
+                {"AttributeName": a, "AttributeType": "N" if a == "timestamp" else "S"}
+                for a in attributes
+            ],
+            "KeySchema": _key_schema(self.key),
+        }
+        if self.indexes:
+            definition["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": n,
+                    "KeySchema": _key_schema(k),
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for n, k in self.indexes.items()
+            ]
+        ddb.create_table(**definition)
 
 
 def _key_schema(key: tuple[str, str]) -> list[dict[str, str]]:
@@ -100,41 +105,41 @@ def _key_schema(key: tuple[str, str]) -> list[dict[str, str]]:
     ]
 
 
-def create_transactions_table(ddb: Any, name: str) -> None:
-    """lib/main.tf's aws_dynamodb_table.transactions."""
-    create_table(
-        ddb,
-        name,
-        ("transaction_id", "timestamp"),
-        {"status_shard-index": ("status_shard", "timestamp")},
-    )
+# lib/main.tf's aws_dynamodb_table.transactions.
+TRANSACTIONS = TableSchema(
+    ("transaction_id", "timestamp"), {"status_shard-index": ("status_shard", "timestamp")}
+)
+# lib/main.tf's aws_dynamodb_table.errors.
+ERRORS = TableSchema(
+    ("error_id", "timestamp"),
+    {
+        "transaction_id-index": ("transaction_id", "timestamp"),
+        "source_key-index": ("source_key", "timestamp"),
+    },
+)
+# lib/main.tf's aws_dynamodb_table.file_status, the per-file status table (contract P26).
+FILE_STATUS = TableSchema(
+    ("source_key", "source_version_id"), {"activity_day-index": ("activity_day", "first_activity")}
+)
+
+# One table alone, for the tests and benchmarks that need no more.
+create_transactions_table = TRANSACTIONS.create
+create_errors_table = ERRORS.create
+create_status_table = FILE_STATUS.create
 
 
-def create_errors_table(ddb: Any, name: str) -> None:
-    """lib/main.tf's aws_dynamodb_table.errors."""
-    create_table(
-        ddb,
-        name,
-        ("error_id", "timestamp"),
-        {
-            "transaction_id-index": ("transaction_id", "timestamp"),
-            "source_key-index": ("source_key", "timestamp"),
-        },
-    )
-
-
-def create_status_table(ddb: Any, name: str) -> None:
-    """lib/main.tf's aws_dynamodb_table.file_status, the per-file status table."""
-    create_table(
-        ddb,
-        name,
-        ("source_key", "source_version_id"),
-        {"activity_day-index": ("activity_day", "first_activity")},
-    )
+def create_tables(ddb: Any, stack: Stack) -> None:
+    """The stack's three tables, through `ddb` (the emulator's, or another DynamoDB endpoint)."""
+    for schema, name in (
+        (TRANSACTIONS, stack.table),
+        (ERRORS, stack.errors_table),
+        (FILE_STATUS, stack.status_table),
+    ):
+        schema.create(ddb, name)
 
 
 def create_stack(emulator: Emulator) -> Stack:
-    """A fresh bucket, both tables and both queues in the emulator."""
+    """A fresh bucket, the three tables and both queues in the emulator."""
     s3, ddb, sqs = clients(emulator)
     suffix = f"{next(_counter):03d}-{uuid.uuid4().hex[:6]}"
     stack = Stack(
@@ -146,16 +151,14 @@ def create_stack(emulator: Emulator) -> Stack:
         s3=s3,
         ddb=ddb,
         sqs=sqs,
+        status_table=f"dynamodb-file-status-conf-{suffix}",
     )
     s3.create_bucket(
         Bucket=stack.bucket,
         CreateBucketConfiguration={"LocationConstraint": emulator.aws_env()["AWS_DEFAULT_REGION"]},
     )
     s3.put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
-    create_transactions_table(ddb, stack.table)
-    create_errors_table(ddb, stack.errors_table)
-    stack.status_table = f"dynamodb-file-status-conf-{suffix}"
-    create_status_table(ddb, stack.status_table)
+    create_tables(ddb, stack)
     stack.dlq_url = sqs.create_queue(
         QueueName=f"sqs-transactions-dlq-conf-{suffix}", Attributes=QUEUE_ATTRIBUTES
     )["QueueUrl"]

@@ -26,7 +26,7 @@ from pipeline_local.delivery import (
     sqs_event,
 )
 from pipeline_local.emulator import Emulator
-from pipeline_local.invokers import InvocationError, LambdaContext, PythonInvoker
+from pipeline_local.invokers import InvocationError, LambdaContext, PythonHandler, PythonInvoker
 
 
 class FakeInvoker:
@@ -111,8 +111,8 @@ def test_python_invoker_env_and_fresh_module(tmp_path: Path) -> None:
         "    return {'import': AT_IMPORT, 'now': os.environ.get('CONF_TEST_VAR'),\n"
         "            'calls': len(calls), 'left': context.get_remaining_time_in_millis()}\n"
     )
-    one = PythonInvoker(module, {"CONF_TEST_VAR": "one"})
-    two = PythonInvoker(module, {"CONF_TEST_VAR": "two"})
+    one = PythonInvoker(PythonHandler(module), {"CONF_TEST_VAR": "one"})
+    two = PythonInvoker(PythonHandler(module), {"CONF_TEST_VAR": "two"})
     assert one.invoke({}, timeout_ms=5000)["import"] == "one"
     result = one.invoke({}, timeout_ms=5000)
     assert result["now"] == "one" and result["calls"] == 2 and 0 < result["left"] <= 5000

@@ -24,7 +24,7 @@ import pytest
 
 from pipeline_local.delivery import invoke_async, s3_event_for_object
 from pipeline_local.emulator import Emulator
-from pipeline_local.invokers import InvocationError
+from pipeline_local.invokers import InvocationError, PythonHandler
 from pipeline_local.python_runtime import PythonProcessInvoker
 from pipeline_local.rust_runtime import RustInvoker
 from pipeline_local.samples import bulk_file
@@ -102,7 +102,8 @@ def test_processor_runs_end_to_end_in_a_512_mb_process(stack: Stack) -> None:
     env = processor_env(stack, "conformance")
     event = s3_event_for_object(stack.s3, stack.bucket, sample.key)
     box = Sandbox(512, name="processor")
-    with PythonProcessInvoker(PROCESSOR, env, function_name="processor", sandbox=box) as invoker:
+    code = PythonHandler(PROCESSOR, function_name="processor")
+    with PythonProcessInvoker(code, env, sandbox=box) as invoker:
         started = time.monotonic()
         cold = invoke_async(invoker, event, timeout_ms=60_000)
         cold_s = time.monotonic() - started
@@ -131,7 +132,8 @@ def test_out_of_memory_is_killed_reported_retried_and_cold_started(
     handler_module: Path, tmp_path: Path
 ) -> None:
     box = Sandbox(128, name="oom-python")
-    with PythonProcessInvoker(handler_module, {}, memory_limit_in_mb=128, sandbox=box) as invoker:
+    code = PythonHandler(handler_module, memory_limit_in_mb=128)
+    with PythonProcessInvoker(code, {}, sandbox=box) as invoker:
         first = invoker.invoke({}, timeout_ms=10_000)
         assert first["memory"] == "128"
         with pytest.raises(InvocationError) as info:
@@ -168,12 +170,12 @@ def test_custom_runtime_out_of_memory(tmp_path: Path) -> None:
 
 def test_unsandboxed_process_is_not_limited(handler_module: Path) -> None:
     """Without a sandbox (the fallback) the same 300 MiB invocation succeeds."""
-    with PythonProcessInvoker(handler_module, {}, memory_limit_in_mb=128) as invoker:
+    with PythonProcessInvoker(PythonHandler(handler_module, memory_limit_in_mb=128), {}) as invoker:
         assert invoker.invoke({"hog": 300}, timeout_ms=20_000)["memory"] == "128"
 
 
 def test_timeout_kills_the_process_and_errors_carry_their_type(handler_module: Path) -> None:
-    with PythonProcessInvoker(handler_module, {}, function_name="fn-t") as invoker:
+    with PythonProcessInvoker(PythonHandler(handler_module, function_name="fn-t"), {}) as invoker:
         first = invoker.invoke({}, timeout_ms=10_000)
         assert 5_000 < first["left_ms"] <= 10_000
         started = time.monotonic()
@@ -192,11 +194,11 @@ def test_timeout_kills_the_process_and_errors_carry_their_type(handler_module: P
 
 def test_bad_handler_paths_are_refused(tmp_path: Path, handler_module: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no Python handler module"):
-        PythonProcessInvoker(tmp_path / "missing.py", {})
+        PythonHandler(tmp_path / "missing.py")
     with pytest.raises(ValueError, match="handler must be a function name"):
-        PythonProcessInvoker(handler_module, {}, handler="x; import os")
+        PythonHandler(handler_module, handler="x; import os")
     # A handler the module does not define fails at init, as Lambda reports it.
-    with PythonProcessInvoker(handler_module, {}, handler="nope") as invoker:
+    with PythonProcessInvoker(PythonHandler(handler_module, handler="nope"), {}) as invoker:
         with pytest.raises(InvocationError) as info:
             invoker.invoke({}, timeout_ms=10_000)
         assert info.value.error_type == "Runtime.HandlerNotFound"
