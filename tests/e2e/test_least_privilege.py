@@ -9,7 +9,7 @@ behalf (KMS through S3, SQS and DynamoDB). moto decides nothing itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,94 +117,44 @@ def _allowed_to_role(e2e: E2E, output: str) -> set[tuple[str, str]]:
     return {(a, r) for a, r, _ in e2e.gateway.allowed_by(f"assumed-role/{role}/")}
 
 
-def _forbidden(roles: Roles) -> list[tuple[str, str, Callable[[Clients], Any]]]:
-    """(function, what, call) for a sample of what each role must not do."""
+def _forbidden(roles: Roles) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(function, service, operation, parameters) for a sample of what each role must not do."""
     e2e = roles.e2e
-    txn, err = e2e.transactions_table, e2e.errors_table
+    txn, err, bucket = e2e.transactions_table, e2e.errors_table, e2e.bucket
     item = {"transaction_id": {"S": "X"}, "timestamp": {"N": "1"}}
     error_item = {"error_id": {"S": "X"}, "timestamp": {"N": "1"}}
     main_url, dlq_url, other = e2e.main_queue_url, e2e.dlq_url, roles.other_queue_url
     batch = [{"Id": "1", "MessageBody": "{}"}]
-
-    def ddb(c: Clients) -> Any:
-        return c("dynamodb")
-
-    def sqs(c: Clients) -> Any:
-        return c("sqs")
-
-    def s3(c: Clients) -> Any:
-        return c("s3")
-
     return [
-        (PROCESSOR, "DeleteTable", lambda c: ddb(c).delete_table(TableName=txn)),
-        (
-            PROCESSOR,
-            "PutItem on the errors table",
-            lambda c: ddb(c).put_item(TableName=err, Item=error_item),
-        ),
-        (PROCESSOR, "Scan of its own table", lambda c: ddb(c).scan(TableName=txn)),
-        (PROCESSOR, "DeleteBucket", lambda c: s3(c).delete_bucket(Bucket=e2e.bucket)),
-        (
-            PROCESSOR,
-            "PutObject into the bucket",
-            lambda c: s3(c).put_object(Bucket=e2e.bucket, Key="x.csv", Body=b"x"),
-        ),
-        (
-            PROCESSOR,
-            "GetObject of another bucket",
-            lambda c: s3(c).get_object(Bucket=OTHER_BUCKET, Key="secret.csv"),
-        ),
-        (
-            PROCESSOR,
-            "SendMessage to another queue",
-            lambda c: sqs(c).send_message(QueueUrl=other, MessageBody="{}"),
-        ),
-        (
-            PROCESSOR,
-            "SendMessageBatch to another queue",
-            lambda c: sqs(c).send_message_batch(QueueUrl=other, Entries=batch),
-        ),
-        (
-            PROCESSOR,
-            "ReceiveMessage from the DLQ",
-            lambda c: sqs(c).receive_message(QueueUrl=dlq_url),
-        ),
-        (
-            DLQ_PROCESSOR,
-            "SendMessage to the main queue",
-            lambda c: sqs(c).send_message(QueueUrl=main_url, MessageBody="{}"),
-        ),
-        (
-            DLQ_PROCESSOR,
-            "SendMessageBatch to the DLQ",
-            lambda c: sqs(c).send_message_batch(QueueUrl=dlq_url, Entries=batch),
-        ),
-        (
-            DLQ_PROCESSOR,
-            "PutItem on the transactions table",
-            lambda c: ddb(c).put_item(TableName=txn, Item=item),
-        ),
-        (DLQ_PROCESSOR, "DeleteTable", lambda c: ddb(c).delete_table(TableName=err)),
-        (
-            DLQ_PROCESSOR,
-            "GetObject of a transaction file",
-            lambda c: s3(c).get_object(Bucket=e2e.bucket, Key="any.csv"),
-        ),
-        (DLQ_PROCESSOR, "DeleteBucket", lambda c: s3(c).delete_bucket(Bucket=e2e.bucket)),
+        (PROCESSOR, "dynamodb", "delete_table", {"TableName": txn}),
+        (PROCESSOR, "dynamodb", "put_item", {"TableName": err, "Item": error_item}),
+        (PROCESSOR, "dynamodb", "scan", {"TableName": txn}),  # of its own table
+        (PROCESSOR, "s3", "delete_bucket", {"Bucket": bucket}),
+        (PROCESSOR, "s3", "put_object", {"Bucket": bucket, "Key": "x.csv", "Body": b"x"}),
+        (PROCESSOR, "s3", "get_object", {"Bucket": OTHER_BUCKET, "Key": "secret.csv"}),
+        (PROCESSOR, "sqs", "send_message", {"QueueUrl": other, "MessageBody": "{}"}),
+        (PROCESSOR, "sqs", "send_message_batch", {"QueueUrl": other, "Entries": batch}),
+        (PROCESSOR, "sqs", "receive_message", {"QueueUrl": dlq_url}),
+        (DLQ_PROCESSOR, "sqs", "send_message", {"QueueUrl": main_url, "MessageBody": "{}"}),
+        (DLQ_PROCESSOR, "sqs", "send_message_batch", {"QueueUrl": dlq_url, "Entries": batch}),
+        (DLQ_PROCESSOR, "dynamodb", "put_item", {"TableName": txn, "Item": item}),
+        (DLQ_PROCESSOR, "dynamodb", "delete_table", {"TableName": err}),
+        (DLQ_PROCESSOR, "s3", "get_object", {"Bucket": bucket, "Key": "any.csv"}),
+        (DLQ_PROCESSOR, "s3", "delete_bucket", {"Bucket": bucket}),
     ]
 
 
 def test_what_the_roles_must_not_do_is_denied(roles: Roles) -> None:
     results = []
-    for function, what, call in _forbidden(roles):
+    for function, service, operation, params in _forbidden(roles):
         with roles.e2e.gateway.expect_denials() as refused:
             try:
-                call(roles.as_role(function))
+                getattr(roles.as_role(function)(service), operation)(**params)
                 outcome = "ALLOWED"
             except ClientError as exc:
                 code = exc.response["Error"]["Code"]
                 outcome = "denied" if code.startswith("AccessDenied") else code
-        results.append((function, what, outcome, len(refused)))
+        results.append((function, f"{service}.{operation}({params})", outcome, len(refused)))
     assert [r for r in results if r[2] != "denied" or r[3] != 1] == []
     # The stack is intact.
     tables = roles.e2e.clients("dynamodb").list_tables()["TableNames"]

@@ -12,15 +12,8 @@ from pipeline_local.terraform_wiring import (
     dead_letter_targets_from_terraform,
     function_arns_from_terraform,
 )
+from tests.integration import stack_views as views
 from tests.integration.conftest import Stack
-from tests.integration.stack_views import (
-    ACCOUNT,
-    ENV,
-    REGION,
-    as_list,
-    grants,
-    statements,
-)
 
 # --- Lambda ------------------------------------------------------------------------------
 
@@ -52,7 +45,7 @@ def test_functions_configuration(stack: Stack) -> None:
         "DYNAMODB_TABLE_NAME": stack.outputs["transactions_table_name"],
         "SQS_QUEUE_URL": stack.outputs["main_queue_url"],
         "DLQ_URL": stack.outputs["dlq_url"],
-        "ENVIRONMENT": ENV,
+        "ENVIRONMENT": views.ENV,
         "MAX_FILE_BYTES": "268435456",
         "TIME_SAFETY_MARGIN_MS": "30000",
         "STATUS_INDEX_SHARDS": "1000",
@@ -74,7 +67,7 @@ def test_functions_configuration(stack: Stack) -> None:
     dlq = lam.get_function_configuration(FunctionName=stack.outputs["dlq_processor_function_name"])
     assert dlq["Environment"]["Variables"] == {
         "ERRORS_TABLE_NAME": stack.outputs["errors_table_name"],
-        "ENVIRONMENT": ENV,
+        "ENVIRONMENT": views.ENV,
         "ERROR_RETENTION_DAYS": "365",
         "METRIC_NAMESPACE": stack.outputs["metric_namespace"],
     }
@@ -90,14 +83,14 @@ def test_functions_wait_for_roles_and_policy_attachments(stack: Stack) -> None:
 
 def test_s3_may_invoke_the_processor_from_the_bucket_only(stack: Stack) -> None:
     lam = stack.client("lambda")
-    policy = statements(
+    policy = views.statements(
         lam.get_policy(FunctionName=stack.outputs["processor_function_name"])["Policy"]
     )
     assert len(policy) == 1
     stmt = policy[0]
     assert stmt["Principal"] == {"Service": "s3.amazonaws.com"}
     assert stmt["Condition"]["ArnLike"]["AWS:SourceArn"] == stack.outputs["s3_bucket_arn"]
-    assert stmt["Condition"]["StringEquals"]["AWS:SourceAccount"] == ACCOUNT
+    assert stmt["Condition"]["StringEquals"]["AWS:SourceAccount"] == views.ACCOUNT
 
 
 def test_event_source_mappings(stack: Stack) -> None:
@@ -122,7 +115,7 @@ def test_event_source_mappings(stack: Stack) -> None:
 def role_policy(stack: Stack, key: str) -> list[dict[str, Any]]:
     iam = stack.client("iam")
     role = stack.outputs[f"{key}_role_arn"].split("/")[-1]
-    trust = statements(iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"])
+    trust = views.statements(iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"])
     assert trust == [
         {
             "Effect": "Allow",
@@ -136,7 +129,7 @@ def role_policy(stack: Stack, key: str) -> list[dict[str, Any]]:
     arn = attached[0]["PolicyArn"]
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
     doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
-    return statements(doc)
+    return views.statements(doc)
 
 
 def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
@@ -144,8 +137,8 @@ def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
     group = out[
         "processor_log_group_name" if key == "processor" else "dlq_processor_log_group_name"
     ]
-    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}"
-    eni = f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/*"
+    logs = views.arn("logs", f"log-group:{group}")
+    eni = views.arn("ec2", "network-interface/*")
     common = {
         "logs:CreateLogGroup": {logs, f"{logs}:*"},
         "logs:CreateLogStream": {logs, f"{logs}:*"},
@@ -156,8 +149,8 @@ def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
         # Network interfaces in the private subnets (AWSLambdaVPCAccessExecutionRole, scoped).
         "ec2:CreateNetworkInterface": {
             eni,
-            *(f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{s}" for s in out["private_subnet_ids"]),
-            f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{out['functions_security_group_id']}",
+            *(views.arn("ec2", f"subnet/{s}") for s in out["private_subnet_ids"]),
+            views.arn("ec2", f"security-group/{out['functions_security_group_id']}"),
         },
         "ec2:DeleteNetworkInterface": {eni},
         "ec2:AssignPrivateIpAddresses": {eni},
@@ -197,19 +190,20 @@ def expected_grants(out: dict[str, Any], key: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize("key", ["processor", "dlq_processor"])
 def test_role_is_least_privilege(stack: Stack, key: str) -> None:
     policy = role_policy(stack, key)
-    assert grants(policy) == expected_grants(stack.outputs, key)
+    assert views.grants(policy) == expected_grants(stack.outputs, key)
     # A role may use a key only through the service that needs it, never by calling KMS.
     via = {
-        stack.outputs["kms_s3_key_arn"]: {f"s3.{REGION}.amazonaws.com"},
-        stack.outputs["kms_dynamodb_key_arn"]: {f"dynamodb.{REGION}.amazonaws.com"},
+        stack.outputs["kms_s3_key_arn"]: {f"s3.{views.REGION}.amazonaws.com"},
+        stack.outputs["kms_dynamodb_key_arn"]: {f"dynamodb.{views.REGION}.amazonaws.com"},
         stack.outputs["kms_lambda_key_arn"]: {
-            f"sqs.{REGION}.amazonaws.com",
-            f"lambda.{REGION}.amazonaws.com",
+            f"sqs.{views.REGION}.amazonaws.com",
+            f"lambda.{views.REGION}.amazonaws.com",
         },
     }
     for stmt in policy:
-        if stmt["Effect"] == "Allow" and any(a.startswith("kms:") for a in as_list(stmt["Action"])):
-            names = set(as_list(stmt["Condition"]["StringEquals"]["kms:ViaService"]))
+        actions = views.as_list(stmt["Action"])
+        if stmt["Effect"] == "Allow" and any(a.startswith("kms:") for a in actions):
+            names = set(views.as_list(stmt["Condition"]["StringEquals"]["kms:ViaService"]))
             assert names == via[stmt["Resource"]], stmt["Sid"]
     denies = [s for s in policy if s["Effect"] == "Deny"]
     assert len(denies) == 1

@@ -14,6 +14,11 @@ ENV = "dev"
 REQUIRED_TAGS = {"Environment", "DataClassification", "Compliance", "Owner", "ManagedBy"}
 
 
+def arn(service: str, resource: str) -> str:
+    """The ARN of a regional resource in the stack's account, e.g. arn("sqs", "dlq")."""
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}"
+
+
 def statements(policy: str | dict[str, Any]) -> list[dict[str, Any]]:
     doc = json.loads(policy) if isinstance(policy, str) else policy
     found = doc["Statement"]

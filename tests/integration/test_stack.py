@@ -14,6 +14,7 @@ import json
 from botocore.exceptions import ClientError
 
 from pipeline_local import security_doc
+from tests.integration import stack_views as views
 from tests.integration.conftest import Stack
 from tests.integration.stack_checks_compute import (  # noqa: F401 (collected here)
     test_event_source_mappings,
@@ -46,11 +47,6 @@ from tests.integration.stack_checks_storage import (  # noqa: F401 (collected he
     test_notifications_only_for_csv_and_json,
     test_plan_uses_only_the_allowed_data_sources,
     test_producer_policy_is_put_object_and_the_bucket_key_through_s3_only,
-)
-from tests.integration.stack_views import (
-    ACCOUNT,
-    ENV,
-    statements,
 )
 
 # --- CloudWatch and SNS ------------------------------------------------------------------
@@ -143,8 +139,8 @@ def test_topic_policy_and_subscription(stack: Stack) -> None:
     topic = stack.outputs["sns_topic_arn"]
     attrs = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
     assert attrs["KmsMasterKeyId"] == stack.outputs["kms_lambda_key_arn"]
-    policy = statements(attrs["Policy"])
-    assert policy[0]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    policy = views.statements(attrs["Policy"])
+    assert policy[0]["Principal"] == {"AWS": f"arn:aws:iam::{views.ACCOUNT}:root"}
     assert policy[0]["Action"] == "sns:*"
     assert policy[1]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert policy[1]["Action"] == "sns:Publish"
@@ -236,13 +232,15 @@ def test_destroy_leaves_nothing(stack: Stack) -> None:
     groups = stack.client("logs").describe_log_groups()["logGroups"]
     assert [g["logGroupName"] for g in groups] == []
     roles = stack.client("iam").list_roles()["Roles"]
-    assert not [r for r in roles if r["RoleName"].endswith(f"-{ENV}")]
+    assert not [r for r in roles if r["RoleName"].endswith(f"-{views.ENV}")]
     policies = stack.client("iam").list_policies(Scope="Local")["Policies"]
     assert policies == []
     kms = stack.client("kms")
     for key in ("kms_s3_key_id", "kms_dynamodb_key_id", "kms_lambda_key_id"):
         assert kms.describe_key(KeyId=out[key])["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    assert not [a for a in kms.list_aliases()["Aliases"] if a["AliasName"].endswith(f"-{ENV}")]
+    assert not [
+        a for a in kms.list_aliases()["Aliases"] if a["AliasName"].endswith(f"-{views.ENV}")
+    ]
     ec2 = stack.client("ec2")
     try:
         remaining = ec2.describe_vpcs(VpcIds=[out["vpc_id"]])["Vpcs"]
@@ -253,4 +251,4 @@ def test_destroy_leaves_nothing(stack: Stack) -> None:
     endpoints = ec2.describe_vpc_endpoints()["VpcEndpoints"]
     assert [e for e in endpoints if e["State"] not in ("deleted", "Deleted")] == []
     groups = ec2.describe_security_groups()["SecurityGroups"]
-    assert not [g for g in groups if g["GroupName"].endswith(f"-{ENV}")]
+    assert not [g for g in groups if g["GroupName"].endswith(f"-{views.ENV}")]

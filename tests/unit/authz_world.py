@@ -23,6 +23,11 @@ PROCESSOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/iam-role-transaction-processor-de
 DLQ_ROLE = f"arn:aws:iam::{ACCOUNT}:role/iam-role-dlq-processor-dev"
 
 
+def arn(service: str, resource: str) -> str:
+    """The ARN of a regional resource in the fixture's account, e.g. arn("sqs", "dlq")."""
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}"
+
+
 @dataclass
 class DictSource:
     """A PolicySource over plain dicts; identity policies keyed by role/user ARN."""

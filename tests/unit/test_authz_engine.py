@@ -11,64 +11,53 @@ from pipeline_local.authz.engine import (
     AuthzRequest,
     authorize,
 )
-from tests.unit.authz_world import (
-    ACCOUNT,
-    DLQ_PROCESSOR,
-    DLQ_ROLE,
-    FIXTURE,
-    KEYS,
-    PROCESSOR,
-    PROCESSOR_ROLE,
-    REGION,
-    USER,
-    DictSource,
-    ddb_decrypt,
-    grant_ddb_key_via_dynamodb,
-    lib_source,
-    session,
-)
+from tests.unit import authz_world as world
 
 # ------------------------------------------------------------------------------ issue 9 defect
 
 
 def test_lib_policies_refuse_the_processors_putitem_kms_decrypt_naming_everything() -> None:
-    src = lib_source()
+    src = world.lib_source()
     put = AuthzRequest(
-        PROCESSOR,
+        world.PROCESSOR,
         "dynamodb:PutItem",
-        FIXTURE["tables"]["transactions"],
+        world.FIXTURE["tables"]["transactions"],
         {"aws:SecureTransport": True},
     )
     assert authorize(src, put).allowed
 
-    decision = authorize(src, ddb_decrypt(PROCESSOR, "dynamodb-transactions-dev"))
+    decision = authorize(src, world.ddb_decrypt(world.PROCESSOR, "dynamodb-transactions-dev"))
 
     assert not decision.allowed
     reason = decision.reason
-    assert PROCESSOR.arn in reason
+    assert world.PROCESSOR.arn in reason
     assert "kms:Decrypt" in reason
-    assert KEYS["dynamodb"] in reason
+    assert world.KEYS["dynamodb"] in reason
     assert "no identity-based policy allows kms:Decrypt" in reason
     assert '"EnableRootAccountAccess" only delegates' in reason
     assert "dynamodb:PutItem on table/dynamodb-transactions-dev" in reason
 
 
 def test_lib_policies_refuse_the_dlq_processors_putitem_kms_decrypt_too() -> None:
-    decision = authorize(lib_source(), ddb_decrypt(DLQ_PROCESSOR, "dynamodb-errors-dev"))
+    decision = authorize(
+        world.lib_source(), world.ddb_decrypt(world.DLQ_PROCESSOR, "dynamodb-errors-dev")
+    )
     assert not decision.allowed
-    assert DLQ_PROCESSOR.arn in decision.reason
+    assert world.DLQ_PROCESSOR.arn in decision.reason
 
 
 def test_fixed_role_may_decrypt_the_table_key_through_dynamodb_only() -> None:
-    src = lib_source()
-    grant_ddb_key_via_dynamodb(src, PROCESSOR_ROLE)
+    src = world.lib_source()
+    world.grant_ddb_key_via_dynamodb(src, world.PROCESSOR_ROLE)
 
-    via_dynamodb = authorize(src, ddb_decrypt(PROCESSOR, "dynamodb-transactions-dev"))
+    via_dynamodb = authorize(src, world.ddb_decrypt(world.PROCESSOR, "dynamodb-transactions-dev"))
     assert via_dynamodb.allowed, via_dynamodb.reason
     assert "UseTableKeyThroughDynamoDB" in via_dynamodb.reason
     assert "EnableRootAccountAccess" in via_dynamodb.reason
 
-    direct = AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["dynamodb"], {"aws:SecureTransport": True})
+    direct = AuthzRequest(
+        world.PROCESSOR, "kms:Decrypt", world.KEYS["dynamodb"], {"aws:SecureTransport": True}
+    )
     refused = authorize(src, direct)
     assert not refused.allowed
     assert (
@@ -76,12 +65,12 @@ def test_fixed_role_may_decrypt_the_table_key_through_dynamodb_only() -> None:
         and "Condition does not hold" in refused.reason
     )
 
-    other_service = ddb_decrypt(PROCESSOR, "dynamodb-transactions-dev")
+    other_service = world.ddb_decrypt(world.PROCESSOR, "dynamodb-transactions-dev")
     other_service = AuthzRequest(
-        PROCESSOR,
+        world.PROCESSOR,
         "kms:Decrypt",
-        KEYS["dynamodb"],
-        {**other_service.context, "kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+        world.KEYS["dynamodb"],
+        {**other_service.context, "kms:ViaService": f"sqs.{world.REGION}.amazonaws.com"},
     )
     assert not authorize(src, other_service).allowed
 
@@ -90,19 +79,19 @@ def test_fixed_role_may_decrypt_the_table_key_through_dynamodb_only() -> None:
 
 
 def test_explicit_identity_deny_beats_a_key_policy_that_names_the_role() -> None:
-    src = DictSource(
+    src = world.DictSource(
         identities={
-            PROCESSOR_ROLE: [
+            world.PROCESSOR_ROLE: [
                 {"Statement": [{"Effect": "Deny", "Action": "kms:*", "Resource": "*"}]}
             ]
         },
         keys={
-            KEYS["lambda"]: {
+            world.KEYS["lambda"]: {
                 "Statement": [
                     {
                         "Sid": "Direct",
                         "Effect": "Allow",
-                        "Principal": {"AWS": PROCESSOR_ROLE},
+                        "Principal": {"AWS": world.PROCESSOR_ROLE},
                         "Action": "kms:Decrypt",
                         "Resource": "*",
                     }
@@ -110,31 +99,31 @@ def test_explicit_identity_deny_beats_a_key_policy_that_names_the_role() -> None
             }
         },
     )
-    decision = authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["lambda"]))
+    decision = authorize(src, AuthzRequest(world.PROCESSOR, "kms:Decrypt", world.KEYS["lambda"]))
     assert not decision.allowed
     assert "explicit Deny in identity policy #1" in decision.reason
 
 
 def test_explicit_resource_policy_deny_beats_identity_allow() -> None:
-    src = lib_source()
-    obj = FIXTURE["bucket"] + "/incoming/a.csv"
-    plain_http = AuthzRequest(PROCESSOR, "s3:GetObject", obj, {"aws:SecureTransport": False})
+    src = world.lib_source()
+    obj = world.FIXTURE["bucket"] + "/incoming/a.csv"
+    plain_http = AuthzRequest(world.PROCESSOR, "s3:GetObject", obj, {"aws:SecureTransport": False})
     decision = authorize(src, plain_http)
     assert not decision.allowed
     assert '"DenyInsecureTransport"' in decision.reason and obj in decision.reason
     assert authorize(
-        src, AuthzRequest(PROCESSOR, "s3:GetObject", obj, {"aws:SecureTransport": True})
+        src, AuthzRequest(world.PROCESSOR, "s3:GetObject", obj, {"aws:SecureTransport": True})
     ).allowed
 
 
 def test_explicit_key_policy_deny_beats_direct_allow() -> None:
-    src = DictSource(
+    src = world.DictSource(
         keys={
-            KEYS["s3"]: {
+            world.KEYS["s3"]: {
                 "Statement": [
                     {
                         "Effect": "Allow",
-                        "Principal": {"AWS": PROCESSOR_ROLE},
+                        "Principal": {"AWS": world.PROCESSOR_ROLE},
                         "Action": "kms:*",
                         "Resource": "*",
                     },
@@ -150,17 +139,24 @@ def test_explicit_key_policy_deny_beats_direct_allow() -> None:
             }
         },
     )
-    assert not authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"])).allowed
+    assert not authorize(
+        src, AuthzRequest(world.PROCESSOR, "kms:Decrypt", world.KEYS["s3"])
+    ).allowed
     via = AuthzRequest(
-        PROCESSOR, "kms:Decrypt", KEYS["s3"], {"kms:ViaService": "s3.eu-central-1.amazonaws.com"}
+        world.PROCESSOR,
+        "kms:Decrypt",
+        world.KEYS["s3"],
+        {"kms:ViaService": "s3.eu-central-1.amazonaws.com"},
     )
     assert authorize(src, via).allowed
 
 
 def test_deny_naming_the_account_applies_to_its_principals() -> None:
-    src = DictSource(
+    src = world.DictSource(
         identities={
-            USER.arn: [{"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}]
+            world.USER.arn: [
+                {"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
+            ]
         },
         resources={
             "arn:aws:sqs:eu-central-1:123456789012:q": {
@@ -168,7 +164,7 @@ def test_deny_naming_the_account_applies_to_its_principals() -> None:
                     {
                         "Sid": "NoSend",
                         "Effect": "Deny",
-                        "Principal": {"AWS": ACCOUNT},
+                        "Principal": {"AWS": world.ACCOUNT},
                         "Action": "sqs:SendMessage",
                         "Resource": "*",
                     }
@@ -177,7 +173,7 @@ def test_deny_naming_the_account_applies_to_its_principals() -> None:
         },
     )
     decision = authorize(
-        src, AuthzRequest(USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:123456789012:q")
+        src, AuthzRequest(world.USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:123456789012:q")
     )
     assert not decision.allowed and '"NoSend"' in decision.reason
 
@@ -192,13 +188,13 @@ def _key(statements: list[dict[str, Any]]) -> dict[str, Any]:
 ROOT_STATEMENT = {
     "Sid": "Root",
     "Effect": "Allow",
-    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+    "Principal": {"AWS": f"arn:aws:iam::{world.ACCOUNT}:root"},
     "Action": "kms:*",
     "Resource": "*",
 }
 IAM_DECRYPT = {
     "Statement": [
-        {"Sid": "Iam", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": KEYS["s3"]}
+        {"Sid": "Iam", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": world.KEYS["s3"]}
     ]
 }
 
@@ -212,7 +208,7 @@ IAM_DECRYPT = {
                 {
                     "Sid": "Direct",
                     "Effect": "Allow",
-                    "Principal": {"AWS": PROCESSOR_ROLE},
+                    "Principal": {"AWS": world.PROCESSOR_ROLE},
                     "Action": "kms:Decrypt",
                     "Resource": "*",
                 }
@@ -222,7 +218,12 @@ IAM_DECRYPT = {
             "allowed by key policy of",
         ),
         # direct by account id form of delegation + IAM allow
-        ([{**ROOT_STATEMENT, "Principal": {"AWS": ACCOUNT}}], [IAM_DECRYPT], True, "lets apply"),
+        (
+            [{**ROOT_STATEMENT, "Principal": {"AWS": world.ACCOUNT}}],
+            [IAM_DECRYPT],
+            True,
+            "lets apply",
+        ),
         # delegated: root statement + IAM allow
         ([ROOT_STATEMENT], [IAM_DECRYPT], True, "lets apply"),
         # delegated without IAM allow
@@ -233,7 +234,7 @@ IAM_DECRYPT = {
                 {
                     "Sid": "Other",
                     "Effect": "Allow",
-                    "Principal": {"AWS": DLQ_ROLE},
+                    "Principal": {"AWS": world.DLQ_ROLE},
                     "Action": "kms:*",
                     "Resource": "*",
                 }
@@ -259,49 +260,53 @@ def test_kms_direct_vs_delegated(
     expected: bool,
     phrase: str,
 ) -> None:
-    src = DictSource(identities={PROCESSOR_ROLE: identity}, keys={KEYS["s3"]: _key(key_statements)})
-    decision = authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"]))
+    src = world.DictSource(
+        identities={world.PROCESSOR_ROLE: identity}, keys={world.KEYS["s3"]: _key(key_statements)}
+    )
+    decision = authorize(src, AuthzRequest(world.PROCESSOR, "kms:Decrypt", world.KEYS["s3"]))
     assert decision.allowed is expected, decision.reason
     assert phrase in decision.reason
 
 
 def test_kms_without_a_known_key_policy_is_refused() -> None:
-    src = DictSource(identities={PROCESSOR_ROLE: [IAM_DECRYPT]})
-    decision = authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"]))
+    src = world.DictSource(identities={world.PROCESSOR_ROLE: [IAM_DECRYPT]})
+    decision = authorize(src, AuthzRequest(world.PROCESSOR, "kms:Decrypt", world.KEYS["s3"]))
     assert not decision.allowed and "no key policy is known" in decision.reason
 
 
 def test_kms_use_through_an_unresolved_alias_is_refused() -> None:
-    alias = f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/s3-transactions-dev"
-    src = DictSource(
+    alias = world.arn("kms", "alias/s3-transactions-dev")
+    src = world.DictSource(
         identities={
-            USER.arn: [{"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}]
+            world.USER.arn: [
+                {"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
+            ]
         }
     )
-    decision = authorize(src, AuthzRequest(USER, "kms:Decrypt", alias))
+    decision = authorize(src, AuthzRequest(world.USER, "kms:Decrypt", alias))
     assert not decision.allowed and "resolve the alias" in decision.reason
-    assert authorize(src, AuthzRequest(USER, "kms:CreateAlias", alias)).allowed
+    assert authorize(src, AuthzRequest(world.USER, "kms:CreateAlias", alias)).allowed
 
 
 def test_kms_actions_without_a_key_resource_need_iam_only() -> None:
-    src = DictSource(
+    src = world.DictSource(
         identities={
-            USER.arn: [
+            world.USER.arn: [
                 {"Statement": [{"Effect": "Allow", "Action": "kms:ListKeys", "Resource": "*"}]}
             ]
         }
     )
-    assert authorize(src, AuthzRequest(USER, "kms:ListKeys", "*")).allowed
+    assert authorize(src, AuthzRequest(world.USER, "kms:ListKeys", "*")).allowed
 
 
 def test_session_arn_in_a_key_policy_matches_only_that_session() -> None:
-    src = DictSource(
+    src = world.DictSource(
         keys={
-            KEYS["s3"]: _key(
+            world.KEYS["s3"]: _key(
                 [
                     {
                         "Effect": "Allow",
-                        "Principal": {"AWS": PROCESSOR.arn},
+                        "Principal": {"AWS": world.PROCESSOR.arn},
                         "Action": "kms:Decrypt",
                         "Resource": "*",
                     }
@@ -309,6 +314,6 @@ def test_session_arn_in_a_key_policy_matches_only_that_session() -> None:
             )
         }
     )
-    assert authorize(src, AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"])).allowed
-    other = session(PROCESSOR_ROLE, "someone-else")
-    assert not authorize(src, AuthzRequest(other, "kms:Decrypt", KEYS["s3"])).allowed
+    assert authorize(src, AuthzRequest(world.PROCESSOR, "kms:Decrypt", world.KEYS["s3"])).allowed
+    other = world.session(world.PROCESSOR_ROLE, "someone-else")
+    assert not authorize(src, AuthzRequest(other, "kms:Decrypt", world.KEYS["s3"])).allowed

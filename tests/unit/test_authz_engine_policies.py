@@ -16,46 +16,32 @@ from pipeline_local.authz.engine import (
     effective_context,
     policy_owner_arn,
 )
-from tests.unit.authz_world import (
-    ACCOUNT,
-    DLQ_PROCESSOR,
-    DLQ_ROLE,
-    FIXTURE,
-    KEYS,
-    PROCESSOR,
-    PROCESSOR_ROLE,
-    REGION,
-    USER,
-    DictSource,
-    lib_source,
-    service,
-    session,
-)
+from tests.unit import authz_world as world
 
 # ------------------------------------------------------------------------------ resource policies
 
 
 def test_root_in_a_bucket_policy_only_delegates() -> None:
-    src = lib_source()
-    obj = FIXTURE["bucket"] + "/incoming/a.csv"
+    src = world.lib_source()
+    obj = world.FIXTURE["bucket"] + "/incoming/a.csv"
     decision = authorize(
-        src, AuthzRequest(USER, "s3:GetObject", obj, {"aws:SecureTransport": True})
+        src, AuthzRequest(world.USER, "s3:GetObject", obj, {"aws:SecureTransport": True})
     )
     assert not decision.allowed
     assert '"AllowRootAccountAccess" only delegates' in decision.reason
-    assert f"resource policy of {FIXTURE['bucket']}" in decision.reason
+    assert f"resource policy of {world.FIXTURE['bucket']}" in decision.reason
 
 
 def test_a_bucket_policy_naming_the_role_allows_its_sessions_without_iam() -> None:
-    bucket = FIXTURE["bucket"]
-    src = DictSource(
+    bucket = world.FIXTURE["bucket"]
+    src = world.DictSource(
         resources={
             bucket: {
                 "Statement": [
                     {
                         "Sid": "Reader",
                         "Effect": "Allow",
-                        "Principal": {"AWS": [PROCESSOR_ROLE]},
+                        "Principal": {"AWS": [world.PROCESSOR_ROLE]},
                         "Action": "s3:GetObject",
                         "Resource": bucket + "/*",
                     }
@@ -63,17 +49,19 @@ def test_a_bucket_policy_naming_the_role_allows_its_sessions_without_iam() -> No
             }
         }
     )
-    decision = authorize(src, AuthzRequest(PROCESSOR, "s3:GetObject", bucket + "/k"))
+    decision = authorize(src, AuthzRequest(world.PROCESSOR, "s3:GetObject", bucket + "/k"))
     assert decision.allowed and '"Reader"' in decision.reason
-    assert not authorize(src, AuthzRequest(DLQ_PROCESSOR, "s3:GetObject", bucket + "/k")).allowed
-    assert not authorize(src, AuthzRequest(PROCESSOR, "s3:PutObject", bucket + "/k")).allowed
+    assert not authorize(
+        src, AuthzRequest(world.DLQ_PROCESSOR, "s3:GetObject", bucket + "/k")
+    ).allowed
+    assert not authorize(src, AuthzRequest(world.PROCESSOR, "s3:PutObject", bucket + "/k")).allowed
 
 
 def test_not_principal_not_action_not_resource() -> None:
     q = "arn:aws:sqs:eu-central-1:123456789012:q"
-    src = DictSource(
+    src = world.DictSource(
         identities={
-            USER.arn: [
+            world.USER.arn: [
                 {
                     "Statement": [
                         {
@@ -84,7 +72,7 @@ def test_not_principal_not_action_not_resource() -> None:
                     ]
                 }
             ],
-            PROCESSOR_ROLE: [
+            world.PROCESSOR_ROLE: [
                 {"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
             ],
         },
@@ -94,7 +82,7 @@ def test_not_principal_not_action_not_resource() -> None:
                     {
                         "Sid": "OnlyProcessor",
                         "Effect": "Deny",
-                        "NotPrincipal": {"AWS": PROCESSOR_ROLE},
+                        "NotPrincipal": {"AWS": world.PROCESSOR_ROLE},
                         "Action": "sqs:ReceiveMessage",
                         "Resource": q,
                     }
@@ -102,67 +90,74 @@ def test_not_principal_not_action_not_resource() -> None:
             }
         },
     )
-    assert authorize(src, AuthzRequest(USER, "sqs:SendMessage", q)).allowed
-    assert not authorize(src, AuthzRequest(USER, "sqs:DeleteQueue", q)).allowed
+    assert authorize(src, AuthzRequest(world.USER, "sqs:SendMessage", q)).allowed
+    assert not authorize(src, AuthzRequest(world.USER, "sqs:DeleteQueue", q)).allowed
     assert not authorize(
-        src, AuthzRequest(USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:123456789012:secret")
+        src,
+        AuthzRequest(world.USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:123456789012:secret"),
     ).allowed
-    denied = authorize(src, AuthzRequest(USER, "sqs:ReceiveMessage", q))
+    denied = authorize(src, AuthzRequest(world.USER, "sqs:ReceiveMessage", q))
     assert not denied.allowed and '"OnlyProcessor"' in denied.reason
-    assert authorize(src, AuthzRequest(PROCESSOR, "sqs:ReceiveMessage", q)).allowed
+    assert authorize(src, AuthzRequest(world.PROCESSOR, "sqs:ReceiveMessage", q)).allowed
 
 
 # ------------------------------------------------------------------------------ service principals
 
 
 def test_s3_may_invoke_the_processor_only_for_the_bucket_and_account() -> None:
-    src = lib_source()
-    fn = FIXTURE["functions"]["processor"]
-    good = {"aws:SourceArn": FIXTURE["bucket"], "aws:SourceAccount": ACCOUNT}
+    src = world.lib_source()
+    fn = world.FIXTURE["functions"]["processor"]
+    good = {"aws:SourceArn": world.FIXTURE["bucket"], "aws:SourceAccount": world.ACCOUNT}
     assert authorize(
-        src, AuthzRequest(service("s3.amazonaws.com"), "lambda:InvokeFunction", fn, good)
+        src, AuthzRequest(world.service("s3.amazonaws.com"), "lambda:InvokeFunction", fn, good)
     ).allowed
     wrong_bucket = {**good, "aws:SourceArn": "arn:aws:s3:::someone-elses-bucket"}
     decision = authorize(
-        src, AuthzRequest(service("s3.amazonaws.com"), "lambda:InvokeFunction", fn, wrong_bucket)
+        src,
+        AuthzRequest(world.service("s3.amazonaws.com"), "lambda:InvokeFunction", fn, wrong_bucket),
     )
     assert not decision.allowed and "Condition does not hold" in decision.reason
-    other_fn = FIXTURE["functions"]["dlq_processor"]
+    other_fn = world.FIXTURE["functions"]["dlq_processor"]
     refused = authorize(
-        src, AuthzRequest(service("s3.amazonaws.com"), "lambda:InvokeFunction", other_fn, good)
+        src,
+        AuthzRequest(world.service("s3.amazonaws.com"), "lambda:InvokeFunction", other_fn, good),
     )
     assert not refused.allowed and "has none" in refused.reason
     assert src.asked_identity_for == []
 
 
 def test_alarms_publish_to_the_encrypted_topic_and_use_its_key() -> None:
-    src = lib_source()
+    src = world.lib_source()
     ctx = {
-        "aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:cw-alarm-dlq-depth-dev",
-        "aws:SourceAccount": ACCOUNT,
+        "aws:SourceArn": world.arn("cloudwatch", "alarm:cw-alarm-dlq-depth-dev"),
+        "aws:SourceAccount": world.ACCOUNT,
     }
-    cw = service("cloudwatch.amazonaws.com")
-    assert authorize(src, AuthzRequest(cw, "sns:Publish", FIXTURE["topic"], ctx)).allowed
-    assert authorize(src, AuthzRequest(cw, "kms:GenerateDataKey", KEYS["lambda"], ctx)).allowed
-    assert authorize(src, AuthzRequest(cw, "kms:Decrypt", KEYS["lambda"], ctx)).allowed
-    assert not authorize(src, AuthzRequest(cw, "kms:Decrypt", KEYS["dynamodb"], ctx)).allowed
+    cw = world.service("cloudwatch.amazonaws.com")
+    assert authorize(src, AuthzRequest(cw, "sns:Publish", world.FIXTURE["topic"], ctx)).allowed
+    assert authorize(
+        src, AuthzRequest(cw, "kms:GenerateDataKey", world.KEYS["lambda"], ctx)
+    ).allowed
+    assert authorize(src, AuthzRequest(cw, "kms:Decrypt", world.KEYS["lambda"], ctx)).allowed
+    assert not authorize(src, AuthzRequest(cw, "kms:Decrypt", world.KEYS["dynamodb"], ctx)).allowed
 
 
 def test_logs_service_uses_the_key_only_for_the_pipeline_log_groups() -> None:
-    src = lib_source()
-    logs = service(f"logs.{REGION}.amazonaws.com")
-    ours = {"kms:EncryptionContext:aws:logs:arn": FIXTURE["log_groups"]["processor"]}
-    assert authorize(src, AuthzRequest(logs, "kms:GenerateDataKey", KEYS["lambda"], ours)).allowed
-    theirs = {
-        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other"
-    }
+    src = world.lib_source()
+    logs = world.service(f"logs.{world.REGION}.amazonaws.com")
+    ours = {"kms:EncryptionContext:aws:logs:arn": world.FIXTURE["log_groups"]["processor"]}
+    assert authorize(
+        src, AuthzRequest(logs, "kms:GenerateDataKey", world.KEYS["lambda"], ours)
+    ).allowed
+    theirs = {"kms:EncryptionContext:aws:logs:arn": world.arn("logs", "log-group:/other")}
     assert not authorize(
-        src, AuthzRequest(logs, "kms:GenerateDataKey", KEYS["lambda"], theirs)
+        src, AuthzRequest(logs, "kms:GenerateDataKey", world.KEYS["lambda"], theirs)
     ).allowed
     # the regional principal is not the global one
     assert not authorize(
         src,
-        AuthzRequest(service("logs.amazonaws.com"), "kms:GenerateDataKey", KEYS["lambda"], ours),
+        AuthzRequest(
+            world.service("logs.amazonaws.com"), "kms:GenerateDataKey", world.KEYS["lambda"], ours
+        ),
     ).allowed
 
 
@@ -176,18 +171,19 @@ def test_assume_role_needs_the_trust_policy() -> None:
             }
         ]
     }
-    src = DictSource(
+    src = world.DictSource(
         identities={
-            USER.arn: [
+            world.USER.arn: [
                 {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
             ]
         },
-        resources={PROCESSOR_ROLE: trust},
+        resources={world.PROCESSOR_ROLE: trust},
     )
     assert authorize(
-        src, AuthzRequest(service("lambda.amazonaws.com"), "sts:AssumeRole", PROCESSOR_ROLE)
+        src,
+        AuthzRequest(world.service("lambda.amazonaws.com"), "sts:AssumeRole", world.PROCESSOR_ROLE),
     ).allowed
-    decision = authorize(src, AuthzRequest(USER, "sts:AssumeRole", PROCESSOR_ROLE))
+    decision = authorize(src, AuthzRequest(world.USER, "sts:AssumeRole", world.PROCESSOR_ROLE))
     assert not decision.allowed and "trust policy" in decision.reason
 
 
@@ -212,19 +208,26 @@ def test_policy_owner_arn(resource: str, owner: str) -> None:
 
 def test_effective_context_derives_principal_keys_and_request_keys_win() -> None:
     ctx = effective_context(
-        AuthzRequest(PROCESSOR, "kms:Decrypt", KEYS["s3"], {"aws:PrincipalAccount": "x"})
+        AuthzRequest(
+            world.PROCESSOR, "kms:Decrypt", world.KEYS["s3"], {"aws:PrincipalAccount": "x"}
+        )
     )
-    assert ctx["aws:principalarn"] == PROCESSOR_ROLE
-    assert ctx["kms:calleraccount"] == ACCOUNT
+    assert ctx["aws:principalarn"] == world.PROCESSOR_ROLE
+    assert ctx["kms:calleraccount"] == world.ACCOUNT
     assert ctx["aws:principalaccount"] == "x"
-    svc = effective_context(AuthzRequest(service("s3.amazonaws.com"), "kms:Decrypt", KEYS["s3"]))
+    svc = effective_context(
+        AuthzRequest(world.service("s3.amazonaws.com"), "kms:Decrypt", world.KEYS["s3"])
+    )
     assert svc["aws:principalservicename"] == "s3.amazonaws.com" and "aws:principalarn" not in svc
 
 
 def test_named_identity_policies_appear_in_messages() -> None:
-    src = lib_source()
+    src = world.lib_source()
     decision = authorize(
-        src, AuthzRequest(PROCESSOR, "dynamodb:DeleteTable", FIXTURE["tables"]["transactions"])
+        src,
+        AuthzRequest(
+            world.PROCESSOR, "dynamodb:DeleteTable", world.FIXTURE["tables"]["transactions"]
+        ),
     )
     assert not decision.allowed
     assert (
@@ -246,21 +249,21 @@ def test_a_malformed_applied_policy_is_an_error_not_a_denial() -> None:
             }
         ]
     }
-    src = DictSource(identities={USER.arn: [bad]})
+    src = world.DictSource(identities={world.USER.arn: [bad]})
     with pytest.raises(PolicyError, match="StringEqualsWhatever"):
-        authorize(src, AuthzRequest(USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:1:q"))
+        authorize(src, AuthzRequest(world.USER, "sqs:SendMessage", "arn:aws:sqs:eu-central-1:1:q"))
 
 
 # -- rule 6: a function's own calls leave its VPC through an endpoint -------------------------
 
 VPC, SUBNETS = "vpc-0a1", ("subnet-0a1", "subnet-0b2")
-QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:dlq"
+QUEUE = world.arn("sqs", "dlq")
 
 
-def _queue_sender() -> DictSource:
-    return DictSource(
+def _queue_sender() -> world.DictSource:
+    return world.DictSource(
         identities={
-            PROCESSOR_ROLE: [
+            world.PROCESSOR_ROLE: [
                 {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": QUEUE}]}
             ]
         }
@@ -268,13 +271,13 @@ def _queue_sender() -> DictSource:
 
 
 def _in_vpc(
-    endpoint: VpcEndpoint | None, *, internet: bool = False, principal: Principal = PROCESSOR
+    endpoint: VpcEndpoint | None, *, internet: bool = False, principal: Principal = world.PROCESSOR
 ) -> AuthzRequest:
     path = NetworkPath(
         caller="lambda-transaction-processor-dev",
         vpc_id=VPC,
         subnets=SUBNETS,
-        service_host=f"sqs.{REGION}.amazonaws.com",
+        service_host=f"sqs.{world.REGION}.amazonaws.com",
         endpoint=endpoint,
         internet_route=internet,
     )
@@ -291,7 +294,7 @@ def test_a_call_from_a_vpc_without_an_endpoint_or_internet_route_is_refused() ->
     assert not decision.allowed and decision.endpoint is None
     assert (
         f"lambda-transaction-processor-dev runs in {VPC} (subnets subnet-0a1, subnet-0b2) which "
-        f"has no route to sqs.{REGION}.amazonaws.com: no VPC endpoint for the service and no "
+        f"has no route to sqs.{world.REGION}.amazonaws.com: no VPC endpoint for the service and no "
         "internet route"
     ) in decision.reason
     # Over an internet route the identity policy decides alone, and no endpoint is named.
@@ -307,7 +310,7 @@ def test_the_default_endpoint_policy_lets_iam_decide_and_names_the_endpoint() ->
     assert decision.request.context["aws:SourceVpce"] == "vpce-0sqs"
     assert decision.request.context["aws:SourceVpc"] == VPC
     # The endpoint does not replace the identity policy: without it, still refused.
-    refused = authorize(DictSource(), _in_vpc(_endpoint()))
+    refused = authorize(world.DictSource(), _in_vpc(_endpoint()))
     assert not refused.allowed and "no identity-based policy allows" in refused.reason
 
 
@@ -329,16 +332,16 @@ def test_endpoint_policy_conditions_see_the_principal_and_the_endpoint() -> None
         "Principal": "*",
         "Action": "sqs:SendMessage",
         "Resource": QUEUE,
-        "Condition": {"ArnEquals": {"aws:PrincipalArn": [PROCESSOR_ROLE]}},
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": [world.PROCESSOR_ROLE]}},
     }
     assert authorize(_queue_sender(), _in_vpc(_endpoint(by_role))).allowed
-    other = session(DLQ_ROLE, "lambda-dlq-processor-dev")
+    other = world.session(world.DLQ_ROLE, "lambda-dlq-processor-dev")
     src = _queue_sender()
-    src.identities[DLQ_ROLE] = src.identities[PROCESSOR_ROLE]
+    src.identities[world.DLQ_ROLE] = src.identities[world.PROCESSOR_ROLE]
     refused = authorize(src, _in_vpc(_endpoint(by_role), principal=other))
     assert not refused.allowed and "Condition does not hold" in refused.reason
     # {"AWS": ACCOUNT} in an endpoint policy is the root user only, not a delegation.
-    account = {**by_role, "Principal": {"AWS": ACCOUNT}, "Condition": {}}
+    account = {**by_role, "Principal": {"AWS": world.ACCOUNT}, "Condition": {}}
     assert not authorize(_queue_sender(), _in_vpc(_endpoint(account))).allowed
     # A resource policy may require the endpoint (aws:SourceVpce).
     only_via = {
@@ -351,5 +354,5 @@ def test_endpoint_policy_conditions_see_the_principal_and_the_endpoint() -> None
     src = _queue_sender()
     src.resources[QUEUE] = {"Statement": [only_via]}
     assert authorize(src, _in_vpc(_endpoint())).allowed
-    outside = AuthzRequest(PROCESSOR, "sqs:SendMessage", QUEUE, {})
+    outside = AuthzRequest(world.PROCESSOR, "sqs:SendMessage", QUEUE, {})
     assert not authorize(src, outside).allowed

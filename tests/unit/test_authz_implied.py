@@ -20,25 +20,14 @@ from pipeline_local.authz.implied import (
     execution_role_session,
     implied_requests,
 )
-from tests.unit.authz_world import (
-    ACCOUNT,
-    DLQ_PROCESSOR,
-    FIXTURE,
-    KEYS,
-    PROCESSOR,
-    PROCESSOR_ROLE,
-    REGION,
-    USER,
-    grant_ddb_key_via_dynamodb,
-    lib_source,
-)
+from tests.unit import authz_world as world
 
-BUCKET = FIXTURE["bucket"]
+BUCKET = world.FIXTURE["bucket"]
 OBJECT = BUCKET + "/incoming/2026/batch.csv"
-TABLES = FIXTURE["tables"]
-QUEUES = FIXTURE["queues"]
-FUNCTIONS = FIXTURE["functions"]
-LOG_GROUPS = FIXTURE["log_groups"]
+TABLES = world.FIXTURE["tables"]
+QUEUES = world.FIXTURE["queues"]
+FUNCTIONS = world.FIXTURE["functions"]
+LOG_GROUPS = world.FIXTURE["log_groups"]
 
 
 @dataclass
@@ -60,20 +49,23 @@ class DictFacts:
 
 
 PROCESSOR_FN = FunctionFacts(
-    FUNCTIONS["processor"], PROCESSOR_ROLE, KEYS["lambda"], dead_letter_arn=QUEUES["main"]
+    FUNCTIONS["processor"],
+    world.PROCESSOR_ROLE,
+    world.KEYS["lambda"],
+    dead_letter_arn=QUEUES["main"],
 )
 
 
 def lib_facts() -> DictFacts:
-    lambda_key = KmsProtection(KEYS["lambda"])
+    lambda_key = KmsProtection(world.KEYS["lambda"])
     return DictFacts(
         keys={
-            BUCKET: KmsProtection(KEYS["s3"], bucket_key=True),
-            TABLES["transactions"]: KmsProtection(KEYS["dynamodb"]),
-            TABLES["errors"]: KmsProtection(KEYS["dynamodb"]),
+            BUCKET: KmsProtection(world.KEYS["s3"], bucket_key=True),
+            TABLES["transactions"]: KmsProtection(world.KEYS["dynamodb"]),
+            TABLES["errors"]: KmsProtection(world.KEYS["dynamodb"]),
             QUEUES["main"]: lambda_key,
             QUEUES["dlq"]: lambda_key,
-            FIXTURE["topic"]: lambda_key,
+            world.FIXTURE["topic"]: lambda_key,
             LOG_GROUPS["processor"]: lambda_key,
             LOG_GROUPS["dlq_processor"]: lambda_key,
         },
@@ -96,66 +88,70 @@ def test_every_row_cites_an_aws_documentation_page_and_a_status() -> None:
 
 
 def test_putitem_on_a_cmk_table_implies_the_callers_decrypt_and_lib_refuses_it() -> None:
-    put = req(PROCESSOR, "dynamodb:PutItem", TABLES["transactions"])
+    put = req(world.PROCESSOR, "dynamodb:PutItem", TABLES["transactions"])
     implied = implied_requests(put, lib_facts())
     assert [(r.principal, r.action, r.resource) for r in implied] == [
-        (PROCESSOR, "kms:Decrypt", KEYS["dynamodb"])
+        (world.PROCESSOR, "kms:Decrypt", world.KEYS["dynamodb"])
     ]
     ctx = implied[0].context
-    assert ctx["kms:ViaService"] == f"dynamodb.{REGION}.amazonaws.com"
+    assert ctx["kms:ViaService"] == f"dynamodb.{world.REGION}.amazonaws.com"
     assert ctx["kms:EncryptionContext:aws:dynamodb:tableName"] == "dynamodb-transactions-dev"
-    assert ctx["kms:EncryptionContext:aws:dynamodb:subscriberId"] == ACCOUNT
+    assert ctx["kms:EncryptionContext:aws:dynamodb:subscriberId"] == world.ACCOUNT
     assert "encryption.usagenotes.html" in (implied[0].on_behalf_of or "")
 
-    src = lib_source()
+    src = world.lib_source()
     assert authorize(src, put).allowed
     refused = authorize(src, implied[0])
     assert not refused.allowed
-    for part in (PROCESSOR.arn, "kms:Decrypt", KEYS["dynamodb"], "dynamodb:PutItem"):
+    for part in (world.PROCESSOR.arn, "kms:Decrypt", world.KEYS["dynamodb"], "dynamodb:PutItem"):
         assert part in refused.reason
 
-    grant_ddb_key_via_dynamodb(src, PROCESSOR_ROLE)
+    world.grant_ddb_key_via_dynamodb(src, world.PROCESSOR_ROLE)
     assert authorize(src, implied[0]).allowed
 
 
 def test_queries_on_an_index_use_the_tables_key() -> None:
-    query = req(DLQ_PROCESSOR, "dynamodb:Query", TABLES["errors"] + "/index/transaction_id-index")
+    query = req(
+        world.DLQ_PROCESSOR, "dynamodb:Query", TABLES["errors"] + "/index/transaction_id-index"
+    )
     (decrypt,) = implied_requests(query, lib_facts())
-    assert decrypt.resource == KEYS["dynamodb"]
+    assert decrypt.resource == world.KEYS["dynamodb"]
     assert decrypt.context["kms:EncryptionContext:aws:dynamodb:tableName"] == "dynamodb-errors-dev"
     assert (
-        implied_requests(req(PROCESSOR, "dynamodb:DescribeTable", TABLES["errors"]), lib_facts())
+        implied_requests(
+            req(world.PROCESSOR, "dynamodb:DescribeTable", TABLES["errors"]), lib_facts()
+        )
         == []
     )
 
 
 def test_processor_reads_its_object_with_the_bucket_key_context() -> None:
-    get = req(PROCESSOR, "s3:GetObjectVersion", OBJECT, **{"s3:versionid": "v1"})
+    get = req(world.PROCESSOR, "s3:GetObjectVersion", OBJECT, **{"s3:versionid": "v1"})
     (decrypt,) = implied_requests(get, lib_facts())
-    assert (decrypt.action, decrypt.resource) == ("kms:Decrypt", KEYS["s3"])
+    assert (decrypt.action, decrypt.resource) == ("kms:Decrypt", world.KEYS["s3"])
     assert decrypt.context["kms:EncryptionContext:aws:s3:arn"] == BUCKET
-    assert decrypt.context["kms:ViaService"] == f"s3.{REGION}.amazonaws.com"
-    assert authorize(lib_source(), decrypt).allowed
-    head = req(PROCESSOR, "s3:GetObject", OBJECT, **{OPERATION_KEY: "HeadObject"})
+    assert decrypt.context["kms:ViaService"] == f"s3.{world.REGION}.amazonaws.com"
+    assert authorize(world.lib_source(), decrypt).allowed
+    head = req(world.PROCESSOR, "s3:GetObject", OBJECT, **{OPERATION_KEY: "HeadObject"})
     assert implied_requests(head, lib_facts()) == []
 
 
 def test_without_bucket_key_the_object_arn_is_the_context() -> None:
     facts = lib_facts()
-    facts.keys[BUCKET] = KmsProtection(KEYS["s3"], bucket_key=False)
-    (decrypt,) = implied_requests(req(PROCESSOR, "s3:GetObject", OBJECT), facts)
+    facts.keys[BUCKET] = KmsProtection(world.KEYS["s3"], bucket_key=False)
+    (decrypt,) = implied_requests(req(world.PROCESSOR, "s3:GetObject", OBJECT), facts)
     assert decrypt.context["kms:EncryptionContext:aws:s3:arn"] == OBJECT
 
 
 def test_upload_implies_generate_data_key_then_the_notification_chain() -> None:
-    put = req(USER, "s3:PutObject", OBJECT)
+    put = req(world.USER, "s3:PutObject", OBJECT)
     implied = implied_requests(put, lib_facts())
     assert [(r.principal.arn, r.action, r.resource) for r in implied] == [
-        (USER.arn, "kms:GenerateDataKey", KEYS["s3"]),
+        (world.USER.arn, "kms:GenerateDataKey", world.KEYS["s3"]),
         ("s3.amazonaws.com", "lambda:InvokeFunction", FUNCTIONS["processor"]),
-        (execution_role_session(PROCESSOR_FN).arn, "kms:Decrypt", KEYS["lambda"]),
+        (execution_role_session(PROCESSOR_FN).arn, "kms:Decrypt", world.KEYS["lambda"]),
     ]
-    src = lib_source()
+    src = world.lib_source()
     # a user without identity policies: the root statement only delegates
     assert not authorize(src, implied[0]).allowed
     assert authorize(src, implied[1]).allowed
@@ -170,75 +166,77 @@ def test_upload_implies_generate_data_key_then_the_notification_chain() -> None:
     ("headers", "key"),
     [
         ({"s3:x-amz-server-side-encryption": "AES256"}, None),
-        ({"s3:x-amz-server-side-encryption": "aws:kms"}, KEYS["s3"]),
+        ({"s3:x-amz-server-side-encryption": "aws:kms"}, world.KEYS["s3"]),
         (
             {
                 "s3:x-amz-server-side-encryption": "aws:kms",
-                "s3:x-amz-server-side-encryption-aws-kms-key-id": KEYS["dynamodb"],
+                "s3:x-amz-server-side-encryption-aws-kms-key-id": world.KEYS["dynamodb"],
             },
-            KEYS["dynamodb"],
+            world.KEYS["dynamodb"],
         ),
         (
             {"s3:x-amz-server-side-encryption-aws-kms-key-id": "abcd-1234"},
-            f"arn:aws:kms:{REGION}:{ACCOUNT}:key/abcd-1234",
+            world.arn("kms", "key/abcd-1234"),
         ),
     ],
 )
 def test_upload_headers_choose_the_key(headers: dict[str, str], key: str | None) -> None:
     facts = lib_facts()
     facts.notifications.clear()
-    implied = implied_requests(req(USER, "s3:PutObject", OBJECT, **headers), facts)
+    implied = implied_requests(req(world.USER, "s3:PutObject", OBJECT, **headers), facts)
     assert [r.resource for r in implied] == ([key] if key else [])
 
 
 def test_multipart_completion_implies_decrypt() -> None:
     facts = lib_facts()
-    complete = req(USER, "s3:PutObject", OBJECT, **{OPERATION_KEY: "CompleteMultipartUpload"})
+    complete = req(world.USER, "s3:PutObject", OBJECT, **{OPERATION_KEY: "CompleteMultipartUpload"})
     actions = [r.action for r in implied_requests(complete, facts)]
     assert actions[0] == "kms:Decrypt"
-    part = req(USER, "s3:PutObject", OBJECT, **{OPERATION_KEY: "UploadPart"})
+    part = req(world.USER, "s3:PutObject", OBJECT, **{OPERATION_KEY: "UploadPart"})
     assert [r.action for r in implied_requests(part, facts)] == ["kms:GenerateDataKey"]
 
 
 def test_sqs_send_and_receive_on_the_encrypted_queues() -> None:
     facts = lib_facts()
-    send = implied_requests(req(PROCESSOR, "sqs:SendMessage", QUEUES["dlq"]), facts)
+    send = implied_requests(req(world.PROCESSOR, "sqs:SendMessage", QUEUES["dlq"]), facts)
     assert [r.action for r in send] == ["kms:GenerateDataKey", "kms:Decrypt"]
-    assert send[0].context["kms:ViaService"] == f"sqs.{REGION}.amazonaws.com"
-    receive = implied_requests(req(DLQ_PROCESSOR, "sqs:ReceiveMessage", QUEUES["dlq"]), facts)
+    assert send[0].context["kms:ViaService"] == f"sqs.{world.REGION}.amazonaws.com"
+    receive = implied_requests(req(world.DLQ_PROCESSOR, "sqs:ReceiveMessage", QUEUES["dlq"]), facts)
     assert [r.action for r in receive] == ["kms:Decrypt"]
-    src = lib_source()
+    src = world.lib_source()
     assert all(authorize(src, r).allowed for r in [*send, *receive])
-    assert implied_requests(req(PROCESSOR, "sqs:DeleteMessage", QUEUES["dlq"]), facts) == []
+    assert implied_requests(req(world.PROCESSOR, "sqs:DeleteMessage", QUEUES["dlq"]), facts) == []
 
 
 def test_logs_are_encrypted_by_the_regional_logs_principal() -> None:
     stream = LOG_GROUPS["processor"] + ":log-stream:2026/11/30/[$LATEST]abc"
-    (generate,) = implied_requests(req(PROCESSOR, "logs:PutLogEvents", stream), lib_facts())
-    assert generate.principal.service == f"logs.{REGION}.amazonaws.com"
+    (generate,) = implied_requests(req(world.PROCESSOR, "logs:PutLogEvents", stream), lib_facts())
+    assert generate.principal.service == f"logs.{world.REGION}.amazonaws.com"
     assert generate.context == {"kms:EncryptionContext:aws:logs:arn": LOG_GROUPS["processor"]}
-    assert authorize(lib_source(), generate).allowed
+    assert authorize(world.lib_source(), generate).allowed
 
 
 def test_alarm_publishing_to_the_encrypted_topic() -> None:
-    alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:cw-alarm-dlq-depth-dev"
-    publish = alarm_publishes(alarm, FIXTURE["topic"])
+    alarm = world.arn("cloudwatch", "alarm:cw-alarm-dlq-depth-dev")
+    publish = alarm_publishes(alarm, world.FIXTURE["topic"])
     implied = implied_requests(publish, lib_facts())
     assert [r.action for r in implied] == ["kms:GenerateDataKey", "kms:Decrypt"]
     assert implied[0].context["aws:SourceArn"] == alarm
-    src = lib_source()
+    src = world.lib_source()
     assert all(authorize(src, r).allowed for r in [publish, *implied])
-    user_publish = implied_requests(req(USER, "sns:Publish", FIXTURE["topic"]), lib_facts())
-    assert user_publish[0].context["kms:ViaService"] == f"sns.{REGION}.amazonaws.com"
+    user_publish = implied_requests(
+        req(world.USER, "sns:Publish", world.FIXTURE["topic"]), lib_facts()
+    )
+    assert user_publish[0].context["kms:ViaService"] == f"sns.{world.REGION}.amazonaws.com"
 
 
 def test_event_source_mapping_polls_with_the_role_and_lib_allows_it() -> None:
     calls = event_source_poll(PROCESSOR_FN, QUEUES["main"])
     assert {r.action for r in calls} >= {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
-    src = lib_source()
+    src = world.lib_source()
     assert all(authorize(src, r).allowed for r in calls)
     # a role without sqs:ReceiveMessage is refused
-    src.identities[PROCESSOR_ROLE][0]["PolicyDocument"]["Statement"][3]["Action"].remove(
+    src.identities[world.PROCESSOR_ROLE][0]["PolicyDocument"]["Statement"][3]["Action"].remove(
         "sqs:ReceiveMessage"
     )
     receive = next(r for r in calls if r.action == "sqs:ReceiveMessage")
@@ -249,20 +247,20 @@ def test_event_source_mapping_polls_with_the_role_and_lib_allows_it() -> None:
 def test_async_dead_letter_send_with_the_role() -> None:
     send = async_dead_letter(PROCESSOR_FN)
     assert send is not None and send.resource == QUEUES["main"]
-    assert send.principal.role_arn == PROCESSOR_ROLE
-    src = lib_source()
+    assert send.principal.role_arn == world.PROCESSOR_ROLE
+    src = world.lib_source()
     assert authorize(src, send).allowed
     assert all(authorize(src, r).allowed for r in implied_requests(send, lib_facts()))
-    no_dlq = FunctionFacts(FUNCTIONS["dlq_processor"], PROCESSOR_ROLE)
+    no_dlq = FunctionFacts(FUNCTIONS["dlq_processor"], world.PROCESSOR_ROLE)
     assert async_dead_letter(no_dlq) is None
 
 
 def test_unencrypted_resources_imply_nothing() -> None:
     facts = DictFacts()
     for primary in (
-        req(PROCESSOR, "dynamodb:PutItem", TABLES["transactions"]),
-        req(PROCESSOR, "s3:GetObject", OBJECT),
-        req(PROCESSOR, "sqs:SendMessage", QUEUES["dlq"]),
-        req(PROCESSOR, "xray:PutTraceSegments", "*"),
+        req(world.PROCESSOR, "dynamodb:PutItem", TABLES["transactions"]),
+        req(world.PROCESSOR, "s3:GetObject", OBJECT),
+        req(world.PROCESSOR, "sqs:SendMessage", QUEUES["dlq"]),
+        req(world.PROCESSOR, "xray:PutTraceSegments", "*"),
     ):
         assert implied_requests(primary, facts) == []
