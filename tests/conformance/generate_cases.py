@@ -5,7 +5,9 @@
 Every expected value below is typed by hand from the spec (and, where the spec is silent, from
 the decisions in contract/decisions.md, cited by number in the case descriptions); nothing
 is recorded from an implementation. The helpers only add the constant per-item attributes
-(status, source_bucket, tokens) and turn a UTC date-time computed by hand into epoch ms.
+(status, source_bucket, tokens), turn a UTC date-time computed by hand into epoch ms, and
+spread a case's table (column_case: each row's cell and the value typed for it) into its
+input rows, items and error rows.
 Edit the cases here, regenerate, and commit both.
 """
 
@@ -135,9 +137,13 @@ def status(
     state="done",
     file_error=None,
     version="$VERSION_1",
+    ranges=None,
+    killed=False,
 ):
     """The per-file status item (contract P26 to P31), every attribute but the activity times
-    and processor; stored/duplicates None leave them out (a kill makes their split vary)."""
+    and processor; killed leaves stored and duplicates out (a kill makes their split vary).
+    With ranges ((range id, line after its last row) of a split file), its cursors are those
+    of every range once done (P28, P34) instead of range 0's `cursor`."""
     item = {
         "source_bucket": "$BUCKET",
         "source_key": key,
@@ -152,10 +158,12 @@ def status(
         "file_error": None
         if file_error is None
         else dict(zip(("error_code", "error_message"), file_error, strict=True)),
-        "cursors": {"0": cursor},
+        "cursors": {"0": cursor} if ranges is None else range_cursors(ranges),
         "ranges_open": 1 if state == "failed" else 0,
     }
-    return {k: v for k, v in item.items() if not (k in ("stored", "duplicates") and v is None)}
+    if killed:
+        del item["stored"], item["duplicates"]
+    return item
 
 
 def row_starts(rows, *, eol="\n", first_byte=0, header=HEADER):
@@ -271,6 +279,47 @@ def file_error_case(
         failed = status(key, state="failed", file_error=(code, status_message), version=version)
         expected["file_status"] = [failed]
     case(name, inputs, expected, {"key": key, **config, "description": description})
+
+
+def column_case(name, column, code, entries, description, *, prefix=None, amount=("1", "1")):
+    """A CSV case that tries cells of one column (or of a tuple of columns, with tuples of
+    cells). Entry i (from 1), (cell, stored), is row f"{prefix}-{i}" (or the cell, where the
+    column is transaction_id) on line i + 1: the plain row ACC1, amount[0], EUR, DEBIT,
+    2024-01-01T00:00:00Z with no merchant_id or description, `cell` in `column`. It is stored
+    with the values `stored` (typed by hand) in that column and amount[1], EUR, ... in the
+    others, or, where `stored` is None, refused with `code` naming the (first) column."""
+    key = f"in/{name}.csv"
+    many = not isinstance(column, str)
+    columns = column if many else (column,)
+    plain = {
+        "account_id": "ACC1",
+        "amount": amount[0],
+        "currency": "EUR",
+        "transaction_type": "DEBIT",
+        "timestamp": "2024-01-01T00:00:00Z",
+    }
+
+    def in_columns(value):
+        return dict(zip(columns, value if many else (value,), strict=True))
+
+    rows, transactions, errors = [], [], []
+    for i, (cell, stored) in enumerate(entries, start=1):
+        tid = f"{prefix}-{i}"
+        row = {"transaction_id": tid, **plain, **in_columns(cell)}
+        rows.append(",".join(row.values()) + ",,")
+        if stored is None:
+            known = columns[0] != "transaction_id"  # an invalid id is not known (P19)
+            errors.append(err(code, columns[0], tid if known else None, i + 1, key=key))
+            continue
+        item = {"transaction_id": tid, **plain, "amount": amount[1], "timestamp": JAN_1}
+        item |= in_columns(stored)
+        transactions.append(tx(*item.values(), i + 1, key=key))
+    expected = {
+        "transactions": transactions,
+        "errors": errors,
+        "accounting": {"rows_in": len(entries), "duplicates": 0},
+    }
+    case(name, {"input.csv": csv(*rows)}, expected, {"key": key, "description": description})
 
 
 # ==========================================================================================
@@ -489,7 +538,7 @@ def build() -> None:
                     "1",
                     "EUR",
                     "DEBIT",
-                    "2024-01-01T00:00:00",
+                    JAN_1,
                     2,
                     key=K,
                     merchant="M1",
@@ -502,7 +551,7 @@ def build() -> None:
                     "3",
                     "EUR",
                     "DEBIT",
-                    "2024-01-01T00:00:00",
+                    JAN_1,
                     4,
                     key=K,
                     merchant="M3",
@@ -540,7 +589,7 @@ def build() -> None:
                     "10",
                     "EUR",
                     "DEBIT",
-                    "2024-01-01T00:00:00",
+                    JAN_1,
                     3,
                     key=K,
                     merchant="ACME, Inc.",
@@ -553,7 +602,7 @@ def build() -> None:
                     "13",
                     "EUR",
                     "CREDIT",
-                    "2024-01-01T00:00:00",
+                    JAN_1,
                     7,
                     key=K,
                     merchant="M5",
@@ -689,76 +738,44 @@ def build() -> None:
     )
 
     # ---------------------------------------------------------------- 08 transaction_id format
-    name = "08-transaction-id-limits"
-    K = f"in/{name}.csv"
     ID64 = "abc.DEF_123:456-" * 4
     ID65 = ID64 + "x"
-    case(
-        name,
-        {
-            "input.csv": csv(
-                f"{ID64},ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                f"{ID65},ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "TX 1,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "TX/1,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "TXé1,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "  TX-trim  ,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "a:b.c_d-e,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "X,ACC1,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-            )
-        },
-        {
-            "transactions": [
-                tx(ID64, "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K),
-                tx("TX-trim", "ACC1", "1", "EUR", "DEBIT", JAN_1, 7, key=K),
-                tx("a:b.c_d-e", "ACC1", "1", "EUR", "DEBIT", JAN_1, 8, key=K),
-                tx("X", "ACC1", "1", "EUR", "DEBIT", JAN_1, 9, key=K),
-            ],
-            "errors": [
-                err("INVALID_FORMAT", "transaction_id", None, 3, key=K),
-                err("INVALID_FORMAT", "transaction_id", None, 4, key=K),
-                err("INVALID_FORMAT", "transaction_id", None, 5, key=K),
-                err("INVALID_FORMAT", "transaction_id", None, 6, key=K),
-            ],
-            "accounting": {"rows_in": 8, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "transaction_id: 1 to 64 chars of [A-Za-z0-9._:-]; 64 ok, 65 and other characters INVALID_FORMAT (an invalid id is not known: transaction_id null, handler decision P19)",
-        },
+    column_case(
+        "08-transaction-id-limits",
+        "transaction_id",
+        "INVALID_FORMAT",
+        [
+            (ID64, ID64),
+            (ID65, None),
+            ("TX 1", None),
+            ("TX/1", None),
+            ("TXé1", None),
+            ("  TX-trim  ", "TX-trim"),
+            ("a:b.c_d-e", "a:b.c_d-e"),
+            ("X", "X"),
+        ],
+        "transaction_id: 1 to 64 chars of [A-Za-z0-9._:-]; 64 ok, 65 and other characters INVALID_FORMAT (an invalid id is not known: transaction_id null, handler decision P19)",
+        amount=("1.00", "1"),
     )
 
     # ---------------------------------------------------------------- 09 account_id
-    name = "09-account-id-limits"
-    K = f"in/{name}.csv"
     A34 = "DE" + "1234567890" * 3 + "12"
     A35 = A34 + "3"
-    case(
-        name,
-        {
-            "input.csv": csv(
-                f"A-1,{A34},1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                f"A-2,{A35},1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "A-3,DE89-3704,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "A-4,de89370400440532013000,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "A-5,Z,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "A-6,DE 89 3704,1.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-            )
-        },
-        {
-            "transactions": [
-                tx("A-1", A34, "1", "EUR", "DEBIT", JAN_1, 2, key=K),
-                tx("A-4", "de89370400440532013000", "1", "EUR", "DEBIT", JAN_1, 5, key=K),
-                tx("A-5", "Z", "1", "EUR", "DEBIT", JAN_1, 6, key=K),
-            ],
-            "errors": [
-                err("INVALID_FORMAT", "account_id", "A-2", 3, key=K),
-                err("INVALID_FORMAT", "account_id", "A-3", 4, key=K),
-                err("INVALID_FORMAT", "account_id", "A-6", 7, key=K),
-            ],
-            "accounting": {"rows_in": 6, "duplicates": 0},
-        },
-        {"key": K, "description": "account_id: 1 to 34 chars of [A-Za-z0-9]"},
+    column_case(
+        "09-account-id-limits",
+        "account_id",
+        "INVALID_FORMAT",
+        [
+            (A34, A34),
+            (A35, None),
+            ("DE89-3704", None),
+            ("de89370400440532013000", "de89370400440532013000"),
+            ("Z", "Z"),
+            ("DE 89 3704", None),
+        ],
+        "account_id: 1 to 34 chars of [A-Za-z0-9]",
+        prefix="A",
+        amount=("1.00", "1"),
     )
 
     # ---------------------------------------------------------------- 10 amount syntax
@@ -806,167 +823,86 @@ def build() -> None:
     )
 
     # ---------------------------------------------------------------- 11 amount value
-    name = "11-amount-value"
-    K = f"in/{name}.csv"
-    case(
-        name,
-        {
-            "input.csv": csv(
-                "V-1,ACC1,0,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "V-2,ACC1,-5,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "V-3,ACC1,0.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "V-4,ACC1,-0,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "V-5,ACC1,1000000000000,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "V-6,ACC1,1000000000000.00,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "V-7,ACC1,-0.001,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "V-8,ACC1,999999999999.99,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "V-9,ACC1,0.01,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "V-10,ACC1,999999999999,JPY,DEBIT,2024-01-01T00:00:00Z,,",
-            )
-        },
-        {
-            "transactions": [
-                tx("V-8", "ACC1", "999999999999.99", "EUR", "DEBIT", JAN_1, 9, key=K),
-                tx("V-9", "ACC1", "0.01", "EUR", "DEBIT", JAN_1, 10, key=K),
-                tx("V-10", "ACC1", "999999999999", "JPY", "DEBIT", JAN_1, 11, key=K),
-            ],
-            "errors": [
-                err("INVALID_VALUE", "amount", "V-1", 2, key=K),
-                err("INVALID_VALUE", "amount", "V-2", 3, key=K),
-                err("INVALID_VALUE", "amount", "V-3", 4, key=K),
-                err("INVALID_VALUE", "amount", "V-4", 5, key=K),
-                err("INVALID_VALUE", "amount", "V-5", 6, key=K),
-                err("INVALID_VALUE", "amount", "V-6", 7, key=K),
-                err("INVALID_VALUE", "amount", "V-7", 8, key=K),
-            ],
-            "accounting": {"rows_in": 10, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "amount > 0 and < 10^12 (INVALID_VALUE); value is checked before precision (-0.001)",
-        },
+    column_case(
+        "11-amount-value",
+        ("amount", "currency"),
+        "INVALID_VALUE",
+        [
+            (("0", "EUR"), None),
+            (("-5", "EUR"), None),
+            (("0.00", "EUR"), None),
+            (("-0", "EUR"), None),
+            (("1000000000000", "EUR"), None),
+            (("1000000000000.00", "EUR"), None),
+            (("-0.001", "EUR"), None),
+            (("999999999999.99", "EUR"), ("999999999999.99", "EUR")),
+            (("0.01", "EUR"), ("0.01", "EUR")),
+            (("999999999999", "JPY"), ("999999999999", "JPY")),
+        ],
+        "amount > 0 and < 10^12 (INVALID_VALUE); value is checked before precision (-0.001)",
+        prefix="V",
     )
 
     # ---------------------------------------------------------------- 12 precision
-    name = "12-amount-precision"
-    K = f"in/{name}.csv"
-    case(
-        name,
-        {
-            "input.csv": csv(
-                "P-1,ACC1,10.123,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-2,ACC1,10.500,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-3,ACC1,10.5000000,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-4,ACC1,100.5,JPY,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-5,ACC1,100.0,JPY,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-6,ACC1,100.00,JPY,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-7,ACC1,1.2345,KWD,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-8,ACC1,1.2340,KWD,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-9,ACC1,0.001,BHD,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-10,ACC1,0.001,EUR,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-11,ACC1,0.0010,USD,DEBIT,2024-01-01T00:00:00Z,,",
-                "P-12,ACC1,5.10,usd,DEBIT,2024-01-01T00:00:00Z,,",
-            )
-        },
-        {
-            "transactions": [
-                tx("P-2", "ACC1", "10.5", "EUR", "DEBIT", JAN_1, 3, key=K),
-                tx("P-3", "ACC1", "10.5", "EUR", "DEBIT", JAN_1, 4, key=K),
-                tx("P-5", "ACC1", "100", "JPY", "DEBIT", JAN_1, 6, key=K),
-                tx("P-6", "ACC1", "100", "JPY", "DEBIT", JAN_1, 7, key=K),
-                tx("P-8", "ACC1", "1.234", "KWD", "DEBIT", JAN_1, 9, key=K),
-                tx("P-9", "ACC1", "0.001", "BHD", "DEBIT", JAN_1, 10, key=K),
-                tx("P-12", "ACC1", "5.1", "USD", "DEBIT", JAN_1, 13, key=K),
-            ],
-            "errors": [
-                err("PRECISION_EXCEEDED", "amount", "P-1", 2, key=K),
-                err("PRECISION_EXCEEDED", "amount", "P-4", 5, key=K),
-                err("PRECISION_EXCEEDED", "amount", "P-7", 8, key=K),
-                err("PRECISION_EXCEEDED", "amount", "P-10", 11, key=K),
-                err("PRECISION_EXCEEDED", "amount", "P-11", 12, key=K),
-            ],
-            "accounting": {"rows_in": 12, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "fraction digits up to the currency's minor unit (EUR 2, JPY 0, KWD 3, BHD 3); trailing zeros beyond it are fine",
-        },
+    column_case(
+        "12-amount-precision",
+        ("amount", "currency"),
+        "PRECISION_EXCEEDED",
+        [
+            (("10.123", "EUR"), None),
+            (("10.500", "EUR"), ("10.5", "EUR")),
+            (("10.5000000", "EUR"), ("10.5", "EUR")),
+            (("100.5", "JPY"), None),
+            (("100.0", "JPY"), ("100", "JPY")),
+            (("100.00", "JPY"), ("100", "JPY")),
+            (("1.2345", "KWD"), None),
+            (("1.2340", "KWD"), ("1.234", "KWD")),
+            (("0.001", "BHD"), ("0.001", "BHD")),
+            (("0.001", "EUR"), None),
+            (("0.0010", "USD"), None),
+            (("5.10", "usd"), ("5.1", "USD")),
+        ],
+        "fraction digits up to the currency's minor unit (EUR 2, JPY 0, KWD 3, BHD 3); trailing zeros beyond it are fine",
+        prefix="P",
     )
 
     # ---------------------------------------------------------------- 13 currency
-    name = "13-currency"
-    K = f"in/{name}.csv"
-    case(
-        name,
-        {
-            "input.csv": csv(
-                "C-1,ACC1,10,XYZ,DEBIT,2024-01-01T00:00:00Z,,",
-                "C-2,ACC1,10,EURO,DEBIT,2024-01-01T00:00:00Z,,",
-                "C-3,ACC1,10,E1R,DEBIT,2024-01-01T00:00:00Z,,",
-                "C-4,ACC1,10,€,DEBIT,2024-01-01T00:00:00Z,,",
-                "C-5,ACC1,10,usd,DEBIT,2024-01-01T00:00:00Z,,",
-                "C-6,ACC1,10, gbp ,DEBIT,2024-01-01T00:00:00Z,,",
-                "C-7,ACC1,10,Sek,DEBIT,2024-01-01T00:00:00Z,,",
-                "C-8,ACC1,10,EU,DEBIT,2024-01-01T00:00:00Z,,",
-            )
-        },
-        {
-            "transactions": [
-                tx("C-5", "ACC1", "10", "USD", "DEBIT", JAN_1, 6, key=K),
-                tx("C-6", "ACC1", "10", "GBP", "DEBIT", JAN_1, 7, key=K),
-                tx("C-7", "ACC1", "10", "SEK", "DEBIT", JAN_1, 8, key=K),
-            ],
-            "errors": [
-                err("UNKNOWN_CURRENCY", "currency", "C-1", 2, key=K),
-                err("UNKNOWN_CURRENCY", "currency", "C-2", 3, key=K),
-                err("UNKNOWN_CURRENCY", "currency", "C-3", 4, key=K),
-                err("UNKNOWN_CURRENCY", "currency", "C-4", 5, key=K),
-                err("UNKNOWN_CURRENCY", "currency", "C-8", 9, key=K),
-            ],
-            "accounting": {"rows_in": 8, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "currency upper-cased then looked up; anything else is UNKNOWN_CURRENCY",
-        },
+    column_case(
+        "13-currency",
+        "currency",
+        "UNKNOWN_CURRENCY",
+        [
+            ("XYZ", None),
+            ("EURO", None),
+            ("E1R", None),
+            ("€", None),
+            ("usd", "USD"),
+            (" gbp ", "GBP"),
+            ("Sek", "SEK"),
+            ("EU", None),
+        ],
+        "currency upper-cased then looked up; anything else is UNKNOWN_CURRENCY",
+        prefix="C",
+        amount=("10", "10"),
     )
 
     # ---------------------------------------------------------------- 14 transaction_type
-    name = "14-transaction-type"
-    K = f"in/{name}.csv"
-    case(
-        name,
-        {
-            "input.csv": csv(
-                "T-1,ACC1,1,EUR,debit,2024-01-01T00:00:00Z,,",
-                "T-2,ACC1,1,EUR,Transfer,2024-01-01T00:00:00Z,,",
-                "T-3,ACC1,1,EUR,pAyMeNt,2024-01-01T00:00:00Z,,",
-                "T-4,ACC1,1,EUR, REFUND ,2024-01-01T00:00:00Z,,",
-                "T-5,ACC1,1,EUR,CREDIT,2024-01-01T00:00:00Z,,",
-                "T-6,ACC1,1,EUR,WITHDRAWAL,2024-01-01T00:00:00Z,,",
-                "T-7,ACC1,1,EUR,DEB IT,2024-01-01T00:00:00Z,,",
-                "T-8,ACC1,1,EUR,DEBITS,2024-01-01T00:00:00Z,,",
-            )
-        },
-        {
-            "transactions": [
-                tx("T-1", "ACC1", "1", "EUR", "DEBIT", JAN_1, 2, key=K),
-                tx("T-2", "ACC1", "1", "EUR", "TRANSFER", JAN_1, 3, key=K),
-                tx("T-3", "ACC1", "1", "EUR", "PAYMENT", JAN_1, 4, key=K),
-                tx("T-4", "ACC1", "1", "EUR", "REFUND", JAN_1, 5, key=K),
-                tx("T-5", "ACC1", "1", "EUR", "CREDIT", JAN_1, 6, key=K),
-            ],
-            "errors": [
-                err("INVALID_VALUE", "transaction_type", "T-6", 7, key=K),
-                err("INVALID_VALUE", "transaction_type", "T-7", 8, key=K),
-                err("INVALID_VALUE", "transaction_type", "T-8", 9, key=K),
-            ],
-            "accounting": {"rows_in": 8, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "transaction_type enum, case-insensitive on input, stored upper case; anything else INVALID_VALUE",
-        },
+    column_case(
+        "14-transaction-type",
+        "transaction_type",
+        "INVALID_VALUE",
+        [
+            ("debit", "DEBIT"),
+            ("Transfer", "TRANSFER"),
+            ("pAyMeNt", "PAYMENT"),
+            (" REFUND ", "REFUND"),
+            ("CREDIT", "CREDIT"),
+            ("WITHDRAWAL", None),
+            ("DEB IT", None),
+            ("DEBITS", None),
+        ],
+        "transaction_type enum, case-insensitive on input, stored upper case; anything else INVALID_VALUE",
+        prefix="T",
     )
 
     # ---------------------------------------------------------------- 15 timestamp format
@@ -1021,47 +957,25 @@ def build() -> None:
     )
 
     # ---------------------------------------------------------------- 16 timestamp range
-    name = "16-timestamp-range"
-    K = f"in/{name}.csv"
-    case(
-        name,
-        {
-            "input.csv": csv(
-                "R-1,ACC1,1,EUR,DEBIT,1999-12-31T23:59:59.999Z,,",
-                "R-2,ACC1,1,EUR,DEBIT,2000-01-01T00:00:00Z,,",
-                "R-3,ACC1,1,EUR,DEBIT,2000-01-01T00:30:00+01:00,,",
-                "R-4,ACC1,1,EUR,DEBIT,2099-12-31T23:59:59.999Z,,",
-                "R-5,ACC1,1,EUR,DEBIT,2100-01-01T00:00:00.001Z,,",
-                "R-6,ACC1,1,EUR,DEBIT,1970-01-01T00:00:00Z,,",
-                "R-7,ACC1,1,EUR,DEBIT,9999-12-31T23:59:59Z,,",
-                "R-8,ACC1,1,EUR,DEBIT,0001-01-01T00:00:00Z,,",
-                "R-9,ACC1,1,EUR,DEBIT,2099-12-31T23:30:00-00:30,,",
-                "R-10,ACC1,1,EUR,DEBIT,2099-12-31T23:59:59+01:00,,",
-                "R-11,ACC1,1,EUR,DEBIT,2100-01-01T00:00:00Z,,",
-            )
-        },
-        {
-            "transactions": [
-                tx("R-2", "ACC1", "1", "EUR", "DEBIT", "2000-01-01T00:00:00", 3, key=K),
-                tx("R-4", "ACC1", "1", "EUR", "DEBIT", "2099-12-31T23:59:59.999", 5, key=K),
-                tx("R-10", "ACC1", "1", "EUR", "DEBIT", "2099-12-31T22:59:59", 11, key=K),
-            ],
-            "errors": [
-                err("INVALID_VALUE", "timestamp", "R-1", 2, key=K),
-                err("INVALID_VALUE", "timestamp", "R-3", 4, key=K),
-                err("INVALID_VALUE", "timestamp", "R-5", 6, key=K),
-                err("INVALID_VALUE", "timestamp", "R-6", 7, key=K),
-                err("INVALID_VALUE", "timestamp", "R-7", 8, key=K),
-                err("INVALID_VALUE", "timestamp", "R-8", 9, key=K),
-                err("INVALID_VALUE", "timestamp", "R-9", 10, key=K),
-                err("INVALID_VALUE", "timestamp", "R-11", 12, key=K),
-            ],
-            "accounting": {"rows_in": 11, "duplicates": 0},
-        },
-        {
-            "key": K,
-            "description": "timestamp between 2000-01-01 and 2100-01-01 (UTC instant, upper bound exclusive: handler decision P7); outside is INVALID_VALUE",
-        },
+    column_case(
+        "16-timestamp-range",
+        "timestamp",
+        "INVALID_VALUE",
+        [
+            ("1999-12-31T23:59:59.999Z", None),
+            ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00"),
+            ("2000-01-01T00:30:00+01:00", None),
+            ("2099-12-31T23:59:59.999Z", "2099-12-31T23:59:59.999"),
+            ("2100-01-01T00:00:00.001Z", None),
+            ("1970-01-01T00:00:00Z", None),
+            ("9999-12-31T23:59:59Z", None),
+            ("0001-01-01T00:00:00Z", None),
+            ("2099-12-31T23:30:00-00:30", None),
+            ("2099-12-31T23:59:59+01:00", "2099-12-31T22:59:59"),
+            ("2100-01-01T00:00:00Z", None),
+        ],
+        "timestamp between 2000-01-01 and 2100-01-01 (UTC instant, upper bound exclusive: handler decision P7); outside is INVALID_VALUE",
+        prefix="R",
     )
 
     # ---------------------------------------------------------------- 17 merchant / description
@@ -1095,7 +1009,7 @@ def build() -> None:
                     "1",
                     "EUR",
                     "DEBIT",
-                    "2024-01-01T00:00:00",
+                    JAN_1,
                     8,
                     key=K,
                     merchant="Café Zürich",
@@ -1530,7 +1444,7 @@ def build() -> None:
                     "10.5",
                     "EUR",
                     "DEBIT",
-                    "2024-01-01T00:00:00",
+                    JAN_1,
                     2,
                     key=K,
                     merchant="M",
@@ -1567,7 +1481,7 @@ def build() -> None:
                     "10",
                     "EUR",
                     "DEBIT",
-                    "2024-01-01T00:00:00",
+                    JAN_1,
                     2,
                     key=K,
                     merchant="M",
@@ -1617,7 +1531,7 @@ def build() -> None:
         "10",
         "EUR",
         "DEBIT",
-        "2024-01-01T00:00:00",
+        JAN_1,
         7,
         key="in/earlier.csv",
         version="v-earlier",
@@ -1631,7 +1545,7 @@ def build() -> None:
         "20",
         "EUR",
         "DEBIT",
-        "2024-01-01T00:00:00",
+        JAN_1,
         8,
         key="in/earlier.csv",
         version="v-earlier",
@@ -2452,8 +2366,7 @@ def build() -> None:
                 status(
                     K,
                     rows=KILL_ROWS,
-                    stored=None,
-                    duplicates=None,
+                    killed=True,
                     errors={"UNKNOWN_CURRENCY": 1, "INVALID_VALUE": 1},
                     cursor=KILL_ROWS + 2,
                 )
@@ -2480,8 +2393,8 @@ def build() -> None:
         },
         {
             "transactions": [
-                tx("RP-1", "ACC1", "10", "EUR", "DEBIT", "2024-01-01T00:00:00", 2, key=K),
-                tx("RP-3", "ACC1", "30", "EUR", "DEBIT", "2024-01-01T00:00:00", 4, key=K),
+                tx("RP-1", "ACC1", "10", "EUR", "DEBIT", JAN_1, 2, key=K),
+                tx("RP-3", "ACC1", "30", "EUR", "DEBIT", JAN_1, 4, key=K),
             ],
             # The RECORD_WRITE_FAILED rows stay as the audit trail; their lines are stored now,
             # so the accounting counts them as history, not as outcomes (P32).
@@ -2563,21 +2476,18 @@ def build() -> None:
             "accounting": {"rows_in": RANGE_ROWS, "duplicates": 0},
             "main_queue_min": {"resume_file": 4},
             "file_status": [
-                {
-                    **status(
-                        K,
-                        rows=RANGE_ROWS,
-                        stored=None,
-                        duplicates=None,
-                        errors={"UNKNOWN_CURRENCY": 1, "INVALID_VALUE": 1},
-                    ),
+                status(
+                    K,
+                    rows=RANGE_ROWS,
+                    killed=True,
+                    errors={"UNKNOWN_CURRENCY": 1, "INVALID_VALUE": 1},
                     # P28: a range's cursor ends at its last row's line + 1 (row 1274 spans
                     # two lines, so range 0 ends one line before range 1's first).
-                    "cursors": {
-                        "0": line_of[boundary - 1] + 1,
-                        str(line_of[boundary]): line_of[RANGE_ROWS] + 1,
-                    },
-                }
+                    ranges=[
+                        (0, line_of[boundary - 1] + 1),
+                        (line_of[boundary], line_of[RANGE_ROWS] + 1),
+                    ],
+                )
             ],
         },
         {
@@ -2622,10 +2532,7 @@ def build() -> None:
             # per delivery of the event.
             "main_queue_min": {"resume_file": 2 * len(ranges)},
             "file_status": [
-                {
-                    **status(K, rows=40, stored=39, errors={"INVALID_VALUE": 1}),
-                    "cursors": range_cursors(ranges),
-                }
+                status(K, rows=40, stored=39, errors={"INVALID_VALUE": 1}, ranges=ranges)
             ],
         },
         {
@@ -2682,10 +2589,7 @@ def build() -> None:
             "accounting": {"rows_in": 30, "duplicates": 0},
             "main_queue_min": {"resume_file": len(ranges)},
             "file_status": [
-                {
-                    **status(K, rows=30, stored=29, errors={"UNKNOWN_CURRENCY": 1}),
-                    "cursors": range_cursors(ranges),
-                }
+                status(K, rows=30, stored=29, errors={"UNKNOWN_CURRENCY": 1}, ranges=ranges)
             ],
         },
         {
@@ -2718,7 +2622,7 @@ def build() -> None:
             "errors": [],
             "accounting": {"rows_in": 220, "duplicates": 0},
             "main_queue_min": {"resume_file": len(ranges)},
-            "file_status": [{**status(K, rows=220, stored=220), "cursors": range_cursors(ranges)}],
+            "file_status": [status(K, rows=220, stored=220, ranges=ranges)],
         },
         {
             "key": K,
@@ -2822,15 +2726,13 @@ def build() -> None:
             "accounting": {"rows_in": 40, "duplicates": 0},
             "main_queue_min": {"resume_file": len(ranges)},
             "file_status": [
-                {
-                    **status(
-                        K,
-                        rows=40,
-                        stored=38,
-                        errors={"INVALID_FORMAT": 1, "UNKNOWN_CURRENCY": 1},
-                    ),
-                    "cursors": range_cursors(ranges),
-                }
+                status(
+                    K,
+                    rows=40,
+                    stored=38,
+                    errors={"INVALID_FORMAT": 1, "UNKNOWN_CURRENCY": 1},
+                    ranges=ranges,
+                )
             ],
         },
         {
@@ -2893,7 +2795,7 @@ def build() -> None:
             "errors": [],
             "accounting": {"rows_in": 30, "duplicates": 0},
             "main_queue_min": {"resume_file": len(ranges)},
-            "file_status": [{**status(K, rows=30, stored=30), "cursors": range_cursors(ranges)}],
+            "file_status": [status(K, rows=30, stored=30, ranges=ranges)],
         },
         {
             "key": K,
@@ -2990,16 +2892,13 @@ def build() -> None:
             "accounting": {"rows_in": count, "duplicates": 0},
             "main_queue_min": {"resume_file": 4},
             "file_status": [
-                {
-                    **status(
-                        K,
-                        rows=count,
-                        stored=None,
-                        duplicates=None,
-                        errors={"UNKNOWN_CURRENCY": 1, "INVALID_VALUE": 1},
-                    ),
-                    "cursors": range_cursors(ranges),
-                }
+                status(
+                    K,
+                    rows=count,
+                    killed=True,
+                    errors={"UNKNOWN_CURRENCY": 1, "INVALID_VALUE": 1},
+                    ranges=ranges,
+                )
             ],
         },
         {
