@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_s3::operation::get_object::GetObjectError as S3GetObjectError;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use txn_core::ObjectVersion;
 
 use crate::edges::{
     ByteRange, FetchedObject, GetObjectError, Item, ItemUpdate, MessageQueue, ObjectStore,
@@ -95,12 +96,11 @@ impl ObjectStore for Aws {
     /// GetObject; [`GetObjectError::NotFound`] when the object (version) does not exist (P16).
     async fn get_object(
         &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
+        object: &ObjectVersion,
         byte_range: Option<ByteRange>,
     ) -> Result<FetchedObject, GetObjectError> {
-        let mut request = self.s3.get_object().bucket(bucket).key(key);
+        let version_id = object.version();
+        let mut request = self.s3.get_object().bucket(&object.bucket).key(&object.key);
         if let Some(v) = version_id {
             request = request.version_id(v);
         }

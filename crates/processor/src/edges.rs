@@ -10,6 +10,7 @@ use std::future::Future;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
+use txn_core::ObjectVersion;
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -90,9 +91,7 @@ pub trait ObjectStore {
     /// Read an object (version), or only its bytes `byte_range` (a ranged GetObject).
     fn get_object(
         &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
+        object: &ObjectVersion,
         byte_range: Option<ByteRange>,
     ) -> impl Future<Output = Result<FetchedObject, GetObjectError>> + Send;
 }

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
+use txn_core::ObjectVersion;
 
 use crate::edges::{
     ByteRange, FetchedObject, GetObjectError, Item, ItemUpdate, MessageQueue, ObjectStore,
@@ -135,9 +136,7 @@ fn attr(item: &Item, name: &str) -> String {
 impl ObjectStore for FakeAws {
     async fn get_object(
         &self,
-        bucket: &str,
-        key: &str,
-        _version_id: Option<&str>,
+        object: &ObjectVersion,
         byte_range: Option<ByteRange>,
     ) -> Result<FetchedObject, GetObjectError> {
         let mut state = self.state();
@@ -147,7 +146,7 @@ impl ObjectStore for FakeAws {
         }
         let mut data = state
             .objects
-            .get(&(bucket.to_owned(), key.to_owned()))
+            .get(&(object.bucket.clone(), object.key.clone()))
             .ok_or(GetObjectError::NotFound)?
             .clone();
         if let Some((first, end)) = byte_range {

@@ -29,24 +29,18 @@ async fn process_files(
     deadline: &Deadline,
     results: &mut Vec<FileResult>,
 ) -> Result<(), ProcessError> {
-    for (object, start_line) in targets {
+    for (target, start_line) in targets {
         if deadline.expired() {
             // A range stays a range (P35).
-            let message = resume_message(
-                &object.bucket,
-                &object.key,
-                object.version_id.as_deref(),
-                object.range.as_ref(),
-                *start_line,
-            );
+            let message = resume_message(&target.object, target.range.as_ref(), *start_line);
             send_messages(aws, &cfg.queue_url, &[message]).await?;
             results.push(FileResult {
                 resume_line: Some(*start_line),
-                ..FileResult::of(object)
+                ..FileResult::of(target)
             });
             continue;
         }
-        results.push(process_object(aws, cfg, object, *start_line, deadline).await?);
+        results.push(process_object(aws, cfg, target, *start_line, deadline).await?);
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use txn_core::messages::{
     file_error_message, record_error_message, resume_message, retry_record_message, SourceInfo,
 };
 use txn_core::ranges::{range_step, FileRange};
-use txn_core::Transaction;
+use txn_core::{ObjectVersion, Transaction};
 
 use crate::edges::{Edges, FetchedObject, GetObjectError};
 use crate::error::ProcessError;
@@ -91,9 +91,7 @@ impl Deadline {
 /// What happened to one file.
 #[derive(Debug, Default, Clone)]
 pub struct FileResult {
-    pub bucket: String,
-    pub key: String,
-    pub version_id: Option<String>,
+    pub object: ObjectVersion,
     pub rows: u64,
     pub stored: u64,
     pub duplicates: u64,
@@ -106,20 +104,18 @@ pub struct FileResult {
 
 impl FileResult {
     /// Nothing done yet to `object` (a whole file or a range of it).
-    pub(crate) fn of(object: &ObjectRef) -> Self {
+    pub(crate) fn of(target: &ObjectRef) -> Self {
         Self {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            version_id: object.version_id.clone(),
+            object: target.object.clone(),
             ..Self::default()
         }
     }
 
     pub(crate) fn to_json(&self) -> Value {
         json!({
-            "bucket": self.bucket,
-            "key": self.key,
-            "version_id": self.version_id,
+            "bucket": self.object.bucket,
+            "key": self.object.key,
+            "version_id": self.object.version_id,
             "rows": self.rows,
             "stored": self.stored,
             "duplicates": self.duplicates,
@@ -339,13 +335,7 @@ pub(crate) async fn run_batches(
         }
         if let Some(line) = pending_line {
             if deadline.expired() {
-                let message = resume_message(
-                    &source.bucket,
-                    &source.key,
-                    source.version_id.as_deref(),
-                    range,
-                    line,
-                );
+                let message = resume_message(&source.object, range, line);
                 send_messages(aws, &cfg.queue_url, &[message]).await?;
                 result.resume_line = Some(line);
                 return Ok(());
@@ -358,12 +348,10 @@ pub(crate) async fn run_batches(
 
 /// The source of a file error for an object that was not read: the name and version the event
 /// or message gave, and the event's time in place of the LastModified it could not tell.
-fn unread_source(object: &ObjectRef) -> SourceInfo {
+fn unread_source(target: &ObjectRef) -> SourceInfo {
     SourceInfo {
-        bucket: object.bucket.clone(),
-        key: object.key.clone(),
-        version_id: object.version_id.clone(),
-        last_modified: object.event_time,
+        object: target.object.clone(),
+        last_modified: target.event_time,
     }
 }
 
@@ -372,17 +360,17 @@ fn unread_source(object: &ObjectRef) -> SourceInfo {
 pub async fn process_object(
     aws: &impl Edges,
     cfg: &Config,
-    object: &ObjectRef,
+    target: &ObjectRef,
     start_line: u64,
     deadline: &Deadline,
 ) -> Result<FileResult, ProcessError> {
-    if let Some(range) = &object.range {
-        return process_range(aws, cfg, object, range, start_line, deadline).await;
+    if let Some(range) = &target.range {
+        return process_range(aws, cfg, target, range, start_line, deadline).await;
     }
     let started = Instant::now();
-    let mut result = FileResult::of(object);
-    let unread = unread_source(object);
-    let Some(format) = Format::from_key(&object.key) else {
+    let mut result = FileResult::of(target);
+    let unread = unread_source(target);
+    let Some(format) = Format::from_key(&target.object.key) else {
         let error = FileError::new(
             ErrorCode::MalformedFile,
             "file: unsupported type, expected a .csv or .json key",
@@ -390,7 +378,7 @@ pub async fn process_object(
         report_file_error(aws, cfg, &unread, &error, &mut result).await?;
         return Ok(finish(cfg, result, started));
     };
-    let Some((opened, source)) = open_object(aws, cfg, object, None, &mut result).await? else {
+    let Some((opened, source)) = open_object(aws, cfg, target, None, &mut result).await? else {
         return Ok(finish(cfg, result, started));
     };
     status_open(aws, cfg, &source).await?;
@@ -490,7 +478,7 @@ pub(crate) async fn run_rows(
         let error = FileError::new(ErrorCode::EmptyFile, "file: no rows");
         report_file_error(aws, cfg, source, &error, &mut result).await?;
     } else if result.resume_line.is_none() {
-        status_finish(aws, cfg, &source.key, source.version_id.as_deref()).await?;
+        status_finish(aws, cfg, &source.object).await?;
     }
     Ok(finish(cfg, result, started))
 }
@@ -502,18 +490,14 @@ pub(crate) async fn run_rows(
 pub(crate) async fn open_object(
     aws: &impl Edges,
     cfg: &Config,
-    object: &ObjectRef,
+    target: &ObjectRef,
     bytes: Option<(u64, u64)>,
     result: &mut FileResult,
 ) -> Result<Option<(FetchedObject, SourceInfo)>, ProcessError> {
-    let version = object.version_id.as_deref();
-    let opened = match aws
-        .get_object(&object.bucket, &object.key, version, bytes)
-        .await
-    {
+    let opened = match aws.get_object(&target.object, bytes).await {
         Ok(opened) => opened,
         Err(GetObjectError::NotFound) => {
-            let unread = unread_source(object);
+            let unread = unread_source(target);
             let error = FileError::new(
                 ErrorCode::ObjectNotFound,
                 "file: object (version) not found",
@@ -523,15 +507,13 @@ pub(crate) async fn open_object(
         }
         Err(retryable) => return Err(retryable.into()),
     };
-    let version_id = object
-        .version_id
-        .clone()
-        .or_else(|| opened.version_id.clone().filter(|v| !v.is_empty()));
-    result.version_id.clone_from(&version_id);
+    let mut object = target.object.clone();
+    if object.version_id.is_none() {
+        object.version_id = opened.version_id.clone().filter(|v| !v.is_empty());
+    }
+    result.object.clone_from(&object);
     let source = SourceInfo {
-        bucket: object.bucket.clone(),
-        key: object.key.clone(),
-        version_id,
+        object,
         last_modified: opened.last_modified_ms,
     };
     Ok(Some((opened, source)))
@@ -562,9 +544,9 @@ pub(crate) fn finish(cfg: &Config, mut result: FileResult, started: Instant) -> 
     macro_rules! file_log {
         ($level:ident) => {
             tracing::$level!(
-                bucket = %result.bucket,
-                key = %result.key,
-                version_id = result.version_id.as_deref(),
+                bucket = %result.object.bucket,
+                key = %result.object.key,
+                version_id = result.object.version(),
                 rows = result.rows,
                 stored = result.stored,
                 duplicates = result.duplicates,

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use txn_core::events::ObjectRef;
 use txn_core::json::{self as tjson, JsonValue};
 use txn_core::messages::{resume_file_message, retry_record_message, SourceInfo};
+use txn_core::ObjectVersion;
 use txn_core::Transaction;
 
 use crate::edges::GetObjectError;
@@ -74,12 +75,15 @@ pub(crate) fn csv(rows: impl IntoIterator<Item = String>) -> String {
 
 pub(crate) fn object(key: &str) -> ObjectRef {
     ObjectRef {
-        bucket: BUCKET.into(),
-        key: key.into(),
-        version_id: None,
+        object: ObjectVersion::new(BUCKET, key, None),
         event_time: None,
         range: None,
     }
+}
+
+/// The resume_file of KEY from its first row.
+fn resume_from_start() -> String {
+    resume_file_message(&ObjectVersion::new(BUCKET, KEY, None), 0)
 }
 
 pub(crate) fn sqs_record(message_id: &str, body: &str) -> JsonValue {
@@ -178,7 +182,10 @@ async fn time_running_out_sends_resume_file_at_the_next_batch() {
     assert_eq!(file["resume_line"], 1002);
     assert_eq!(
         aws.bodies(QUEUE),
-        vec![resume_file_message(BUCKET, KEY, None, 1002)]
+        vec![resume_file_message(
+            &ObjectVersion::new(BUCKET, KEY, None),
+            1002
+        )]
     );
     let stored_lines: Vec<u64> = aws
         .state()
@@ -228,7 +235,10 @@ async fn a_file_not_started_in_time_is_deferred_from_its_start() {
     assert_eq!(response["files"][1]["resume_line"], 0);
     assert_eq!(
         aws.bodies(QUEUE),
-        vec![resume_file_message(BUCKET, "in/g.csv", None, 0)]
+        vec![resume_file_message(
+            &ObjectVersion::new(BUCKET, "in/g.csv", None),
+            0
+        )]
     );
 }
 
@@ -401,9 +411,7 @@ pub(crate) fn retry_body(transaction_id: &str, amount: &str) -> String {
         description: None,
     };
     let source = SourceInfo {
-        bucket: BUCKET.into(),
-        key: KEY.into(),
-        version_id: None,
+        object: ObjectVersion::new(BUCKET, KEY, None),
         last_modified: None,
     };
     retry_record_message(&tx, &source, 7, "InternalServerError", "", 1, PROCESSOR).unwrap()
@@ -414,7 +422,7 @@ async fn a_queue_batch_handles_each_kind_of_message() {
     let aws = FakeAws::with_object(BUCKET, KEY, &csv((1..=2).map(row)));
     let records = [
         sqs_record("m-retry", &retry_body("R-1", "5")),
-        sqs_record("m-resume", &resume_file_message(BUCKET, KEY, None, 0)),
+        sqs_record("m-resume", &resume_from_start()),
         sqs_record("m-unknown", "not a message"),
     ];
     let response = handle_sqs_event(&aws, &config(), &records, &ample_time()).await;
@@ -438,7 +446,7 @@ async fn only_the_failed_messages_are_redelivered() {
     let records = [
         sqs_record("m-retry", &retry_body("R-1", "5")),
         sqs_record("m-retry-ok", &retry_body("R-2", "5")),
-        sqs_record("m-resume", &resume_file_message(BUCKET, KEY, None, 0)),
+        sqs_record("m-resume", &resume_from_start()),
         sqs_record("m-unknown", "not a message"),
     ];
     let response = handle_sqs_event(&aws, &config(), &records, &ample_time()).await;

@@ -94,7 +94,7 @@ async fn status_split(
         clauses.push(format!("cursors.#r{index} = :l{index}"));
     }
     let update = crate::edges::ItemUpdate {
-        key: status_key(&source.key, source.version_id.as_deref()),
+        key: status_key(&source.object),
         update_expression: format!("SET {}", clauses.join(", ")),
         condition_expression: Some(
             "cursors.#r0 = :zero AND ranges_open = :one AND attribute_not_exists(cursors.#r1)"
@@ -171,11 +171,7 @@ async fn reread(
     source: &SourceInfo,
     result: &mut FileResult,
 ) -> Result<Option<ByteStream>, ProcessError> {
-    let version_id = source.version_id.as_deref();
-    match aws
-        .get_object(&source.bucket, &source.key, version_id, None)
-        .await
-    {
+    match aws.get_object(&source.object, None).await {
         Ok(opened) => Ok(Some(opened.body)),
         Err(GetObjectError::NotFound) => {
             let error = FileError::new(
@@ -212,14 +208,14 @@ pub(crate) async fn split_object(
         Found::Ranges(ranges) => ranges,
     };
     let outcome = status_split(aws, cfg, source, &ranges).await?;
-    let version_id = source.version_id.as_deref();
+    let object = &source.object;
     match outcome {
         SplitOutcome::Unsplit => return reread(aws, cfg, source, result).await,
         SplitOutcome::Other => {
             tracing::warn!(
-                bucket = %source.bucket,
-                key = %source.key,
-                version_id,
+                bucket = %object.bucket,
+                key = %object.key,
+                version_id = object.version(),
                 "file split differently before; its range messages carry it"
             );
             return Ok(None);
@@ -228,13 +224,13 @@ pub(crate) async fn split_object(
     }
     let bodies: Vec<String> = ranges
         .iter()
-        .map(|r| range_message(&source.bucket, &source.key, version_id, r, r.line))
+        .map(|r| range_message(object, r, r.line))
         .collect();
     send_messages(aws, &cfg.queue_url, &bodies).await?;
     tracing::info!(
-        bucket = %source.bucket,
-        key = %source.key,
-        version_id,
+        bucket = %object.bucket,
+        key = %object.key,
+        version_id = object.version(),
         ranges = ranges.len(),
         again = outcome == SplitOutcome::Again,
         "file split into ranges"
@@ -248,20 +244,20 @@ pub(crate) async fn split_object(
 pub(crate) async fn process_range(
     aws: &impl Edges,
     cfg: &Config,
-    object: &ObjectRef,
+    target: &ObjectRef,
     range: &FileRange,
     start_line: u64,
     deadline: &Deadline,
 ) -> Result<FileResult, ProcessError> {
     let started = Instant::now();
-    let mut result = FileResult::of(object);
+    let mut result = FileResult::of(target);
     let bytes = Some((range.start_byte, range.end_byte));
-    let Some((opened, source)) = open_object(aws, cfg, object, bytes, &mut result).await? else {
+    let Some((opened, source)) = open_object(aws, cfg, target, bytes, &mut result).await? else {
         return Ok(finish(cfg, result, started));
     };
     let rows = SyncIoBridge::new(opened.body.into_async_read());
     let (tx, rx) = mpsc::channel::<Result<Chunk, ProcessError>>(2);
-    let opening = if Format::from_key(&object.key) == Some(Format::Json) {
+    let opening = if Format::from_key(&target.object.key) == Some(Format::Json) {
         // The range starts at an element: no header; the elements stream, one at a time.
         let (first_byte, first_index) = (range.start_byte, range.line);
         Ok(tokio::task::spawn_blocking(move || {
@@ -275,11 +271,7 @@ pub(crate) async fn process_range(
     } else {
         // The header is in range 0: read from the object's start until it is parsed.
         let header_bytes = Some((0, range.start_byte));
-        let version = source.version_id.as_deref();
-        let header = match aws
-            .get_object(&source.bucket, &source.key, version, header_bytes)
-            .await
-        {
+        let header = match aws.get_object(&source.object, header_bytes).await {
             Ok(header) => SyncIoBridge::new(header.body.into_async_read()),
             Err(GetObjectError::NotFound) => {
                 let error = FileError::new(

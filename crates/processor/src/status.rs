@@ -10,6 +10,7 @@ use txn_core::error::{ErrorCode, FileError};
 use txn_core::iso_ms;
 use txn_core::messages::SourceInfo;
 use txn_core::record::truncate_chars;
+use txn_core::ObjectVersion;
 
 use crate::edges::{Item, ItemUpdate, StatusTable, UpdateItemError};
 use crate::error::ProcessError;
@@ -33,12 +34,12 @@ fn n(v: impl ToString) -> AttributeValue {
 }
 
 /// The item's key; an unversioned object is version "null", as S3 names it (P26).
-pub fn status_key(key: &str, version_id: Option<&str>) -> Item {
+pub fn status_key(object: &ObjectVersion) -> Item {
     HashMap::from([
-        ("source_key".to_owned(), s(key)),
+        ("source_key".to_owned(), s(&object.key)),
         (
             "source_version_id".to_owned(),
-            s(version_id.filter(|v| !v.is_empty()).unwrap_or("null")),
+            s(object.version().unwrap_or("null")),
         ),
     ])
 }
@@ -100,7 +101,7 @@ fn common(now: i64, bucket: &str) -> (Vec<String>, Item) {
 /// A creating update of `source`'s item: SET `clauses` (those of `common` and the caller's).
 fn creating_update(source: &SourceInfo, clauses: &[String], values: Item) -> ItemUpdate {
     ItemUpdate {
-        key: status_key(&source.key, source.version_id.as_deref()),
+        key: status_key(&source.object),
         update_expression: format!("SET {}", clauses.join(", ")),
         names: reserved_names(),
         values,
@@ -130,7 +131,7 @@ pub async fn status_open(
     cfg: &Config,
     source: &SourceInfo,
 ) -> Result<(), ProcessError> {
-    let (mut clauses, mut values) = common(now_ms(), &source.bucket);
+    let (mut clauses, mut values) = common(now_ms(), &source.object.bucket);
     clauses.push("#state = if_not_exists(#state, :received)".to_owned());
     values.insert(":received".to_owned(), s(RECEIVED));
     update(table, cfg, creating_update(source, &clauses, values))
@@ -145,7 +146,7 @@ pub async fn status_failed(
     source: &SourceInfo,
     error: &FileError,
 ) -> Result<(), ProcessError> {
-    let (mut clauses, mut values) = common(now_ms(), &source.bucket);
+    let (mut clauses, mut values) = common(now_ms(), &source.object.bucket);
     clauses.push("#state = :failed".to_owned());
     clauses.push("file_error = :file_error".to_owned());
     values.insert(":failed".to_owned(), s(FAILED));
@@ -245,7 +246,7 @@ pub async fn status_batch(
         return Ok(true);
     };
     let request = ItemUpdate {
-        key: status_key(&source.key, source.version_id.as_deref()),
+        key: status_key(&source.object),
         update_expression: format!(
             "SET #state = :processing, last_activity = :now, processor = :processor, \
              cursors.#range = :to ADD {}",
@@ -297,14 +298,13 @@ async fn status_reread_resolved(
 pub async fn status_finish(
     table: &impl StatusTable,
     cfg: &Config,
-    key: &str,
-    version_id: Option<&str>,
+    object: &ObjectVersion,
 ) -> Result<(), ProcessError> {
     update(
         table,
         cfg,
         ItemUpdate {
-            key: status_key(key, version_id),
+            key: status_key(object),
             update_expression: "SET #state = :done, last_activity = :now".into(),
             condition_expression: Some(
                 "#state = :processing AND ranges_open = :zero AND retries_pending = :zero".into(),
@@ -375,7 +375,7 @@ pub async fn status_retry_resolved(
         }
     };
     let request = ItemUpdate {
-        key: status_key(&source.key, source.version_id.as_deref()),
+        key: status_key(&source.object),
         update_expression: format!(
             "SET last_activity = :now, processor = :processor ADD retries_pending :minus_one, \
              {counter} :one DELETE pending_retry_lines :line_set"
@@ -405,7 +405,7 @@ pub async fn status_retry_resolved(
         }
         Err(UpdateItemError::Failed { code }) => return Err(ProcessError::StatusUpdate(code)),
     }
-    status_finish(table, cfg, &source.key, source.version_id.as_deref()).await?;
+    status_finish(table, cfg, &source.object).await?;
     Ok(true)
 }
 
@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn unversioned_key_is_null() {
-        let key = status_key("in/a.csv", None);
+        let key = status_key(&ObjectVersion::new("b", "in/a.csv", None));
         assert_eq!(key.get("source_version_id"), Some(&s("null")));
     }
 }

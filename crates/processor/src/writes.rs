@@ -259,9 +259,9 @@ pub fn build_item(
         "status_shard".into(),
         s(&status_shard(STATUS_PROCESSED, &tx.transaction_id, shards)),
     );
-    item.insert("source_bucket".into(), s(&source.bucket));
-    item.insert("source_key".into(), s(&source.key));
-    if let Some(v) = source.version_id.as_deref().filter(|v| !v.is_empty()) {
+    item.insert("source_bucket".into(), s(&source.object.bucket));
+    item.insert("source_key".into(), s(&source.object.key));
+    if let Some(v) = source.object.version() {
         item.insert("source_version_id".into(), s(v));
     }
     item.insert("source_line".into(), AttributeValue::N(line.to_string()));
@@ -277,6 +277,7 @@ pub fn build_item(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use txn_core::ObjectVersion;
 
     #[test]
     fn batches_by_count_and_size() {
@@ -301,9 +302,7 @@ mod tests {
             description: Some("d".into()),
         };
         let source = SourceInfo {
-            bucket: "b".into(),
-            key: "k".into(),
-            version_id: None,
+            object: ObjectVersion::new("b", "k", None),
             last_modified: None,
         };
         let item = build_item(&tx, &source, 2, 9, 16);

@@ -3,6 +3,7 @@
 
 use crate::json::{self, JsonValue};
 use crate::messages::SourceInfo;
+use crate::object::ObjectVersion;
 use crate::ranges::FileRange;
 use crate::record::{validate, Field, InputRecord, Transaction};
 use crate::timestamp::{parse_rfc3339_ms, MAX_EPOCH_MS, MIN_EPOCH_MS};
@@ -11,12 +12,8 @@ use crate::urlcode::unquote_plus;
 /// One object named by an event or message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
-    /// The bucket name.
-    pub bucket: String,
-    /// URL-decoded.
-    pub key: String,
-    /// The version id, when the event (or message) names one.
-    pub version_id: Option<String>,
+    /// The object, with the version id the event (or message) names, if any.
+    pub object: ObjectVersion,
     /// Epoch ms of the S3 event, fallback for last_modified when the object cannot be read.
     pub event_time: Option<i64>,
     /// A range message's range of a split file (P35); `None`: the whole file.
@@ -70,11 +67,7 @@ pub fn s3_event_refs(event: &JsonValue) -> Option<S3Refs> {
             }
         }
         out.refs.push(ObjectRef {
-            bucket: bucket.clone(),
-            key: unquote_plus(raw_key),
-            version_id: as_str(version_id)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned),
+            object: ObjectVersion::new(bucket, &unquote_plus(raw_key), as_str(version_id)),
             event_time: as_str(record.get("eventTime")).and_then(parse_rfc3339_ms),
             range: None,
         });
@@ -165,18 +158,26 @@ fn version_id_of(doc: &JsonValue) -> Option<Option<String>> {
     }
 }
 
-fn source_from_json(doc: Option<&JsonValue>) -> Option<(SourceInfo, u64)> {
-    let doc = doc.filter(|d| matches!(d, JsonValue::Object(_)))?;
+/// The `bucket`, `key` and `version_id` of a message or its source; `None` when the bucket or
+/// key is not text, or the version id is neither text nor null.
+fn object_from_json(doc: &JsonValue) -> Option<ObjectVersion> {
     let bucket = as_str(doc.get("bucket"))?;
     let key = as_str(doc.get("key"))?;
+    Some(ObjectVersion {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: version_id_of(doc)?,
+    })
+}
+
+fn source_from_json(doc: Option<&JsonValue>) -> Option<(SourceInfo, u64)> {
+    let doc = doc.filter(|d| matches!(d, JsonValue::Object(_)))?;
+    let object = object_from_json(doc)?;
     let line = nonneg_int(doc.get("line"))?;
-    let version_id = version_id_of(doc)?;
     let last_modified = nonneg_int(doc.get("last_modified")).and_then(|t| i64::try_from(t).ok());
     Some((
         SourceInfo {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            version_id,
+            object,
             last_modified,
         },
         line,
@@ -218,15 +219,11 @@ pub fn parse_queue_message(body: &str) -> Option<QueueWork> {
         Some(JsonValue::String(kind)) if kind == "resume_file" => {
             // A range message with a missing or bad range field is not ours (P22, P35).
             let range = range_from_json(&doc)?;
-            let bucket = as_str(doc.get("bucket"))?;
-            let key = as_str(doc.get("key"))?;
+            let object = object_from_json(&doc)?;
             let start = nonneg_int(doc.get("start_line"))?;
-            let version_id = version_id_of(&doc)?;
             Some(QueueWork::Files(vec![(
                 ObjectRef {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    version_id,
+                    object,
                     event_time: None,
                     range,
                 },
@@ -263,9 +260,7 @@ mod tests {
         assert_eq!(
             refs.refs,
             vec![ObjectRef {
-                bucket: "b".into(),
-                key: "in/my file+1.csv".into(),
-                version_id: Some("v1".into()),
+                object: ObjectVersion::new("b", "in/my file+1.csv", Some("v1")),
                 event_time: Some(1_704_067_200_123),
                 range: None,
             }]
@@ -299,9 +294,7 @@ mod tests {
         }
         let tx = validate(&input).unwrap();
         let source = SourceInfo {
-            bucket: "b".into(),
-            key: "k".into(),
-            version_id: Some("v".into()),
+            object: ObjectVersion::new("b", "k", Some("v")),
             last_modified: Some(5),
         };
         let body = retry_record_message(&tx, &source, 7, "Throttling", "x", 1, "rust/1").unwrap();
@@ -313,7 +306,7 @@ mod tests {
                 line: 7
             })
         );
-        let body = resume_file_message("b", "k", None, 1001);
+        let body = resume_file_message(&ObjectVersion::new("b", "k", None), 1001);
         let Some(QueueWork::Files(files)) = parse_queue_message(&body) else {
             panic!("not a file message")
         };
@@ -324,7 +317,7 @@ mod tests {
             start_byte: 1000,
             end_byte: 2000,
         };
-        let ranged = range_message("b", "k", Some("v1"), &range, 57);
+        let ranged = range_message(&ObjectVersion::new("b", "k", Some("v1")), &range, 57);
         let Some(QueueWork::Files(files)) = parse_queue_message(&ranged) else {
             panic!("not a range message")
         };

@@ -16,6 +16,7 @@
 mod amount;
 mod csv;
 mod currency;
+mod object;
 mod timestamp;
 mod urlcode;
 
@@ -37,6 +38,7 @@ pub use events::{is_sqs_event, parse_queue_message, s3_event_refs, ObjectRef, Qu
 pub use files::{json_rows, open_csv, parse_json_document, Format, OpenError, Row};
 pub use json::JsonValue;
 pub use messages::SourceInfo;
+pub use object::ObjectVersion;
 pub use record::{Field, Transaction};
 pub use timestamp::iso_ms;
 

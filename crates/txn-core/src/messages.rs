@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::{ErrorCode, FileError, RecordError};
 use crate::json::JsonValue;
+use crate::object::ObjectVersion;
 use crate::pyjson::{ascii_only, Dumps, Numbers};
 use crate::ranges::FileRange;
 use crate::record::{trim, truncate_chars, Transaction};
@@ -24,21 +25,16 @@ pub const SQS_MAX_BYTES: usize = 262_144;
 /// Where a record or file came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
-    /// The bucket name.
-    pub bucket: String,
-    /// The object key (decoded).
-    pub key: String,
-    /// The version id read, when the bucket has one.
-    pub version_id: Option<String>,
+    /// The object version read.
+    pub object: ObjectVersion,
     /// Epoch ms of the object version's LastModified (decision P19).
     pub last_modified: Option<i64>,
 }
 
 #[derive(Serialize)]
 struct SourceJson<'a> {
-    bucket: &'a str,
-    key: &'a str,
-    version_id: Option<&'a str>,
+    #[serde(flatten)]
+    object: &'a ObjectVersion,
     line: Option<u64>,
     last_modified: Option<i64>,
 }
@@ -46,9 +42,7 @@ struct SourceJson<'a> {
 impl SourceInfo {
     fn to_json(&self, line: Option<u64>) -> SourceJson<'_> {
         SourceJson {
-            bucket: &self.bucket,
-            key: &self.key,
-            version_id: self.version_id.as_deref(),
+            object: &self.object,
             line,
             last_modified: self.last_modified,
         }
@@ -249,9 +243,8 @@ struct RetryRecordJson<'a> {
 #[derive(Serialize)]
 struct ResumeFileJson<'a> {
     kind: &'static str,
-    bucket: &'a str,
-    key: &'a str,
-    version_id: Option<&'a str>,
+    #[serde(flatten)]
+    object: &'a ObjectVersion,
     start_line: u64,
 }
 
@@ -351,19 +344,11 @@ struct RangeFileJson<'a> {
 }
 
 /// A resume_file message body for one range of a split file, from `start_line` on (P35).
-pub fn range_message(
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
-    range: &FileRange,
-    start_line: u64,
-) -> String {
+pub fn range_message(object: &ObjectVersion, range: &FileRange, start_line: u64) -> String {
     encode(&RangeFileJson {
         resume: ResumeFileJson {
             kind: "resume_file",
-            bucket,
-            key,
-            version_id,
+            object,
             start_line,
         },
         range_line: range.line,
@@ -375,30 +360,21 @@ pub fn range_message(
 /// The resume_file that continues from `start_line`: of one range of a split file when
 /// `range` is given (a range stays a range, P35), else of the whole file (P21).
 pub fn resume_message(
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
+    object: &ObjectVersion,
     range: Option<&FileRange>,
     start_line: u64,
 ) -> String {
     match range {
-        Some(range) => range_message(bucket, key, version_id, range, start_line),
-        None => resume_file_message(bucket, key, version_id, start_line),
+        Some(range) => range_message(object, range, start_line),
+        None => resume_file_message(object, start_line),
     }
 }
 
 /// A resume_file message body (P21).
-pub fn resume_file_message(
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
-    start_line: u64,
-) -> String {
+pub fn resume_file_message(object: &ObjectVersion, start_line: u64) -> String {
     encode(&ResumeFileJson {
         kind: "resume_file",
-        bucket,
-        key,
-        version_id,
+        object,
         start_line,
     })
 }
@@ -456,9 +432,7 @@ mod tests {
     #[test]
     fn message_shapes() {
         let source = SourceInfo {
-            bucket: "b".into(),
-            key: "in/ü.csv".into(),
-            version_id: Some("v1".into()),
+            object: ObjectVersion::new("b", "in/ü.csv", Some("v1")),
             last_modified: Some(1_700_000_000_000),
         };
         let error = RecordError {
@@ -489,12 +463,12 @@ mod tests {
             end_byte: 2000,
         };
         assert_eq!(
-            range_message("b", "k", Some("v1"), &range, 57),
+            range_message(&ObjectVersion::new("b", "k", Some("v1")), &range, 57),
             "{\"kind\":\"resume_file\",\"bucket\":\"b\",\"key\":\"k\",\"version_id\":\"v1\",\
              \"start_line\":57,\"range_line\":41,\"start_byte\":1000,\"end_byte\":2000}"
         );
         assert_eq!(
-            resume_file_message("b", "k", None, 7),
+            resume_file_message(&ObjectVersion::new("b", "k", None), 7),
             "{\"kind\":\"resume_file\",\"bucket\":\"b\",\"key\":\"k\",\"version_id\":null,\
              \"start_line\":7}"
         );
@@ -503,9 +477,11 @@ mod tests {
     #[test]
     fn largest_echo_stays_under_the_sqs_limit() {
         let source = SourceInfo {
-            bucket: "b".repeat(63),
-            key: "\u{1F600}".repeat(1024),
-            version_id: Some("v".repeat(1024)),
+            object: ObjectVersion {
+                bucket: "b".repeat(63),
+                key: "\u{1F600}".repeat(1024),
+                version_id: Some("v".repeat(1024)),
+            },
             last_modified: None,
         };
         let error = RecordError {
