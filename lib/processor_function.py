@@ -22,9 +22,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import unquote_plus
 
 import boto3
@@ -678,71 +678,75 @@ def _upper_ascii(text: str) -> str | None:
     return text.upper() if text.isascii() else None
 
 
+_Checked = TypeVar("_Checked")
+
+
+class _Rejected(Exception):
+    """validate_record's early exit: carries the first RecordError a field check found."""
+
+    def __init__(self, error: RecordError) -> None:
+        super().__init__(error.code)
+        self.error = error
+
+
+def _accepted(checked: _Checked | RecordError) -> _Checked:
+    """A field check's value, or its RecordError raised as _Rejected."""
+    if isinstance(checked, RecordError):
+        raise _Rejected(checked)
+    return checked
+
+
+def _reject(code: str, field: str, message: str) -> NoReturn:
+    raise _Rejected(RecordError(code, field, message))
+
+
 def validate_record(record: Mapping[str, Any]) -> Transaction | RecordError:
     """Validate one input record; the first error in table order wins (decision P3)."""
-    transaction_id = _required(record, "transaction_id")
-    if isinstance(transaction_id, RecordError):
-        return transaction_id
+    try:
+        return _validated(record)
+    except _Rejected as rejected:
+        return rejected.error
+
+
+def _validated(record: Mapping[str, Any]) -> Transaction:
+    """validate_record's checks in table order; the first failing one raises _Rejected."""
+    transaction_id = _accepted(_required(record, "transaction_id"))
     if not _TRANSACTION_ID_RE.fullmatch(transaction_id):
-        return RecordError(
+        _reject(
             INVALID_FORMAT,
             "transaction_id",
             "transaction_id: must be 1 to 64 characters of A-Z a-z 0-9 . _ : -",
         )
-    account_id = _required(record, "account_id")
-    if isinstance(account_id, RecordError):
-        return account_id
+    account_id = _accepted(_required(record, "account_id"))
     if not _ACCOUNT_ID_RE.fullmatch(account_id):
-        return RecordError(
+        _reject(
             INVALID_FORMAT, "account_id", "account_id: must be 1 to 34 characters of A-Z a-z 0-9"
         )
-    amount_text = _required(record, "amount")
-    if isinstance(amount_text, RecordError):
-        return amount_text
-    amount = parse_amount(amount_text)
-    if isinstance(amount, RecordError):
-        return amount
-    currency_text = _required(record, "currency")
-    if isinstance(currency_text, RecordError):
-        return currency_text
-    currency = _upper_ascii(currency_text)
+    amount = _accepted(parse_amount(_accepted(_required(record, "amount"))))
+    currency = _upper_ascii(_accepted(_required(record, "currency")))
     minor_unit = CURRENCY_MINOR_UNITS.get(currency) if currency else None
     if currency is None or minor_unit is None:
-        return RecordError(
-            UNKNOWN_CURRENCY, "currency", "currency: not an accepted ISO 4217 currency code"
-        )
+        _reject(UNKNOWN_CURRENCY, "currency", "currency: not an accepted ISO 4217 currency code")
     if amount.fraction_digits > minor_unit:
-        return RecordError(
+        _reject(
             PRECISION_EXCEEDED,
             "amount",
             f"amount: more than {minor_unit} fraction digits for {currency}",
         )
-    type_text = _required(record, "transaction_type")
-    if isinstance(type_text, RecordError):
-        return type_text
-    transaction_type = _upper_ascii(type_text)
+    transaction_type = _upper_ascii(_accepted(_required(record, "transaction_type")))
     if transaction_type not in TRANSACTION_TYPES:
-        return RecordError(
+        _reject(
             INVALID_VALUE,
             "transaction_type",
             "transaction_type: must be one of DEBIT, CREDIT, TRANSFER, PAYMENT, REFUND",
         )
-    timestamp_text = _required(record, "timestamp")
-    if isinstance(timestamp_text, RecordError):
-        return timestamp_text
-    timestamp = parse_timestamp(timestamp_text)
-    if isinstance(timestamp, RecordError):
-        return timestamp
-    merchant_id = field_text(record, "merchant_id")
-    if isinstance(merchant_id, RecordError):
-        return merchant_id
+    timestamp = _accepted(parse_timestamp(_accepted(_required(record, "timestamp"))))
+    merchant_id = _accepted(field_text(record, "merchant_id"))
     if merchant_id is not None and len(merchant_id) > 64:
-        return RecordError(INVALID_FORMAT, "merchant_id", "merchant_id: at most 64 characters")
-    description = field_text(record, "description")
-    if isinstance(description, RecordError):
-        return description
+        _reject(INVALID_FORMAT, "merchant_id", "merchant_id: at most 64 characters")
+    description = _accepted(field_text(record, "description"))
     if description is not None and (len(description) > 256 or _CONTROL_RE.search(description)):
-        return RecordError(
+        _reject(
             INVALID_FORMAT,
             "description",
             "description: at most 256 characters and no control characters",
@@ -750,7 +754,7 @@ def validate_record(record: Mapping[str, Any]) -> Transaction | RecordError:
     unknown = sorted(key for key in record if key not in _FIELD_SET)
     if unknown:
         name = str(unknown[0])[:ECHO_MAX_VALUE_CHARS]
-        return RecordError(UNKNOWN_FIELD, name, f"{name}: unknown field")
+        _reject(UNKNOWN_FIELD, name, f"{name}: unknown field")
     return Transaction(
         transaction_id=transaction_id,
         account_id=account_id,
@@ -1103,14 +1107,12 @@ class SourceInfo:
     version_id: str | None
     last_modified: int | None
 
+    def object_fields(self) -> dict[str, str | None]:
+        """The object version read, as messages and log lines name it."""
+        return {"bucket": self.bucket, "key": self.key, "version_id": self.version_id}
+
     def to_json(self, line: int | None) -> dict[str, Any]:
-        return {
-            "bucket": self.bucket,
-            "key": self.key,
-            "version_id": self.version_id,
-            "line": line,
-            "last_modified": self.last_modified,
-        }
+        return {**self.object_fields(), "line": line, "last_modified": self.last_modified}
 
 
 def mask_account(value: Any) -> str:
@@ -1891,16 +1893,22 @@ def handle_batch(
     return counts
 
 
-def _run_batches(
+def _process_rows(
     aws: Aws,
     cfg: Config,
     source: SourceInfo,
-    rows: Iterator[SourceRow],
+    rows: FileError | Iterator[SourceRow],
     start_line: int,
     inv: Invocation,
     result: FileResult,
     file_range: FileRange | None = None,
 ) -> None:
+    """Runs the batches of a file's (or a range's) rows from `start_line` on, then settles the
+    file: its reader's FileError, or EMPTY_FILE for a whole file without rows, is reported;
+    otherwise the status is finished unless a resume_file carries the rest (P21, P28)."""
+    if isinstance(rows, FileError):
+        _report_file_error(aws, cfg, source, rows, result)
+        return
     cursor = start_line  # where this invocation expects the status's cursor (P28)
     with ThreadPoolExecutor(max_workers=cfg.write_workers) as pool:
         pending = next(rows, None)
@@ -1947,6 +1955,10 @@ def _run_batches(
                 send_messages(aws.sqs, cfg.queue_url, [encode_message(message)])
                 result.resume_line = pending.line
                 return
+    if result.rows == 0 and file_range is None:
+        _report_file_error(aws, cfg, source, FileError(EMPTY_FILE, "file: no rows"), result)
+    else:
+        status_finish(aws, cfg, source.key, source.version_id)
 
 
 def _report_file_error(
@@ -2004,14 +2016,7 @@ def process_object(
             # JSON is read whole, bounded by MAX_FILE_BYTES (design.md section 2, P14).
             records = parse_json_document(opened.body.read())
             rows = records if isinstance(records, FileError) else json_rows(records)
-        if isinstance(rows, FileError):
-            _report_file_error(aws, cfg, source, rows, result)
-            return _finish(cfg, inv, result, started)
-        _run_batches(aws, cfg, source, rows, start_line, inv, result)
-        if result.rows == 0:
-            _report_file_error(aws, cfg, source, FileError(EMPTY_FILE, "file: no rows"), result)
-        elif result.resume_line is None:
-            status_finish(aws, cfg, source.key, source.version_id)
+        _process_rows(aws, cfg, source, rows, start_line, inv, result)
     except (BotoCoreError, OSError) as exc:
         raise TransientError(f"reading the object failed: {_error_code(exc)}") from exc
     finally:
@@ -2022,21 +2027,8 @@ def process_object(
 def _finish(cfg: Config, inv: Invocation, result: FileResult, started: float) -> FileResult:
     result.elapsed_ms = int((time.monotonic() - started) * 1000)
     level = logging.WARNING if result.file_error else logging.INFO
-    inv.log(
-        level,
-        "file error" if result.file_error else "file processed",
-        bucket=result.bucket,
-        key=result.key,
-        version_id=result.version_id,
-        rows=result.rows,
-        stored=result.stored,
-        duplicates=result.duplicates,
-        invalid=result.invalid,
-        retried=result.retried,
-        file_error=result.file_error,
-        resume_line=result.resume_line,
-        elapsed_ms=result.elapsed_ms,
-    )
+    # Every field of the result: ids, counts and codes, never record contents.
+    inv.log(level, "file error" if result.file_error else "file processed", **asdict(result))
     emit_metrics(
         cfg.metric_namespace,
         cfg.environment,
@@ -2147,16 +2139,25 @@ def transaction_from_json(doc: Any) -> Transaction | None:
     )
 
 
-def _source_from_json(doc: Any) -> tuple[SourceInfo, int] | None:
-    if not isinstance(doc, dict):
-        return None
+def _object_from_json(doc: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    """The bucket, key and version id a message (or its source) names; None when the bucket or
+    key is not text, or the version id is neither text nor null (an empty one is none)."""
     bucket, key, version = doc.get("bucket"), doc.get("key"), doc.get("version_id")
-    line = _int_or_none(doc.get("line"))
-    if not isinstance(bucket, str) or not isinstance(key, str) or line is None:
+    if not isinstance(bucket, str) or not isinstance(key, str):
         return None
     if version is not None and not isinstance(version, str):
         return None
-    return SourceInfo(bucket, key, version or None, _int_or_none(doc.get("last_modified"))), line
+    return bucket, key, version or None
+
+
+def _source_from_json(doc: Any) -> tuple[SourceInfo, int] | None:
+    if not isinstance(doc, dict):
+        return None
+    named = _object_from_json(doc)
+    line = _int_or_none(doc.get("line"))
+    if named is None or line is None:
+        return None
+    return SourceInfo(*named, _int_or_none(doc.get("last_modified"))), line
 
 
 def parse_queue_message(message_id: str, body: str) -> RetryWork | FileWork | None:
@@ -2178,14 +2179,12 @@ def _parse_queue_message(message_id: str, doc: Any) -> RetryWork | FileWork | No
             return None
         return RetryWork(message_id, tx, located[0], located[1])
     if kind == "resume_file":
-        bucket, key, version = doc.get("bucket"), doc.get("key"), doc.get("version_id")
+        named = _object_from_json(doc)
         start = _int_or_none(doc.get("start_line"))
-        if not isinstance(bucket, str) or not isinstance(key, str) or start is None:
-            return None
-        if version is not None and not isinstance(version, str):
+        if named is None or start is None:
             return None
         # A range message with a missing or bad range field raises ValueError: not our format.
-        ref = ObjectRef(bucket, key, version or None, file_range=range_from_json(doc))
+        ref = ObjectRef(*named, file_range=range_from_json(doc))
         return FileWork(message_id, ((ref, start),))
     if kind is None:
         refs = s3_event_refs(doc)
@@ -2901,9 +2900,7 @@ def split_object(
         log_event(
             logging.WARNING,
             "file split differently before; its range messages carry it",
-            bucket=source.bucket,
-            key=source.key,
-            version_id=source.version_id,
+            **source.object_fields(),
         )
         return True
     bodies = [encode_message(range_message(source, r, r.line)) for r in ranges]
@@ -2911,9 +2908,7 @@ def split_object(
     log_event(
         logging.INFO,
         "file split into ranges",
-        bucket=source.bucket,
-        key=source.key,
-        version_id=source.version_id,
+        **source.object_fields(),
         ranges=len(ranges),
         again=outcome == "again",
     )
@@ -2956,12 +2951,8 @@ def process_range(
                 header.body.iter_chunks(READ_CHUNK_BYTES), chunks, file_range.line
             )
             header.body.close()
-        if isinstance(rows, FileError):  # the split read the same bytes: not expected
-            _report_file_error(aws, cfg, source, rows, result)
-            return _finish(cfg, inv, result, started)
-        _run_batches(aws, cfg, source, rows, start_line, inv, result, file_range)
-        if result.resume_line is None:
-            status_finish(aws, cfg, source.key, source.version_id)
+        # A range's reader finding a FileError is not expected: the split read the same bytes.
+        _process_rows(aws, cfg, source, rows, start_line, inv, result, file_range)
     except (BotoCoreError, OSError) as exc:
         raise TransientError(f"reading the object failed: {_error_code(exc)}") from exc
     finally:
