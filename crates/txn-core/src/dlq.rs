@@ -2,9 +2,7 @@
 //! decisions D1-D10 of contract/decisions.md). Pure: the handler only does the I/O.
 
 use crate::json::{self, JsonValue};
-use crate::messages::{
-    mask_account, StringMap, ECHO_MAX_KEYS, ECHO_MAX_KEY_CHARS, ECHO_MAX_VALUE_CHARS,
-};
+use crate::messages::{mask_account, mask_entries, StringMap, ECHO_MAX_VALUE_CHARS};
 use crate::pyjson::{Dumps, Numbers};
 use crate::record::{is_transaction_id, trim, truncate_chars};
 use crate::sha256_hex;
@@ -267,18 +265,7 @@ pub fn masked_record(record: Option<&JsonValue>) -> Option<StringMap> {
     let JsonValue::Object(pairs) = record? else {
         return None;
     };
-    let mut out = StringMap::default();
-    for (key, value) in pairs {
-        if out.len() >= ECHO_MAX_KEYS {
-            break;
-        }
-        if key == "description" || *value == JsonValue::Null {
-            continue;
-        }
-        let mut name = truncate_chars(key, ECHO_MAX_KEY_CHARS).to_owned();
-        if name.is_empty() {
-            name = "_".to_owned();
-        }
+    Some(mask_entries(pairs, "_", |key, value| {
         let text = if key == "account_id" {
             match value {
                 // Python sees numbers as int/float here: not text.
@@ -291,9 +278,8 @@ pub fn masked_record(record: Option<&JsonValue>) -> Option<StringMap> {
                 other => Dumps::compact(false, Numbers::AsPython).dumps(other),
             }
         };
-        out.insert(name, truncate_chars(&text, ECHO_MAX_VALUE_CHARS).to_owned());
-    }
-    Some(out)
+        truncate_chars(&text, ECHO_MAX_VALUE_CHARS).to_owned()
+    }))
 }
 
 fn transaction_id(value: Option<&JsonValue>) -> Option<String> {

@@ -109,21 +109,36 @@ fn echo_text(value: &JsonValue) -> String {
 /// The input record for the errors path: account_id masked, description dropped, null values
 /// left out, at most 32 keys, keys cut to 64 and values to 256 characters (P20).
 pub fn masked_record(values: &[(String, JsonValue)]) -> StringMap {
+    mask_entries(values, "", |key, value| {
+        if key == "account_id" {
+            mask_account(value)
+        } else {
+            echo_text(value)
+        }
+    })
+}
+
+/// The masking both errors paths share (P20 here, D8 in the DLQ processor): description and
+/// null values left out, at most 32 keys, each key cut to 64 characters (an empty one named
+/// `empty_key`); `text(key, value)` renders and masks each value.
+pub(crate) fn mask_entries<'a>(
+    entries: impl IntoIterator<Item = &'a (String, JsonValue)>,
+    empty_key: &str,
+    text: impl Fn(&str, &JsonValue) -> String,
+) -> StringMap {
     let mut out = StringMap::default();
-    for (key, value) in values {
+    for (key, value) in entries {
         if out.len() >= ECHO_MAX_KEYS {
             break;
         }
         if key == "description" || *value == JsonValue::Null {
             continue;
         }
-        let name = truncate_chars(key, ECHO_MAX_KEY_CHARS).to_owned();
-        let text = if key == "account_id" {
-            mask_account(value)
-        } else {
-            echo_text(value)
+        let name = match truncate_chars(key, ECHO_MAX_KEY_CHARS) {
+            "" => empty_key,
+            name => name,
         };
-        out.insert(name, text);
+        out.insert(name.to_owned(), text(key, value));
     }
     out
 }

@@ -104,3 +104,23 @@ fn int_attributes() {
     assert_eq!(int_attr(&s("1.5")), None);
     assert_eq!(int_attr(&JsonValue::Bool(true)), None);
 }
+
+#[test]
+fn leaked_data_is_masked_again() {
+    let record = json::parse(
+        r#"{"account_id":"DE89370400440532013000","description":"private","amount":5,
+        "x":null,"":"empty key","n":12345678}"#,
+    )
+    .unwrap();
+    let masked = masked_record(Some(&record)).unwrap();
+    let expected = [
+        ("account_id", "****3000"),
+        ("amount", "5"),
+        ("_", "empty key"),
+        ("n", "12345678"),
+    ];
+    assert_eq!(
+        masked.0,
+        expected.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec()
+    );
+}
