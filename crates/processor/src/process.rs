@@ -103,7 +103,7 @@ pub struct FileResult {
 }
 
 impl FileResult {
-    /// Nothing done yet to `object` (a whole file or a range of it).
+    /// Nothing done yet to `target` (a whole file or a range of it).
     pub(crate) fn of(target: &ObjectRef) -> Self {
         Self {
             object: target.object.clone(),

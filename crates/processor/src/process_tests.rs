@@ -81,9 +81,9 @@ pub(crate) fn object(key: &str) -> ObjectRef {
     }
 }
 
-/// The resume_file of KEY from its first row.
-fn resume_from_start() -> String {
-    resume_file_message(&ObjectVersion::new(BUCKET, KEY, None), 0)
+/// The resume_file of the unversioned object `key` in BUCKET from `line`.
+fn resume_body(key: &str, line: u64) -> String {
+    resume_file_message(&ObjectVersion::new(BUCKET, key, None), line)
 }
 
 pub(crate) fn sqs_record(message_id: &str, body: &str) -> JsonValue {
@@ -180,13 +180,7 @@ async fn time_running_out_sends_resume_file_at_the_next_batch() {
     // The first batch (lines 2 to 1001) is written; the file continues at line 1002.
     assert_eq!(file["stored"], 1000);
     assert_eq!(file["resume_line"], 1002);
-    assert_eq!(
-        aws.bodies(QUEUE),
-        vec![resume_file_message(
-            &ObjectVersion::new(BUCKET, KEY, None),
-            1002
-        )]
-    );
+    assert_eq!(aws.bodies(QUEUE), vec![resume_body(KEY, 1002)]);
     let stored_lines: Vec<u64> = aws
         .state()
         .puts
@@ -233,13 +227,7 @@ async fn a_file_not_started_in_time_is_deferred_from_its_start() {
     assert_eq!(response["files"][0]["stored"], 3);
     assert_eq!(response["files"][1]["stored"], 0);
     assert_eq!(response["files"][1]["resume_line"], 0);
-    assert_eq!(
-        aws.bodies(QUEUE),
-        vec![resume_file_message(
-            &ObjectVersion::new(BUCKET, "in/g.csv", None),
-            0
-        )]
-    );
+    assert_eq!(aws.bodies(QUEUE), vec![resume_body("in/g.csv", 0)]);
 }
 
 #[tokio::test]
@@ -422,7 +410,7 @@ async fn a_queue_batch_handles_each_kind_of_message() {
     let aws = FakeAws::with_object(BUCKET, KEY, &csv((1..=2).map(row)));
     let records = [
         sqs_record("m-retry", &retry_body("R-1", "5")),
-        sqs_record("m-resume", &resume_from_start()),
+        sqs_record("m-resume", &resume_body(KEY, 0)),
         sqs_record("m-unknown", "not a message"),
     ];
     let response = handle_sqs_event(&aws, &config(), &records, &ample_time()).await;
@@ -446,7 +434,7 @@ async fn only_the_failed_messages_are_redelivered() {
     let records = [
         sqs_record("m-retry", &retry_body("R-1", "5")),
         sqs_record("m-retry-ok", &retry_body("R-2", "5")),
-        sqs_record("m-resume", &resume_from_start()),
+        sqs_record("m-resume", &resume_body(KEY, 0)),
         sqs_record("m-unknown", "not a message"),
     ];
     let response = handle_sqs_event(&aws, &config(), &records, &ample_time()).await;
