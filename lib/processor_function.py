@@ -4,9 +4,9 @@ Implements sections 2 to 6 and 8 of design.md. Packaged alone by archive_file: s
 and boto3 only, no sibling modules. Endpoints come only from the standard AWS_ENDPOINT_URL /
 AWS_ENDPOINT_URL_<SERVICE> variables, which boto3 reads itself.
 
-Where design.md leaves something open, this module follows the decisions P1 to P31 in
-contract/decisions.md (cited by number in comments); contract/schemas/ describes its messages
-and table items.
+Where design.md leaves something open, this module follows the processor's decisions (P1,
+P2, ...) in contract/decisions.md (cited by number in comments); contract/schemas/ describes its
+messages and table items.
 """
 
 import csv

@@ -74,42 +74,67 @@ def row_messages(proc: ModuleType, data: bytes) -> list[str]:
     return [row.error.message for row in rows if row.error is not None]
 
 
+LONG_CELL = "x" * 131073
+# P25's texts, input -> error_message (contract/message-texts.md lists them with their old texts).
+CSV_TEXTS = {
+    f'{HEADER}\n"T2"x,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z\n': "row: unreadable CSV, a closing"
+    " quote must be followed by ',' or the line end",
+    f"{HEADER}\nT2,AC\rC1,1,EUR,DEBIT,2024-01-01T00:00:00Z\n": "row: unreadable CSV, a bare CR"
+    " inside an unquoted cell",
+    f'{HEADER}\n{ROW}\n"open': "row: unreadable CSV, a quoted cell is not closed at the end"
+    " of the file",
+    f"{HEADER}\n{LONG_CELL}\n": "row: unreadable CSV, a cell longer than 131072 characters",
+    f'"{HEADER}\n': "header: unreadable CSV, a quoted cell is not closed at the end of the file",
+    "transaction_id,note\n": 'header: unknown column "note"',
+    'transaction_id,"a""b\tc"\n': 'header: unknown column "a\\"b\\tc"',
+    "transaction_id,descripción\n": 'header: unknown column "descripción"',
+    "transaction_id,transaction_id\n": 'header: duplicate column "transaction_id"',
+    "transaction_id\n": 'header: missing required column "account_id"',
+}
+JSON_TEXTS = {
+    "[1,]": "file: not valid JSON at line 1, column 4",
+    "[\n1,\n]": "file: not valid JSON at line 3, column 1",
+    '{"é": x}': "file: not valid JSON at line 1, column 7",
+    "[NaN]": "file: not valid JSON (NaN is not allowed)",
+    "[-Infinity]": "file: not valid JSON (-Infinity is not allowed)",
+}
+
+
 def test_csv_texts_are_the_contracts(proc: ModuleType) -> None:
     """P25: every csv.Error CPython raises here maps to a reason of the contract (a new CPython
     wording would fall back to a bare "unreadable CSV" and fail this)."""
-    long_cell = "x" * (proc.CSV_FIELD_LIMIT + 1)
-    cases = {
-        f'{HEADER}\n"T2"x,ACC1,1,EUR,DEBIT,2024-01-01T00:00:00Z\n': "row: unreadable CSV, a closing"
-        " quote must be followed by ',' or the line end",
-        f"{HEADER}\nT2,AC\rC1,1,EUR,DEBIT,2024-01-01T00:00:00Z\n": "row: unreadable CSV, a bare CR"
-        " inside an unquoted cell",
-        f'{HEADER}\n{ROW}\n"open': "row: unreadable CSV, a quoted cell is not closed at the end"
-        " of the file",
-        f"{HEADER}\n{long_cell}\n": "row: unreadable CSV, a cell longer than 131072 characters",
-        f'"{HEADER}\n': "header: unreadable CSV, a quoted cell is not closed at the end of"
-        " the file",
-        "transaction_id,note\n": 'header: unknown column "note"',
-        'transaction_id,"a""b\tc"\n': 'header: unknown column "a\\"b\\tc"',
-        "transaction_id,descripción\n": 'header: unknown column "descripción"',
-        "transaction_id,transaction_id\n": 'header: duplicate column "transaction_id"',
-        "transaction_id\n": 'header: missing required column "account_id"',
-    }
-    for data, message in cases.items():
+    assert len(LONG_CELL) == proc.CSV_FIELD_LIMIT + 1
+    for data, message in CSV_TEXTS.items():
         assert row_messages(proc, data.encode()) == [message], data
 
 
 def test_json_texts_are_the_contracts(proc: ModuleType) -> None:
     """P25: the position where reading stopped, never CPython's wording."""
-    for text, message in {
-        "[1,]": "file: not valid JSON at line 1, column 4",
-        "[\n1,\n]": "file: not valid JSON at line 3, column 1",
-        '{"é": x}': "file: not valid JSON at line 1, column 7",
-        "[NaN]": "file: not valid JSON (NaN is not allowed)",
-        "[-Infinity]": "file: not valid JSON (-Infinity is not allowed)",
-    }.items():
+    for text, message in JSON_TEXTS.items():
         error = proc.parse_json_document(text.encode())
         assert isinstance(error, proc.FileError), text
         assert (error.code, error.message) == ("MALFORMED_FILE", message), text
+
+
+def test_changed_texts_are_listed_as_they_are() -> None:
+    """contract/message-texts.md: each row's "now" text (the first in its cell, unescaped as
+    Markdown code) is one the two tests above expect, and every header/row/file text those
+    tests pin is in the list."""
+    pinned = set(CSV_TEXTS.values()) | set(JSON_TEXTS.values())
+    table = (CONTRACT / "message-texts.md").read_text(encoding="utf-8")
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")][2:]
+    now = [re.findall(r"`([^`]+)`", cells[2])[0] for cells in rows]
+    assert len(rows) >= 11
+    assert [text for text in now if text not in pinned] == []
+    listed = set(now)
+    # The same rule as a listed text, only another input (position, name or constant).
+    same_rule = {
+        "file: not valid JSON at line 3, column 1",
+        "file: not valid JSON at line 1, column 7",
+        "file: not valid JSON (-Infinity is not allowed)",
+        'header: unknown column "descripción"',
+    }
+    assert sorted(pinned - listed - same_rule) == []
 
 
 def test_item_schema_admits_every_status_shard_lib_allows() -> None:

@@ -3,7 +3,7 @@
 //!
 //! Behaviour is identical to the Python handlers (lib/processor_function.py,
 //! lib/dlq_processor_function.py); both follow the decisions in contract/decisions.md, which the
-//! references P1..P25 and D1..D10 in this crate cite, and the currency table is
+//! references P<n> and D<n> in this crate cite, and the currency table is
 //! contract/currencies.json itself (included at build time).
 //!
 //! The public surface is curated, as in the `csv` crate: the readers' machinery (the CSV state
