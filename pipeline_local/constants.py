@@ -19,6 +19,9 @@ BUILD_DIR: Final = REPO_ROOT / "build"
 
 # -- the emulated account ----------------------------------------------------------------------
 
+# lib/provider.tf's region (tests/unit/test_configuration.py holds them equal); the real-account
+# tools (preflight) take it as their default too.
+
 REGION: Final = "eu-central-1"
 ACCOUNT_ID: Final = "123456789012"
 
@@ -52,3 +55,9 @@ CONFORMANCE_IMPL_ENV: Final = "CONFORMANCE_IMPL"
 E2E_IMPL_ENV: Final = "E2E_IMPL"
 # Terraform variables the suites set for one apply (names are case-sensitive).
 TF_VAR_MAX_FILE_BYTES: Final = "TF_VAR_max_file_bytes"
+# The runtime `make demo` / `make apply` deploy (python3.11 or rust; the Makefile exports it).
+LAMBDA_RUNTIME_ENV: Final = "LAMBDA_RUNTIME"
+# Cargo's own: where the host builds are (default: the repository's target/).
+CARGO_TARGET_DIR_ENV: Final = "CARGO_TARGET_DIR"
+# A ddb-faithful binary to use instead of target/{release,debug}/ddb-faithful.
+DDB_FAITHFUL_BIN_ENV: Final = "DDB_FAITHFUL_BIN"

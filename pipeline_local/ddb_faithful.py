@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from pipeline_local.constants import DDB_FAITHFUL_BIN_ENV
 from pipeline_local.emulator import HOST, Emulator, free_port, spawn_server, wait_ready
 from pipeline_local.host_builds import cargo_builds, first_executable
 
@@ -32,8 +33,8 @@ BINARY = "ddb-faithful"
 def binary_path() -> Path:
     """The host build of the endpoint: $DDB_FAITHFUL_BIN, else target/{release,debug}."""
     candidates: list[Path] = []
-    if os.environ.get("DDB_FAITHFUL_BIN"):
-        candidates.append(Path(os.environ["DDB_FAITHFUL_BIN"]))
+    if os.environ.get(DDB_FAITHFUL_BIN_ENV):
+        candidates.append(Path(os.environ[DDB_FAITHFUL_BIN_ENV]))
     candidates += cargo_builds(BINARY)
     found = first_executable(candidates)
     if found is not None:

@@ -1,4 +1,4 @@
-"""AWS-faithful delivery mechanics: S3 notifications, Lambda async invocation, SQS event sources.
+"""Deliver events to functions as AWS does: S3 notifications, async invocation, SQS polling.
 
 Independent of where the wiring comes from (Terraform state, a test's own resources): callers
 pass bucket names, queue URLs and `Invoker`s. What each piece reproduces:

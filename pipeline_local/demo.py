@@ -48,12 +48,13 @@ from pipeline_local.alarms import evaluate_alarms, notify_alarm_actions
 from pipeline_local.authz.gateway import Gateway
 from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.clients import Clients
-from pipeline_local.constants import LAMBDA_SIZED_ENV
+from pipeline_local.constants import BUILD_DIR, LAMBDA_SIZED_ENV, REPO_ROOT, TF_VAR_MAX_FILE_BYTES
 from pipeline_local.dispatcher import Dispatcher
 from pipeline_local.emulator import Emulator, alive, load_state, start_emulator
+from pipeline_local.function_config import variable_defaults
 from pipeline_local.function_invokers import Execution
 from pipeline_local.stores import empty_bucket
-from pipeline_local.terraform import BUILD_DIR, REPO_ROOT, TerraformError, Workdir, workdir_for
+from pipeline_local.terraform import TerraformError, Workdir, workdir_for
 from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
 from pipeline_local.wiring import WiringError, read_wiring
 
@@ -126,11 +127,11 @@ def start_stack(runtime: str, keep: bool, demo_dir: Path = DEMO_DIR) -> Stack:
     say(f"    {emu.endpoint} (pid {emu.pid}, log {_rel(demo_dir / 'emulator.log')})")
     for stale in workdir_path.glob("terraform.tfstate*"):
         stale.unlink()
-    # Terraform variable names are case-sensitive: TF_VAR_<name> must match `max_file_bytes`.
-    os.environ["TF_VAR_max_file_bytes"] = str(sample_files.SAMPLE_MAX_FILE_BYTES)  # noqa: SIM112
+    os.environ[TF_VAR_MAX_FILE_BYTES] = str(sample_files.SAMPLE_MAX_FILE_BYTES)
     work = workdir_for(emu, workdir_path, runtime)
     step(f"terraform init + apply of lib/ (lambda_runtime={runtime}) in {_rel(workdir_path)}")
-    say(f"    -var max_file_bytes={sample_files.SAMPLE_MAX_FILE_BYTES} (default 256 MiB)")
+    default_mib = int(variable_defaults()["max_file_bytes"]) // 2**20
+    say(f"    -var max_file_bytes={sample_files.SAMPLE_MAX_FILE_BYTES} (default {default_mib} MiB)")
     t0 = time.monotonic()
     try:
         with ticking("terraform"):

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REGION = "eu-central-1"
-ACCOUNT_ID = "123456789012"
+from pipeline_local.constants import REGION
+
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
 

@@ -1,6 +1,8 @@
-"""What lib/ declares about the two functions' configuration: the variables each function's
-environment sets, the Terraform defaults of the tunables among them, and the other arguments
-its aws_lambda_function instance gets.
+"""Read what lib/ declares about each function's configuration, without applying it.
+
+What it reads: the variables each function's environment sets, the Terraform defaults of the
+tunables among them, the other arguments its aws_lambda_function instance gets, and the few
+other resource arguments a stack made without Terraform must copy (the main queue's).
 
 Terraform is the one source of every tunable's default (lib/provider.tf); the handlers and the
 Rust functions only read their environment. Tests and local runs that start a function without
@@ -18,7 +20,9 @@ from typing import Any
 
 import hcl2
 
-LIB = Path(__file__).resolve().parents[1] / "lib"
+from pipeline_local.constants import LIB_DIR
+
+LIB = LIB_DIR
 
 # The two functions: the keys of lib/main.tf's local.functions, which every per-function
 # resource (aws_lambda_function.function, its role, policy and log group) is for_each over.
@@ -87,14 +91,21 @@ def function_argument(
         return block.get(argument) if isinstance(block, dict) else None
     if argument in settings:
         return str(settings[argument])
-    rtype, name = FUNCTION_RESOURCE.split(".")
+    shared = resource_body(FUNCTION_RESOURCE, lib)
+    return str(shared[argument]) if argument in shared else None
+
+
+def resource_body(address: str, lib: Path = LIB) -> dict[str, Any]:
+    """The arguments of lib/'s resource block `address` ("aws_sqs_queue.main"), expressions as
+    python-hcl2 renders them ("${...}")."""
+    rtype, name = address.split(".")
     for doc in _documents(lib):
         for block in doc.get("resource", []):
             for kind, resources in block.items():
                 for label, body in resources.items() if _unquoted(kind) == rtype else ():
-                    if _unquoted(label) == name and argument in body:
-                        return str(body[argument])
-    return None
+                    if _unquoted(label) == name:
+                        return dict(body)
+    raise LookupError(f"lib/ has no resource {address}")
 
 
 def environment_expressions(function: str, lib: Path = LIB) -> dict[str, str]:

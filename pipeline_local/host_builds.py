@@ -6,13 +6,13 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline_local.constants import REPO_ROOT
+from pipeline_local.constants import CARGO_TARGET_DIR_ENV, REPO_ROOT
 
 
 def cargo_builds(crate: str) -> list[Path]:
     """Where `cargo build [--release] -p <crate>` leaves the binary: release first, then debug,
     under $CARGO_TARGET_DIR (default: the repository's target/)."""
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
+    target = Path(os.environ.get(CARGO_TARGET_DIR_ENV, REPO_ROOT / "target"))
     return [target / "release" / crate, target / "debug" / crate]
 
 

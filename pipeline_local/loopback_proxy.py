@@ -18,7 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline_local.proxy_messages import Interceptor, ProxyRequest, ProxyResponse, classify
+from pipeline_local.proxy_messages import (
+    AnswerWatcher,
+    Interceptor,
+    ProxyRequest,
+    ProxyResponse,
+    classify,
+)
 
 HOP_BY_HOP = {
     "connection",
@@ -209,9 +215,8 @@ class LoopbackProxy:
             self.forwarded[(req.service, req.operation)] += 1
         resp = self.forward(req)
         for interceptor in chain:
-            after = getattr(interceptor, "after", None)
-            if callable(after):
-                after(req, resp)
+            if isinstance(interceptor, AnswerWatcher):
+                interceptor.after(req, resp)
         return resp
 
     def _connection(self, fresh: bool = False) -> http.client.HTTPConnection:

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline_local.constants import REGION
+
 if TYPE_CHECKING:  # the stub packages are development tools (requirements-dev.txt)
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_lambda import LambdaClient
@@ -42,7 +44,6 @@ if TYPE_CHECKING:  # the stub packages are development tools (requirements-dev.t
 UNRESERVED_MINIMUM = 100
 # Service Quotas: Lambda "Concurrent executions".
 CONCURRENCY_QUOTA_CODE = "L-B99A9384"
-DEFAULT_REGION = "eu-central-1"
 
 
 @dataclass(frozen=True)
@@ -433,7 +434,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--environment", default="dev")
-    parser.add_argument("--region", default=DEFAULT_REGION)
+    parser.add_argument("--region", default=REGION)
     parser.add_argument("--profile", default=None, help="AWS profile (default: boto3's chain)")
     parser.add_argument("--processor-reserved", type=int, default=Reservations.processor)
     parser.add_argument("--dlq-processor-reserved", type=int, default=Reservations.dlq_processor)

@@ -1,4 +1,4 @@
-"""The requests and responses a LoopbackProxy's interceptors see, and AWS-shaped error answers.
+"""The messages a LoopbackProxy's interceptors read and answer with (AWS-shaped errors too).
 
 `classify` names a request's AWS service and region (from the SigV4 credential scope), its
 operation (from `X-Amz-Target`, a query or form `Action`, or the S3 method) and its access key;
@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
 _SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -109,7 +109,14 @@ def xml_error(status: int, code: str, message: str, sender: str = "Receiver") ->
 
 class Interceptor(Protocol):
     """Looks at a request before it is forwarded: returns a response to answer it locally, a
-    (changed) request to forward instead, or None to forward it unchanged. An interceptor may
-    also have `after(req, resp)`, called with the emulator's answer to a forwarded request."""
+    (changed) request to forward instead, or None to forward it unchanged. One that is also
+    `AnswerWatcher` sees the emulator's answer to each forwarded request."""
 
     def __call__(self, req: ProxyRequest) -> ProxyResponse | ProxyRequest | None: ...
+
+
+@runtime_checkable
+class AnswerWatcher(Protocol):
+    """An interceptor that is called again with the emulator's answer to a forwarded request."""
+
+    def after(self, req: ProxyRequest, resp: ProxyResponse) -> None: ...

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,10 +25,23 @@ from typing import Any
 import boto3
 
 from pipeline_local.emulator import Emulator
-from pipeline_local.function_config import PROCESSOR, tunable_defaults
+from pipeline_local.function_config import PROCESSOR, resource_body, tunable_defaults
 
-QUEUE_ATTRIBUTES = {"VisibilityTimeout": "300", "MessageRetentionPeriod": "1209600"}
-MAX_RECEIVE_COUNT = 3
+
+def queue_settings() -> tuple[dict[str, str], int]:
+    """lib/main.tf's main queue: its attributes (as SQS names them) and its redrive policy's
+    maxReceiveCount, so that a scratch queue behaves as the applied one."""
+    main = resource_body("aws_sqs_queue.main")
+    attributes = {
+        "VisibilityTimeout": str(main["visibility_timeout_seconds"]),
+        "MessageRetentionPeriod": str(main["message_retention_seconds"]),
+    }
+    found = re.search(r"maxReceiveCount\s*=\s*(\d+)", str(main["redrive_policy"]))
+    if found is None:
+        raise LookupError("lib/main.tf's main queue has no maxReceiveCount")
+    return attributes, int(found.group(1))
+
+
 _counter = itertools.count(1)
 _CLIENTS: dict[str, tuple[Any, Any, Any]] = {}
 
@@ -159,16 +173,17 @@ def create_stack(emulator: Emulator) -> Stack:
     )
     s3.put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
     create_tables(ddb, stack)
+    queue_attributes, max_receive_count = queue_settings()
     stack.dlq_url = sqs.create_queue(
-        QueueName=f"sqs-transactions-dlq-conf-{suffix}", Attributes=QUEUE_ATTRIBUTES
+        QueueName=f"sqs-transactions-dlq-conf-{suffix}", Attributes=queue_attributes
     )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
     stack.main_url = sqs.create_queue(
         QueueName=f"sqs-transactions-retry-conf-{suffix}",
-        Attributes={**QUEUE_ATTRIBUTES, "RedrivePolicy": json.dumps(redrive)},
+        Attributes={**queue_attributes, "RedrivePolicy": json.dumps(redrive)},
     )["QueueUrl"]
     return stack
 

@@ -38,9 +38,9 @@ import boto3
 from pipeline_local import accounting
 from pipeline_local import samples as sample_files
 from pipeline_local.accounting import say
+from pipeline_local.constants import REPO_ROOT
 from pipeline_local.delivery import queue_depth
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 if TYPE_CHECKING:  # the stub packages are development tools (requirements-dev.txt)
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client

@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline_local.constants import BUILD_DIR, LAMBDA_RUNTIME_ENV, LIB_DIR, REPO_ROOT
 from pipeline_local.emulator import Emulator, load_state
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LIB_DIR = REPO_ROOT / "lib"
-BUILD_DIR = REPO_ROOT / "build"
 CLI_CONFIG = BUILD_DIR / "terraformrc"
 DEFAULT_WORKDIR = BUILD_DIR / "tf-emulator"
 
@@ -226,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["validate", "plan", "up", "down"])
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--state", type=Path, default=BUILD_DIR / "emulator.json")
-    parser.add_argument("--runtime", default=os.environ.get("LAMBDA_RUNTIME", "python3.11"))
+    parser.add_argument("--runtime", default=os.environ.get(LAMBDA_RUNTIME_ENV, "python3.11"))
     args = parser.parse_args(argv)
 
     if args.action == "validate":

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_local.constants import TF_VAR_MAX_FILE_BYTES
+from pipeline_local.constants import BUILD_DIR, TF_VAR_MAX_FILE_BYTES
 from pipeline_local.emulator import Emulator, alive, probe_moto, start_emulator
 from pipeline_local.sample_model import SAMPLE_MAX_FILE_BYTES
-from pipeline_local.terraform import BUILD_DIR, Workdir, workdir_for
+from pipeline_local.terraform import Workdir, workdir_for
 from tests.implementations import IMPLEMENTATIONS, LAMBDA_RUNTIME
 
 HANDOVER_FILE = "preapply.json"

@@ -40,6 +40,7 @@ from botocore.exceptions import ClientError
 from pipeline_local.authz.engine import NetworkPath, Principal, VpcEndpoint
 from pipeline_local.authz.implied import FunctionFacts, KmsProtection
 from pipeline_local.clients import Clients
+from pipeline_local.constants import ACCOUNT_ID, REGION
 from pipeline_local.terraform_wiring import function_arns_from_terraform
 
 T = TypeVar("T")
@@ -77,8 +78,8 @@ class EmulatorPolicyStore:
         clients: Clients,
         *,
         terraform_workdir: Path | None = None,
-        account: str = "123456789012",
-        region: str = "eu-central-1",
+        account: str = ACCOUNT_ID,
+        region: str = REGION,
     ) -> None:
         self.clients = clients
         self.terraform_workdir = terraform_workdir

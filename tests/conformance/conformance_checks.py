@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from tests.conformance.conformance_cases import Case
-from tests.conformance.conformance_runner import ERROR_RETENTION_DAYS, Run, resolve
+from tests.conformance.conformance_runner import Run, resolve
 from tests.conformance.spec_rules import spec_error_id, spec_record_hash
 
 PROCESSOR_PATTERNS = {"python": r"python3\.11/\S+", "rust": r"rust/\S+"}
@@ -143,10 +143,11 @@ def check_error_row_invariants(run: Run) -> list[str]:
             if row.get("error_id") != want_id:
                 problems.append(f"{tag}: error_id {row.get('error_id')} != {want_id}")
         expires = row.get("expires_at")
-        horizon = now_s + ERROR_RETENTION_DAYS * 86400
+        days = run.error_retention_days
+        horizon = now_s + days * 86400
         if not (isinstance(expires, Decimal) and horizon - 86400 <= expires <= horizon + 86400):
             problems.append(
-                f"{tag}: expires_at {expires!r} is not now + {ERROR_RETENTION_DAYS} days in epoch"
+                f"{tag}: expires_at {expires!r} is not now + {days} days in epoch"
                 " seconds (the DynamoDB TTL unit)"
             )
         message = row.get("error_message")

@@ -33,7 +33,7 @@ from pipeline_local.delivery import (
 )
 from pipeline_local.function_invokers import RefusedInit
 from pipeline_local.function_invokers import make_invoker as dispatcher_invoker
-from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker
+from pipeline_local.invokers import DEFAULT_TIMEOUT_MS, InvocationError, Invoker, close_layers
 from pipeline_local.scratch_stack import Stack
 from pipeline_local.stores import scan_items
 from pipeline_local.wiring import FunctionConfig, WiringError
@@ -41,9 +41,6 @@ from tests.applied_stack import IMPLEMENTATIONS, AppliedStack
 from tests.conformance import file_status
 from tests.conformance.conformance_cases import Case
 from tests.conformance.spec_rules import spec_record_hash
-
-ERROR_RETENTION_DAYS = 365
-
 
 # --------------------------------------------------------------------------------------------
 # The one place that knows how to run each implementation.
@@ -116,6 +113,7 @@ class Run:
     sent: dict[str, dict[str, Any]]  # DLQ body -> first delivered SQS record
     main_kinds: Counter[str]  # kind -> distinct messages delivered from the main queue
     s3_results: list[AsyncResult]  # one per S3 event delivery
+    error_retention_days: int  # the applied DLQ processor's ERROR_RETENTION_DAYS
     main_bodies: list[str] = field(default_factory=list)  # for the contract's schemas
     refusals: list[Decision] = field(default_factory=list)  # by the authorization model
 
@@ -296,9 +294,8 @@ def run_case(applied: AppliedStack, case: Case) -> Run:
         raise
     finally:
         for invoker in invokers.values():
-            close = getattr(invoker, "close", None)
-            if callable(close):
-                close()
+            # Every layer: a crash injector's close() releases its own proxy, not what it wraps.
+            close_layers(invoker)
         if case.config.get("deny_get_object"):
             applied.restore_bucket_policy()
 
@@ -418,5 +415,6 @@ def _run_case(
         sent=sent,
         main_kinds=main_kinds,
         s3_results=s3_results,
+        error_retention_days=int(applied.dlq_processor.environment["ERROR_RETENTION_DAYS"]),
         main_bodies=main_bodies,
     )

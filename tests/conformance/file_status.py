@@ -30,14 +30,13 @@ ISO_MS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
 def add_crash(invokers: dict[str, Invoker], processor_arn: str, config: Mapping[str, Any]) -> None:
-    """Wrap the processor's invoker in a CrashingInvoker when the case asks for a kill; the
-    inner invoker stays in `invokers` (under another key) so that it is closed as well."""
+    """Wrap the processor's invoker in a CrashingInvoker when the case asks for a kill (the
+    runner closes every layer of each invoker, the wrapped one too)."""
     spec = config.get("crash")
     if not spec:
         return
     inner = invokers[processor_arn]
     source = "aws:s3" if spec.get("when", "s3") == "s3" else "aws:sqs"
-    invokers[f"{processor_arn}#inner"] = inner
     invokers[processor_arn] = CrashingInvoker(
         inner,
         after_calls=int(spec["after_calls"]),

@@ -22,9 +22,9 @@ import pytest
 
 from pipeline_local import preflight
 from pipeline_local.clients import Clients
+from pipeline_local.constants import BUILD_DIR
 from pipeline_local.emulator import Emulator, start_emulator
 from pipeline_local.faults import LoopbackProxy, ProxyRequest, ProxyResponse
-from pipeline_local.terraform import BUILD_DIR
 
 REGION = "eu-central-1"
 

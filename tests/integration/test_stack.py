@@ -181,9 +181,9 @@ def test_smoke_run_accounts_for_every_record(stack: Stack) -> None:
     (pipeline_local/authz/moto_server.py), the model does where it runs."""
     from pipeline_local import samples, smoke
     from pipeline_local.clients import Clients
+    from pipeline_local.constants import BUILD_DIR
     from pipeline_local.dispatcher import Dispatcher
     from pipeline_local.stores import empty_bucket
-    from pipeline_local.terraform import BUILD_DIR
     from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
     from pipeline_local.wiring import read_wiring
 

@@ -18,10 +18,10 @@ import boto3
 import pytest
 
 from pipeline_local.clients import Clients
-from pipeline_local.emulator import REGION, Emulator, start_emulator
+from pipeline_local.constants import BUILD_DIR, REGION
+from pipeline_local.emulator import Emulator, start_emulator
 from pipeline_local.host_builds import cargo_builds, first_executable
 from pipeline_local.scratch_stack import create_errors_table, create_status_table
-from pipeline_local.terraform import BUILD_DIR
 
 BUCKET = "s3-transactions-test-123456789012"
 DAY = "2026-11-30"

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from pipeline_local.constants import BUILD_DIR
 from pipeline_local.emulator import start_emulator
 from pipeline_local.function_config import variable_blocks
-from pipeline_local.terraform import BUILD_DIR, Workdir, workdir_for
+from pipeline_local.terraform import Workdir, workdir_for
 
 
 @pytest.fixture(scope="module")

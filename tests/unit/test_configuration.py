@@ -1,16 +1,19 @@
 """One source of configuration: each function's environment block in lib/main.tf sets exactly
 the variables its Python handler reads, and every tunable among them is a documented, validated
 Terraform variable with a default. (The Rust functions check their own lists against the same
-block: crates/processor/src/config.rs and crates/dlq-processor/src/config.rs.)
+block: crates/txn-core/src/config.rs.) The harness's fixed values agree with lib/ too.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 
 import pytest
 
+from pipeline_local.constants import LIB_DIR as LIB
+from pipeline_local.constants import REGION
 from pipeline_local.function_config import (
     DLQ_PROCESSOR,
     PROCESSOR,
@@ -99,3 +102,13 @@ def test_every_tunable_is_a_documented_validated_variable(function: str) -> None
 def test_metric_namespace_is_passed_to_both_functions() -> None:
     for function in (PROCESSOR, DLQ_PROCESSOR):
         assert environment_expressions(function)["METRIC_NAMESPACE"] == "${var.metric_namespace}"
+
+
+def test_the_harness_region_is_lib_s() -> None:
+    """pipeline_local.constants.REGION (the emulated account's, preflight's default) is the
+    region lib/provider.tf's provider block names."""
+    provider = (LIB / "provider.tf").read_text(encoding="utf-8")
+    block = provider[provider.index('provider "aws" {') :]
+    found = re.search(r'^\s*region\s*=\s*"([^"]+)"', block, flags=re.MULTILINE)
+    assert found, "lib/provider.tf's aws provider names no region"
+    assert found.group(1) == REGION
