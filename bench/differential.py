@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import os
 import random
@@ -38,6 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from pipeline_local.function_config import environment_names, tunable_defaults  # noqa: E402
+from pipeline_local.invokers import load_handler_module  # noqa: E402
 
 CASES = REPO / "tests" / "conformance" / "cases"
 EXAMPLES = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "examples"
@@ -111,12 +111,7 @@ def load_module(name: str, file: str) -> Any:
     for variable in environment_names(function):
         os.environ.setdefault(variable, "differential")
     os.environ.update(tunable_defaults(function))
-    spec = importlib.util.spec_from_file_location(name, REPO / "lib" / file)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_handler_module(REPO / "lib" / file, name=name)
 
 
 ODD_VALUES: list[Any] = [

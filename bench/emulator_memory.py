@@ -18,15 +18,14 @@ import argparse
 import os
 import threading
 import time
-from pathlib import Path
 
+from pipeline_local.constants import DEFAULT_MEMORY_MB
 from pipeline_local.delivery import QueuePoller, drain, invoke_async, s3_event_for_object
 from pipeline_local.emulator import start_emulator
 from pipeline_local.function_config import DLQ_PROCESSOR, PROCESSOR, tunable_defaults
-from pipeline_local.invokers import PythonHandler, PythonInvoker
+from pipeline_local.function_invokers import make_invoker, pipeline_function
 from pipeline_local.scratch_stack import create_stack
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CURRENCIES = [("EUR", "2"), ("JPY", "0"), ("KWD", "3"), ("USD", "2"), ("GBP", "2")]
 TYPES = ["DEBIT", "CREDIT", "TRANSFER", "PAYMENT", "REFUND"]
 
@@ -97,9 +96,11 @@ def measure(rows: int) -> dict[str, float]:
             "ENVIRONMENT": "bench",
             **tunable_defaults(DLQ_PROCESSOR),
         }
-        processor = PythonInvoker(PythonHandler(REPO_ROOT / "lib" / "processor_function.py"), env)
-        dlq_processor = PythonInvoker(
-            PythonHandler(REPO_ROOT / "lib" / "dlq_processor_function.py"), dlq_env
+        processor = make_invoker(
+            pipeline_function(PROCESSOR, "python", memory_mb=DEFAULT_MEMORY_MB), env
+        )
+        dlq_processor = make_invoker(
+            pipeline_function(DLQ_PROCESSOR, "python", memory_mb=DEFAULT_MEMORY_MB), dlq_env
         )
         event = s3_event_for_object(stack.s3, stack.bucket, key)
 

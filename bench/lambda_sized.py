@@ -1,11 +1,13 @@
 """Processor speed inside a 512 MB Lambda's CPU share and memory, against the moto server.
 
     .venv/bin/python bench/lambda_sized.py [--rows 10000] [--impl python,rust]
-        [--settings limited,unlimited] [--rust-bin PATH]
+        [--settings limited,unlimited] [--rust-bin-dir DIR]
 
 For each implementation (python: lib/processor_function.py under awslambdaric in its own
 process, pipeline_local.python_runtime; rust: the host build of crates/processor,
-pipeline_local.rust_runtime) and each setting (512 MB: the process in a
+pipeline_local.rust_runtime; both made by pipeline_local.function_invokers.make_invoker, as the
+tests and the demo make theirs; --rust-bin-dir: a directory with processor/bootstrap or
+processor, else where make_invoker looks) and each setting (512 MB: the process in a
 pipeline_local.sandbox.Sandbox, 0.289 of a core and 512 MiB; unlimited: no cgroup), on a fresh
 scratch stack in one moto server:
 
@@ -37,11 +39,11 @@ sys.path.insert(0, str(REPO))
 
 from pipeline_local.delivery import s3_event_for_object  # noqa: E402
 from pipeline_local.emulator import start_emulator  # noqa: E402
-from pipeline_local.invokers import PythonHandler  # noqa: E402
-from pipeline_local.python_runtime import PythonProcessInvoker  # noqa: E402
+from pipeline_local.function_config import PROCESSOR  # noqa: E402
+from pipeline_local.function_invokers import Execution, pipeline_function  # noqa: E402
+from pipeline_local.function_invokers import make_invoker as local_invoker  # noqa: E402
 from pipeline_local.rust_runtime import RustInvoker  # noqa: E402
 from pipeline_local.samples import bulk_file  # noqa: E402
-from pipeline_local.sandbox import Sandbox, sandbox_for  # noqa: E402
 from pipeline_local.scratch_stack import (  # noqa: E402
     Stack,
     create_stack,
@@ -54,17 +56,19 @@ TIMEOUT_MS = 900_000
 OUT = REPO / "build" / "bench" / "lambda_sized.json"
 
 
-def make_invoker(impl: str, env: dict[str, str], sandbox: Sandbox | None, rust_bin: Path) -> Any:
-    if impl == "python":
-        code = PythonHandler(
-            REPO / "lib" / "processor_function.py",
-            function_name="processor",
-            memory_limit_in_mb=MEMORY_MB,
-        )
-        return PythonProcessInvoker(code, env, sandbox=sandbox)
-    return RustInvoker(
-        rust_bin, env, function_name="processor", memory_limit_in_mb=MEMORY_MB, sandbox=sandbox
-    )
+def make_invoker(
+    impl: str, env: dict[str, str], limited: bool, rust_bin_dir: Path | None
+) -> RustInvoker:
+    """The processor at MEMORY_MB as its own process: Lambda-sized when `limited`."""
+    fn = pipeline_function(PROCESSOR, impl, memory_mb=MEMORY_MB)
+    execution = Execution.LAMBDA_SIZED if limited else Execution.PROCESS
+    invoker = local_invoker(fn, env, rust_bin_dir=rust_bin_dir, execution=execution)
+    # Both process invokers are RustInvokers (the Python one runs awslambdaric instead).
+    if not isinstance(invoker, RustInvoker):
+        raise SystemExit(f"{impl}: not a process invoker: {type(invoker).__name__}")
+    if limited and invoker.sandbox is None:
+        raise SystemExit("no cgroup v1 limits here: nothing to compare")
+    return invoker
 
 
 def stored_count(stack: Stack) -> int:
@@ -91,16 +95,16 @@ def timed(invoker: Any, event: dict[str, Any]) -> tuple[float, Any]:
     return time.monotonic() - started, out
 
 
-def run_one(emu: Any, impl: str, limited: bool, rows: int, rust_bin: Path) -> dict[str, Any]:
+def run_one(
+    emu: Any, impl: str, limited: bool, rows: int, rust_bin_dir: Path | None
+) -> dict[str, Any]:
     stack = create_stack(emu)
     try:
         sample = bulk_file(f"incoming/lambda-sized-{rows}.csv", rows)
         stack.s3.put_object(Bucket=stack.bucket, Key=sample.key, Body=sample.body)
         env = processor_env(stack, "bench")
-        sandbox = sandbox_for("processor", MEMORY_MB) if limited else None
-        if limited and sandbox is None:
-            raise SystemExit("no cgroup v1 limits here: nothing to compare")
-        with make_invoker(impl, env, sandbox, rust_bin) as invoker:
+        with make_invoker(impl, env, limited, rust_bin_dir) as invoker:
+            sandbox = invoker.sandbox
             ping = {"bench": "cold start probe"}
             cold_s, _ = timed(invoker, ping)
             warm_s, _ = timed(invoker, ping)
@@ -154,7 +158,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--impl", default="python,rust")
     parser.add_argument("--settings", default="limited,unlimited")
-    parser.add_argument("--rust-bin", type=Path, default=REPO / "target" / "release" / "processor")
+    parser.add_argument("--rust-bin-dir", type=Path, default=None)
     args = parser.parse_args()
     impls = [i.strip() for i in args.impl.split(",") if i.strip()]
     settings = [s.strip() == "limited" for s in args.settings.split(",") if s.strip()]
@@ -167,7 +171,7 @@ def main() -> int:
     try:
         for impl in impls:
             for limited in settings:
-                result = run_one(emu, impl, limited, args.rows, args.rust_bin)
+                result = run_one(emu, impl, limited, args.rows, args.rust_bin_dir)
                 print(json.dumps(result), flush=True)
                 results.append(result)
     finally:

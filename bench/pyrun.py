@@ -4,7 +4,8 @@ Called by bench/run.py in a fresh process per measurement (so that peak RSS is t
 
     python bench/pyrun.py BUCKET KEY SIZE   (environment: the function's, plus AWS_ENDPOINT_URL)
 
-The handler is loaded as pipeline_local.invokers.PythonInvoker loads it and invoked twice: once
+The handler is loaded by the invoker pipeline_local.function_invokers.make_invoker gives a
+Python function (in this process) and invoked twice: once
 on a key with an unsupported suffix (a warm-up that creates the clients' connections, as a warm
 Lambda has them), then on the file. CPU time (user + system, all threads) and wall time are
 taken around the second invocation.
@@ -22,8 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from pipeline_local.constants import DEFAULT_MEMORY_MB  # noqa: E402
 from pipeline_local.delivery import s3_put_event  # noqa: E402
-from pipeline_local.invokers import PythonHandler, PythonInvoker  # noqa: E402
+from pipeline_local.function_config import PROCESSOR  # noqa: E402
+from pipeline_local.function_invokers import make_invoker, pipeline_function  # noqa: E402
 
 TIMEOUT_MS = 3_600_000
 
@@ -35,7 +38,8 @@ def cpu_seconds() -> float:
 
 def main() -> int:
     bucket, key, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    invoker = PythonInvoker(PythonHandler(REPO / "lib" / "processor_function.py"), dict(os.environ))
+    fn = pipeline_function(PROCESSOR, "python", memory_mb=DEFAULT_MEMORY_MB)
+    invoker = make_invoker(fn, dict(os.environ))
     warm = s3_put_event(bucket, "warm-up.txt", size=1, etag="bench", version_id="bench-v1")
     invoker.invoke(warm, timeout_ms=TIMEOUT_MS)
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

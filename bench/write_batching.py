@@ -47,7 +47,6 @@ compare the two ways with each other, not with AWS. The CPU seconds are the chil
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -73,6 +72,7 @@ from lambda_sized import machine_facts  # noqa: E402 (bench/lambda_sized.py)
 from pipeline_local.ddb_faithful import start_ddb_faithful  # noqa: E402
 from pipeline_local.emulator import aws_env_for, start_emulator  # noqa: E402
 from pipeline_local.function_config import PROCESSOR, tunable_defaults  # noqa: E402
+from pipeline_local.invokers import load_handler_module  # noqa: E402
 from pipeline_local.samples import bulk_file  # noqa: E402
 from pipeline_local.sandbox import sandbox_for  # noqa: E402
 from pipeline_local.scratch_stack import clients, create_transactions_table  # noqa: E402
@@ -91,15 +91,7 @@ SITUATIONS = ("fresh", "rerun")
 
 def load_processor() -> ModuleType:
     """lib/processor_function.py as a module (registered: its dataclasses need it)."""
-    spec = importlib.util.spec_from_file_location(
-        "processor_function", REPO / "lib" / "processor_function.py"
-    )
-    if spec is None or spec.loader is None:
-        raise SystemExit("cannot load lib/processor_function.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["processor_function"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_handler_module(REPO / "lib" / "processor_function.py", name="processor_function")
 
 
 def processor_items(proc: ModuleType, rows: int) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """The one way to get an invoker for a described function: runtime, process model and Lambda size.
 
 A function is described by its `pipeline_local.wiring.FunctionConfig` (what the emulator holds:
-runtime, handler, MemorySize, timeout, environment; `FunctionConfig.local(...)` describes one
-without an emulator) and run with an `Execution`:
+runtime, handler, MemorySize, timeout, environment; `pipeline_function(...)` describes one of
+lib/'s two without an emulator, for the benchmarks) and run with an `Execution`:
 
 - `IN_PROCESS`: a Python handler imported into this process (`PythonInvoker`); fastest, cannot
   be killed. A Rust function always runs as its own process.
@@ -106,6 +106,19 @@ def python_handler(fn: FunctionConfig, code_dir: Path = LIB_DIR) -> PythonHandle
     if not path.exists():
         raise WiringError(f"{fn.name}: handler module {path} does not exist")
     return PythonHandler(path, attr, function_name=fn.name, memory_limit_in_mb=fn.memory_mb)
+
+
+def pipeline_function(function: str, impl: str, *, memory_mb: int) -> FunctionConfig:
+    """One of lib/'s two functions ("processor", "dlq_processor") described without an emulator:
+    its Python handler on python3.11 (impl "python"), or its Rust bootstrap on provided.al2023
+    (impl "rust"), as lib/main.tf deploys them."""
+    if impl == "python":
+        return FunctionConfig.local(
+            function, "python3.11", f"{function}_function.lambda_handler", memory_mb=memory_mb
+        )
+    if impl == "rust":
+        return FunctionConfig.local(function, "provided.al2023", "bootstrap", memory_mb=memory_mb)
+    raise WiringError(f"{function}: no implementation {impl!r} (python or rust)")
 
 
 class RefusedInit:

@@ -1,4 +1,4 @@
-"""The invoker contract (one function's execution environment) and the in-process Python invoker.
+"""What invoking one function's execution environment means locally, and its in-process form.
 
 An `Invoker` is one deployed function: it is created once (a cold start) and then invoked many
 times (warm invocations reuse module-level state, as Lambda reuses an execution environment).
@@ -168,6 +168,31 @@ def applied_env(env: Mapping[str, str]) -> Iterator[None]:
                     os.environ[key] = value
 
 
+def load_handler_module(
+    path: Path, env: Mapping[str, str] | None = None, *, name: str | None = None
+) -> ModuleType:
+    """Import a handler file as a module of its own, as a runtime does at a cold start, with
+    `env` over os.environ while its module-level code runs (the handlers read their environment
+    then). Given a `name`, it stays in sys.modules under it; without one, it gets a fresh name
+    and is registered only while it runs (dataclasses look their module up there), so that
+    every caller gets its own copy. The one loader of handler files in this repository."""
+    module_name = name or f"_lambda_{path.stem}_{next(_module_counter)}_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load handler module from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        with applied_env(env or {}):
+            spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    if name is None:
+        sys.modules.pop(module_name, None)
+    return module
+
+
 @dataclass(frozen=True)
 class PythonHandler:
     """A Python function's code, as both Python invokers run it: the handler module's file, the
@@ -218,22 +243,10 @@ class PythonInvoker:
             boto3.DEFAULT_SESSION = saved
 
     def _load(self) -> ModuleType:
-        path = self.code.module_path
-        name = f"_lambda_{path.stem}_{next(_module_counter)}_{uuid.uuid4().hex[:8]}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load handler module from {path}")
-        module = importlib.util.module_from_spec(spec)
-        # Registered while executing so that dataclasses and the like can resolve the module;
-        # removed afterwards so that every invoker gets its own copy.
-        sys.modules[name] = module
-        try:
-            with applied_env(self.env):
-                spec.loader.exec_module(module)
-        finally:
-            sys.modules.pop(name, None)
+        # Every invoker gets its own copy of the module (its own module-level state).
+        module = load_handler_module(self.code.module_path, self.env)
         if not callable(getattr(module, self.code.handler, None)):
-            raise ImportError(f"{path} has no callable {self.code.handler}")
+            raise ImportError(f"{self.code.module_path} has no callable {self.code.handler}")
         return module
 
     def invoke(self, event: dict[str, Any], *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Any:

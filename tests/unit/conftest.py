@@ -1,20 +1,19 @@
 """Unit-test fixtures: the two handler modules loaded from lib/, and in-process AWS fakes.
 
-The handlers are loaded with importlib under private module names (so that other suites loading
-the same files are not disturbed), with a controlled environment: no AWS_ENDPOINT_URL*, fake
-credentials, region eu-central-1. moto is imported first so that the handlers' module-level
-boto3 clients are intercepted by `moto.mock_aws` in the tests that use it.
+The handlers are loaded by pipeline_local.invokers.load_handler_module under private module
+names (so that other suites loading the same files are not disturbed), with a controlled
+environment: no AWS_ENDPOINT_URL*, fake credentials, region eu-central-1. moto is imported
+first so that the handlers' module-level boto3 clients are intercepted by `moto.mock_aws` in
+the tests that use it.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
 import io
 import json
 import os
-import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from pipeline_local.function_config import DLQ_PROCESSOR, PROCESSOR, tunable_defaults
+from pipeline_local.invokers import load_handler_module
 
 LIB = Path(__file__).resolve().parents[2] / "lib"
 REGION = "eu-central-1"
@@ -66,13 +66,7 @@ def _load(file_name: str, alias: str) -> ModuleType:
         for name in list(os.environ):
             if name.startswith("AWS_ENDPOINT_URL") or name == "AWS_PROFILE":
                 del os.environ[name]
-        os.environ.update(HANDLER_ENV)
-        spec = importlib.util.spec_from_file_location(alias, LIB / file_name)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[alias] = module
-        spec.loader.exec_module(module)
-        return module
+        return load_handler_module(LIB / file_name, HANDLER_ENV, name=alias)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -336,7 +330,7 @@ class Pipeline:
     ddb: FakeDynamoDB = field(default_factory=FakeDynamoDB)
     sqs: FakeSQS = field(default_factory=FakeSQS)
     batch_rows: int = 1000
-    max_file_bytes: int = 268_435_456
+    max_file_bytes: int = int(HANDLER_ENV["MAX_FILE_BYTES"])  # lib/provider.tf's default
     throttle_retries: int = 64
 
     @property

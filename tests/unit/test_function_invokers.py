@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipeline_local.constants import LAMBDA_SIZED_ENV
-from pipeline_local.function_invokers import Execution, make_invoker
+from pipeline_local.constants import LAMBDA_SIZED_ENV, LIB_DIR
+from pipeline_local.function_invokers import Execution, make_invoker, pipeline_function
 from pipeline_local.invokers import (
     Invoker,
     ProcessLog,
@@ -145,3 +145,20 @@ def test_metric_namespace_comes_from_the_function_environment() -> None:
         _ = fn.metric_namespace
     fn.environment["METRIC_NAMESPACE"] = "Payments/Staging"
     assert fn.metric_namespace == "Payments/Staging"
+
+
+def test_the_pipeline_functions_as_lib_deploys_them() -> None:
+    """The benchmarks' description of lib/'s two functions: the handlers lib/main.tf names."""
+    for function in ("processor", "dlq_processor"):
+        fn = pipeline_function(function, "python", memory_mb=256)
+        # As its own process: nothing is imported or started until the first invocation.
+        invoker = make_invoker(fn, {}, execution=Execution.PROCESS)
+        assert isinstance(invoker, PythonProcessInvoker)
+        assert invoker.code.module_path == LIB_DIR / f"{function}_function.py"
+        assert invoker.code.handler == "lambda_handler"
+        assert invoker.memory_limit_in_mb == 256
+        close_layers(invoker)
+        rust = pipeline_function(function, "rust", memory_mb=256)
+        assert (rust.runtime, rust.handler) == ("provided.al2023", "bootstrap")
+    with pytest.raises(WiringError, match="no implementation 'java'"):
+        pipeline_function("processor", "java", memory_mb=256)
