@@ -13,12 +13,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use txn_core::config::FromEnvironment;
-use txn_core::dlq::{interpret_message, Attr, SqsMessage};
-use txn_core::json::{self as tjson, JsonValue};
+use txn_core::{interpret_message, parse_json, Attr, FromEnvironment, JsonValue, SqsMessage};
 
 /// The function's configuration, read from its environment once, in `main`.
-use txn_core::config::DlqProcessorConfig as Config;
+use txn_core::DlqProcessorConfig as Config;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -120,7 +118,7 @@ async fn handler(
 ) -> Result<Value, lambda_runtime::Error> {
     let (payload, context) = event.into_parts();
     let current = now_ms();
-    let event = tjson::parse(payload.get()).unwrap_or(JsonValue::Null);
+    let event = parse_json(payload.get()).unwrap_or(JsonValue::Null);
     let response = store_batch(dynamodb, cfg, &event, &context.request_id, current).await;
     Ok(serde_json::to_value(response)?)
 }
@@ -234,7 +232,7 @@ mod tests {
 
     #[test]
     fn every_message_gives_a_complete_item() {
-        let record = tjson::parse(
+        let record = parse_json(
             r#"{"messageId":"m-1","body":"not json","attributes":{"SentTimestamp":"17","ApproximateReceiveCount":"2"}}"#,
         )
         .unwrap();
@@ -317,7 +315,7 @@ mod tests {
                        "attributes": {"SentTimestamp": "1700000000000", "ApproximateReceiveCount": "1"}})
             })
             .collect();
-        tjson::parse(&json!({ "Records": records }).to_string()).unwrap()
+        parse_json(&json!({ "Records": records }).to_string()).unwrap()
     }
 
     fn failures(response: &SqsBatchResponse) -> Vec<String> {

@@ -1,12 +1,13 @@
 //! Why processing stopped short: the invocation (or the queue message) fails and is delivered
 //! again. File and record errors are not here: they are results, reported through the DLQ.
 
-use txn_core::messages::MessageTooLarge;
+use txn_core::MessageTooLarge;
 
-use crate::edges::GetObjectError;
+use crate::edges::{GetObjectError, UpdateItemError};
 
 /// A failure that ends the invocation (S3 event) or the queue message (batchItemFailures).
-/// The texts are the Python handler's TransientError texts.
+/// The texts are the invocation's error message, the same as the Python handler's
+/// TransientError texts; each variant keeps the error it came from as its `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     /// GetObject failed for a reason other than a missing object.
@@ -16,21 +17,21 @@ pub enum ProcessError {
     /// problem seen.
     #[error("SendMessageBatch left {unsent} message(s) unsent: {code}")]
     Unsent { unsent: usize, code: String },
-    /// Reading the object's body failed midway.
+    /// Reading the object's body failed midway (the stream's or the reader's error).
     #[error("reading the object failed: {0}")]
-    Read(String),
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The CSV reader thread ended before it read the header.
     #[error("the CSV reader stopped")]
     ReaderStopped,
-    /// The JSON parser thread ended without a result.
+    /// The JSON parser thread ended without a result (it panicked or was cancelled).
     #[error("JSON parser failed: {0}")]
-    ParserFailed(String),
+    ParserFailed(#[source] tokio::task::JoinError),
     /// A retry_record message could not be built.
     #[error(transparent)]
     RetryMessage(#[from] MessageTooLarge),
     /// The file status could not be updated (P26), after the SDK's own retries.
-    #[error("UpdateItem (file status) failed: {0}")]
-    StatusUpdate(String),
+    #[error(transparent)]
+    StatusUpdate(UpdateItemError),
 }
 
 impl ProcessError {
@@ -76,5 +77,20 @@ mod tests {
             "retry_record message over the SQS size limit"
         );
         assert!(!too_large.retryable());
+        let read = ProcessError::Read(Box::new(std::io::Error::other("connection reset")));
+        assert_eq!(
+            read.to_string(),
+            "reading the object failed: connection reset"
+        );
+        assert!(read.retryable());
+        assert!(std::error::Error::source(&read).is_some());
+        let status = ProcessError::StatusUpdate(UpdateItemError::Failed {
+            code: "ProvisionedThroughputExceededException".into(),
+        });
+        assert_eq!(
+            status.to_string(),
+            "UpdateItem (file status) failed: ProvisionedThroughputExceededException"
+        );
+        assert!(status.retryable());
     }
 }

@@ -3,13 +3,11 @@
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use serde_json::{json, Value};
-use txn_core::events::{is_sqs_event, parse_queue_message, s3_event_refs, ObjectRef, QueueWork};
-use txn_core::json::JsonValue;
-use txn_core::messages::{
-    masked_record, record_error_message, resume_message, transaction_values, SourceInfo,
+use txn_core::{
+    is_sqs_event, masked_record, parse_queue_message, record_error_message, resume_message,
+    s3_event_refs, transaction_values, Dumps, JsonValue, Numbers, ObjectRef, QueueWork, SourceInfo,
+    Transaction,
 };
-use txn_core::pyjson::{Dumps, Numbers};
-use txn_core::Transaction;
 
 use crate::edges::Edges;
 use crate::error::ProcessError;
@@ -202,7 +200,12 @@ pub async fn handle_sqs_event(
     let mut results = Vec::new();
     for (message_id, targets) in files {
         if let Err(e) = process_files(aws, cfg, &targets, deadline, &mut results).await {
-            tracing::error!(message_id = %message_id, error = %e, "queue message failed");
+            tracing::error!(
+                message_id = %message_id,
+                error = %e,
+                retryable = e.retryable(),
+                "queue message failed"
+            );
             failed.push(message_id);
         }
     }

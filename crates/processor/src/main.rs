@@ -8,8 +8,7 @@ use std::sync::Arc;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use txn_core::config::FromEnvironment;
-use txn_core::json::{self as tjson, JsonValue};
+use txn_core::{parse_json, FromEnvironment, JsonValue};
 
 use processor::aws::Aws;
 use processor::handlers::handle_event;
@@ -24,9 +23,14 @@ async fn handler(
     tracing::info!(request_id = %context.request_id, "invocation");
     // Parsed as Python's runtime parses the payload (json.loads), so that both implementations
     // see the same values.
-    let event = tjson::parse(payload.get()).unwrap_or(JsonValue::Null);
+    let event = parse_json(payload.get()).unwrap_or(JsonValue::Null);
     let deadline = Deadline::new(context.deadline, cfg.time_safety_margin_ms);
-    Ok(handle_event(&*aws, &cfg, &event, &deadline).await?)
+    let response = handle_event(&*aws, &cfg, &event, &deadline).await;
+    Ok(response.inspect_err(|error| {
+        // The event is delivered again (Lambda's retries, then the dead-letter target); whether
+        // that can help is the operator's first question.
+        tracing::error!(%error, retryable = error.retryable(), "invocation failed");
+    })?)
 }
 
 /// mimalloc instead of glibc's malloc: the SDK allocates a lot per request, and glibc's

@@ -9,14 +9,11 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use txn_core::error::{ErrorCode, FileError, RecordError};
-use txn_core::events::ObjectRef;
-use txn_core::files::{json_rows, open_csv, parse_json_document, Format, Row};
-use txn_core::messages::{
-    file_error_message, record_error_message, resume_message, retry_record_message, SourceInfo,
+use txn_core::{
+    file_error_message, json_rows, open_csv, parse_json_document, range_step, record_error_message,
+    resume_message, retry_record_message, ErrorCode, FileError, FileRange, Format, ObjectRef,
+    ObjectVersion, RecordError, Row, SourceInfo, Transaction,
 };
-use txn_core::ranges::{range_step, FileRange};
-use txn_core::{ObjectVersion, Transaction};
 
 use crate::edges::{Edges, FetchedObject, GetObjectError};
 use crate::error::ProcessError;
@@ -34,7 +31,7 @@ use crate::{now_ms, PROCESSOR};
 pub const BATCH_ROWS: usize = 1000;
 
 /// The function's configuration, read from its environment once, in `main`.
-pub use txn_core::config::ProcessorConfig as Config;
+pub use txn_core::ProcessorConfig as Config;
 
 /// The invocation's clock: it may stop work only after at least one batch was finished. It
 /// also paces the invocation's writes (P37): their limit in flight and a throttled write's
@@ -412,7 +409,7 @@ pub async fn process_object(
             let data = body.collect().await.map_err(read_failed)?.into_bytes();
             let parsed = tokio::task::spawn_blocking(move || parse_json_document(&data))
                 .await
-                .map_err(|e| ProcessError::ParserFailed(e.to_string()))?;
+                .map_err(ProcessError::ParserFailed)?;
             match parsed {
                 Err(e) => Err(Ok(e)),
                 Ok(records) => Ok(tokio::task::spawn_blocking(move || {

@@ -2,11 +2,10 @@
 //! batches, resume, retries, and the S3, SQS and unknown event paths.
 
 use serde_json::{json, Value};
-use txn_core::events::ObjectRef;
-use txn_core::json::{self as tjson, JsonValue};
-use txn_core::messages::{resume_file_message, retry_record_message, SourceInfo};
-use txn_core::ObjectVersion;
-use txn_core::Transaction;
+use txn_core::{
+    parse_json, resume_file_message, retry_record_message, JsonValue, ObjectRef, ObjectVersion,
+    SourceInfo, Transaction,
+};
 
 use crate::edges::GetObjectError;
 use crate::error::ProcessError;
@@ -88,7 +87,7 @@ fn resume_body(key: &str, line: u64) -> String {
 
 pub(crate) fn sqs_record(message_id: &str, body: &str) -> JsonValue {
     let record = json!({"messageId": message_id, "eventSource": "aws:sqs", "body": body});
-    tjson::parse(&record.to_string()).unwrap()
+    parse_json(&record.to_string()).unwrap()
 }
 
 pub(crate) fn failures(response: &Value) -> Vec<&str> {
@@ -462,7 +461,7 @@ async fn a_retried_record_with_other_content_is_a_conflict() {
 #[tokio::test]
 async fn an_unknown_event_is_forwarded_to_the_dlq() {
     let aws = FakeAws::default();
-    let event = tjson::parse(r#"{"hello": "world", "n": 1.0}"#).unwrap();
+    let event = parse_json(r#"{"hello": "world", "n": 1.0}"#).unwrap();
     let response = handle_event(&aws, &config(), &event, &ample_time())
         .await
         .unwrap();

@@ -13,13 +13,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
-use txn_core::error::{ErrorCode, FileError};
-use txn_core::events::ObjectRef;
-use txn_core::files::{open_csv, open_csv_range, Format, OpenError};
-use txn_core::iso_ms;
-use txn_core::json_ranges::{json_range_bounds, json_range_rows};
-use txn_core::messages::{range_message, SourceInfo};
-use txn_core::ranges::{csv_range_bounds, plan_ranges, range_step, FileRange};
+use txn_core::{
+    csv_range_bounds, iso_ms, json_range_bounds, json_range_rows, open_csv, open_csv_range,
+    plan_ranges, range_message, range_step, ErrorCode, FileError, FileRange, Format, ObjectRef,
+    OpenError, SourceInfo,
+};
 
 use crate::edges::{Edges, GetObjectError, UpdateItemError};
 use crate::error::ProcessError;
@@ -107,7 +105,7 @@ async fn status_split(
     let old = match aws.update_item(table, update).await {
         Ok(()) => return Ok(SplitOutcome::Split),
         Err(UpdateItemError::ConditionFailed { old }) => old.unwrap_or_default(),
-        Err(UpdateItemError::Failed { code }) => return Err(ProcessError::StatusUpdate(code)),
+        Err(e @ UpdateItemError::Failed { .. }) => return Err(ProcessError::StatusUpdate(e)),
     };
     let recorded: BTreeSet<String> = old
         .get("cursors")

@@ -3,8 +3,7 @@
 //! (`crate::process::run_batches`), for a whole file and for a range of one (`crate::ranges`).
 
 use tokio::sync::mpsc;
-use txn_core::error::FileError;
-use txn_core::files::{CsvRows, OpenError, Row};
+use txn_core::{CsvRows, FileError, OpenError, Row};
 
 use crate::error::ProcessError;
 use crate::process::BATCH_ROWS;
@@ -57,8 +56,8 @@ pub(crate) fn chunk_rows<I>(
     }
 }
 
-pub(crate) fn read_failed(e: impl std::fmt::Display) -> ProcessError {
-    ProcessError::Read(e.to_string())
+pub(crate) fn read_failed(e: impl std::error::Error + Send + Sync + 'static) -> ProcessError {
+    ProcessError::Read(Box::new(e))
 }
 
 /// A file's opening: its parser thread, or its file error (`Ok`) or transient failure (`Err`).

@@ -6,11 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use txn_core::error::{ErrorCode, FileError};
-use txn_core::iso_ms;
-use txn_core::messages::SourceInfo;
-use txn_core::record::truncate_chars;
-use txn_core::ObjectVersion;
+use txn_core::{iso_ms, truncate_chars, ErrorCode, FileError, ObjectVersion, SourceInfo};
 
 use crate::edges::{Item, ItemUpdate, StatusTable, UpdateItemError};
 use crate::error::ProcessError;
@@ -121,7 +117,7 @@ async fn update(
     match table.update_item(name, update).await {
         Ok(()) => Ok(true),
         Err(UpdateItemError::ConditionFailed { .. }) => Ok(false),
-        Err(UpdateItemError::Failed { code }) => Err(ProcessError::StatusUpdate(code)),
+        Err(e @ UpdateItemError::Failed { .. }) => Err(ProcessError::StatusUpdate(e)),
     }
 }
 
@@ -263,7 +259,7 @@ pub async fn status_batch(
             status_reread_resolved(table, cfg, source, old.as_ref(), &counted.settled).await?;
             Ok(false)
         }
-        Err(UpdateItemError::Failed { code }) => Err(ProcessError::StatusUpdate(code)),
+        Err(e @ UpdateItemError::Failed { .. }) => Err(ProcessError::StatusUpdate(e)),
     }
 }
 
@@ -403,7 +399,7 @@ pub async fn status_retry_resolved(
             let cursor = old.as_ref().and_then(|item| range_cursor(item, line));
             return Ok(cursor.is_none_or(|c| c > line));
         }
-        Err(UpdateItemError::Failed { code }) => return Err(ProcessError::StatusUpdate(code)),
+        Err(e @ UpdateItemError::Failed { .. }) => return Err(ProcessError::StatusUpdate(e)),
     }
     status_finish(table, cfg, &source.object).await?;
     Ok(true)

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::stream::{self, StreamExt};
-use txn_core::messages::{SourceInfo, SQS_MAX_BYTES};
-use txn_core::record::status_shard;
-use txn_core::Transaction;
+use txn_core::{status_shard, SourceInfo, Transaction, SQS_MAX_BYTES};
 
 use crate::edges::{Item, MessageQueue, PutItemError, TransactionTable};
 use crate::error::ProcessError;
@@ -107,7 +105,7 @@ impl WriteOutcome {
     fn failed(code: &str, message: &str) -> WriteOutcome {
         WriteOutcome::Failed {
             code: code.to_owned(),
-            message: txn_core::record::truncate_chars(message, 1024).to_owned(),
+            message: txn_core::truncate_chars(message, 1024).to_owned(),
         }
     }
 }

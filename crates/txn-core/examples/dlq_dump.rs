@@ -3,8 +3,7 @@
 //! Usage: dlq_dump FILE (a JSON array of SQS event records); `now` is fixed at 1700000000000.
 
 use serde_json::{json, Map, Value};
-use txn_core::dlq::{interpret_message, Attr, SqsMessage};
-use txn_core::json::{parse, JsonValue};
+use txn_core::{interpret_message, parse_json, Attr, JsonValue, SqsMessage};
 
 fn attr(value: Attr) -> Value {
     match value {
@@ -24,7 +23,7 @@ fn attr(value: Attr) -> Value {
 fn main() -> std::io::Result<()> {
     let path = std::env::args().nth(1).unwrap_or_default();
     let text = std::fs::read_to_string(path)?;
-    let Ok(JsonValue::Array(records)) = parse(&text) else {
+    let Ok(JsonValue::Array(records)) = parse_json(&text) else {
         eprintln!("expected a JSON array of SQS records");
         std::process::exit(2);
     };

@@ -5,8 +5,9 @@
 use std::io::{BufReader, Write};
 
 use serde_json::{json, Value};
-use txn_core::files::{json_rows, open_csv, parse_json_document, Format, OpenError, Row};
-use txn_core::json_ranges::json_range_bounds;
+use txn_core::{
+    json_range_bounds, json_rows, open_csv, parse_json_document, Format, OpenError, Row,
+};
 
 fn row_json(row: &Row) -> Value {
     let (hint, masked) = match &row.values {

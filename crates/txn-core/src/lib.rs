@@ -6,41 +6,56 @@
 //! references P<n> and D<n> in this crate cite, and the currency table is
 //! contract/currencies.json itself (included at build time).
 //!
-//! The public surface is curated, as in the `csv` crate: the readers' machinery (the CSV state
-//! machine, amounts, currencies, timestamps, URL decoding) lives in private modules, and the
-//! public modules expose only what the two Lambdas use. The main types are also re-exported
-//! at the crate root.
+//! The public surface is curated, as in the `csv` crate: every module is private, and what the
+//! two Lambdas use is re-exported at the crate root (below, grouped by job); the readers'
+//! machinery (the CSV state machine, amounts, currencies, timestamps, URL decoding) is not.
 
 #![deny(missing_docs)]
 
 mod amount;
+mod config;
 mod csv;
 mod currency;
+mod dlq;
+mod error;
+mod events;
+mod files;
+mod json;
+mod json_ranges;
+mod messages;
 mod object;
+mod pyjson;
+mod ranges;
+mod record;
 mod timestamp;
 mod urlcode;
 
-pub mod config;
-pub mod dlq;
-pub mod error;
-pub mod events;
-pub mod files;
-pub mod json;
-pub mod json_ranges;
-pub mod messages;
-pub mod pyjson;
-pub mod ranges;
-pub mod record;
-
-pub use dlq::{interpret_message, Attr, SqsMessage};
+// The configuration each Lambda reads from its environment once, at start.
+pub use config::{ConfigError, DlqProcessorConfig, FromEnvironment, ProcessorConfig};
+// Records, their fields and the codes of what is wrong with them.
 pub use error::{ErrorCode, FileError, RecordError};
-pub use events::{is_sqs_event, parse_queue_message, s3_event_refs, ObjectRef, QueueWork};
-pub use files::{json_rows, open_csv, parse_json_document, Format, OpenError, Row};
-pub use json::JsonValue;
-pub use messages::SourceInfo;
 pub use object::ObjectVersion;
-pub use record::{Field, Transaction};
+pub use record::{status_shard, truncate_chars, Field, Transaction};
 pub use timestamp::iso_ms;
+// Reading files: whole, or one range of a split file.
+pub use files::{
+    json_rows, open_csv, open_csv_range, parse_json_document, CsvRows, Format, OpenError, Row,
+    RowValues,
+};
+pub use json_ranges::{json_range_bounds, json_range_rows, JsonSplit};
+pub use ranges::{csv_range_bounds, plan_ranges, range_step, FileRange, MAX_RANGES};
+// Events in, messages out.
+pub use events::{is_sqs_event, parse_queue_message, s3_event_refs, ObjectRef, QueueWork, S3Refs};
+pub use messages::{
+    file_error_message, masked_record, range_message, record_error_message, resume_file_message,
+    resume_message, retry_record_message, transaction_values, MessageTooLarge, SourceInfo,
+    StringMap, TransactionJson, SQS_MAX_BYTES,
+};
+// The errors table's rows, from dead-letter messages.
+pub use dlq::{interpret_message, Attr, ErrorRecord, SqsMessage};
+// JSON as both implementations read and write it.
+pub use json::{parse as parse_json, JsonError, JsonValue};
+pub use pyjson::{Dumps, Numbers};
 
 use sha2::{Digest, Sha256};
 
