@@ -96,16 +96,24 @@ def function_argument(
 
 
 def resource_body(address: str, lib: Path = LIB) -> dict[str, Any]:
-    """The arguments of lib/'s resource block `address` ("aws_sqs_queue.main"), expressions as
-    python-hcl2 renders them ("${...}")."""
+    """The arguments of lib/'s resource `address` ("aws_sqs_queue.main"), expressions as
+    python-hcl2 renders them ("${...}"). A working copy may declare the resource again in an
+    override file with other arguments only: each argument is taken from the first file (in
+    name order) that sets it."""
     rtype, name = address.split(".")
+    arguments: dict[str, Any] = {}
+    found = False
     for doc in _documents(lib):
         for block in doc.get("resource", []):
             for kind, resources in block.items():
                 for label, body in resources.items() if _unquoted(kind) == rtype else ():
                     if _unquoted(label) == name:
-                        return dict(body)
-    raise LookupError(f"lib/ has no resource {address}")
+                        found = True
+                        for argument, value in body.items():
+                            arguments.setdefault(argument, value)
+    if not found:
+        raise LookupError(f"lib/ has no resource {address}")
+    return arguments
 
 
 def environment_expressions(function: str, lib: Path = LIB) -> dict[str, str]:

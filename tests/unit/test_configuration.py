@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -19,6 +20,7 @@ from pipeline_local.function_config import (
     PROCESSOR,
     environment_expressions,
     environment_names,
+    resource_body,
     variable_blocks,
     variable_defaults,
 )
@@ -112,3 +114,20 @@ def test_the_harness_region_is_lib_s() -> None:
     found = re.search(r'^\s*region\s*=\s*"([^"]+)"', block, flags=re.MULTILINE)
     assert found, "lib/provider.tf's aws provider names no region"
     assert found.group(1) == REGION
+
+
+def test_an_override_file_adds_to_a_resource_without_hiding_its_arguments(tmp_path: Path) -> None:
+    """A working copy's emulator_override.tf declares aws_lambda_function.function again with
+    other arguments; lib/'s own arguments (kms_key_arn) must still be found."""
+    (tmp_path / "main.tf").write_text(
+        'resource "aws_lambda_function" "function" {\n'
+        "  kms_key_arn = aws_kms_key.lambda.arn\n  timeout = 60\n}\n"
+    )
+    (tmp_path / "emulator_override.tf").write_text(
+        'resource "aws_lambda_function" "function" {\n  timeout = 900\n}\n'
+    )
+    body = resource_body("aws_lambda_function.function", tmp_path)
+    assert body["kms_key_arn"] == "${aws_kms_key.lambda.arn}"
+    assert body["timeout"] == 900  # the first file in name order that sets it
+    with pytest.raises(LookupError, match=r"no resource aws_sqs_queue\.main"):
+        resource_body("aws_sqs_queue.main", tmp_path)
