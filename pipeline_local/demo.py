@@ -37,7 +37,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -50,11 +49,11 @@ from pipeline_local.authz.store import EmulatorPolicyStore
 from pipeline_local.clients import Clients
 from pipeline_local.constants import BUILD_DIR, LAMBDA_SIZED_ENV, REPO_ROOT, TF_VAR_MAX_FILE_BYTES
 from pipeline_local.dispatcher import Dispatcher
-from pipeline_local.emulator import Emulator, alive, load_state, start_emulator
+from pipeline_local.emulator import alive, load_state, start_emulator
 from pipeline_local.function_config import variable_defaults
 from pipeline_local.function_invokers import Execution
 from pipeline_local.stores import empty_bucket
-from pipeline_local.terraform import TerraformError, Workdir, workdir_for
+from pipeline_local.terraform import AppliedLib, TerraformError, apply_lib
 from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
 from pipeline_local.wiring import WiringError, read_wiring
 
@@ -99,10 +98,9 @@ def ticking(label: str, every_s: float = 15.0) -> Iterator[None]:
 
 
 @dataclass
-class Stack:
-    emulator: Emulator
-    workdir: Workdir
-    outputs: dict[str, Any]
+class Stack(AppliedLib):
+    """lib/ applied for the demo, and where the demo keeps what it leaves behind."""
+
     kept_state: bool
     # Where this run keeps its emulator log and the functions' logs (and, not kept, its
     # Terraform working copy).
@@ -125,29 +123,25 @@ def start_stack(runtime: str, keep: bool, demo_dir: Path = DEMO_DIR) -> Stack:
     if keep:
         STATE_FILE.write_text(json.dumps({"port": emu.port, "pid": emu.pid}))
     say(f"    {emu.endpoint} (pid {emu.pid}, log {_rel(demo_dir / 'emulator.log')})")
-    for stale in workdir_path.glob("terraform.tfstate*"):
-        stale.unlink()
     os.environ[TF_VAR_MAX_FILE_BYTES] = str(sample_files.SAMPLE_MAX_FILE_BYTES)
-    work = workdir_for(emu, workdir_path, runtime)
-    step(f"terraform init + apply of lib/ (lambda_runtime={runtime}) in {_rel(workdir_path)}")
+    step(f"terraform init, plan, apply of lib/ (lambda_runtime={runtime}) in {_rel(workdir_path)}")
     default_mib = int(variable_defaults()["max_file_bytes"]) // 2**20
     say(f"    -var max_file_bytes={sample_files.SAMPLE_MAX_FILE_BYTES} (default {default_mib} MiB)")
     t0 = time.monotonic()
     try:
         with ticking("terraform"):
-            work.init()
-            work.run("apply", "-no-color", "-auto-approve", "-parallelism=20", capture=True)
-        outputs = work.outputs()
-        say(f"    applied {len(work.state_resources())} resources in {time.monotonic() - t0:.0f} s")
+            # Whatever goes wrong (or Ctrl-C), the emulator goes away with it.
+            applied = apply_lib(emu, workdir_path, runtime)
     except BaseException:
-        # Whatever went wrong (or Ctrl-C), the emulator goes away with it.
-        emu.stop()
         if keep:
             STATE_FILE.unlink(missing_ok=True)
         raise
+    resources = len(applied.workdir.state_resources())
+    say(f"    applied {resources} resources in {time.monotonic() - t0:.0f} s")
     if keep:
-        (BUILD_DIR / "outputs.json").write_text(json.dumps(outputs, indent=2, sort_keys=True))
-    return Stack(emu, work, outputs, keep, demo_dir)
+        outputs = json.dumps(applied.outputs, indent=2, sort_keys=True)
+        (BUILD_DIR / "outputs.json").write_text(outputs)
+    return Stack(**vars(applied), kept_state=keep, demo_dir=demo_dir)
 
 
 def stop_stack(stack: Stack) -> bool:

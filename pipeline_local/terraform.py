@@ -219,6 +219,35 @@ def workdir_for(
     return work
 
 
+@dataclass
+class AppliedLib:
+    """lib/ applied to an emulator: the emulator, the working copy, its outputs and the plan it
+    applied. The one applied-stack type: the demo's and the tests' stacks extend it."""
+
+    emulator: Emulator
+    workdir: Workdir
+    outputs: dict[str, Any]
+    plan: dict[str, Any]
+
+
+def apply_lib(emulator: Emulator, path: Path, runtime: str) -> AppliedLib:
+    """lib/ applied with `runtime` to `emulator` from a working copy at `path` (any state of an
+    earlier run there removed first; the TF_VAR_ variables of this process's environment
+    apply): planned, the plan kept as plan.json, then applied as planned. When anything fails,
+    Ctrl-C included, the emulator is stopped with it."""
+    try:
+        for stale in path.glob("terraform.tfstate*"):
+            stale.unlink()
+        work = workdir_for(emulator, path, runtime)
+        work.init()
+        plan = work.plan(path / "plan.json")
+        work.run("apply", "-no-color", "-auto-approve", "-parallelism=20", "tfplan", capture=True)
+        return AppliedLib(emulator=emulator, workdir=work, outputs=work.outputs(), plan=plan)
+    except BaseException:
+        emulator.stop()
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Terraform against the local emulator")
     parser.add_argument("action", choices=["validate", "plan", "up", "down"])

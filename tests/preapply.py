@@ -29,14 +29,13 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline_local.constants import BUILD_DIR, TF_VAR_MAX_FILE_BYTES
 from pipeline_local.emulator import Emulator, alive, probe_moto, start_emulator
 from pipeline_local.sample_model import SAMPLE_MAX_FILE_BYTES
-from pipeline_local.terraform import Workdir, workdir_for
+from pipeline_local.terraform import AppliedLib, Workdir, apply_lib
 from tests.implementations import IMPLEMENTATIONS, LAMBDA_RUNTIME
 
 HANDOVER_FILE = "preapply.json"
@@ -55,32 +54,11 @@ PREAPPLIED: dict[str, tuple[str, int | None]] = {
 WAIT_S = 900.0
 
 
-@dataclass
-class Applied:
-    """An applied stack: its emulator, working copy, outputs and plan."""
-
-    emulator: Emulator
-    workdir: Workdir
-    outputs: dict[str, Any]
-    plan: dict[str, Any]
-
-
-def apply_new(workdir_name: str, runtime: str) -> Applied:
+def apply_new(workdir_name: str, runtime: str) -> AppliedLib:
     """lib/ applied with `runtime` to a new emulator, in build/<workdir_name> (the TF_VAR_
     variables of this process's environment apply)."""
     emu = start_emulator(log_path=BUILD_DIR / f"{workdir_name}-emulator.log")
-    try:
-        path = BUILD_DIR / workdir_name
-        for stale in path.glob("terraform.tfstate*"):
-            stale.unlink()
-        work = workdir_for(emu, path, runtime)
-        work.init()
-        plan = work.plan(Path(path / "plan.json"))
-        work.run("apply", "-no-color", "-auto-approve", "-parallelism=20", "tfplan", capture=True)
-        return Applied(emulator=emu, workdir=work, outputs=work.outputs(), plan=plan)
-    except BaseException:
-        emu.stop()
-        raise
+    return apply_lib(emu, BUILD_DIR / workdir_name, runtime)
 
 
 def _tf_vars() -> dict[str, str]:
@@ -115,7 +93,7 @@ def _answers(endpoint: str) -> bool:
     return True
 
 
-def take(workdir_name: str, runtime: str) -> Applied | None:
+def take(workdir_name: str, runtime: str) -> AppliedLib | None:
     """The stack applied ahead for `workdir_name`, if there is a usable one (module docstring)."""
     path = _handover(workdir_name)
     deadline = time.monotonic() + WAIT_S
@@ -143,7 +121,7 @@ def take(workdir_name: str, runtime: str) -> Applied | None:
         return None
     work = Workdir(path=BUILD_DIR / workdir_name, endpoint=emu.endpoint, lambda_runtime=runtime)
     plan = json.loads((work.path / "plan.json").read_text())
-    return Applied(emulator=emu, workdir=work, outputs=work.outputs(), plan=plan)
+    return AppliedLib(emulator=emu, workdir=work, outputs=work.outputs(), plan=plan)
 
 
 def apply_one(workdir_name: str) -> int:

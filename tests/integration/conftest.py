@@ -13,11 +13,12 @@ from botocore.config import Config
 
 from pipeline_local.clients import Clients
 from pipeline_local.emulator import Emulator, start_emulator
+from pipeline_local.terraform import AppliedLib
 from tests import preapply
 
 
 @dataclass
-class Stack(preapply.Applied):
+class Stack(AppliedLib):
     """An applied stack (emulator, working copy, outputs, plan) with the tests' client."""
 
     destroyed: bool = False
