@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from pipeline_local.delivery import s3_event_for_object  # noqa: E402
 from pipeline_local.emulator import start_emulator  # noqa: E402
 from pipeline_local.function_config import PROCESSOR  # noqa: E402
-from pipeline_local.function_invokers import Execution, pipeline_function  # noqa: E402
+from pipeline_local.function_invokers import Execution, pipeline_function, rust_binary_for  # noqa: E402
 from pipeline_local.function_invokers import make_invoker as local_invoker  # noqa: E402
 from pipeline_local.rust_runtime import RustInvoker  # noqa: E402
 from pipeline_local.samples import bulk_file  # noqa: E402
@@ -50,6 +50,7 @@ from pipeline_local.scratch_stack import (  # noqa: E402
     delete_stack,
     processor_env,
 )
+from pipeline_local.wiring import WiringError  # noqa: E402
 
 MEMORY_MB = 512
 TIMEOUT_MS = 900_000
@@ -162,6 +163,13 @@ def main() -> int:
     args = parser.parse_args()
     impls = [i.strip() for i in args.impl.split(",") if i.strip()]
     settings = [s.strip() == "limited" for s in args.settings.split(",") if s.strip()]
+    if "rust" in impls and args.rust_bin_dir is not None:
+        try:  # the given build, not another one found elsewhere
+            fn = pipeline_function(PROCESSOR, "rust", memory_mb=MEMORY_MB)
+            rust_binary_for(fn, args.rust_bin_dir, only_there=True)
+        except WiringError as err:
+            print(err, file=sys.stderr)
+            return 2
     # A `timeout` or Ctrl-C still stops the emulator and removes the cgroups.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     emu = start_emulator()

@@ -1,7 +1,7 @@
 """Benchmark the Python and Rust processors side by side on the same files and endpoint.
 
     .venv/bin/python bench/run.py [--sizes 10000,100000,1000000] [--out bench/results]
-                                  [--impls python,rust] [--rust-bin target/release/processor]
+                                  [--impls python,rust] [--rust-bin-dir target/release]
 
 1. Generates CSV files (`bench-<rows>.csv`, about 0.5 % invalid rows) in build/bench/data.
 2. Starts bench/sink.py (a minimal S3/DynamoDB/SQS endpoint, two worker processes) on a free
@@ -9,7 +9,9 @@
 3. For every size, runs each implementation on the same S3 event, warm (after one warm-up
    invocation that opens the connections):
    - python: lib/processor_function.py in a fresh process (bench/pyrun.py);
-   - rust: the host build of crates/processor behind pipeline_local.rust_runtime.RustInvoker.
+   - rust: the host build of crates/processor as its own process, behind the invoker
+     pipeline_local.function_invokers.make_invoker gives the tests and the demo (--rust-bin-dir:
+     a directory with processor/bootstrap or processor, else where make_invoker looks).
    Measured: wall time, CPU time of the function's process (user + system, all threads), peak
    RSS of that process.
 4. Writes results.json and the chart benchmarks.png to --out; bench/report.py turns them into
@@ -37,12 +39,14 @@ sys.path.insert(0, str(REPO))
 
 from lambda_sized import process_cpu_s  # noqa: E402
 
+from pipeline_local import function_invokers  # noqa: E402
 from pipeline_local.delivery import s3_put_event  # noqa: E402
 from pipeline_local.function_config import PROCESSOR, tunable_defaults  # noqa: E402
+from pipeline_local.invokers import DEFAULT_MEMORY_MB  # noqa: E402
 from pipeline_local.rust_runtime import RustInvoker  # noqa: E402
+from pipeline_local.wiring import FunctionConfig, WiringError  # noqa: E402
 
 DATA = REPO / "build" / "bench" / "data"
-RUST_BIN = REPO / "target" / "release" / "processor"
 BUCKET = "bench-bucket"
 TIMEOUT_MS = 3_600_000
 HEADER = (
@@ -157,8 +161,20 @@ def _proc_status_mb(pid: int, key: str) -> float:
     return 0.0
 
 
-def run_rust(env: dict[str, str], path: Path, rust_bin: Path) -> dict[str, Any]:
-    invoker = RustInvoker(rust_bin, env, function_name="processor")
+def rust_processor() -> FunctionConfig:
+    """The Rust processor as lib/ deploys it (MemorySize only says what its context reports)."""
+    return function_invokers.pipeline_function(PROCESSOR, "rust", memory_mb=DEFAULT_MEMORY_MB)
+
+
+def run_rust(env: dict[str, str], path: Path, rust_bin_dir: Path | None) -> dict[str, Any]:
+    invoker = function_invokers.make_invoker(
+        rust_processor(),
+        env,
+        rust_bin_dir=rust_bin_dir,
+        execution=function_invokers.Execution.PROCESS,
+    )
+    # The Rust process invoker: its pid is what the CPU time and peak RSS are read from.
+    assert isinstance(invoker, RustInvoker)
     try:
         warm = s3_put_event(BUCKET, "warm-up.txt", size=1, etag="bench", version_id="bench-v1")
         invoker.invoke(warm, timeout_ms=TIMEOUT_MS)
@@ -191,15 +207,19 @@ def main() -> int:
         "--python-max", type=int, default=10**9, help="largest file for Python (rows)"
     )
     parser.add_argument(
-        "--rust-bin",
+        "--rust-bin-dir",
         type=Path,
-        default=RUST_BIN,
-        help="the Rust processor binary (another build's, to compare two builds at one sitting)",
+        default=None,
+        help="a directory with the Rust processor's build (another build's, to compare two "
+        "builds at one sitting); by default where make_invoker looks",
     )
     args = parser.parse_args()
-    if "rust" in args.impls and not args.rust_bin.exists():
-        print(f"missing {args.rust_bin}: run scripts/build-rust.sh --host", file=sys.stderr)
-        return 2
+    if "rust" in args.impls.split(","):
+        try:  # before any file is generated: a missing build is said at once
+            function_invokers.rust_binary_for(rust_processor(), args.rust_bin_dir, only_there=True)
+        except WiringError as err:
+            print(err, file=sys.stderr)
+            return 2
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     files = {n: generate(n) for n in sizes}
@@ -216,7 +236,7 @@ def main() -> int:
                 run = (
                     run_python(env, files[n])
                     if impl == "python"
-                    else run_rust(env, files[n], args.rust_bin)
+                    else run_rust(env, files[n], args.rust_bin_dir)
                 )
                 run["load_avg"] = [load_before, os.getloadavg()[0]]
                 files_out = (run.pop("response") or {}).get("files") or [{}]

@@ -68,6 +68,39 @@ def variable_defaults(lib: Path = LIB) -> dict[str, Any]:
     }
 
 
+# A local that lib/main.tf chooses by implementation, as python-hcl2 renders it:
+# local.is_rust ? "<rust value>" : "<python value>".
+_BY_IMPLEMENTATION = re.compile(r'\$\{local\.is_rust \? "([^"]*)" : "([^"]*)"\}')
+
+
+def _local(name: str, lib: Path = LIB) -> Any:
+    for doc in _documents(lib):
+        for block in doc.get("locals", []):
+            if name in block:
+                return block[name]
+    raise LookupError(f"lib/ has no local.{name}")
+
+
+def _by_implementation(expression: Any, impl: str, what: str) -> str:
+    match = _BY_IMPLEMENTATION.fullmatch(str(expression))
+    if match is None:
+        raise LookupError(f'{what}: {expression!r} is not `local.is_rust ? ".." : ".."`')
+    if impl not in ("python", "rust"):
+        raise LookupError(f"{what}: no implementation {impl!r} (python or rust)")
+    return match.group(1) if impl == "rust" else match.group(2)
+
+
+def deployed_code(function: str, impl: str, lib: Path = LIB) -> tuple[str, str]:
+    """(runtime, handler) lib/main.tf deploys `function` with when var.lambda_runtime picks
+    `impl` ("python" or "rust"): its locals lambda_runtime_id and lambda_handlers."""
+    runtime = _by_implementation(_local("lambda_runtime_id", lib), impl, "lambda_runtime_id")
+    handlers = _local("lambda_handlers", lib)
+    if function not in handlers:
+        raise LookupError(f"lib/ has no local.lambda_handlers.{function}")
+    handler = _by_implementation(handlers[function], impl, f"lambda_handlers.{function}")
+    return runtime, handler
+
+
 def function_settings(function: str, lib: Path = LIB) -> dict[str, Any]:
     """What lib/ sets for one function only: its entry of local.functions (name, environment,
     dead_letter_config, ...), expressions as python-hcl2 renders them ("${...}")."""

@@ -33,6 +33,7 @@ from pipeline_local.constants import (
     REGION,
     RUST_HOST_BIN_DIR_ENV,
 )
+from pipeline_local.function_config import deployed_code
 from pipeline_local.host_builds import cargo_builds, first_executable
 from pipeline_local.invokers import InvocationError, Invoker, PythonHandler, PythonInvoker
 from pipeline_local.python_runtime import PythonProcessInvoker
@@ -73,19 +74,24 @@ class Execution(enum.Enum):
         return default
 
 
-def rust_binary_for(fn: FunctionConfig, rust_bin_dir: Path | None = None) -> Path:
-    """The host build of a Rust function's bootstrap (the deployed zip is aarch64)."""
+def rust_binary_for(
+    fn: FunctionConfig, rust_bin_dir: Path | None = None, *, only_there: bool = False
+) -> Path:
+    """The host build of a Rust function's bootstrap (the deployed zip is aarch64): in
+    `rust_bin_dir` first, then the usual places, unless `only_there` (a benchmark of one
+    build must not measure another one silently)."""
     crate = "dlq-processor" if "dlq" in fn.name else "processor"
     candidates: list[Path] = []
     if rust_bin_dir:
         candidates += [rust_bin_dir / crate / "bootstrap", rust_bin_dir / crate]
     env_dir = os.environ.get(RUST_HOST_BIN_DIR_ENV)
-    if env_dir:
+    if env_dir and not (rust_bin_dir and only_there):
         candidates += [Path(env_dir) / crate / "bootstrap", Path(env_dir) / crate]
-    candidates += [
-        BUILD_DIR / "lambda" / "rust-host" / crate / "bootstrap",
-        *cargo_builds(crate),
-    ]
+    if not (rust_bin_dir and only_there):
+        candidates += [
+            BUILD_DIR / "lambda" / "rust-host" / crate / "bootstrap",
+            *cargo_builds(crate),
+        ]
     found = first_executable(candidates)
     if found is not None:
         return found
@@ -110,15 +116,13 @@ def python_handler(fn: FunctionConfig, code_dir: Path = LIB_DIR) -> PythonHandle
 
 def pipeline_function(function: str, impl: str, *, memory_mb: int) -> FunctionConfig:
     """One of lib/'s two functions ("processor", "dlq_processor") described without an emulator:
-    its Python handler on python3.11 (impl "python"), or its Rust bootstrap on provided.al2023
-    (impl "rust"), as lib/main.tf deploys them."""
-    if impl == "python":
-        return FunctionConfig.local(
-            function, "python3.11", f"{function}_function.lambda_handler", memory_mb=memory_mb
-        )
-    if impl == "rust":
-        return FunctionConfig.local(function, "provided.al2023", "bootstrap", memory_mb=memory_mb)
-    raise WiringError(f"{function}: no implementation {impl!r} (python or rust)")
+    its Python handler (impl "python") or its Rust bootstrap (impl "rust"), on the runtime and
+    with the handler lib/main.tf deploys it with (function_config.deployed_code)."""
+    try:
+        runtime, handler = deployed_code(function, impl)
+    except LookupError as err:
+        raise WiringError(f"{function}: {err}") from err
+    return FunctionConfig.local(function, runtime, handler, memory_mb=memory_mb)
 
 
 class RefusedInit:

@@ -182,14 +182,15 @@ def load_handler_module(
         raise ImportError(f"cannot load handler module from {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    loaded = False
     try:
         with applied_env(env or {}):
             spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
-    if name is None:
-        sys.modules.pop(module_name, None)
+        loaded = True
+    finally:
+        # A failed import never stays registered; an unnamed one only while it ran.
+        if not loaded or name is None:
+            sys.modules.pop(module_name, None)
     return module
 
 

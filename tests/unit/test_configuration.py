@@ -18,6 +18,7 @@ from pipeline_local.constants import REGION
 from pipeline_local.function_config import (
     DLQ_PROCESSOR,
     PROCESSOR,
+    deployed_code,
     environment_expressions,
     environment_names,
     resource_body,
@@ -131,3 +132,28 @@ def test_an_override_file_adds_to_a_resource_without_hiding_its_arguments(tmp_pa
     assert body["timeout"] == 900  # the first file in name order that sets it
     with pytest.raises(LookupError, match=r"no resource aws_sqs_queue\.main"):
         resource_body("aws_sqs_queue.main", tmp_path)
+
+
+def test_the_deployed_runtime_and_handler_are_read_from_lib(tmp_path: Path) -> None:
+    """pipeline_function's runtime and handler are lib/main.tf's locals, not a copy: another
+    lib/ gives other values, and a local of another form is refused with its name."""
+    assert deployed_code(PROCESSOR, "python") == (
+        "python3.11",
+        "processor_function.lambda_handler",
+    )
+    assert deployed_code(DLQ_PROCESSOR, "rust") == ("provided.al2023", "bootstrap")
+    (tmp_path / "main.tf").write_text(
+        "locals {\n"
+        '  lambda_runtime_id = local.is_rust ? "provided.al2" : "python3.12"\n'
+        '  lambda_handlers = { processor = local.is_rust ? "bootstrap" : "p.handle" }\n'
+        "}\n"
+    )
+    assert deployed_code(PROCESSOR, "python", tmp_path) == ("python3.12", "p.handle")
+    assert deployed_code(PROCESSOR, "rust", tmp_path) == ("provided.al2", "bootstrap")
+    with pytest.raises(LookupError, match=r"no local\.lambda_handlers\.dlq_processor"):
+        deployed_code(DLQ_PROCESSOR, "python", tmp_path)
+    plain = tmp_path / "plain"  # another directory: lib/'s files are read once per directory
+    plain.mkdir()
+    (plain / "main.tf").write_text('locals {\n  lambda_runtime_id = "python3.11"\n}\n')
+    with pytest.raises(LookupError, match=r"lambda_runtime_id: .*python3\.11.* is not"):
+        deployed_code(PROCESSOR, "python", plain)

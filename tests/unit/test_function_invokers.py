@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from pipeline_local.constants import LAMBDA_SIZED_ENV, LIB_DIR
-from pipeline_local.function_invokers import Execution, make_invoker, pipeline_function
+from pipeline_local.function_invokers import (
+    Execution,
+    make_invoker,
+    pipeline_function,
+    rust_binary_for,
+)
 from pipeline_local.invokers import (
     Invoker,
     ProcessLog,
@@ -75,6 +80,18 @@ def test_rust_is_always_its_own_process(tmp_path: Path) -> None:
     invoker = make_invoker(fn, {}, rust_bin_dir=tmp_path)
     assert isinstance(invoker, RustInvoker) and invoker.binary_path == binary.resolve()
     assert invoker.sandbox is None and invoker.memory_limit_in_mb == 128
+
+
+def test_a_benchmark_can_insist_on_its_own_build(tmp_path: Path) -> None:
+    """only_there: a directory without the build is an error, not a quiet fallback to the
+    usual places (where another build may be)."""
+    fn = FunctionConfig.local("lambda-processor", "provided.al2023", "bootstrap", memory_mb=128)
+    with pytest.raises(WiringError, match="no host build of the `processor` crate"):
+        rust_binary_for(fn, tmp_path, only_there=True)
+    binary = tmp_path / "processor"
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(0o755)
+    assert rust_binary_for(fn, tmp_path, only_there=True) == binary
 
 
 def test_bad_descriptions_are_wiring_errors(code_dir: Path) -> None:
