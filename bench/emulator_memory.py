@@ -24,9 +24,12 @@ from pipeline_local.delivery import QueuePoller, drain, invoke_async, s3_event_f
 from pipeline_local.emulator import start_emulator
 from pipeline_local.function_config import DLQ_PROCESSOR, PROCESSOR, tunable_defaults
 from pipeline_local.function_invokers import make_invoker, pipeline_function
+from pipeline_local.sample_model import MINOR_UNITS
 from pipeline_local.scratch_stack import create_stack
 
-CURRENCIES = [("EUR", "2"), ("JPY", "0"), ("KWD", "3"), ("USD", "2"), ("GBP", "2")]
+# (code, minor units) from the sample model, which tests/unit/test_contract.py holds to the
+# contract's table.
+CURRENCIES = [(code, str(MINOR_UNITS[code])) for code in ("EUR", "JPY", "KWD", "USD", "GBP")]
 TYPES = ["DEBIT", "CREDIT", "TRANSFER", "PAYMENT", "REFUND"]
 
 

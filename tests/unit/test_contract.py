@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from types import ModuleType
 
+from pipeline_local.sample_model import MINOR_UNITS
+
 CONTRACT = Path(__file__).resolve().parents[2] / "contract"
 
 
@@ -26,6 +28,14 @@ def test_embedded_currency_table_is_the_contracts(proc: ModuleType) -> None:
     assert theirs.keys() - ours.keys() == set(), "codes only in contract/currencies.json"
     changed = {c: (ours[c], theirs[c]) for c in ours if ours[c] != theirs[c]}
     assert changed == {}, "minor units differ (handler, contract)"
+
+
+def test_the_sample_models_minor_units_are_the_contracts() -> None:
+    """The sample model (the tests' oracle, and the benchmarks' source of minor units) lists
+    the currencies the samples use; each must have the contract's minor unit."""
+    theirs = contract_currencies()
+    changed = {c: (u, theirs.get(c)) for c, u in MINOR_UNITS.items() if theirs.get(c) != u}
+    assert changed == {}, "minor units differ (sample model, contract)"
 
 
 def test_currency_table_is_well_formed() -> None:
@@ -55,10 +65,11 @@ def test_currency_table_is_well_formed() -> None:
 def test_decisions_live_in_the_contract(proc: ModuleType, dlq: ModuleType) -> None:
     """Every decision is written down once, in contract/decisions.md; the handlers point there."""
     text = (CONTRACT / "decisions.md").read_text(encoding="utf-8")
-    listed = re.findall(r"^- \*\*([PD]\d+)\.\*\*", text, flags=re.MULTILINE)
+    listed = re.findall(r"^- \*\*([PDQ]\d+)\.\*\*", text, flags=re.MULTILINE)
     # P39 is left free (issue 12's write-path decisions took P37 and P38; P40 came first).
     processor = [f"P{i}" for i in range(1, 39)] + ["P40"]
-    assert listed == processor + [f"D{i}" for i in range(1, 11)]
+    both = [f"Q{i}" for i in range(1, 4)]
+    assert listed == processor + [f"D{i}" for i in range(1, 11)] + both
     for module in (proc, dlq):
         assert "contract/decisions.md" in (module.__doc__ or "")
 
