@@ -201,12 +201,16 @@ def sqs_records(bodies: list[str], rng: random.Random) -> list[dict[str, Any]]:
     records = []
     for i, body in enumerate(bodies):
         attributes: dict[str, Any] = {
-            "ApproximateReceiveCount": rng.choice(["1", "3", " 2 ", "x", "-1"]),
-            "SentTimestamp": rng.choice(["1700000001234", "1_700_000_001_234", "", "-5"]),
+            "ApproximateReceiveCount": rng.choice(["1", "3", "007", 4, " 2 ", "x", "-1", True]),
+            "SentTimestamp": rng.choice(["1700000001234", "1_700_000_001_234", "", "-5", 1.5]),
         }
         if rng.random() < 0.1:
             attributes.pop("SentTimestamp")
-        records.append({"messageId": f"m-{i}", "body": body, "attributes": attributes})
+        record: dict[str, Any] = {"messageId": f"m-{i}", "body": body, "attributes": attributes}
+        if rng.random() < 0.05:  # what SQS never sends (Q1): other JSON types
+            record["messageId"] = copy.deepcopy(rng.choice(ODD_VALUES))
+            record["body"] = copy.deepcopy(rng.choice(ODD_VALUES))
+        records.append(record)
     return records
 
 
@@ -237,7 +241,7 @@ def compare_dlq(dlq: Any, count: int, seed: int) -> tuple[int, int]:
             if json.loads(json.dumps(want)) != rust_items:
                 failures += 1
                 if failures <= 5:
-                    print(f"DLQ MISMATCH body={record['body'][:200]!r}")
+                    print(f"DLQ MISMATCH body={str(record['body'])[:200]!r}")
                     print(f"  python: {json.dumps(want)[:600]}")
                     print(f"  rust:   {json.dumps(rust_items)[:600]}")
     return count, failures

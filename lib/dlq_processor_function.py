@@ -4,9 +4,9 @@ Implements design.md sections 4, 5, 6 and 8 for the DLQ consumer. Packaged alone
 archive_file: standard library and boto3 only. Endpoints come only from the standard
 AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables, which boto3 reads itself.
 
-Where design.md leaves something open, this module follows the decisions D1 to D10 in
-contract/decisions.md (cited by number in comments); contract/schemas/ describes its messages
-and table items.
+Where design.md leaves something open, this module follows the decisions D1 to D10 and Q1 to
+Q3 in contract/decisions.md (cited by number in comments); contract/schemas/ describes its
+messages and table items.
 """
 
 import hashlib
@@ -212,24 +212,31 @@ class ErrorRecord:
     record: Mapping[str, str] | None = None
 
 
-def _int_attr(value: Any) -> int | None:
-    try:
-        number = int(str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if number >= 0 else None
+def _count_attribute(value: Any) -> int | None:
+    """SentTimestamp or ApproximateReceiveCount: ASCII decimal digits, as SQS sends them, or a
+    non-negative JSON integer; anything else counts as absent (Q2)."""
+    if isinstance(value, str):
+        return int(value) if value.isascii() and value.isdigit() else None
+    return _nonneg_int(value)
 
 
 def sqs_message(record: Mapping[str, Any]) -> SqsMessage:
-    """The parts of one SQS event record this function uses."""
-    attributes = record.get("attributes") or {}
+    """The parts of one SQS event record this function uses (Q1, Q2)."""
+    attributes = record.get("attributes")
+    attributes = attributes if isinstance(attributes, dict) else {}
+    message_id = record.get("messageId")
     body = record.get("body")
     return SqsMessage(
-        message_id=str(record.get("messageId") or ""),
-        body=body if isinstance(body, str) else json.dumps(body),
-        sent_timestamp=_int_attr(attributes.get("SentTimestamp")),
-        receive_count=_int_attr(attributes.get("ApproximateReceiveCount")),
+        message_id=message_id if isinstance(message_id, str) else "",
+        body=body if isinstance(body, str) else _ascii_json(body),
+        sent_timestamp=_count_attribute(attributes.get("SentTimestamp")),
+        receive_count=_count_attribute(attributes.get("ApproximateReceiveCount")),
     )
+
+
+def _ascii_json(value: Any) -> str:
+    """Compact JSON text with every non-ASCII character escaped (Q1)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
 def _nonneg_int(value: Any) -> int | None:

@@ -5,8 +5,8 @@ and boto3 only, no sibling modules. Endpoints come only from the standard AWS_EN
 AWS_ENDPOINT_URL_<SERVICE> variables, which boto3 reads itself.
 
 Where design.md leaves something open, this module follows the processor's decisions (P1,
-P2, ...) in contract/decisions.md (cited by number in comments); contract/schemas/ describes its
-messages and table items.
+P2, ...) and those of both functions (Q1 to Q3) in contract/decisions.md (cited by number in
+comments); contract/schemas/ describes its messages and table items.
 """
 
 import csv
@@ -1228,13 +1228,19 @@ def resume_file_message(
     }
 
 
+def _ascii_json(value: Any) -> str:
+    """Compact JSON text with every non-ASCII character escaped: the form of every message body
+    this function writes (Q1)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+
+
 def encode_message(body: Mapping[str, Any]) -> str:
     """Compact ASCII JSON under the SQS limit; an echoed record is dropped if it is too big."""
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+    text = _ascii_json(body)
     if len(text) > SQS_MAX_BYTES and body.get("record") is not None:
         if body.get("kind") == "retry_record":  # pragma: no cover - validated records are small
             raise ValueError("retry_record message over the SQS size limit")
-        text = json.dumps({**body, "record": None}, separators=(",", ":"), ensure_ascii=True)
+        text = _ascii_json({**body, "record": None})
     return text
 
 
@@ -2283,9 +2289,10 @@ def handle_sqs_event(
     files: list[FileWork] = []
     unknown: list[tuple[str, str]] = []
     for record in records:
-        message_id = str(record.get("messageId") or "")
+        message_id = record.get("messageId")
+        message_id = message_id if isinstance(message_id, str) else ""
         body = record.get("body")
-        body = body if isinstance(body, str) else json.dumps(body)
+        body = body if isinstance(body, str) else _ascii_json(body)
         work = parse_queue_message(message_id, body)
         if isinstance(work, RetryWork):
             retries.append(work)
@@ -2996,7 +3003,7 @@ def _dispatch(event: Any, aws: Aws, cfg: Config, inv: Invocation) -> dict[str, A
     if refs is not None:
         return handle_s3_event(aws, cfg, refs, inv)
     # Not an event this function knows: keep it (UNKNOWN_FORMAT in the errors table).
-    send_messages(aws.sqs, cfg.dlq_url, [json.dumps(event, default=str)])
+    send_messages(aws.sqs, cfg.dlq_url, [_ascii_json(event)])
     inv.log(logging.WARNING, "unknown event forwarded to DLQ")
     return {"forwarded": True}
 

@@ -316,6 +316,28 @@ def test_missing_attributes_fall_back(dlq: Any) -> None:
     assert row["detected_at"] == NOW and "receive_count" not in row
 
 
+def test_odd_sqs_records_are_read_by_the_contracts_rules(dlq: Any) -> None:
+    """Q1 and Q2, the same in both implementations (txn-core's dlq tests pin the Rust side)."""
+    message = dlq.sqs_message({"messageId": True, "body": {"k": [1.50, "é"]}})
+    assert (message.message_id, message.body) == ("", '{"k":[1.5,"\\u00e9"]}')
+    assert dlq.sqs_message({"messageId": 7}).body == "null"
+    for count, want in [
+        ("3", 3),
+        ("007", 7),
+        (12, 12),
+        (" 2 ", None),
+        ("1_000", None),
+        ("+1", None),
+        ("-1", None),
+        ("\u0661", None),
+        (True, None),
+        (1.0, None),
+    ]:
+        attributes = {"ApproximateReceiveCount": count}
+        got = dlq.sqs_message({"messageId": "m", "body": "", "attributes": attributes})
+        assert got.receive_count == want, count
+
+
 def test_load_config(dlq: Any) -> None:
     env = {
         "ERRORS_TABLE_NAME": "t",

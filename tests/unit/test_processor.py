@@ -313,7 +313,9 @@ def test_unknown_messages_are_forwarded_unchanged(pipe: Pipeline) -> None:
     ]
     assert pipe.invoke(sqs_event(bodies)) == {"batchItemFailures": []}
     assert pipe.sqs.queues[DLQ_URL] == bodies
-    assert pipe.invoke({"hello": "world"}) == {"forwarded": True}
+    # An event it does not know goes to the DLQ as compact ASCII JSON (Q1).
+    assert pipe.invoke({"hello": "w\u00f6rld", "n": [1.50]}) == {"forwarded": True}
+    assert pipe.sqs.queues[DLQ_URL][-1] == '{"hello":"w\\u00f6rld","n":[1.5]}'
 
 
 def test_ignores_non_create_events(pipe: Pipeline) -> None:

@@ -4,9 +4,9 @@
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use serde_json::{json, Value};
 use txn_core::{
-    is_sqs_event, masked_record, parse_queue_message, record_error_message, resume_message,
-    s3_event_refs, transaction_values, Dumps, JsonValue, Numbers, ObjectRef, QueueWork, SourceInfo,
-    Transaction,
+    ascii_json, is_sqs_event, masked_record, parse_queue_message, record_error_message,
+    resume_message, s3_event_refs, sqs_record_parts, transaction_values, JsonValue, ObjectRef,
+    QueueWork, SourceInfo, Transaction,
 };
 
 use crate::edges::Edges;
@@ -166,15 +166,7 @@ pub async fn handle_sqs_event(
     let mut files: Vec<(String, Vec<(ObjectRef, u64)>)> = Vec::new();
     let mut unknown: Vec<(String, String)> = Vec::new();
     for record in records {
-        let message_id = match record.get("messageId") {
-            Some(JsonValue::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let body = match record.get("body") {
-            Some(JsonValue::String(s)) => s.clone(),
-            Some(other) => Dumps::default_python(Numbers::AsPython).dumps(other),
-            None => "null".to_owned(),
-        };
+        let (message_id, body) = sqs_record_parts(record);
         match parse_queue_message(&body) {
             Some(QueueWork::Retry {
                 transaction,
@@ -261,7 +253,7 @@ async fn dispatch(
         }
         return handle_s3_event(aws, cfg, &refs.refs, deadline).await;
     }
-    let body = Dumps::default_python(Numbers::AsPython).dumps(event);
+    let body = ascii_json(event);
     send_messages(aws, &cfg.dlq_url, &[body]).await?;
     tracing::warn!("unknown event forwarded to DLQ");
     Ok(json!({"forwarded": true}))

@@ -461,14 +461,15 @@ async fn a_retried_record_with_other_content_is_a_conflict() {
 #[tokio::test]
 async fn an_unknown_event_is_forwarded_to_the_dlq() {
     let aws = FakeAws::default();
-    let event = parse_json(r#"{"hello": "world", "n": 1.0}"#).unwrap();
+    let event = parse_json(r#"{"hello": "w\u00f6rld", "n": [1.50]}"#).unwrap();
     let response = handle_event(&aws, &config(), &event, &ample_time())
         .await
         .unwrap();
     assert_eq!(response, json!({"forwarded": true}));
+    // Compact ASCII JSON (decision Q1), as the Python processor writes it.
     assert_eq!(
         aws.bodies(DLQ),
-        vec![r#"{"hello": "world", "n": 1.0}"#.to_owned()]
+        vec![r#"{"hello":"w\u00f6rld","n":[1.5]}"#.to_owned()]
     );
 }
 

@@ -3,7 +3,7 @@
 
 use crate::json::{self, JsonValue};
 use crate::messages::{mask_account, mask_entries, StringMap, ECHO_MAX_VALUE_CHARS};
-use crate::pyjson::{Dumps, Numbers};
+use crate::pyjson::{ascii_json, Dumps, Numbers};
 use crate::record::{is_transaction_id, trim, truncate_chars};
 use crate::sha256_hex;
 use crate::urlcode::unquote_plus;
@@ -32,39 +32,24 @@ pub struct SqsMessage {
     pub receive_count: Option<String>,
 }
 
-/// Python's `int(str(value))` when it gives a non-negative number, as decimal text.
+/// SentTimestamp or ApproximateReceiveCount (decision Q2): ASCII decimal digits, as SQS sends
+/// them, or a non-negative JSON integer, as decimal text without leading zeros; anything else
+/// counts as absent.
 pub(crate) fn int_attr(value: &JsonValue) -> Option<String> {
-    let text = match value {
+    let digits = match value {
         JsonValue::String(s) => s.as_str(),
-        JsonValue::Number(n)
-            if !n.contains(['.', 'e', 'E']) && !n.ends_with("Infinity") && n != "NaN" =>
-        {
-            n.as_str()
-        }
+        // A JSON integer; "-0" is the integer 0.
+        JsonValue::Number(n) => n
+            .strip_prefix('-')
+            .filter(|d| d.bytes().all(|b| b == b'0'))
+            .unwrap_or(n),
         _ => return None,
     };
-    let t = text.trim_matches(|c: char| c.is_whitespace());
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    // Digits with single underscores between them (Python's int() syntax), ASCII only.
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-        || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
-    {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    let clean = clean.trim_start_matches('0');
-    let clean = if clean.is_empty() { "0" } else { clean };
-    if neg && clean != "0" {
-        return None;
-    }
-    Some(clean.to_owned())
+    let clean = digits.trim_start_matches('0');
+    Some(if clean.is_empty() { "0" } else { clean }.to_owned())
 }
 
 impl SqsMessage {
@@ -80,15 +65,7 @@ impl SqsMessage {
             Some(a @ JsonValue::Object(p)) if !p.is_empty() => a,
             _ => &empty,
         };
-        let message_id = match record.get("messageId") {
-            None | Some(JsonValue::Null) => String::new(),
-            Some(v) => python_str(v),
-        };
-        let body = match record.get("body") {
-            Some(JsonValue::String(s)) => s.clone(),
-            Some(other) => Dumps::default_python(Numbers::AsPython).dumps(other),
-            None => "null".to_owned(),
-        };
+        let (message_id, body) = sqs_record_parts(record);
         SqsMessage {
             message_id,
             body,
@@ -98,24 +75,19 @@ impl SqsMessage {
     }
 }
 
-/// Python's `str(value or "")` for the message id.
-fn python_str(value: &JsonValue) -> String {
-    match value {
-        JsonValue::String(s) => s.clone(),
-        JsonValue::Bool(false) => String::new(),
-        JsonValue::Bool(true) => "True".to_owned(),
-        JsonValue::Number(n) => {
-            let p = crate::pyjson::python_number(n);
-            if p == "0" || p == "0.0" || p == "-0.0" {
-                String::new()
-            } else {
-                p
-            }
-        }
-        JsonValue::Array(a) if a.is_empty() => String::new(),
-        JsonValue::Object(o) if o.is_empty() => String::new(),
-        other => Dumps::default_python(Numbers::AsPython).dumps(other),
-    }
+/// An SQS record's messageId and body (decision Q1): a messageId that is not a string is "";
+/// a body that is not a string is its compact ASCII JSON text ("null" when there is none).
+pub fn sqs_record_parts(record: &JsonValue) -> (String, String) {
+    let message_id = match record.get("messageId") {
+        Some(JsonValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let body = match record.get("body") {
+        Some(JsonValue::String(s)) => s.clone(),
+        Some(other) => ascii_json(other),
+        None => "null".to_owned(),
+    };
+    (message_id, body)
 }
 
 /// One row of the errors table (design.md section 8).
@@ -275,7 +247,7 @@ pub fn masked_record(record: Option<&JsonValue>) -> Option<StringMap> {
         } else {
             match value {
                 JsonValue::String(s) => s.clone(),
-                other => Dumps::compact(false, Numbers::AsPython).dumps(other),
+                other => Dumps::compact(false, Numbers::Python).dumps(other),
             }
         };
         truncate_chars(&text, ECHO_MAX_VALUE_CHARS).to_owned()

@@ -7,6 +7,7 @@
 //! control characters inside strings are rejected; `\uXXXX` escapes combine surrogate pairs;
 //! a duplicate object key keeps its first position and its last value.
 
+use crate::pyjson::{Dumps, Numbers};
 use thiserror::Error;
 
 /// Deepest nesting of arrays/objects accepted (design.md section 3: deeper is MALFORMED_FILE).
@@ -50,48 +51,10 @@ impl JsonValue {
         }
     }
 
-    /// Serialise compactly (numbers as their token text) as a `serde_json::Value`-free string.
+    /// Serialise compactly, numbers as their token text.
     pub fn to_json_string(&self) -> String {
-        let mut out = String::new();
-        self.write_json(&mut out);
-        out
+        Dumps::compact(false, Numbers::Tokens).dumps(self)
     }
-
-    fn write_json(&self, out: &mut String) {
-        match self {
-            JsonValue::Null => out.push_str("null"),
-            JsonValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            JsonValue::Number(n) => out.push_str(n),
-            JsonValue::String(s) => write_json_string(s, out),
-            JsonValue::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    item.write_json(out);
-                }
-                out.push(']');
-            }
-            JsonValue::Object(pairs) => {
-                out.push('{');
-                for (i, (k, v)) in pairs.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_json_string(k, out);
-                    out.push(':');
-                    v.write_json(out);
-                }
-                out.push('}');
-            }
-        }
-    }
-}
-
-fn write_json_string(s: &str, out: &mut String) {
-    // serde_json's escaping of a plain string is the canonical one.
-    out.push_str(&serde_json::Value::String(s.to_owned()).to_string());
 }
 
 /// Why a document could not be parsed. A syntax error carries the position where reading

@@ -52,10 +52,10 @@ pub use messages::{
     StringMap, TransactionJson, SQS_MAX_BYTES,
 };
 // The errors table's rows, from dead-letter messages.
-pub use dlq::{interpret_message, Attr, ErrorRecord, SqsMessage};
+pub use dlq::{interpret_message, sqs_record_parts, Attr, ErrorRecord, SqsMessage};
 // JSON as both implementations read and write it.
 pub use json::{parse as parse_json, JsonError, JsonValue};
-pub use pyjson::{Dumps, Numbers};
+pub use pyjson::ascii_json;
 
 use sha2::{Digest, Sha256};
 

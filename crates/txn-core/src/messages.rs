@@ -101,7 +101,7 @@ pub(crate) fn mask_account(value: &JsonValue) -> String {
 fn echo_text(value: &JsonValue) -> String {
     let text = match value {
         JsonValue::String(s) | JsonValue::Number(s) => trim(s).to_owned(),
-        other => Dumps::compact(false, Numbers::AsStrings).dumps(other),
+        other => Dumps::compact(false, Numbers::Quoted).dumps(other),
     };
     truncate_chars(&text, ECHO_MAX_VALUE_CHARS).to_owned()
 }

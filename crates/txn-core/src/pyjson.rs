@@ -1,25 +1,31 @@
-//! JSON text exactly as Python's `json.dumps` writes it, for the places where the Python
-//! handlers put such text into stored data (errors rows: a message body that was not a string,
-//! the message id of an odd SQS record) or message bodies, which both implementations must store
-//! byte for byte alike. Message texts never need it (decision P25).
+//! Compact JSON text written alike by both implementations, where it is stored or sent: the
+//! values of an echoed record that are not strings (D8), a non-string SQS body and a forwarded
+//! event (Q1). Numbers are written as contract/decisions.md Q3 says (the Python handlers'
+//! `json.dumps` after `json.loads`); message texts never need it (decision P25).
 
 use crate::json::JsonValue;
+
+/// Compact JSON text with every non-ASCII character escaped: the form of every message body
+/// either function writes and of a non-string SQS body (decision Q1).
+pub fn ascii_json(value: &JsonValue) -> String {
+    Dumps::compact(true, Numbers::Python).dumps(value)
+}
 
 /// How Python sees the number tokens of a parsed document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Numbers {
     /// As strings (`parse_int=JsonNumber, parse_float=JsonNumber`, a `str` subclass): dumped as
     /// JSON strings of their token text.
-    AsStrings,
-    /// As Python `int` / `float` (the default `json.loads`).
-    AsPython,
+    Quoted,
+    /// As Python `int` / `float` (the default `json.loads`), written as decision Q3 says.
+    Python,
+    /// As the document wrote them (their token text).
+    Tokens,
 }
 
-/// Options of `json.dumps`.
+/// How a value is written: always compact (separators `,` and `:`).
 #[derive(Debug, Clone, Copy)]
 pub struct Dumps {
-    /// Separators `,` and `:` instead of `, ` and `: `.
-    pub compact: bool,
     /// Escape every non-ASCII character as `\uXXXX`.
     pub ensure_ascii: bool,
     /// How number tokens are written.
@@ -30,17 +36,7 @@ impl Dumps {
     /// `json.dumps(v, separators=(",", ":"), ensure_ascii=...)`.
     pub fn compact(ensure_ascii: bool, numbers: Numbers) -> Dumps {
         Dumps {
-            compact: true,
             ensure_ascii,
-            numbers,
-        }
-    }
-
-    /// `json.dumps(v)` with its default separators `", "` and `": "`.
-    pub fn default_python(numbers: Numbers) -> Dumps {
-        Dumps {
-            compact: false,
-            ensure_ascii: true,
             numbers,
         }
     }
@@ -57,15 +53,16 @@ impl Dumps {
             JsonValue::Null => out.push_str("null"),
             JsonValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             JsonValue::Number(n) => match self.numbers {
-                Numbers::AsStrings => write_string(n, self.ensure_ascii, out),
-                Numbers::AsPython => out.push_str(&python_number(n)),
+                Numbers::Quoted => write_string(n, self.ensure_ascii, out),
+                Numbers::Python => out.push_str(&python_number(n)),
+                Numbers::Tokens => out.push_str(n),
             },
             JsonValue::String(s) => write_string(s, self.ensure_ascii, out),
             JsonValue::Array(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(if self.compact { "," } else { ", " });
+                        out.push(',');
                     }
                     self.write(item, out);
                 }
@@ -75,10 +72,10 @@ impl Dumps {
                 out.push('{');
                 for (i, (k, v)) in pairs.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(if self.compact { "," } else { ", " });
+                        out.push(',');
                     }
                     write_string(k, self.ensure_ascii, out);
-                    out.push_str(if self.compact { ":" } else { ": " });
+                    out.push(':');
                     self.write(v, out);
                 }
                 out.push('}');
@@ -195,17 +192,17 @@ mod tests {
         let v = parse(r#"{"a": [1, 2.50, true, null], "é": "x\u0001\u007f€😀"}"#).unwrap();
         // json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
         assert_eq!(
-            Dumps::compact(false, Numbers::AsPython).dumps(&v),
+            Dumps::compact(false, Numbers::Python).dumps(&v),
             "{\"a\":[1,2.5,true,null],\"é\":\"x\\u0001\u{7f}€😀\"}"
         );
-        // json.dumps(json.loads(text)) (ensure_ascii, default separators)
+        // json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=True): ascii_json
         assert_eq!(
-            Dumps::default_python(Numbers::AsPython).dumps(&v),
-            "{\"a\": [1, 2.5, true, null], \"\\u00e9\": \"x\\u0001\\u007f\\u20ac\\ud83d\\ude00\"}"
+            ascii_json(&v),
+            "{\"a\":[1,2.5,true,null],\"\\u00e9\":\"x\\u0001\\u007f\\u20ac\\ud83d\\ude00\"}"
         );
         // Numbers parsed as JsonNumber (a str subclass) are dumped as strings.
         assert_eq!(
-            Dumps::compact(false, Numbers::AsStrings).dumps(&parse("[1, 2.50]").unwrap()),
+            Dumps::compact(false, Numbers::Quoted).dumps(&parse("[1, 2.50]").unwrap()),
             "[\"1\",\"2.50\"]"
         );
     }

@@ -97,12 +97,39 @@ fn processing_rows() {
 
 #[test]
 fn int_attributes() {
+    // Q2: ASCII digits, as SQS sends them, or a non-negative JSON integer.
     let s = |t: &str| JsonValue::String(t.into());
+    let n = |t: &str| JsonValue::Number(t.into());
     assert_eq!(int_attr(&s("1700000000000")), Some("1700000000000".into()));
-    assert_eq!(int_attr(&s(" 1_000 ")), Some("1000".into()));
-    assert_eq!(int_attr(&s("-1")), None);
-    assert_eq!(int_attr(&s("1.5")), None);
+    assert_eq!(int_attr(&s("007")), Some("7".into()));
+    assert_eq!(int_attr(&n("12")), Some("12".into()));
+    assert_eq!(int_attr(&n("-0")), Some("0".into()));
+    for bad in [" 1000 ", "1_000", "+1", "-1", "1.5", "", "\u{0661}"] {
+        assert_eq!(int_attr(&s(bad)), None, "{bad:?}");
+    }
+    for bad in ["-1", "1.0", "1e3"] {
+        assert_eq!(int_attr(&n(bad)), None, "{bad:?}");
+    }
     assert_eq!(int_attr(&JsonValue::Bool(true)), None);
+}
+
+#[test]
+fn sqs_record_parts_of_odd_records() {
+    // Q1: a messageId that is not a string is ""; a body that is not a string is its
+    // compact ASCII JSON text, "null" when there is none.
+    let parts = |text: &str| sqs_record_parts(&json::parse(text).unwrap());
+    assert_eq!(
+        parts(r#"{"messageId":"m-1","body":"b"}"#),
+        ("m-1".into(), "b".into())
+    );
+    assert_eq!(
+        parts(r#"{"messageId":7,"body":{"k": [1.50, "é"]}}"#),
+        (String::new(), r#"{"k":[1.5,"\u00e9"]}"#.into())
+    );
+    assert_eq!(
+        parts(r#"{"messageId":true}"#),
+        (String::new(), "null".into())
+    );
 }
 
 #[test]
