@@ -48,6 +48,9 @@ _CLIENTS: dict[str, tuple[Any, Any, Any]] = {}
 
 @dataclass
 class Stack:
+    """The data resources' names and operator clients: of a throwaway stack made here, or of
+    an applied one as a conformance case sees it (tests/applied_stack.py, data_resources)."""
+
     bucket: str
     table: str
     errors_table: str

@@ -46,6 +46,7 @@ from pipeline_local.constants import TF_VAR_MAX_FILE_BYTES
 from pipeline_local.delivery import queue_depth
 from pipeline_local.faults import FaultInjector
 from pipeline_local.function_invokers import lambda_environment
+from pipeline_local.scratch_stack import Stack as DataResources
 from pipeline_local.stores import empty_bucket
 from pipeline_local.terraform_wiring import dead_letter_targets_from_terraform
 from pipeline_local.wiring import FunctionConfig, Wiring, lambda_service_session, read_wiring
@@ -98,6 +99,21 @@ class AppliedStack:
     producer: Clients  # the producer role, through the gateway's HTTPS listener
     # function name -> the Lambda service's session of its role (outside the function's VPC)
     service_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def data_resources(self) -> DataResources:
+        """The data resources and operator clients, as pipeline_local.scratch_stack describes a
+        throwaway stack's: what a conformance case writes and reads (`versions` holds one version
+        id per upload, in order)."""
+        return DataResources(
+            bucket=self.bucket,
+            table=self.transactions_table,
+            errors_table=self.errors_table,
+            main_url=self.main_queue_url,
+            dlq_url=self.dlq_url,
+            s3=self.clients("s3"),
+            ddb=self.clients("dynamodb"),
+            sqs=self.clients("sqs"),
+        )
 
     # -- what a function (and the Lambda service acting for it) calls AWS with ------------------
 

@@ -66,28 +66,6 @@ def make_invoker(applied: AppliedStack, fn: FunctionConfig, env: dict[str, str])
 
 
 # --------------------------------------------------------------------------------------------
-# Resources: the applied stack's, as one case sees them
-
-
-class CaseStack(Stack):
-    """The applied stack's data resources and operator clients, for one case (the same fields
-    as a throwaway stack; `versions` holds one version id per upload, in order)."""
-
-    @classmethod
-    def of(cls, applied: AppliedStack) -> CaseStack:
-        return cls(
-            bucket=applied.bucket,
-            table=applied.transactions_table,
-            errors_table=applied.errors_table,
-            main_url=applied.main_queue_url,
-            dlq_url=applied.dlq_url,
-            s3=applied.clients("s3"),
-            ddb=applied.clients("dynamodb"),
-            sqs=applied.clients("sqs"),
-        )
-
-
-# --------------------------------------------------------------------------------------------
 # Running a case
 
 
@@ -105,7 +83,7 @@ class TwiceInvoker:
 
 @dataclass
 class Run:
-    stack: CaseStack
+    stack: Stack
     started_ms: int
     transactions: list[dict[str, Any]]
     errors: list[dict[str, Any]]
@@ -118,7 +96,7 @@ class Run:
     refusals: list[Decision] = field(default_factory=list)  # by the authorization model
 
 
-def resolve(value: Any, stack: CaseStack) -> Any:
+def resolve(value: Any, stack: Stack) -> Any:
     """Substitute $BUCKET and $VERSION_<n> tokens (the others are resolved where compared)."""
     if isinstance(value, dict):
         return {k: resolve(v, stack) for k, v in value.items()}
@@ -165,7 +143,7 @@ def deny_get_object(applied: AppliedStack) -> None:
     applied.put_bucket_policy(json.dumps(policy))
 
 
-def expected_refusals(case: Case, stack: CaseStack) -> list[dict[str, str]]:
+def expected_refusals(case: Case, stack: Stack) -> list[dict[str, str]]:
     """The refusals a case means to provoke: its `expected_refusals` ({"action", "resource"},
     fnmatch patterns; $BUCKET resolved), and for deny_get_object the object reads."""
     out = [resolve(dict(e), stack) for e in case.config.get("expected_refusals", [])]
@@ -199,7 +177,7 @@ def check_refusals(case: Case, run: Run) -> list[str]:
     return problems
 
 
-def put_preexisting(stack: CaseStack, case: Case) -> None:
+def put_preexisting(stack: Stack, case: Case) -> None:
     serializer = TypeSerializer()
     for raw in case.config.get("preexisting", []):
         item = resolve(raw, stack)
@@ -216,7 +194,7 @@ def replay_key(fn: FunctionConfig) -> str:
     return f"{fn.arn}#replay"
 
 
-def replay_start_line(stack: CaseStack, key: str, version_id: str | None) -> int:
+def replay_start_line(stack: Stack, key: str, version_id: str | None) -> int:
     """txnctl replay's start line: the smallest source_line of the version's retryable error
     rows, 0 for a row without a line (the whole file)."""
     lines = [
@@ -266,7 +244,7 @@ def run_case(applied: AppliedStack, case: Case) -> Run:
     applied.clean()
     applied.unexpected_refusals()  # a refusal of an earlier case was reported there
     started_ms = int(time.time() * 1000)
-    stack = CaseStack.of(applied)
+    stack = applied.data_resources()
     put_preexisting(stack, case)
     invokers: dict[str, Invoker] = {}
     refused: list[Decision] = []
@@ -302,7 +280,7 @@ def run_case(applied: AppliedStack, case: Case) -> Run:
 
 def _run_case(
     applied: AppliedStack,
-    stack: CaseStack,
+    stack: Stack,
     case: Case,
     invokers: dict[str, Invoker],
     started_ms: int,
