@@ -9,9 +9,10 @@
 3. For every size, runs each implementation on the same S3 event, warm (after one warm-up
    invocation that opens the connections):
    - python: lib/processor_function.py in a fresh process (bench/pyrun.py);
-   - rust: the host build of crates/processor as its own process, behind the invoker
-     pipeline_local.function_invokers.make_invoker gives the tests and the demo (--rust-bin-dir:
-     a directory with processor/bootstrap or processor, else where make_invoker looks).
+   - rust: the host build of crates/processor as its own process, unlimited, from
+     bench/lambda_sized.py's make_invoker (pipeline_local.function_invokers.make_invoker, as the
+     tests and the demo get theirs; --rust-bin-dir: a directory with processor/bootstrap or
+     processor, and then only that build, else where make_invoker looks).
    Measured: wall time, CPU time of the function's process (user + system, all threads), peak
    RSS of that process.
 4. Writes results.json and the chart benchmarks.png to --out; bench/report.py turns them into
@@ -37,14 +38,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lambda_sized import process_cpu_s  # noqa: E402
+from lambda_sized import make_invoker as process_invoker  # noqa: E402
+from lambda_sized import process_cpu_s, rust_build_problem  # noqa: E402
 
-from pipeline_local import function_invokers  # noqa: E402
 from pipeline_local.delivery import s3_put_event  # noqa: E402
 from pipeline_local.function_config import PROCESSOR, tunable_defaults  # noqa: E402
-from pipeline_local.invokers import DEFAULT_MEMORY_MB  # noqa: E402
-from pipeline_local.rust_runtime import RustInvoker  # noqa: E402
-from pipeline_local.wiring import FunctionConfig, WiringError  # noqa: E402
 
 DATA = REPO / "build" / "bench" / "data"
 BUCKET = "bench-bucket"
@@ -161,20 +159,9 @@ def _proc_status_mb(pid: int, key: str) -> float:
     return 0.0
 
 
-def rust_processor() -> FunctionConfig:
-    """The Rust processor as lib/ deploys it (MemorySize only says what its context reports)."""
-    return function_invokers.pipeline_function(PROCESSOR, "rust", memory_mb=DEFAULT_MEMORY_MB)
-
-
 def run_rust(env: dict[str, str], path: Path, rust_bin_dir: Path | None) -> dict[str, Any]:
-    invoker = function_invokers.make_invoker(
-        rust_processor(),
-        env,
-        rust_bin_dir=rust_bin_dir,
-        execution=function_invokers.Execution.PROCESS,
-    )
-    # The Rust process invoker: its pid is what the CPU time and peak RSS are read from.
-    assert isinstance(invoker, RustInvoker)
+    # The processor as its own process, unlimited: its pid is what CPU time and RSS are read from.
+    invoker = process_invoker("rust", env, False, rust_bin_dir)
     try:
         warm = s3_put_event(BUCKET, "warm-up.txt", size=1, etag="bench", version_id="bench-v1")
         invoker.invoke(warm, timeout_ms=TIMEOUT_MS)
@@ -214,12 +201,11 @@ def main() -> int:
         "builds at one sitting); by default where make_invoker looks",
     )
     args = parser.parse_args()
-    if "rust" in args.impls.split(","):
-        try:  # before any file is generated: a missing build is said at once
-            function_invokers.rust_binary_for(rust_processor(), args.rust_bin_dir, only_there=True)
-        except WiringError as err:
-            print(err, file=sys.stderr)
-            return 2
+    # Before any file is generated: a missing build is said at once.
+    problem = rust_build_problem(args.rust_bin_dir) if "rust" in args.impls.split(",") else None
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     files = {n: generate(n) for n in sizes}

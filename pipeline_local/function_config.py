@@ -104,12 +104,10 @@ def deployed_code(function: str, impl: str, lib: Path = LIB) -> tuple[str, str]:
 def function_settings(function: str, lib: Path = LIB) -> dict[str, Any]:
     """What lib/ sets for one function only: its entry of local.functions (name, environment,
     dead_letter_config, ...), expressions as python-hcl2 renders them ("${...}")."""
-    for doc in _documents(lib):
-        for block in doc.get("locals", []):
-            functions = block.get("functions", {})
-            if function in functions:
-                return dict(functions[function])
-    raise LookupError(f"lib/ has no local.functions.{function}")
+    functions = _local("functions", lib)
+    if function not in functions:
+        raise LookupError(f"lib/ has no local.functions.{function}")
+    return dict(functions[function])
 
 
 def function_argument(

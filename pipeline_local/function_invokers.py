@@ -85,9 +85,9 @@ def rust_binary_for(
     if rust_bin_dir:
         candidates += [rust_bin_dir / crate / "bootstrap", rust_bin_dir / crate]
     env_dir = os.environ.get(RUST_HOST_BIN_DIR_ENV)
-    if env_dir and not (rust_bin_dir and only_there):
-        candidates += [Path(env_dir) / crate / "bootstrap", Path(env_dir) / crate]
     if not (rust_bin_dir and only_there):
+        if env_dir:
+            candidates += [Path(env_dir) / crate / "bootstrap", Path(env_dir) / crate]
         candidates += [
             BUILD_DIR / "lambda" / "rust-host" / crate / "bootstrap",
             *cargo_builds(crate),
