@@ -34,35 +34,43 @@ pub const PROVIDER: StandInProvider = StandInProvider {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RandomIdState<'a> {
-    pub id: ValueString<'a>,
     pub keepers: ValueMap<'a, ValueString<'a>>,
     pub byte_length: ValueNumber,
     pub prefix: ValueString<'a>,
-    pub b64_url: ValueString<'a>,
-    pub b64_std: ValueString<'a>,
-    pub hex: ValueString<'a>,
-    pub dec: ValueString<'a>,
+    /// The computed attributes, top-level in the schema: one id's encodings,
+    /// made, marked unknown and kept all together.
+    #[serde(flatten)]
+    pub encodings: Encodings<ValueString<'a>>,
 }
 
 impl RandomIdState<'_> {
     fn mark_computed_unknown(&mut self) {
-        self.id = Value::Unknown;
-        self.b64_url = Value::Unknown;
-        self.b64_std = Value::Unknown;
-        self.hex = Value::Unknown;
-        self.dec = Value::Unknown;
+        self.encodings = Encodings::<()>::default().map(|()| Value::Unknown);
     }
 }
 
-/// The encodings of one id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encodings {
+/// The encodings of one id: as text, or as the state's computed attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Encodings<S = String> {
     /// base64, URL alphabet, no padding, without the prefix.
-    pub id: String,
-    pub b64_url: String,
-    pub b64_std: String,
-    pub hex: String,
-    pub dec: String,
+    pub id: S,
+    pub b64_url: S,
+    pub b64_std: S,
+    pub hex: S,
+    pub dec: S,
+}
+
+impl<S> Encodings<S> {
+    fn map<T>(self, f: impl Fn(S) -> T) -> Encodings<T> {
+        Encodings {
+            id: f(self.id),
+            b64_url: f(self.b64_url),
+            b64_std: f(self.b64_std),
+            hex: f(self.hex),
+            dec: f(self.dec),
+        }
+    }
 }
 
 /// Computes the encodings like the real provider: `id` without the prefix,
@@ -115,12 +123,7 @@ fn with_encodings<'a>(mut state: RandomIdState<'a>, bytes: &[u8]) -> RandomIdSta
         .as_ref_option()
         .map(|p| p.to_string())
         .unwrap_or_default();
-    let enc = encodings(bytes, &prefix);
-    state.id = Value::Value(enc.id.into());
-    state.b64_url = Value::Value(enc.b64_url.into());
-    state.b64_std = Value::Value(enc.b64_std.into());
-    state.hex = Value::Value(enc.hex.into());
-    state.dec = Value::Value(enc.dec.into());
+    state.encodings = encodings(bytes, &prefix).map(|text| Value::Value(text.into()));
     state
 }
 
@@ -302,11 +305,7 @@ impl Resource for RandomId {
         let mut state = proposed_state;
         if triggers.is_empty() {
             // The computed values stay as they are (UseStateForUnknown).
-            state.id = prior_state.id;
-            state.b64_url = prior_state.b64_url;
-            state.b64_std = prior_state.b64_std;
-            state.hex = prior_state.hex;
-            state.dec = prior_state.dec;
+            state.encodings = prior_state.encodings;
         } else {
             state.mark_computed_unknown();
         }

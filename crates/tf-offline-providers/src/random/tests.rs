@@ -62,13 +62,13 @@ fn created_state_is_consistent() {
     };
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("randomness");
-    let state = with_encodings(planned, &bytes);
-    let id = state.id.as_ref_option().expect("id").to_string();
+    let enc = with_encodings(planned, &bytes).encodings;
+    let id = enc.id.as_ref_option().expect("id").to_string();
     assert_eq!(id.len(), 11);
     assert_eq!(URL_SAFE_NO_PAD.decode(&id).expect("b64url"), bytes);
-    assert_eq!(state.b64_url, Value::Value(format!("x-{id}").into()));
-    let hex = state.hex.as_ref_option().expect("hex").to_string();
-    let dec = state.dec.as_ref_option().expect("dec").to_string();
+    assert_eq!(enc.b64_url, Value::Value(format!("x-{id}").into()));
+    let hex = enc.hex.as_ref_option().expect("hex").to_string();
+    let dec = enc.dec.as_ref_option().expect("dec").to_string();
     let from_hex = u64::from_str_radix(hex.trim_start_matches("x-"), 16).expect("hex");
     assert_eq!(
         dec.trim_start_matches("x-").parse::<u64>().ok(),
@@ -151,9 +151,9 @@ fn import_parses_prefix_and_id() {
     let state = import_state("pre,AQIDBA").expect("import");
     assert_eq!(state.byte_length, Value::Value(4));
     assert_eq!(state.prefix, Value::Value("pre".into()));
-    assert_eq!(state.id, Value::Value("AQIDBA".into()));
-    assert_eq!(state.hex, Value::Value("pre01020304".into()));
-    assert_eq!(state.dec, Value::Value("pre16909060".into()));
+    assert_eq!(state.encodings.id, Value::Value("AQIDBA".into()));
+    assert_eq!(state.encodings.hex, Value::Value("pre01020304".into()));
+    assert_eq!(state.encodings.dec, Value::Value("pre16909060".into()));
     let plain = import_state("AQIDBA").expect("import");
     assert_eq!(plain.prefix, Value::Null);
     assert!(import_state("not base64!").is_err());
