@@ -73,6 +73,7 @@ locals {
     dlq_processor_role  = "iam-role-dlq-processor-${local.env}"
     transactions_table  = "dynamodb-transactions-${local.env}"
     errors_table        = "dynamodb-errors-${local.env}"
+    file_status_table   = "dynamodb-file-status-${local.env}"
     main_queue          = "sqs-transaction-retry-${local.env}"
     dlq                 = "sqs-transaction-dlq-${local.env}"
     topic               = "sns-pipeline-alerts-${local.env}"
@@ -93,6 +94,7 @@ locals {
     dlq_processor       = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.names.dlq_processor}"
     transactions_table  = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.names.transactions_table}"
     errors_table        = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.names.errors_table}"
+    file_status_table   = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.names.file_status_table}"
     main_queue          = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.main_queue}"
     dlq                 = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.dlq}"
     topic               = "arn:${local.partition}:sns:${local.region}:${local.account_id}:${local.names.topic}"
@@ -177,7 +179,7 @@ locals {
           Action    = ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"]
           Condition = {
             StringEquals = local.source_account
-            ArnLike      = { "aws:SourceArn" = [local.arns.transactions_table, local.arns.errors_table, "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/dynamodb-file-status-${local.env}"] }
+            ArnLike      = { "aws:SourceArn" = [local.arns.transactions_table, local.arns.errors_table, local.arns.file_status_table] }
           }
         },
       ]
@@ -399,146 +401,85 @@ resource "aws_s3_bucket_notification" "transactions" {
 }
 
 # -----------------------------------------------------------------------------
-# DynamoDB: transactions and errors tables
+# DynamoDB: the transactions, errors and file status tables
 # -----------------------------------------------------------------------------
-resource "aws_dynamodb_table" "transactions" {
-  name                        = local.names.transactions_table
-  billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "transaction_id"
-  range_key                   = "timestamp"
-  deletion_protection_enabled = false
+locals {
+  # What differs between the tables: name, key [hash, range], global secondary indexes
+  # (name = [hash, range], each projecting ALL) and TTL attribute. Each table declares exactly
+  # the attributes its keys name: "timestamp" a number, every other one a string. All three are
+  # on demand, with point-in-time recovery, encrypted with the DynamoDB key.
+  tables = {
+    transactions = {
+      name = local.names.transactions_table
+      key  = ["transaction_id", "timestamp"]
+      # "GSI for status queries", write-sharded (contract/decisions.md P40): the hash key is
+      # status_shard = "<status>#<n>" (n < var.status_index_shards), not status, whose one value
+      # PROCESSED put every index write on one partition key value (1,000 write units/s at most).
+      # Items of one status over time: one Query per shard, merged by timestamp
+      # (pipeline_local/status_query.py; docs/operations.md). Changing a GSI's key schema deletes
+      # and recreates the index: docs/operations.md describes the migration of a deployed table.
+      indexes       = { "status_shard-index" = ["status_shard", "timestamp"] }
+      ttl_attribute = null
+    }
 
-  attribute {
-    name = "transaction_id"
-    type = "S"
-  }
+    errors = {
+      name = local.names.errors_table
+      key  = ["error_id", "timestamp"]
+      indexes = {
+        "transaction_id-index" = ["transaction_id", "timestamp"]
+        # Errors by file (issue 14): every row of one object key, in time order.
+        "source_key-index" = ["source_key", "timestamp"]
+      }
+      # Error rows hold masked record data; they expire after error_retention_days.
+      ttl_attribute = "expires_at"
+    }
 
-  attribute {
-    name = "timestamp"
-    type = "N"
-  }
-
-  attribute {
-    name = "status_shard"
-    type = "S"
-  }
-
-  # "GSI for status queries", write-sharded (contract/decisions.md P40): the hash key is
-  # status_shard = "<status>#<n>" (n < var.status_index_shards), not status, whose one value
-  # PROCESSED put every index write on one partition key value (1,000 write units/s at most).
-  # Items of one status over time: one Query per shard, merged by timestamp
-  # (pipeline_local/status_query.py; docs/operations.md). Changing a GSI's key schema deletes
-  # and recreates the index: docs/operations.md describes the migration of a deployed table.
-  global_secondary_index {
-    name            = "status_shard-index"
-    hash_key        = "status_shard"
-    range_key       = "timestamp"
-    projection_type = "ALL"
-  }
-
-  point_in_time_recovery {
-    enabled = true
-  }
-
-  server_side_encryption {
-    enabled     = true
-    kms_key_arn = aws_kms_key.pipeline["dynamodb"].arn
-  }
-}
-
-resource "aws_dynamodb_table" "errors" {
-  name                        = local.names.errors_table
-  billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "error_id"
-  range_key                   = "timestamp"
-  deletion_protection_enabled = false
-
-  attribute {
-    name = "error_id"
-    type = "S"
-  }
-
-  attribute {
-    name = "timestamp"
-    type = "N"
-  }
-
-  attribute {
-    name = "transaction_id"
-    type = "S"
-  }
-
-  attribute {
-    name = "source_key"
-    type = "S"
-  }
-
-  global_secondary_index {
-    name            = "transaction_id-index"
-    hash_key        = "transaction_id"
-    range_key       = "timestamp"
-    projection_type = "ALL"
-  }
-
-  # Errors by file (issue 14): every row of one object key, in time order.
-  global_secondary_index {
-    name            = "source_key-index"
-    hash_key        = "source_key"
-    range_key       = "timestamp"
-    projection_type = "ALL"
-  }
-
-  # Error rows hold masked record data; they expire after error_retention_days.
-  ttl {
-    attribute_name = "expires_at"
-    enabled        = true
-  }
-
-  point_in_time_recovery {
-    enabled = true
-  }
-
-  server_side_encryption {
-    enabled     = true
-    kms_key_arn = aws_kms_key.pipeline["dynamodb"].arn
+    # One item per object version processed: its outcome, updated atomically by every
+    # invocation that works on the file (contract/decisions.md P26 to P31;
+    # contract/schemas/file_status_item.json).
+    file_status = {
+      name = local.names.file_status_table
+      key  = ["source_key", "source_version_id"]
+      # Files by day ("which files failed today"): a few files a day, not a record-rate key.
+      indexes       = { "activity_day-index" = ["activity_day", "first_activity"] }
+      ttl_attribute = null
+    }
   }
 }
 
-# One item per object version processed: its outcome, updated atomically by every invocation
-# that works on the file (contract/decisions.md P26 to P31; contract/schemas/file_status_item.json).
-resource "aws_dynamodb_table" "file_status" {
-  name                        = "dynamodb-file-status-${local.env}"
+resource "aws_dynamodb_table" "pipeline" {
+  for_each = local.tables
+
+  name                        = each.value.name
   billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "source_key"
-  range_key                   = "source_version_id"
+  hash_key                    = each.value.key[0]
+  range_key                   = each.value.key[1]
   deletion_protection_enabled = false
 
-  attribute {
-    name = "source_key"
-    type = "S"
+  dynamic "attribute" {
+    for_each = toset(flatten([each.value.key, values(each.value.indexes)]))
+    content {
+      name = attribute.value
+      type = attribute.value == "timestamp" ? "N" : "S"
+    }
   }
 
-  attribute {
-    name = "source_version_id"
-    type = "S"
+  dynamic "global_secondary_index" {
+    for_each = each.value.indexes
+    content {
+      name            = global_secondary_index.key
+      hash_key        = global_secondary_index.value[0]
+      range_key       = global_secondary_index.value[1]
+      projection_type = "ALL"
+    }
   }
 
-  attribute {
-    name = "activity_day"
-    type = "S"
-  }
-
-  attribute {
-    name = "first_activity"
-    type = "S"
-  }
-
-  # Files by day ("which files failed today"): a few files a day, not a record-rate key.
-  global_secondary_index {
-    name            = "activity_day-index"
-    hash_key        = "activity_day"
-    range_key       = "first_activity"
-    projection_type = "ALL"
+  dynamic "ttl" {
+    for_each = each.value.ttl_attribute[*]
+    content {
+      attribute_name = ttl.value
+      enabled        = true
+    }
   }
 
   point_in_time_recovery {
@@ -602,7 +543,7 @@ locals {
       dead_letter_config = { target_arn = aws_sqs_queue.main.arn }
 
       environment = {
-        DYNAMODB_TABLE_NAME   = aws_dynamodb_table.transactions.name
+        DYNAMODB_TABLE_NAME   = aws_dynamodb_table.pipeline["transactions"].name
         SQS_QUEUE_URL         = aws_sqs_queue.main.url
         DLQ_URL               = aws_sqs_queue.dlq.url
         ENVIRONMENT           = local.env
@@ -611,7 +552,7 @@ locals {
         TIME_SAFETY_MARGIN_MS = tostring(var.time_safety_margin_ms)
         STATUS_INDEX_SHARDS   = tostring(var.status_index_shards)
 
-        FILE_STATUS_TABLE_NAME = aws_dynamodb_table.file_status.name
+        FILE_STATUS_TABLE_NAME = aws_dynamodb_table.pipeline["file_status"].name
         RANGE_SPLIT_BYTES      = tostring(var.range_split_bytes)
       }
 
@@ -628,7 +569,7 @@ locals {
           Sid      = "StoreTransactions"
           Effect   = "Allow"
           Action   = "dynamodb:PutItem"
-          Resource = aws_dynamodb_table.transactions.arn
+          Resource = aws_dynamodb_table.pipeline["transactions"].arn
         },
         {
           # Per-file status (P26 to P31): conditional UpdateItem only; ReturnValues gives back
@@ -636,7 +577,7 @@ locals {
           Sid      = "UpdateFileStatus"
           Effect   = "Allow"
           Action   = "dynamodb:UpdateItem"
-          Resource = aws_dynamodb_table.file_status.arn
+          Resource = aws_dynamodb_table.pipeline["file_status"].arn
         },
         {
           Sid      = "SendInvalidRecordsToDlq"
@@ -683,7 +624,7 @@ locals {
       dead_letter_config = null
 
       environment = {
-        ERRORS_TABLE_NAME    = aws_dynamodb_table.errors.name
+        ERRORS_TABLE_NAME    = aws_dynamodb_table.pipeline["errors"].name
         ENVIRONMENT          = local.env
         METRIC_NAMESPACE     = var.metric_namespace
         ERROR_RETENTION_DAYS = tostring(var.error_retention_days)
@@ -700,7 +641,7 @@ locals {
           Sid      = "StoreErrors"
           Effect   = "Allow"
           Action   = "dynamodb:PutItem"
-          Resource = aws_dynamodb_table.errors.arn
+          Resource = aws_dynamodb_table.pipeline["errors"].arn
         },
       ]
     }
@@ -1026,19 +967,19 @@ locals {
       {
         Sid       = "ProcessorStoresTransactions"
         Action    = "dynamodb:PutItem"
-        Resource  = aws_dynamodb_table.transactions.arn
+        Resource  = aws_dynamodb_table.pipeline["transactions"].arn
         Condition = local.caller_is.processor
       },
       {
         Sid       = "ProcessorUpdatesFileStatus"
         Action    = "dynamodb:UpdateItem"
-        Resource  = aws_dynamodb_table.file_status.arn
+        Resource  = aws_dynamodb_table.pipeline["file_status"].arn
         Condition = local.caller_is.processor
       },
       {
         Sid       = "DlqProcessorStoresErrors"
         Action    = "dynamodb:PutItem"
-        Resource  = aws_dynamodb_table.errors.arn
+        Resource  = aws_dynamodb_table.pipeline["errors"].arn
         Condition = local.caller_is.dlq_processor
       },
     ]
@@ -1290,7 +1231,7 @@ resource "aws_cloudwatch_metric_alarm" "pipeline" {
 # -----------------------------------------------------------------------------
 locals {
   dashboard_functions = [aws_lambda_function.function["processor"].function_name, aws_lambda_function.function["dlq_processor"].function_name]
-  dashboard_tables    = [aws_dynamodb_table.transactions.name, aws_dynamodb_table.errors.name]
+  dashboard_tables    = [aws_dynamodb_table.pipeline["transactions"].name, aws_dynamodb_table.pipeline["errors"].name]
   pipeline_metric     = { namespace = local.names.metrics_namespace, dims = ["Environment", local.env] }
 
   dashboard_widgets = [
@@ -1372,8 +1313,8 @@ resource "aws_cloudwatch_dashboard" "transactions" {
 # -----------------------------------------------------------------------------
 # State moves: the addresses these resources had before same-shaped blocks became one block
 # for_each over a map (local.kms_keys, local.functions, local.alarms, local.gateway_endpoint_grants,
-# local.function_egress), so that an applied stack keeps every one of them: a plan shows the
-# moves and no change.
+# local.function_egress, local.tables), so that an applied stack keeps every one of them: a plan
+# shows the moves and no change.
 # https://developer.hashicorp.com/terraform/language/modules/develop/refactoring
 # -----------------------------------------------------------------------------
 moved {
@@ -1499,6 +1440,21 @@ moved {
 moved {
   from = aws_vpc_security_group_egress_rule.functions_to_interface_endpoints[0]
   to   = aws_vpc_security_group_egress_rule.functions["to_interface_endpoints"]
+}
+
+moved {
+  from = aws_dynamodb_table.transactions
+  to   = aws_dynamodb_table.pipeline["transactions"]
+}
+
+moved {
+  from = aws_dynamodb_table.errors
+  to   = aws_dynamodb_table.pipeline["errors"]
+}
+
+moved {
+  from = aws_dynamodb_table.file_status
+  to   = aws_dynamodb_table.pipeline["file_status"]
 }
 
 # -----------------------------------------------------------------------------
@@ -1627,10 +1583,6 @@ output "producer_policy_json" {
 }
 
 locals {
-  # The status table of issue 14 by name (aws_dynamodb_table.file_status, same name), so that
-  # this policy does not depend on the order in which the two pieces land.
-  operator_file_status_table_arn = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/dynamodb-file-status-${local.env}"
-
   # What txnctl (crates/txnctl, docs/operations.md) calls, and nothing else.
   operator_policy = {
     Version = "2012-10-17"
@@ -1639,14 +1591,14 @@ locals {
         Sid      = "ReadFileStatus"
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem", "dynamodb:Query"]
-        Resource = [local.operator_file_status_table_arn, "${local.operator_file_status_table_arn}/index/activity_day-index"]
+        Resource = [local.arns.file_status_table, "${local.arns.file_status_table}/index/activity_day-index"]
       },
       {
         # Scan: `txnctl replay` without --file finds the retryable rows.
         Sid      = "ReadErrors"
         Effect   = "Allow"
         Action   = ["dynamodb:Query", "dynamodb:Scan"]
-        Resource = [aws_dynamodb_table.errors.arn, "${aws_dynamodb_table.errors.arn}/index/source_key-index", "${aws_dynamodb_table.errors.arn}/index/transaction_id-index"]
+        Resource = [aws_dynamodb_table.pipeline["errors"].arn, "${aws_dynamodb_table.pipeline["errors"].arn}/index/source_key-index", "${aws_dynamodb_table.pipeline["errors"].arn}/index/transaction_id-index"]
       },
       {
         # Replay marks a row replayed_at before it sends; the request names no other attribute.
@@ -1654,7 +1606,7 @@ locals {
         Sid       = "MarkErrorsReplayed"
         Effect    = "Allow"
         Action    = "dynamodb:UpdateItem"
-        Resource  = aws_dynamodb_table.errors.arn
+        Resource  = aws_dynamodb_table.pipeline["errors"].arn
         Condition = { "ForAllValues:StringEquals" = { "dynamodb:Attributes" = ["error_id", "timestamp", "replayed_at"] } }
       },
       local.table_key_statement,
@@ -1719,40 +1671,40 @@ output "metric_namespace" {
 
 output "transactions_table_name" {
   description = "Name of the DynamoDB table of processed transactions."
-  value       = aws_dynamodb_table.transactions.name
+  value       = aws_dynamodb_table.pipeline["transactions"].name
 }
 
 output "transactions_table_arn" {
   description = "ARN of the DynamoDB table of processed transactions."
-  value       = aws_dynamodb_table.transactions.arn
+  value       = aws_dynamodb_table.pipeline["transactions"].arn
 }
 
 output "errors_table_name" {
   description = "Name of the DynamoDB table of error records."
-  value       = aws_dynamodb_table.errors.name
+  value       = aws_dynamodb_table.pipeline["errors"].name
 }
 
 output "errors_table_arn" {
   description = "ARN of the DynamoDB table of error records."
-  value       = aws_dynamodb_table.errors.arn
+  value       = aws_dynamodb_table.pipeline["errors"].arn
 }
 
 output "file_status_table_name" {
   description = "Name of the DynamoDB table of per-file status (one item per object version)."
-  value       = aws_dynamodb_table.file_status.name
+  value       = aws_dynamodb_table.pipeline["file_status"].name
 }
 
 output "file_status_table_arn" {
   description = "ARN of the DynamoDB table of per-file status."
-  value       = aws_dynamodb_table.file_status.arn
+  value       = aws_dynamodb_table.pipeline["file_status"].arn
 }
 
 output "dynamodb_table_endpoints" {
   description = "Regional DynamoDB endpoint and table names, for clients that address the tables directly."
   value = {
     endpoint           = "https://dynamodb.${local.region}.amazonaws.com"
-    transactions_table = aws_dynamodb_table.transactions.name
-    errors_table       = aws_dynamodb_table.errors.name
+    transactions_table = aws_dynamodb_table.pipeline["transactions"].name
+    errors_table       = aws_dynamodb_table.pipeline["errors"].name
   }
   sensitive = true
 }

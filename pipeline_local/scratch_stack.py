@@ -122,11 +122,11 @@ def _key_schema(key: tuple[str, str]) -> list[dict[str, str]]:
     ]
 
 
-# lib/main.tf's aws_dynamodb_table.transactions.
+# lib/main.tf's aws_dynamodb_table.pipeline["transactions"].
 TRANSACTIONS = TableSchema(
     ("transaction_id", "timestamp"), {"status_shard-index": ("status_shard", "timestamp")}
 )
-# lib/main.tf's aws_dynamodb_table.errors.
+# lib/main.tf's aws_dynamodb_table.pipeline["errors"].
 ERRORS = TableSchema(
     ("error_id", "timestamp"),
     {
@@ -134,7 +134,7 @@ ERRORS = TableSchema(
         "source_key-index": ("source_key", "timestamp"),
     },
 )
-# lib/main.tf's aws_dynamodb_table.file_status, the per-file status table (contract P26).
+# lib/main.tf's aws_dynamodb_table.pipeline["file_status"]: per-file status (contract P26).
 FILE_STATUS = TableSchema(
     ("source_key", "source_version_id"), {"activity_day-index": ("activity_day", "first_activity")}
 )
