@@ -16,6 +16,7 @@ from typing import Final
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 LIB_DIR: Final = REPO_ROOT / "lib"
 BUILD_DIR: Final = REPO_ROOT / "build"
+CONTRACT_DIR: Final = REPO_ROOT / "contract"
 
 # -- the emulated account ----------------------------------------------------------------------
 

@@ -42,7 +42,6 @@ class PythonProcessInvoker(RustInvoker):
         env: Mapping[str, str],
         *,
         log_path: str | os.PathLike[str] | None = None,
-        echo_logs: bool = False,
         sandbox: Sandbox | None = None,
         python: str = sys.executable,
     ) -> None:
@@ -53,7 +52,6 @@ class PythonProcessInvoker(RustInvoker):
             function_name=code.function_name,
             memory_limit_in_mb=code.memory_limit_in_mb,
             log_path=log_path,
-            echo_logs=echo_logs,
             sandbox=sandbox,
         )
         # Not resolved: a virtual environment's python is a symlink, and only under its own

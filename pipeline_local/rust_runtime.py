@@ -65,7 +65,6 @@ class _LogPump:
         proc: subprocess.Popen[bytes],
         lines: list[str],
         log_path: Path | None,
-        echo: str | None,
     ) -> None:
         assert proc.stdout is not None
         # Our own descriptor, closed by us at end of file: never a reused number.
@@ -73,12 +72,11 @@ class _LogPump:
         proc.stdout.close()
         os.set_blocking(self._fd, False)
         self._lines = lines
-        self._echo = echo
         self._sink = log_path.open("a", encoding="utf-8") if log_path else None
         self._partial = b""
         self._lock = threading.Lock()
         self.closed = False
-        threading.Thread(target=self._run, name=f"logs-{echo or proc.pid}", daemon=True).start()
+        threading.Thread(target=self._run, name=f"logs-{proc.pid}", daemon=True).start()
 
     def _run(self) -> None:
         poller = select.poll()
@@ -109,8 +107,6 @@ class _LogPump:
         if self._sink is not None:
             self._sink.write(line + "\n")
             self._sink.flush()
-        if self._echo:
-            print(f"[{self._echo}] {line}", flush=True)
 
     def _close(self) -> None:
         if self._partial:
@@ -139,7 +135,6 @@ class RustInvoker:
         function_name: str | None = None,
         memory_limit_in_mb: int = DEFAULT_MEMORY_MB,
         log_path: str | os.PathLike[str] | None = None,
-        echo_logs: bool = False,
         sandbox: Sandbox | None = None,
     ) -> None:
         self.binary_path = Path(binary_path).resolve()
@@ -155,7 +150,6 @@ class RustInvoker:
         self.function_name = function_name or self.binary_path.parent.name
         self.memory_limit_in_mb = memory_limit_in_mb
         self.log_path = Path(log_path) if log_path else None
-        self.echo_logs = echo_logs
         self.function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
         self.log_lines: list[str] = []
         self.cold_starts = 0
@@ -235,8 +229,7 @@ class RustInvoker:
         self.cold_starts += 1
         # The reader thread must not hold the invoker: an invoker that is no longer used is
         # garbage-collected and its process killed (weakref.finalize below).
-        echo = self.function_name if self.echo_logs else None
-        self._logs = _LogPump(proc, self.log_lines, self.log_path, echo)
+        self._logs = _LogPump(proc, self.log_lines, self.log_path)
         self._proc = proc
         self._finalizer = weakref.finalize(self, _kill_process, proc)
         return proc

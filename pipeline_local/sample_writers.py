@@ -112,7 +112,7 @@ class Gen:
             amount=amount,
             currency=currency,
             transaction_type=ttype,
-            timestamp_ms=epoch_s * 1000 + millis,
+            timestamp=epoch_s * 1000 + millis,
             merchant_id=merchant or None,
             description=desc or None,
         )
@@ -241,7 +241,7 @@ def _fresh_txns(
 
 
 def ms_suffix(txn: Txn) -> str:
-    ms = txn.timestamp_ms % 1000
+    ms = txn.timestamp % 1000
     return f".{ms:03d}" if ms else ""
 
 
@@ -253,7 +253,7 @@ def plain_text(txn: Txn) -> dict[str, str]:
         "amount": format_amount(txn.amount, MINOR_UNITS[txn.currency]),
         "currency": txn.currency,
         "transaction_type": txn.transaction_type,
-        "timestamp": format_ts(txn.timestamp_ms // 1000, ms_suffix(txn), "Z"),
+        "timestamp": format_ts(txn.timestamp // 1000, ms_suffix(txn), "Z"),
         "merchant_id": txn.merchant_id or "",
         "description": txn.description or "",
     }

@@ -4,42 +4,25 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from types import ModuleType
 
-from pipeline_local.sample_model import MINOR_UNITS
-
-CONTRACT = Path(__file__).resolve().parents[2] / "contract"
-
-
-def contract_currencies() -> dict[str, int]:
-    doc = json.loads((CONTRACT / "currencies.json").read_text(encoding="utf-8"))
-    table = doc["minor_units"]
-    assert isinstance(table, dict)
-    return {str(code): int(unit) for code, unit in table.items()}
+from pipeline_local.constants import CONTRACT_DIR, LIB_DIR
+from pipeline_local.sample_model import contract_minor_units
 
 
 def test_embedded_currency_table_is_the_contracts(proc: ModuleType) -> None:
     """The handler is packaged alone and cannot read contract/ at run time, so it embeds a copy
     of contract/currencies.json; this fails when either drifts (txn-core includes the file)."""
     ours = dict(proc.CURRENCY_MINOR_UNITS)
-    theirs = contract_currencies()
+    theirs = contract_minor_units()
     assert ours.keys() - theirs.keys() == set(), "codes only in lib/processor_function.py"
     assert theirs.keys() - ours.keys() == set(), "codes only in contract/currencies.json"
     changed = {c: (ours[c], theirs[c]) for c in ours if ours[c] != theirs[c]}
     assert changed == {}, "minor units differ (handler, contract)"
 
 
-def test_the_sample_models_minor_units_are_the_contracts() -> None:
-    """The sample model (the tests' oracle, and the benchmarks' source of minor units) lists
-    the currencies the samples use; each must have the contract's minor unit."""
-    theirs = contract_currencies()
-    changed = {c: (u, theirs.get(c)) for c, u in MINOR_UNITS.items() if theirs.get(c) != u}
-    assert changed == {}, "minor units differ (sample model, contract)"
-
-
 def test_currency_table_is_well_formed() -> None:
-    table = contract_currencies()
+    table = contract_minor_units()
     assert list(table) == sorted(table), "keep contract/currencies.json sorted by code"
     assert all(re.fullmatch(r"[A-Z]{3}", code) for code in table)
     assert all(0 <= unit <= 4 for unit in table.values())
@@ -64,7 +47,7 @@ def test_currency_table_is_well_formed() -> None:
 
 def test_decisions_live_in_the_contract(proc: ModuleType, dlq: ModuleType) -> None:
     """Every decision is written down once, in contract/decisions.md; the handlers point there."""
-    text = (CONTRACT / "decisions.md").read_text(encoding="utf-8")
+    text = (CONTRACT_DIR / "decisions.md").read_text(encoding="utf-8")
     listed = re.findall(r"^- \*\*([PDQ]\d+)\.\*\*", text, flags=re.MULTILINE)
     # P39 is left free (issue 12's write-path decisions took P37 and P38; P40 came first).
     processor = [f"P{i}" for i in range(1, 39)] + ["P40"]
@@ -132,7 +115,7 @@ def test_changed_texts_are_listed_as_they_are() -> None:
     Markdown code) is one the two tests above expect, and every header/row/file text those
     tests pin is in the list."""
     pinned = set(CSV_TEXTS.values()) | set(JSON_TEXTS.values())
-    table = (CONTRACT / "message-texts.md").read_text(encoding="utf-8")
+    table = (CONTRACT_DIR / "message-texts.md").read_text(encoding="utf-8")
     rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")][2:]
     now = [re.findall(r"`([^`]+)`", cells[2])[0] for cells in rows]
     assert len(rows) >= 11
@@ -151,11 +134,11 @@ def test_changed_texts_are_listed_as_they_are() -> None:
 def test_item_schema_admits_every_status_shard_lib_allows() -> None:
     """The item schema's status_shard pattern (P40) follows lib/provider.tf's most
     status_index_shards: values 0 to that number less one, nothing above, no leading zero."""
-    provider = (CONTRACT.parent / "lib" / "provider.tf").read_text(encoding="utf-8")
+    provider = (LIB_DIR / "provider.tf").read_text(encoding="utf-8")
     found = re.search(r"var\.status_index_shards <= (\d+)", provider)
     assert found, "lib/provider.tf bounds status_index_shards"
     most = int(found.group(1))
-    schema = json.loads((CONTRACT / "schemas" / "transactions_item.json").read_text("utf-8"))
+    schema = json.loads((CONTRACT_DIR / "schemas" / "transactions_item.json").read_text("utf-8"))
     pattern = schema["properties"]["status_shard"]["pattern"]
     admitted = [f"PROCESSED#{n}" for n in (0, 9, 10, most - 1)]
     refused = [f"PROCESSED#{most}", "PROCESSED#01", "PROCESSED#", "PROCESSED#-1"]
