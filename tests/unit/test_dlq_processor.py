@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -17,7 +16,7 @@ from tests.unit.conftest import (
     LAST_MODIFIED_MS,
     FakeContext,
     FakeDynamoDB,
-    assert_every_variable_required,
+    attribute_values,
     client_error,
     s3_event,
     sqs_event,
@@ -93,32 +92,27 @@ def test_record_error_row(dlq: Any) -> None:
     response, ddb = run(dlq, [json.dumps(record_error())])
     assert response == {"batchItemFailures": []}
     (raw,) = ddb.raw_items(ERRORS_TABLE)
-    assert raw == {
-        "error_id": {"S": spec_error_id(BUCKET, "in/a.csv", "v1", 5, "INVALID_VALUE")},
-        "timestamp": {"N": str(LAST_MODIFIED_MS)},
-        "detected_at": {"N": "1714566690000"},
-        "transaction_id": {"S": "tx-1"},
-        "error_code": {"S": "INVALID_VALUE"},
-        "error_type": {"S": "VALIDATION"},
-        "error_message": {"S": "amount: must be greater than 0"},
-        "field": {"S": "amount"},
-        "retryable": {"BOOL": False},
-        "source_bucket": {"S": BUCKET},
-        "source_key": {"S": "in/a.csv"},
-        "source_version_id": {"S": "v1"},
-        "source_line": {"N": "5"},
-        "record": {
-            "M": {
-                "transaction_id": {"S": "tx-1"},
-                "account_id": {"S": "****3000"},
-                "amount": {"S": "-1"},
-                "currency": {"S": "EUR"},
-            }
-        },
-        "sqs_message_id": {"S": "msg-0"},
-        "receive_count": {"N": "1"},
-        "expires_at": {"N": str(NOW // 1000 + 365 * 86400)},
-    }
+    assert raw == attribute_values(
+        {
+            "error_id": spec_error_id(BUCKET, "in/a.csv", "v1", 5, "INVALID_VALUE"),
+            "timestamp": LAST_MODIFIED_MS,
+            "detected_at": 1714566690000,
+            "transaction_id": "tx-1",
+            "error_code": "INVALID_VALUE",
+            "error_type": "VALIDATION",
+            "error_message": "amount: must be greater than 0",
+            "field": "amount",
+            "retryable": False,
+            "source_bucket": BUCKET,
+            "source_key": "in/a.csv",
+            "source_version_id": "v1",
+            "source_line": 5,
+            "record": record_error()["record"],
+            "sqs_message_id": "msg-0",
+            "receive_count": 1,
+            "expires_at": NOW // 1000 + 365 * 86400,
+        }
+    )
     assert set(raw) <= SECTION_8
 
 
@@ -336,32 +330,6 @@ def test_odd_sqs_records_are_read_by_the_contracts_rules(dlq: Any) -> None:
         attributes = {"ApproximateReceiveCount": count}
         got = dlq.sqs_message({"messageId": "m", "body": "", "attributes": attributes})
         assert got.receive_count == want, count
-
-
-def test_load_config(dlq: Any) -> None:
-    env = {
-        "ERRORS_TABLE_NAME": "t",
-        "ENVIRONMENT": "prod",
-        "METRIC_NAMESPACE": "Ns",
-        "ERROR_RETENTION_DAYS": "30",
-    }
-    cfg = dlq.load_config(env)
-    assert (cfg.table_name, cfg.environment, cfg.metric_namespace, cfg.retention_days) == (
-        "t",
-        "prod",
-        "Ns",
-        30,
-    )
-    assert_every_variable_required(dlq, env)
-    for bad in ("0", "-1", "1.5", "30 days", "1_000"):
-        with pytest.raises(dlq.ConfigError, match="ERROR_RETENTION_DAYS must be a whole number"):
-            dlq.load_config({**env, "ERROR_RETENTION_DAYS": bad})
-
-
-def test_config_is_read_once_at_init(dlq: Any) -> None:
-    assert dlq.CONFIG == dlq.load_config(HANDLER_ENV)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        dlq.CONFIG.retention_days = 1
 
 
 def test_logs_and_metric(dlq: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from decimal import Decimal
@@ -21,7 +20,7 @@ from tests.unit.conftest import (
     TABLE,
     FakeContext,
     Pipeline,
-    assert_every_variable_required,
+    attribute_values,
     client_error,
     csv_bytes,
     row_csv,
@@ -51,25 +50,27 @@ def test_stores_every_attribute(pipe: Pipeline) -> None:
     ingested = first.pop("ingested_at")
     assert int(ingested["N"]) > LAST_MODIFIED_MS
     record_hash = first.pop("record_hash")["S"]
-    assert first == {
-        "transaction_id": {"S": "tx-00001"},
-        "account_id": {"S": "DE89370400440532010001"},
-        "amount": {"N": "10.5"},
-        "currency": {"S": "EUR"},
-        "transaction_type": {"S": "DEBIT"},
-        "timestamp": {"N": "1709287200000"},
-        "merchant_id": {"S": "m-1"},
-        "description": {"S": "coffee"},
-        "status": {"S": "PROCESSED"},
-        # P40: SHA-256("tx-00001")'s first 8 bytes mod STATUS_INDEX_SHARDS: the unit tests'
-        # environment has lib/provider.tf's default, 1,000 (conftest.py).
-        "status_shard": {"S": f"PROCESSED#{shard_of('tx-00001', 1000)}"},
-        "source_bucket": {"S": BUCKET},
-        "source_key": {"S": "in/batch.csv"},
-        "source_version_id": {"S": version},
-        "source_line": {"N": "2"},
-        "processor": {"S": "python3.11/1.0.0"},
-    }
+    assert first == attribute_values(
+        {
+            "transaction_id": "tx-00001",
+            "account_id": "DE89370400440532010001",
+            "amount": Decimal("10.5"),
+            "currency": "EUR",
+            "transaction_type": "DEBIT",
+            "timestamp": 1709287200000,
+            "merchant_id": "m-1",
+            "description": "coffee",
+            "status": "PROCESSED",
+            # P40: SHA-256("tx-00001")'s first 8 bytes mod STATUS_INDEX_SHARDS: the unit tests'
+            # environment has lib/provider.tf's default, 1,000 (conftest.py).
+            "status_shard": f"PROCESSED#{shard_of('tx-00001', 1000)}",
+            "source_bucket": BUCKET,
+            "source_key": "in/batch.csv",
+            "source_version_id": version,
+            "source_line": 2,
+            "processor": "python3.11/1.0.0",
+        }
+    )
     parts = ["tx-00001", "DE89370400440532010001", "10.5", "EUR", "DEBIT", "1709287200000"]
     expected_hash = hashlib.sha256("\x1f".join([*parts, "m-1", "coffee"]).encode()).hexdigest()
     assert record_hash == expected_hash
@@ -421,42 +422,6 @@ def test_logs_and_metrics_carry_no_personal_data(
     assert (emf["Environment"], emf["RecordsProcessed"], emf["RecordsInvalid"]) == ("test", 1, 1)
     for line in pipe.sqs.queues[DLQ_URL]:
         assert "SECRETACCOUNT" not in line and "more" not in line
-
-
-def test_load_config(proc: Any) -> None:
-    env = {
-        "DYNAMODB_TABLE_NAME": "t",
-        "SQS_QUEUE_URL": "q",
-        "DLQ_URL": "d",
-        "FILE_STATUS_TABLE_NAME": "s",
-        "ENVIRONMENT": "prod",
-        "METRIC_NAMESPACE": "Ns",
-        "MAX_FILE_BYTES": "10",
-        "TIME_SAFETY_MARGIN_MS": "0",
-        "STATUS_INDEX_SHARDS": "16",
-        "RANGE_SPLIT_BYTES": "0",
-    }
-    cfg = proc.load_config(env)
-    assert (cfg.table_name, cfg.queue_url, cfg.dlq_url, cfg.environment) == ("t", "q", "d", "prod")
-    assert (cfg.metric_namespace, cfg.max_file_bytes, cfg.time_safety_margin_ms) == ("Ns", 10, 0)
-    assert_every_variable_required(proc, env)
-    bad_values = [
-        ("MAX_FILE_BYTES", "0"),
-        ("MAX_FILE_BYTES", "256 MiB"),
-        ("TIME_SAFETY_MARGIN_MS", "-1"),
-        ("TIME_SAFETY_MARGIN_MS", "3e4"),
-        ("RANGE_SPLIT_BYTES", "-1"),
-        ("RANGE_SPLIT_BYTES", "64 MiB"),
-    ]
-    for name, bad in bad_values:
-        with pytest.raises(proc.ConfigError, match=f"{name} must be a whole number"):
-            proc.load_config({**env, name: bad})
-
-
-def test_config_is_read_once_at_init(proc: Any) -> None:
-    assert proc.CONFIG == proc.load_config(HANDLER_ENV)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        proc.CONFIG.max_file_bytes = 1
 
 
 # --------------------------------------------------------------------------------------------
