@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 use txn_core::{interpret_message, parse_json, Attr, FromEnvironment, JsonValue, SqsMessage};
 
 /// The function's configuration, read from its environment once, in `main`.
@@ -96,19 +96,11 @@ impl ErrorTable for aws_sdk_dynamodb::Client {
 }
 
 fn emit_metrics(cfg: &Config, stored: u64) {
-    let doc = json!({
-        "_aws": {
-            "Timestamp": now_ms(),
-            "CloudWatchMetrics": [{
-                "Namespace": cfg.metric_namespace,
-                "Dimensions": [["Environment"]],
-                "Metrics": [{"Name": "ErrorsStored", "Unit": "Count"}],
-            }],
-        },
-        "Environment": cfg.environment,
-        "ErrorsStored": stored,
-    });
-    println!("{doc}");
+    let stored = i64::try_from(stored).unwrap_or(i64::MAX);
+    let line = cfg
+        .metrics
+        .emf_line(now_ms(), &[("ErrorsStored", stored, "Count")]);
+    println!("{line}");
 }
 
 async fn handler(
@@ -168,8 +160,8 @@ async fn store_batch(
                 error_id = %row.error_id,
                 error_code = %row.error_code,
                 error_type = row.error_type,
-                bucket = row.source_bucket.as_deref(),
-                key = row.source_key.as_deref(),
+                bucket = row.source.as_ref().map(|s| s.bucket.as_str()),
+                key = row.source.as_ref().map(|s| s.key.as_str()),
                 line = row.source_line.as_deref(),
                 "error stored"
             );
@@ -212,6 +204,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use txn_core::MetricsConfig;
 
     #[test]
     fn attributes_map_to_dynamodb_types() {
@@ -301,8 +295,10 @@ mod tests {
     fn config() -> Config {
         Config {
             table_name: "errors".into(),
-            environment: "test".into(),
-            metric_namespace: "TransactionPipeline".into(),
+            metrics: MetricsConfig {
+                environment: "test".into(),
+                namespace: "TransactionPipeline".into(),
+            },
             retention_days: 365,
         }
     }

@@ -12,8 +12,7 @@ use txn_core::{
 use crate::edges::Edges;
 use crate::error::ProcessError;
 use crate::process::{
-    duplicate_conflict, emit_metrics, process_object, record_metrics, BatchCounts, Config,
-    Deadline, FileResult,
+    duplicate_conflict, emit_metrics, process_object, Config, Deadline, FileResult, RecordCounts,
 };
 use crate::status::{status_retry_resolved, RetryResolution};
 use crate::writes::{build_item, send_messages, write_items, WriteOutcome};
@@ -89,7 +88,7 @@ async fn retry_writes(
     let outcomes = write_items(aws, &cfg.table_name, items, deadline).await;
     deadline.batch_done();
     let mut failed = Vec::new();
-    let mut counts = BatchCounts::default();
+    let mut counts = RecordCounts::default();
     let mut conflicts = Vec::new();
     let mut resolved = Vec::new();
     for (work, outcome) in works.iter().zip(outcomes) {
@@ -144,13 +143,7 @@ async fn retry_writes(
         failed_again = counts.retried,
         "retried records"
     );
-    let metrics = record_metrics(
-        counts.stored,
-        counts.invalid,
-        counts.duplicates,
-        counts.retried,
-    );
-    emit_metrics(cfg, &metrics);
+    emit_metrics(cfg, &counts.metrics());
     failed
 }
 

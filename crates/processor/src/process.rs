@@ -85,15 +85,44 @@ impl Deadline {
     }
 }
 
+/// What became of records (of a file, a batch or a batch of retries): stored, already stored,
+/// invalid (DUPLICATE_CONFLICT included), or sent to be retried.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCounts {
+    pub stored: u64,
+    pub duplicates: u64,
+    pub invalid: u64,
+    pub retried: u64,
+}
+
+impl std::ops::AddAssign for RecordCounts {
+    fn add_assign(&mut self, other: RecordCounts) {
+        self.stored += other.stored;
+        self.duplicates += other.duplicates;
+        self.invalid += other.invalid;
+        self.retried += other.retried;
+    }
+}
+
+impl RecordCounts {
+    /// The record counts every invocation reports, as `emit_metrics` values.
+    pub(crate) fn metrics(&self) -> [(&'static str, i64, &'static str); 4] {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        [
+            ("RecordsProcessed", n(self.stored), "Count"),
+            ("RecordsInvalid", n(self.invalid), "Count"),
+            ("RecordsDuplicate", n(self.duplicates), "Count"),
+            ("RecordsRetried", n(self.retried), "Count"),
+        ]
+    }
+}
+
 /// What happened to one file.
 #[derive(Debug, Default, Clone)]
 pub struct FileResult {
     pub object: ObjectVersion,
     pub rows: u64,
-    pub stored: u64,
-    pub duplicates: u64,
-    pub invalid: u64,
-    pub retried: u64,
+    pub counts: RecordCounts,
     pub file_error: Option<ErrorCode>,
     pub resume_line: Option<u64>,
     pub elapsed_ms: i64,
@@ -114,10 +143,10 @@ impl FileResult {
             "key": self.object.key,
             "version_id": self.object.version_id,
             "rows": self.rows,
-            "stored": self.stored,
-            "duplicates": self.duplicates,
-            "invalid": self.invalid,
-            "retried": self.retried,
+            "stored": self.counts.stored,
+            "duplicates": self.counts.duplicates,
+            "invalid": self.counts.invalid,
+            "retried": self.counts.retried,
             "file_error": self.file_error.map(ErrorCode::as_str),
             "resume_line": self.resume_line,
         })
@@ -127,10 +156,7 @@ impl FileResult {
 /// What became of the records of one batch.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct BatchCounts {
-    pub(crate) stored: u64,
-    pub(crate) duplicates: u64,
-    pub(crate) invalid: u64,
-    pub(crate) retried: u64,
+    pub(crate) records: RecordCounts,
     /// Record errors by code, for the file status.
     pub(crate) errors_by_code: BTreeMap<&'static str, u64>,
     /// Lines sent as retry_record, for the file status.
@@ -141,50 +167,14 @@ pub(crate) struct BatchCounts {
 
 impl BatchCounts {
     fn add_error(&mut self, code: ErrorCode) {
-        self.invalid += 1;
+        self.records.invalid += 1;
         *self.errors_by_code.entry(code.as_str()).or_insert(0) += 1;
     }
 }
 
 /// One CloudWatch Embedded Metric Format line.
 pub fn emit_metrics(cfg: &Config, values: &[(&str, i64, &str)]) {
-    let metrics: Vec<Value> = values
-        .iter()
-        .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
-        .collect();
-    let mut doc = serde_json::Map::new();
-    doc.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": now_ms(),
-            "CloudWatchMetrics": [{
-                "Namespace": cfg.metric_namespace,
-                "Dimensions": [["Environment"]],
-                "Metrics": metrics,
-            }],
-        }),
-    );
-    doc.insert("Environment".into(), json!(cfg.environment));
-    for (name, value, _) in values {
-        doc.insert((*name).to_owned(), json!(value));
-    }
-    println!("{}", Value::Object(doc));
-}
-
-/// The record counts every invocation reports, as `emit_metrics` values.
-pub(crate) fn record_metrics(
-    stored: u64,
-    invalid: u64,
-    duplicates: u64,
-    retried: u64,
-) -> [(&'static str, i64, &'static str); 4] {
-    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    [
-        ("RecordsProcessed", n(stored), "Count"),
-        ("RecordsInvalid", n(invalid), "Count"),
-        ("RecordsDuplicate", n(duplicates), "Count"),
-        ("RecordsRetried", n(retried), "Count"),
-    ]
+    println!("{}", cfg.metrics.emf_line(now_ms(), values));
 }
 
 /// The error of a record whose key is stored with other content.
@@ -237,13 +227,13 @@ async fn handle_batch(
     for ((row, tx), outcome) in valid.iter().zip(outcomes) {
         match outcome {
             WriteOutcome::Stored => {
-                counts.stored += 1;
+                counts.records.stored += 1;
                 counts
                     .settled_lines
                     .push((row.line, RetryResolution::Stored));
             }
             WriteOutcome::Duplicate => {
-                counts.duplicates += 1;
+                counts.records.duplicates += 1;
                 counts
                     .settled_lines
                     .push((row.line, RetryResolution::Duplicate));
@@ -265,7 +255,7 @@ async fn handle_batch(
                 ));
             }
             WriteOutcome::Failed { code, message } => {
-                counts.retried += 1;
+                counts.records.retried += 1;
                 counts.retry_lines.push(row.line);
                 let body = retry_record_message(
                     tx, source, row.line, &code, &message, timestamp, PROCESSOR,
@@ -305,17 +295,14 @@ pub(crate) async fn run_batches(
             .map(|r| r.line);
         if !chunk.rows.is_empty() {
             let counts = handle_batch(aws, cfg, source, &chunk.rows, deadline).await?;
-            result.stored += counts.stored;
-            result.duplicates += counts.duplicates;
-            result.invalid += counts.invalid;
-            result.retried += counts.retried;
+            result.counts += counts.records;
             // The row after this batch, or past the last row at the end of the file.
             let last_line = chunk.rows.last().map_or(cursor, |r| r.line + 1);
             let to = pending_line.unwrap_or(last_line);
             let counted = BatchStatus {
                 rows: chunk.rows.len() as u64,
-                stored: counts.stored,
-                duplicates: counts.duplicates,
+                stored: counts.records.stored,
+                duplicates: counts.records.duplicates,
                 record_errors: counts.errors_by_code,
                 retry_lines: counts.retry_lines,
                 settled: counts.settled_lines,
@@ -545,10 +532,10 @@ pub(crate) fn finish(cfg: &Config, mut result: FileResult, started: Instant) -> 
                 key = %result.object.key,
                 version_id = result.object.version(),
                 rows = result.rows,
-                stored = result.stored,
-                duplicates = result.duplicates,
-                invalid = result.invalid,
-                retried = result.retried,
+                stored = result.counts.stored,
+                duplicates = result.counts.duplicates,
+                invalid = result.counts.invalid,
+                retried = result.counts.retried,
                 file_error,
                 resume_line = result.resume_line,
                 elapsed_ms = result.elapsed_ms,
@@ -561,13 +548,7 @@ pub(crate) fn finish(cfg: &Config, mut result: FileResult, started: Instant) -> 
     } else {
         file_log!(info);
     }
-    let mut metrics = record_metrics(
-        result.stored,
-        result.invalid,
-        result.duplicates,
-        result.retried,
-    )
-    .to_vec();
+    let mut metrics = result.counts.metrics().to_vec();
     metrics.push((
         "FilesFailed",
         i64::from(result.file_error.is_some()),

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 use txn_core::{
-    parse_json, resume_file_message, retry_record_message, JsonValue, ObjectRef, ObjectVersion,
-    SourceInfo, Transaction,
+    parse_json, resume_file_message, retry_record_message, JsonValue, MetricsConfig, ObjectRef,
+    ObjectVersion, SourceInfo, Transaction,
 };
 
 use crate::edges::GetObjectError;
@@ -29,8 +29,10 @@ pub(crate) fn config() -> Config {
         table_name: "transactions".into(),
         queue_url: QUEUE.into(),
         dlq_url: DLQ.into(),
-        environment: "test".into(),
-        metric_namespace: "TransactionPipeline".into(),
+        metrics: MetricsConfig {
+            environment: "test".into(),
+            namespace: "TransactionPipeline".into(),
+        },
         max_file_bytes: 1 << 20,
         time_safety_margin_ms: 30_000,
         status_index_shards: 16,

@@ -2,34 +2,8 @@
 //! struct. lib/main.tf sets every variable and owns every default, so nothing here has one: a
 //! missing or invalid variable is a [`ConfigError`] that names it. `from_lookup` is the one list
 //! of what a function reads: the tests below record what it looks up and fail when that and the
-//! function's environment block in lib/main.tf differ.
-
-/// The processor's table of transactions (`DYNAMODB_TABLE_NAME`).
-pub const ENV_TABLE_NAME: &str = "DYNAMODB_TABLE_NAME";
-/// The processor's main (retry) queue (`SQS_QUEUE_URL`).
-pub const ENV_QUEUE_URL: &str = "SQS_QUEUE_URL";
-/// The dead-letter queue (`DLQ_URL`).
-pub const ENV_DLQ_URL: &str = "DLQ_URL";
-/// The DLQ processor's errors table (`ERRORS_TABLE_NAME`).
-pub const ENV_ERRORS_TABLE_NAME: &str = "ERRORS_TABLE_NAME";
-/// The deployment's name, the metrics' `Environment` dimension (`ENVIRONMENT`).
-pub const ENV_ENVIRONMENT: &str = "ENVIRONMENT";
-/// The CloudWatch namespace of the Embedded Metric Format lines (`METRIC_NAMESPACE`).
-pub const ENV_METRIC_NAMESPACE: &str = "METRIC_NAMESPACE";
-/// The largest object the processor reads (`MAX_FILE_BYTES`).
-pub const ENV_MAX_FILE_BYTES: &str = "MAX_FILE_BYTES";
-/// The remaining time under which the processor hands a file on (`TIME_SAFETY_MARGIN_MS`).
-pub const ENV_TIME_SAFETY_MARGIN_MS: &str = "TIME_SAFETY_MARGIN_MS";
-/// The processor's per-file status table (`FILE_STATUS_TABLE_NAME`, contract P26).
-pub const ENV_FILE_STATUS_TABLE_NAME: &str = "FILE_STATUS_TABLE_NAME";
-/// The status_shard values per status on the transactions table's index (`STATUS_INDEX_SHARDS`,
-/// contract P40).
-pub const ENV_STATUS_INDEX_SHARDS: &str = "STATUS_INDEX_SHARDS";
-/// A CSV object larger than this is split into ranges; 0 never splits (`RANGE_SPLIT_BYTES`,
-/// contract P33).
-pub const ENV_RANGE_SPLIT_BYTES: &str = "RANGE_SPLIT_BYTES";
-/// Days an error row is kept (`ERROR_RETENTION_DAYS`).
-pub const ENV_ERROR_RETENTION_DAYS: &str = "ERROR_RETENTION_DAYS";
+//! function's environment block in lib/main.tf differ. The settings both functions share are
+//! their [`MetricsConfig`], which also writes the metric lines both print.
 
 /// A function variable is missing or invalid: the execution environment cannot start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,40 +28,80 @@ pub enum ConfigError {
 /// The transaction processor's environment, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorConfig {
-    /// `DYNAMODB_TABLE_NAME`.
+    /// The table of transactions (`DYNAMODB_TABLE_NAME`).
     pub table_name: String,
-    /// `SQS_QUEUE_URL`.
+    /// The main (retry) queue (`SQS_QUEUE_URL`).
     pub queue_url: String,
-    /// `DLQ_URL`.
+    /// The dead-letter queue (`DLQ_URL`).
     pub dlq_url: String,
-    /// `FILE_STATUS_TABLE_NAME`: always set from the environment; `None` only in unit tests
-    /// that do not write the per-file status.
+    /// The per-file status table (`FILE_STATUS_TABLE_NAME`, contract P26): always set from the
+    /// environment; `None` only in unit tests that do not write the per-file status.
     pub file_status_table: Option<String>,
-    /// `ENVIRONMENT`.
-    pub environment: String,
-    /// `METRIC_NAMESPACE`.
-    pub metric_namespace: String,
-    /// `MAX_FILE_BYTES`.
+    /// Where its metrics go.
+    pub metrics: MetricsConfig,
+    /// The largest object read (`MAX_FILE_BYTES`).
     pub max_file_bytes: u64,
-    /// `TIME_SAFETY_MARGIN_MS`.
+    /// The remaining time under which a file is handed on (`TIME_SAFETY_MARGIN_MS`).
     pub time_safety_margin_ms: i64,
-    /// `STATUS_INDEX_SHARDS` (at least 1).
+    /// The status_shard values per status on the transactions table's index, at least 1
+    /// (`STATUS_INDEX_SHARDS`, contract P40).
     pub status_index_shards: u64,
-    /// `RANGE_SPLIT_BYTES` (P33); 0 never splits.
+    /// A CSV object larger than this is split into ranges; 0 never splits (`RANGE_SPLIT_BYTES`,
+    /// contract P33).
     pub range_split_bytes: u64,
 }
 
 /// The DLQ processor's environment, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DlqProcessorConfig {
-    /// `ERRORS_TABLE_NAME`.
+    /// The errors table (`ERRORS_TABLE_NAME`).
     pub table_name: String,
-    /// `ENVIRONMENT`.
-    pub environment: String,
-    /// `METRIC_NAMESPACE`.
-    pub metric_namespace: String,
-    /// `ERROR_RETENTION_DAYS`.
+    /// Where its metrics go.
+    pub metrics: MetricsConfig,
+    /// Days an error row is kept (`ERROR_RETENTION_DAYS`).
     pub retention_days: i64,
+}
+
+/// Where a function's metrics go: both print them as CloudWatch Embedded Metric Format lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// The deployment's name, the metrics' `Environment` dimension (`ENVIRONMENT`).
+    pub environment: String,
+    /// The CloudWatch namespace of the lines (`METRIC_NAMESPACE`).
+    pub namespace: String,
+}
+
+impl MetricsConfig {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            environment: text(lookup, "ENVIRONMENT")?,
+            namespace: text(lookup, "METRIC_NAMESPACE")?,
+        })
+    }
+
+    /// One Embedded Metric Format line at `timestamp_ms`: each of `values` is a metric's
+    /// (name, value, unit), all with the one dimension `Environment`.
+    pub fn emf_line(&self, timestamp_ms: i64, values: &[(&str, i64, &str)]) -> String {
+        let metrics: Vec<serde_json::Value> = values
+            .iter()
+            .map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit}))
+            .collect();
+        let mut doc = serde_json::json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": self.namespace,
+                    "Dimensions": [["Environment"]],
+                    "Metrics": metrics,
+                }],
+            },
+            "Environment": self.environment,
+        });
+        for (name, value, _) in values {
+            doc[*name] = serde_json::json!(value);
+        }
+        doc.to_string()
+    }
 }
 
 /// A variable's text; blank counts as missing.
@@ -134,16 +148,15 @@ pub trait FromEnvironment: Sized {
 impl FromEnvironment for ProcessorConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
-            table_name: text(&lookup, ENV_TABLE_NAME)?,
-            queue_url: text(&lookup, ENV_QUEUE_URL)?,
-            dlq_url: text(&lookup, ENV_DLQ_URL)?,
-            file_status_table: Some(text(&lookup, ENV_FILE_STATUS_TABLE_NAME)?),
-            environment: text(&lookup, ENV_ENVIRONMENT)?,
-            metric_namespace: text(&lookup, ENV_METRIC_NAMESPACE)?,
-            max_file_bytes: whole_number(&lookup, ENV_MAX_FILE_BYTES, 1)?,
-            time_safety_margin_ms: whole_number(&lookup, ENV_TIME_SAFETY_MARGIN_MS, 0)?,
-            status_index_shards: whole_number(&lookup, ENV_STATUS_INDEX_SHARDS, 1)?,
-            range_split_bytes: whole_number(&lookup, ENV_RANGE_SPLIT_BYTES, 0)?,
+            table_name: text(&lookup, "DYNAMODB_TABLE_NAME")?,
+            queue_url: text(&lookup, "SQS_QUEUE_URL")?,
+            dlq_url: text(&lookup, "DLQ_URL")?,
+            file_status_table: Some(text(&lookup, "FILE_STATUS_TABLE_NAME")?),
+            metrics: MetricsConfig::from_lookup(&lookup)?,
+            max_file_bytes: whole_number(&lookup, "MAX_FILE_BYTES", 1)?,
+            time_safety_margin_ms: whole_number(&lookup, "TIME_SAFETY_MARGIN_MS", 0)?,
+            status_index_shards: whole_number(&lookup, "STATUS_INDEX_SHARDS", 1)?,
+            range_split_bytes: whole_number(&lookup, "RANGE_SPLIT_BYTES", 0)?,
         })
     }
 }
@@ -151,10 +164,9 @@ impl FromEnvironment for ProcessorConfig {
 impl FromEnvironment for DlqProcessorConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
-            table_name: text(&lookup, ENV_ERRORS_TABLE_NAME)?,
-            environment: text(&lookup, ENV_ENVIRONMENT)?,
-            metric_namespace: text(&lookup, ENV_METRIC_NAMESPACE)?,
-            retention_days: whole_number(&lookup, ENV_ERROR_RETENTION_DAYS, 1)?,
+            table_name: text(&lookup, "ERRORS_TABLE_NAME")?,
+            metrics: MetricsConfig::from_lookup(&lookup)?,
+            retention_days: whole_number(&lookup, "ERROR_RETENTION_DAYS", 1)?,
         })
     }
 }
@@ -232,16 +244,16 @@ mod tests {
 
     fn processor_env() -> HashMap<&'static str, &'static str> {
         HashMap::from([
-            (ENV_TABLE_NAME, "t"),
-            (ENV_QUEUE_URL, "q"),
-            (ENV_DLQ_URL, "d"),
-            (ENV_FILE_STATUS_TABLE_NAME, "s"),
-            (ENV_ENVIRONMENT, "prod"),
-            (ENV_METRIC_NAMESPACE, "Ns"),
-            (ENV_MAX_FILE_BYTES, "10"),
-            (ENV_TIME_SAFETY_MARGIN_MS, "0"),
-            (ENV_STATUS_INDEX_SHARDS, "16"),
-            (ENV_RANGE_SPLIT_BYTES, "0"),
+            ("DYNAMODB_TABLE_NAME", "t"),
+            ("SQS_QUEUE_URL", "q"),
+            ("DLQ_URL", "d"),
+            ("FILE_STATUS_TABLE_NAME", "s"),
+            ("ENVIRONMENT", "prod"),
+            ("METRIC_NAMESPACE", "Ns"),
+            ("MAX_FILE_BYTES", "10"),
+            ("TIME_SAFETY_MARGIN_MS", "0"),
+            ("STATUS_INDEX_SHARDS", "16"),
+            ("RANGE_SPLIT_BYTES", "0"),
         ])
     }
 
@@ -254,12 +266,35 @@ mod tests {
         let cfg = read_processor(&processor_env()).unwrap();
         assert_eq!(
             (
-                cfg.metric_namespace.as_str(),
+                cfg.metrics.namespace.as_str(),
                 cfg.max_file_bytes,
                 cfg.time_safety_margin_ms
             ),
             ("Ns", 10, 0)
         );
+    }
+
+    #[test]
+    fn an_emf_line_declares_its_metrics_and_carries_their_values() {
+        let metrics = MetricsConfig {
+            environment: "prod".into(),
+            namespace: "Ns".into(),
+        };
+        let line = metrics.emf_line(5, &[("A", 2, "Count"), ("B", -1, "Milliseconds")]);
+        let expected = serde_json::json!({
+            "_aws": {
+                "Timestamp": 5,
+                "CloudWatchMetrics": [{
+                    "Namespace": "Ns",
+                    "Dimensions": [["Environment"]],
+                    "Metrics": [{"Name": "A", "Unit": "Count"}, {"Name": "B", "Unit": "Milliseconds"}],
+                }],
+            },
+            "Environment": "prod",
+            "A": 2,
+            "B": -1,
+        });
+        assert_eq!(line, expected.to_string());
     }
 
     #[test]
@@ -284,20 +319,20 @@ mod tests {
             );
         }
         let dlq = DlqProcessorConfig::from_lookup(|name| {
-            (name != ENV_METRIC_NAMESPACE).then(|| "1".to_owned())
+            (name != "METRIC_NAMESPACE").then(|| "1".to_owned())
         });
-        assert_eq!(dlq, Err(ConfigError::Missing(ENV_METRIC_NAMESPACE)));
+        assert_eq!(dlq, Err(ConfigError::Missing("METRIC_NAMESPACE")));
     }
 
     #[test]
     fn numbers_must_be_whole_and_in_range() {
         for (name, bad) in [
-            (ENV_MAX_FILE_BYTES, "0"),
-            (ENV_MAX_FILE_BYTES, "256 MiB"),
-            (ENV_TIME_SAFETY_MARGIN_MS, "-1"),
-            (ENV_TIME_SAFETY_MARGIN_MS, "3e4"),
-            (ENV_TIME_SAFETY_MARGIN_MS, "99999999999999999999"),
-            (ENV_STATUS_INDEX_SHARDS, "0"),
+            ("MAX_FILE_BYTES", "0"),
+            ("MAX_FILE_BYTES", "256 MiB"),
+            ("TIME_SAFETY_MARGIN_MS", "-1"),
+            ("TIME_SAFETY_MARGIN_MS", "3e4"),
+            ("TIME_SAFETY_MARGIN_MS", "99999999999999999999"),
+            ("STATUS_INDEX_SHARDS", "0"),
         ] {
             let mut env = processor_env();
             env.insert(name, bad);
@@ -311,7 +346,7 @@ mod tests {
         }
         let dlq = DlqProcessorConfig::from_lookup(|name| {
             Some(
-                if name == ENV_ERROR_RETENTION_DAYS {
+                if name == "ERROR_RETENTION_DAYS" {
                     "1.5"
                 } else {
                     "x"
@@ -322,7 +357,7 @@ mod tests {
         assert!(matches!(
             dlq,
             Err(ConfigError::NotAWholeNumber {
-                name: ENV_ERROR_RETENTION_DAYS,
+                name: "ERROR_RETENTION_DAYS",
                 ..
             })
         ));

@@ -3,6 +3,7 @@
 
 use crate::json::{self, JsonValue};
 use crate::messages::{mask_account, mask_entries, StringMap, ECHO_MAX_VALUE_CHARS};
+use crate::object::ObjectVersion;
 use crate::pyjson::{ascii_json, Dumps, Numbers};
 use crate::record::{is_transaction_id, trim, truncate_chars};
 use crate::sha256_hex;
@@ -111,12 +112,8 @@ pub struct ErrorRecord {
     pub transaction_id: Option<String>,
     /// The field at fault, when known.
     pub field: Option<String>,
-    /// The source object's bucket, when known.
-    pub source_bucket: Option<String>,
-    /// The source object's key, when known.
-    pub source_key: Option<String>,
-    /// The source object's version id, when known.
-    pub source_version_id: Option<String>,
+    /// The source object (its bucket, key and version id), when known.
+    pub source: Option<ObjectVersion>,
     /// Decimal line.
     pub source_line: Option<String>,
     /// The masked record (D8), when the message carried one.
@@ -159,13 +156,15 @@ impl ErrorRecord {
             item.push(("field", Attr::S(f.clone())));
         }
         item.push(("retryable", Attr::Bool(self.retryable)));
-        for (name, value) in [
-            ("source_bucket", &self.source_bucket),
-            ("source_key", &self.source_key),
-            ("source_version_id", &self.source_version_id),
-        ] {
-            if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
-                item.push((name, Attr::S(v.clone())));
+        if let Some(source) = &self.source {
+            for (name, value) in [
+                ("source_bucket", Some(&source.bucket)),
+                ("source_key", Some(&source.key)),
+                ("source_version_id", source.version_id.as_ref()),
+            ] {
+                if let Some(v) = value.filter(|v| !v.is_empty()) {
+                    item.push((name, Attr::S(v.clone())));
+                }
             }
         }
         if let Some(line) = &self.source_line {
@@ -205,26 +204,22 @@ fn nonneg_int(value: Option<&JsonValue>) -> Option<String> {
     Some(digits.to_owned())
 }
 
-fn opt_str(value: Option<&JsonValue>) -> Option<String> {
-    match value {
-        Some(JsonValue::String(s)) if !s.is_empty() => Some(s.clone()),
+/// An object version named in a message: a version id that is not a non-empty string is none.
+fn object_version(bucket: &str, key: &str, version_id: Option<&JsonValue>) -> ObjectVersion {
+    let version_id = match version_id {
+        Some(JsonValue::String(s)) => Some(s.as_str()),
         _ => None,
-    }
+    };
+    ObjectVersion::new(bucket, key, version_id)
 }
 
 /// Deterministic error id (design.md section 4, D4).
-pub(crate) fn error_id(
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
-    line: Option<&str>,
-    code: &str,
-) -> String {
+pub(crate) fn error_id(object: &ObjectVersion, line: Option<&str>, code: &str) -> String {
     sha256_hex(
         &[
-            bucket,
-            key,
-            version_id.unwrap_or(""),
+            object.bucket.as_str(),
+            &object.key,
+            object.version_id.as_deref().unwrap_or(""),
             line.unwrap_or(""),
             code,
         ]
@@ -265,22 +260,14 @@ fn transaction_id(value: Option<&JsonValue>) -> Option<String> {
 }
 
 struct Source {
-    bucket: String,
-    key: String,
-    version_id: Option<String>,
+    object: ObjectVersion,
     line: Option<String>,
     last_modified: Option<String>,
 }
 
 impl Source {
     fn error_id(&self, code: &str) -> String {
-        error_id(
-            &self.bucket,
-            &self.key,
-            self.version_id.as_deref(),
-            self.line.as_deref(),
-            code,
-        )
+        error_id(&self.object, self.line.as_deref(), code)
     }
 
     /// The file's upload time when the message carries it, else when the message was sent.
@@ -303,9 +290,7 @@ fn source(doc: Option<&JsonValue>) -> Option<Source> {
         return None;
     };
     Some(Source {
-        bucket: bucket.clone(),
-        key: key.clone(),
-        version_id: opt_str(doc.get("version_id")),
+        object: object_version(bucket, key, doc.get("version_id")),
         line: nonneg_int(doc.get("line")),
         last_modified: nonneg_int(doc.get("last_modified")),
     })
@@ -352,9 +337,7 @@ fn from_error_message(doc: &JsonValue, message: &SqsMessage, now: &str) -> Optio
             Some(JsonValue::String(f)) => Some(truncate_chars(f, ECHO_MAX_VALUE_CHARS).to_owned()),
             _ => None,
         },
-        source_bucket: Some(source.bucket),
-        source_key: Some(source.key),
-        source_version_id: source.version_id,
+        source: Some(source.object),
         source_line: source.line,
         record: if is_record {
             masked_record(doc.get("record"))
@@ -393,9 +376,7 @@ fn from_retry_record(doc: &JsonValue, message: &SqsMessage, now: &str) -> Option
         retryable: true,
         transaction_id: transaction_id(record.get("transaction_id")),
         field: None,
-        source_bucket: Some(source.bucket),
-        source_key: Some(source.key),
-        source_version_id: source.version_id,
+        source: Some(source.object),
         source_line: source.line,
         record: masked_record(Some(record)),
     })
@@ -408,15 +389,9 @@ fn from_resume_file(doc: &JsonValue, message: &SqsMessage, now: &str) -> Option<
         return None;
     };
     let start_line = nonneg_int(doc.get("start_line"))?;
-    let version_id = opt_str(doc.get("version_id"));
+    let object = object_version(bucket, key, doc.get("version_id"));
     Some(ErrorRecord {
-        error_id: error_id(
-            bucket,
-            key,
-            version_id.as_deref(),
-            Some(&start_line),
-            FILE_RESUME_FAILED,
-        ),
+        error_id: error_id(&object, Some(&start_line), FILE_RESUME_FAILED),
         timestamp: first(&[message.sent_timestamp.as_ref()], now),
         detected_at: now.to_owned(),
         error_code: FILE_RESUME_FAILED.to_owned(),
@@ -425,9 +400,7 @@ fn from_resume_file(doc: &JsonValue, message: &SqsMessage, now: &str) -> Option<
         retryable: true,
         transaction_id: None,
         field: None,
-        source_bucket: Some(bucket.clone()),
-        source_key: Some(key.clone()),
-        source_version_id: version_id,
+        source: Some(object),
         source_line: Some(start_line),
         record: None,
     })
@@ -447,16 +420,13 @@ fn from_s3_event(doc: &JsonValue, message: &SqsMessage, now: &str) -> Vec<ErrorR
         else {
             return Vec::new();
         };
-        let version_id = opt_str(object.and_then(|o| o.get("versionId")));
-        let key = unquote_plus(raw_key);
+        let source = object_version(
+            bucket,
+            &unquote_plus(raw_key),
+            object.and_then(|o| o.get("versionId")),
+        );
         rows.push(ErrorRecord {
-            error_id: error_id(
-                bucket,
-                &key,
-                version_id.as_deref(),
-                None,
-                FILE_PROCESSING_FAILED,
-            ),
+            error_id: error_id(&source, None, FILE_PROCESSING_FAILED),
             timestamp: first(&[message.sent_timestamp.as_ref()], now),
             detected_at: now.to_owned(),
             error_code: FILE_PROCESSING_FAILED.to_owned(),
@@ -465,9 +435,7 @@ fn from_s3_event(doc: &JsonValue, message: &SqsMessage, now: &str) -> Vec<ErrorR
             retryable: true,
             transaction_id: None,
             field: None,
-            source_bucket: Some(bucket.clone()),
-            source_key: Some(key),
-            source_version_id: version_id,
+            source: Some(source),
             source_line: None,
             record: None,
         });
@@ -487,9 +455,7 @@ pub(crate) fn unknown_format(message: &SqsMessage, reason: &str, now: &str) -> E
         retryable: false,
         transaction_id: None,
         field: None,
-        source_bucket: None,
-        source_key: None,
-        source_version_id: None,
+        source: None,
         source_line: None,
         record: None,
     }

@@ -31,7 +31,9 @@ mod timestamp;
 mod urlcode;
 
 // The configuration each Lambda reads from its environment once, at start.
-pub use config::{ConfigError, DlqProcessorConfig, FromEnvironment, ProcessorConfig};
+pub use config::{
+    ConfigError, DlqProcessorConfig, FromEnvironment, MetricsConfig, ProcessorConfig,
+};
 // Records, their fields and the codes of what is wrong with them.
 pub use error::{ErrorCode, FileError, RecordError};
 pub use object::ObjectVersion;

@@ -13,6 +13,7 @@ use crate::edges::{OldestAge, QueueDepth, Queues, Tables};
 use crate::error::{from_sdk, is_access_denied, CliError};
 use crate::model::{Item, RowKey};
 use crate::outputs::StackOutputs;
+use crate::replay::ReplayRow;
 use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
 
 pub const ACTIVITY_DAY_INDEX: &str = "activity_day-index";
@@ -163,26 +164,21 @@ impl Tables for AwsTables {
         Ok((page.items.unwrap_or_default(), next))
     }
 
-    async fn mark_replayed(
-        &self,
-        row: &RowKey,
-        at: &str,
-        seen: Option<&str>,
-    ) -> Result<bool, CliError> {
+    async fn mark_replayed(&self, row: &ReplayRow, at: &str) -> Result<bool, CliError> {
         let mut request = self
             .client
             .update_item()
             .table_name(&self.errors_table)
-            .set_key(Some(Self::key_of(row)))
+            .set_key(Some(Self::key_of(&row.key)))
             .update_expression("SET replayed_at = :at")
             .expression_attribute_values(":at", AttributeValue::S(at.to_owned()));
-        request = match seen {
+        request = match &row.replayed_at {
             None => request.condition_expression(
                 "attribute_exists(error_id) AND attribute_not_exists(replayed_at)",
             ),
             Some(old) => request
                 .condition_expression("attribute_exists(error_id) AND replayed_at = :seen")
-                .expression_attribute_values(":seen", AttributeValue::S(old.to_owned())),
+                .expression_attribute_values(":seen", AttributeValue::S(old.clone())),
         };
         match request.send().await {
             Ok(_) => Ok(true),

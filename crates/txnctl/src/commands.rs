@@ -375,10 +375,7 @@ pub async fn replay(
         // Mark first, then send: a row marked by this run is sent by this run or unmarked.
         let mut marked = Vec::new();
         for row in &message.rows {
-            match tables
-                .mark_replayed(&row.key, &at, row.replayed_at.as_deref())
-                .await
-            {
+            match tables.mark_replayed(row, &at).await {
                 Ok(true) => marked.push(row.clone()),
                 Ok(false) => {}
                 Err(err) => {

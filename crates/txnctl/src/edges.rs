@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::CliError;
 use crate::model::{Item, RowKey};
+use crate::replay::ReplayRow;
 
 /// Reads of the status and errors tables, and the replay mark on an errors row.
 pub trait Tables {
@@ -24,14 +25,10 @@ pub trait Tables {
         &self,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>), CliError>;
-    /// Sets replayed_at = `at` on the row if it has none (or, with `seen`, if it still has that
-    /// value). Ok(false) when the condition failed: someone else marked it first.
-    async fn mark_replayed(
-        &self,
-        row: &RowKey,
-        at: &str,
-        seen: Option<&str>,
-    ) -> Result<bool, CliError>;
+    /// Sets replayed_at = `at` on the row if it still has the replayed_at it was read with (none,
+    /// or the one `--include-replayed` sends again). Ok(false) when the condition failed:
+    /// someone else marked it first.
+    async fn mark_replayed(&self, row: &ReplayRow, at: &str) -> Result<bool, CliError>;
     /// Removes the mark this run set (condition: replayed_at = `at`), after a failed send.
     async fn unmark_replayed(&self, row: &RowKey, at: &str) -> Result<(), CliError>;
 }

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use indicatif::ProgressBar;
 
 use crate::commands::{self, days_between, parse_since, FileState};
@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::model::tests::{n, s};
 use crate::model::{ErrorRow, Item, RowKey};
 use crate::outputs::StackOutputs;
-use crate::replay::plan;
+use crate::replay::{plan, ReplayRow};
 
 #[derive(Default)]
 struct FakeTables {
@@ -76,12 +76,7 @@ impl Tables for FakeTables {
             Some(_) => Ok((all[1..].to_vec(), None)),
         }
     }
-    async fn mark_replayed(
-        &self,
-        row: &RowKey,
-        at: &str,
-        seen: Option<&str>,
-    ) -> Result<bool, CliError> {
+    async fn mark_replayed(&self, row: &ReplayRow, at: &str) -> Result<bool, CliError> {
         if self.broken_updates.contains(&row.error_id) {
             return Err(CliError::AccessDenied {
                 action: "dynamodb:UpdateItem".into(),
@@ -96,7 +91,7 @@ impl Tables for FakeTables {
         else {
             return Ok(false);
         };
-        if text_of(item, "replayed_at").as_deref() != seen {
+        if text_of(item, "replayed_at") != row.replayed_at {
             return Ok(false);
         }
         item.insert("replayed_at".into(), s(at));
@@ -236,12 +231,22 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-#[test]
-fn status_takes_the_latest_version_and_its_errors_by_code_and_line() {
-    let tables = FakeTables {
+/// A UTC instant of the fixtures' days.
+fn utc(year: i32, month: u32, day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, month, day, hour, 0, 0)
+        .single()
+        .expect("time")
+}
+
+/// Four days of status records (a.csv in two versions, one of them failed, as is b.csv) and
+/// the errors rows of a.csv's versions.
+fn status_fixture() -> FakeTables {
+    FakeTables {
         status: vec![
+            status_item("old.csv", "v", "done", "2026-11-27T23:00:00.000Z"),
             status_item("a.csv", "v1", "done", "2026-11-29T10:00:00.000Z"),
             status_item("a.csv", "v2", "failed", "2026-11-30T10:00:00.000Z"),
+            status_item("b.csv", "v", "failed", "2026-11-30T01:00:00.000Z"),
         ],
         errors: RefCell::new(vec![
             error_item("e3", "a.csv", "v2", "INVALID_VALUE", Some(9)),
@@ -250,7 +255,12 @@ fn status_takes_the_latest_version_and_its_errors_by_code_and_line() {
             error_item("e0", "a.csv", "v1", "INVALID_VALUE", Some(2)),
         ]),
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn status_takes_the_latest_version_and_its_errors_by_code_and_line() {
+    let tables = status_fixture();
     let report = block_on(commands::status(&tables, "a.csv", None)).expect("status");
     assert_eq!(report.file.source_version_id, "v2");
     assert_eq!(report.versions, ["v2", "v1"]);
@@ -260,7 +270,7 @@ fn status_takes_the_latest_version_and_its_errors_by_code_and_line() {
     let older = block_on(commands::status(&tables, "a.csv", Some("v1"))).expect("status");
     assert_eq!(older.errors.len(), 1);
 
-    let err = block_on(commands::status(&tables, "b.csv", None)).expect_err("unknown key");
+    let err = block_on(commands::status(&tables, "c.csv", None)).expect_err("unknown key");
     assert_eq!(err.exit_code(), 4);
     let err =
         block_on(commands::status(&tables, "a.csv", Some("v9"))).expect_err("unknown version");
@@ -269,22 +279,13 @@ fn status_takes_the_latest_version_and_its_errors_by_code_and_line() {
 
 #[test]
 fn files_reads_each_day_and_filters_by_state() {
-    let tables = FakeTables {
-        status: vec![
-            status_item("old.csv", "v", "done", "2026-11-27T23:00:00.000Z"),
-            status_item("a.csv", "v", "done", "2026-11-29T10:00:00.000Z"),
-            status_item("b.csv", "v", "failed", "2026-11-30T01:00:00.000Z"),
-        ],
-        ..Default::default()
-    };
-    let now = Utc
-        .with_ymd_and_hms(2026, 11, 30, 12, 0, 0)
-        .single()
-        .expect("time");
+    let tables = status_fixture();
+    let now = utc(2026, 11, 30, 12);
     let since = parse_since("2d", now).expect("since");
+    // By first activity: old.csv is before `since`, a.csv's two versions are two records.
     for (state, expected) in [
-        (None, vec!["a.csv", "b.csv"]),
-        (Some(FileState::Failed), vec!["b.csv"]),
+        (None, vec!["a.csv", "b.csv", "a.csv"]),
+        (Some(FileState::Failed), vec!["b.csv", "a.csv"]),
     ] {
         let report = block_on(commands::files(
             &tables,
@@ -301,10 +302,7 @@ fn files_reads_each_day_and_filters_by_state() {
 
 #[test]
 fn since_accepts_dates_instants_and_durations() {
-    let now = Utc
-        .with_ymd_and_hms(2026, 11, 30, 12, 0, 0)
-        .single()
-        .expect("time");
+    let now = utc(2026, 11, 30, 12);
     assert_eq!(
         parse_since("2026-11-29", now).expect("date").to_rfc3339(),
         "2026-11-29T00:00:00+00:00"
@@ -324,11 +322,7 @@ fn since_accepts_dates_instants_and_durations() {
     let days = days_between(parse_since("2026-11-28", now).expect("date"), now).expect("days");
     assert_eq!(days, ["2026-11-28", "2026-11-29", "2026-11-30"]);
     assert!(days_between(parse_since("400d", now).expect("d"), now).is_err());
-    let future = Utc
-        .with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
-        .single()
-        .expect("time");
-    assert!(days_between(future, now).is_err());
+    assert!(days_between(utc(2026, 12, 1, 0), now).is_err());
 }
 
 #[test]

@@ -19,7 +19,11 @@ fn record_error_row() {
     let r = &rows[0];
     assert_eq!(
         r.error_id,
-        error_id("b", "in/x.csv", Some("v1"), Some("3"), "INVALID_VALUE")
+        error_id(
+            &ObjectVersion::new("b", "in/x.csv", Some("v1")),
+            Some("3"),
+            "INVALID_VALUE"
+        )
     );
     assert_eq!(
         r.error_id,
@@ -64,10 +68,11 @@ fn s3_event_rows() {
     let body = r#"{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"},"object":{"key":"in/my+file%2B1.csv","versionId":"v"}}},{"eventSource":"aws:s3","s3":{"bucket":{"name":"b"},"object":{"key":"x.json"}}}]}"#;
     let rows = interpret_message(&msg(body), 5);
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0].source_key.as_deref(), Some("in/my file+1.csv"));
+    let source = |i: usize| rows[i].source.as_ref().expect("a source");
+    assert_eq!(source(0).key, "in/my file+1.csv");
     assert_eq!(rows[0].error_code, FILE_PROCESSING_FAILED);
     assert!(rows[0].retryable);
-    assert_eq!(rows[1].source_version_id, None);
+    assert_eq!(source(1).version_id, None);
 }
 
 #[test]
