@@ -6,13 +6,10 @@ A `SampleFile` is one object to upload with every data row's intended outcome (`
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
-
-from pipeline_local.constants import CONTRACT_DIR
 
 DEFAULT_SEED = 20240601
 # The demo and the e2e stacks apply the configuration with this max_file_bytes (the variable's
@@ -21,24 +18,14 @@ SAMPLE_MAX_FILE_BYTES = 1_048_576
 PREFIX = "incoming/2024/"
 
 
-def contract_minor_units() -> dict[str, int]:
-    """contract/currencies.json, ISO 4217 code -> minor unit: the table both handlers take theirs
-    from (lib/processor_function.py embeds a copy, txn-core includes the file at build time)."""
-    doc = json.loads((CONTRACT_DIR / "currencies.json").read_text(encoding="utf-8"))
-    return {str(code): int(unit) for code, unit in doc["minor_units"].items()}
-
-
-# The currencies the samples use (all unambiguous table entries, by minor unit 2, 0, 3), with
-# the contract's minor units: a code the contract lacks fails here, at import.
-_CONTRACT_MINOR_UNITS = contract_minor_units()
+# ISO 4217 minor units of the currencies the samples use (all unambiguous table entries),
+# typed here so that the oracle stays independent of the table the handlers take theirs from;
+# tests/unit/test_contract.py holds it to contract/currencies.json.
 MINOR_UNITS: dict[str, int] = {
-    code: _CONTRACT_MINOR_UNITS[code]
-    for code in (
-        "EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK",
-        "CAD", "AUD", "NZD", "SGD", "HKD", "ZAR", "MXN", "BRL", "INR",
-        "JPY", "KRW", "ISK", "CLP",
-        "KWD", "BHD", "OMR", "JOD", "TND",
-    )
+    "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2,
+    "CAD": 2, "AUD": 2, "NZD": 2, "SGD": 2, "HKD": 2, "ZAR": 2, "MXN": 2, "BRL": 2, "INR": 2,
+    "JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0,
+    "KWD": 3, "BHD": 3, "OMR": 3, "JOD": 3, "TND": 3,
 }  # fmt: skip
 TYPES = ("DEBIT", "CREDIT", "TRANSFER", "PAYMENT", "REFUND")
 

@@ -7,7 +7,15 @@ import re
 from types import ModuleType
 
 from pipeline_local.constants import CONTRACT_DIR, LIB_DIR
-from pipeline_local.sample_model import contract_minor_units
+from pipeline_local.sample_model import MINOR_UNITS
+
+
+def contract_minor_units() -> dict[str, int]:
+    """contract/currencies.json: ISO 4217 code -> minor unit."""
+    doc = json.loads((CONTRACT_DIR / "currencies.json").read_text(encoding="utf-8"))
+    table = doc["minor_units"]
+    assert isinstance(table, dict)
+    return {str(code): int(unit) for code, unit in table.items()}
 
 
 def test_embedded_currency_table_is_the_contracts(proc: ModuleType) -> None:
@@ -19,6 +27,14 @@ def test_embedded_currency_table_is_the_contracts(proc: ModuleType) -> None:
     assert theirs.keys() - ours.keys() == set(), "codes only in contract/currencies.json"
     changed = {c: (ours[c], theirs[c]) for c in ours if ours[c] != theirs[c]}
     assert changed == {}, "minor units differ (handler, contract)"
+
+
+def test_the_sample_models_minor_units_are_the_contracts() -> None:
+    """The sample model (the tests' oracle, and the benchmarks' source of minor units) lists
+    the currencies the samples use; each must have the contract's minor unit."""
+    theirs = contract_minor_units()
+    changed = {c: (u, theirs.get(c)) for c, u in MINOR_UNITS.items() if theirs.get(c) != u}
+    assert changed == {}, "minor units differ (sample model, contract)"
 
 
 def test_currency_table_is_well_formed() -> None:
