@@ -75,7 +75,7 @@ from pipeline_local.function_config import PROCESSOR, tunable_defaults  # noqa: 
 from pipeline_local.invokers import load_handler_module  # noqa: E402
 from pipeline_local.samples import bulk_file  # noqa: E402
 from pipeline_local.sandbox import sandbox_for  # noqa: E402
-from pipeline_local.scratch_stack import clients, create_transactions_table  # noqa: E402
+from pipeline_local.scratch_stack import clients, lib_table  # noqa: E402
 
 MEMORY_MB = 512
 MEMORY_GB = MEMORY_MB / 1024  # Lambda bills GB as 1,024 MB
@@ -316,7 +316,7 @@ def parent(args: argparse.Namespace) -> int:
         for repeat in range(args.repeats):
             for mode in MODES:
                 table = f"write-batching-{mode}-{uuid.uuid4().hex[:8]}"
-                create_transactions_table(admin, table)
+                lib_table("transactions").create(admin, table)
                 for situation in SITUATIONS:
                     ddb.reset()
                     result = run_child(mode, table, args.rows, args.writers, env)

@@ -101,6 +101,21 @@ def deployed_code(function: str, impl: str, lib: Path = LIB) -> tuple[str, str]:
     return runtime, handler
 
 
+def table_keys(table: str, lib: Path = LIB) -> tuple[tuple[str, str], dict[str, tuple[str, str]]]:
+    """lib/main.tf's local.tables entry `table` ("transactions", "errors", "file_status"): its
+    key (hash, range) and its global secondary indexes {name: (hash, range)}."""
+    tables = _local("tables", lib)
+    if table not in tables:
+        raise LookupError(f"lib/ has no local.tables.{table}")
+
+    def pair(names: list[str]) -> tuple[str, str]:
+        hash_key, range_key = (_unquoted(n) for n in names)
+        return hash_key, range_key
+
+    entry = tables[table]
+    return pair(entry["key"]), {_unquoted(n): pair(k) for n, k in entry["indexes"].items()}
+
+
 def function_settings(function: str, lib: Path = LIB) -> dict[str, Any]:
     """What lib/ sets for one function only: its entry of local.functions (name, environment,
     dead_letter_config, ...), expressions as python-hcl2 renders them ("${...}")."""

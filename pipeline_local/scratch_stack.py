@@ -25,7 +25,12 @@ from typing import Any
 import boto3
 
 from pipeline_local.emulator import Emulator
-from pipeline_local.function_config import PROCESSOR, resource_body, tunable_defaults
+from pipeline_local.function_config import (
+    PROCESSOR,
+    resource_body,
+    table_keys,
+    tunable_defaults,
+)
 
 
 def queue_settings() -> tuple[dict[str, str], int]:
@@ -122,37 +127,21 @@ def _key_schema(key: tuple[str, str]) -> list[dict[str, str]]:
     ]
 
 
-# lib/main.tf's aws_dynamodb_table.pipeline["transactions"].
-TRANSACTIONS = TableSchema(
-    ("transaction_id", "timestamp"), {"status_shard-index": ("status_shard", "timestamp")}
-)
-# lib/main.tf's aws_dynamodb_table.pipeline["errors"].
-ERRORS = TableSchema(
-    ("error_id", "timestamp"),
-    {
-        "transaction_id-index": ("transaction_id", "timestamp"),
-        "source_key-index": ("source_key", "timestamp"),
-    },
-)
-# lib/main.tf's aws_dynamodb_table.pipeline["file_status"]: per-file status (contract P26).
-FILE_STATUS = TableSchema(
-    ("source_key", "source_version_id"), {"activity_day-index": ("activity_day", "first_activity")}
-)
-
-# One table alone, for the tests and benchmarks that need no more.
-create_transactions_table = TRANSACTIONS.create
-create_errors_table = ERRORS.create
-create_status_table = FILE_STATUS.create
+def lib_table(table: str) -> TableSchema:
+    """The key and indexes lib/main.tf gives one of its tables ("transactions", "errors",
+    "file_status": the keys of its local.tables)."""
+    key, indexes = table_keys(table)
+    return TableSchema(key, indexes)
 
 
 def create_tables(ddb: Any, stack: Stack) -> None:
     """The stack's three tables, through `ddb` (the emulator's, or another DynamoDB endpoint)."""
-    for schema, name in (
-        (TRANSACTIONS, stack.table),
-        (ERRORS, stack.errors_table),
-        (FILE_STATUS, stack.status_table),
+    for table, name in (
+        ("transactions", stack.table),
+        ("errors", stack.errors_table),
+        ("file_status", stack.status_table),
     ):
-        schema.create(ddb, name)
+        lib_table(table).create(ddb, name)
 
 
 def create_stack(emulator: Emulator) -> Stack:

@@ -16,12 +16,12 @@ from botocore.exceptions import ClientError
 
 from pipeline_local.ddb_faithful import FaithfulDynamoDB, start_ddb_faithful
 from pipeline_local.emulator import Emulator
-from pipeline_local.scratch_stack import create_transactions_table
+from pipeline_local.scratch_stack import lib_table
 from tests.integration.conftest import dynamodb_client as client
 
 REGION = "eu-central-1"
 TABLE = "faithful-transactions"
-INDEX = "status_shard-index"  # scratch_stack's copy of lib/main.tf's (P40)
+INDEX = "status_shard-index"  # lib/main.tf's (P40)
 THROTTLING_MESSAGE = (
     "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
     "scaling your table or index so please try again shortly. If exceptions persist, check if you "
@@ -64,7 +64,7 @@ def proxied(moto: Emulator) -> Iterator[FaithfulDynamoDB]:
     moto.reset()
     ddb = start_ddb_faithful(upstream=moto.endpoint, latency="none", clock="manual")
     try:
-        create_transactions_table(client(ddb.endpoint), TABLE)
+        lib_table("transactions").create(client(ddb.endpoint), TABLE)
         yield ddb
     finally:
         ddb.stop()
@@ -74,7 +74,7 @@ def proxied(moto: Emulator) -> Iterator[FaithfulDynamoDB]:
 def memory() -> Iterator[FaithfulDynamoDB]:
     ddb = start_ddb_faithful(memory=True, latency="none", clock="manual")
     try:
-        create_transactions_table(client(ddb.endpoint), TABLE)
+        lib_table("transactions").create(client(ddb.endpoint), TABLE)
         yield ddb
     finally:
         ddb.stop()

@@ -21,7 +21,7 @@ from pipeline_local.clients import Clients
 from pipeline_local.constants import BUILD_DIR, REGION
 from pipeline_local.emulator import Emulator, start_emulator
 from pipeline_local.host_builds import cargo_builds, first_executable
-from pipeline_local.scratch_stack import create_errors_table, create_status_table
+from pipeline_local.scratch_stack import lib_table
 
 BUCKET = "s3-transactions-test-123456789012"
 DAY = "2026-11-30"
@@ -42,8 +42,8 @@ def _create_resources(emulator: Emulator) -> dict[str, str]:
     """The two tables and two queues as the stack defines them; returns the outputs."""
     clients = Clients(emulator.endpoint)
     ddb, sqs = clients("dynamodb"), clients("sqs")
-    create_status_table(ddb, "dynamodb-file-status-test")
-    create_errors_table(ddb, "dynamodb-errors-test")
+    lib_table("file_status").create(ddb, "dynamodb-file-status-test")
+    lib_table("errors").create(ddb, "dynamodb-errors-test")
     dlq_url = sqs.create_queue(QueueName="sqs-transaction-dlq-test")["QueueUrl"]
     main_url = sqs.create_queue(QueueName="sqs-transaction-retry-test")["QueueUrl"]
     return {

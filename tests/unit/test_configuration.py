@@ -22,6 +22,7 @@ from pipeline_local.function_config import (
     environment_expressions,
     environment_names,
     resource_body,
+    table_keys,
     variable_blocks,
     variable_defaults,
 )
@@ -157,3 +158,18 @@ def test_the_deployed_runtime_and_handler_are_read_from_lib(tmp_path: Path) -> N
     (plain / "main.tf").write_text('locals {\n  lambda_runtime_id = "python3.11"\n}\n')
     with pytest.raises(LookupError, match=r"lambda_runtime_id: .*python3\.11.* is not"):
         deployed_code(PROCESSOR, "python", plain)
+
+
+def test_table_keys_are_read_from_lib(tmp_path: Path) -> None:
+    """The scratch stack's tables take their keys and indexes from lib/main.tf's local.tables,
+    not a copy: another lib/ gives other ones, and an unknown table is refused by name."""
+    assert table_keys("transactions") == (
+        ("transaction_id", "timestamp"),
+        {"status_shard-index": ("status_shard", "timestamp")},
+    )
+    (tmp_path / "main.tf").write_text(
+        'locals {\n  tables = { t = { key = ["a", "b"], indexes = { "i" = ["c", "b"] } } }\n}\n'
+    )
+    assert table_keys("t", tmp_path) == (("a", "b"), {"i": ("c", "b")})
+    with pytest.raises(LookupError, match=r"no local\.tables\.errors"):
+        table_keys("errors", tmp_path)

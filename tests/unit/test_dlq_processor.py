@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_local.scratch_stack import create_errors_table
+from pipeline_local.scratch_stack import lib_table
 from tests.unit.conftest import (
     BUCKET,
     ERRORS_TABLE,
@@ -350,7 +350,7 @@ def test_lambda_handler_with_moto(dlq: Any, handler_env: None) -> None:
 
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="eu-central-1")
-        create_errors_table(ddb, ERRORS_TABLE)
+        lib_table("errors").create(ddb, ERRORS_TABLE)
         bodies = [json.dumps(record_error()), "junk", json.dumps(record_error())]
         response = dlq.lambda_handler(sqs_event(bodies, SENT), FakeContext())
         assert response == {"batchItemFailures": []}

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pipeline_local.scratch_stack import create_status_table
+from pipeline_local.scratch_stack import lib_table
 from tests.unit.conftest import HANDLER_ENV
 
 LIB = Path(__file__).resolve().parents[2] / "lib"
@@ -37,7 +37,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, Any, Any]
         import processor_function as proc
 
         ddb = boto3.client("dynamodb", region_name="eu-central-1")
-        create_status_table(ddb, TABLE)
+        lib_table("file_status").create(ddb, TABLE)
         aws = proc.Aws(s3=None, dynamodb=ddb, sqs=None)
         cfg = dataclasses.replace(
             proc.load_config(HANDLER_ENV),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_local.scratch_stack import create_status_table, create_transactions_table
+from pipeline_local.scratch_stack import lib_table
 from tests.unit.conftest import (
     BUCKET,
     DLQ_URL,
@@ -440,8 +440,8 @@ def test_lambda_handler_with_moto(proc: Any, handler_env: None) -> None:
             Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
         )
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        create_transactions_table(ddb, TABLE)
-        create_status_table(ddb, HANDLER_ENV["FILE_STATUS_TABLE_NAME"])  # contract P26
+        lib_table("transactions").create(ddb, TABLE)
+        lib_table("file_status").create(ddb, HANDLER_ENV["FILE_STATUS_TABLE_NAME"])  # contract P26
         main_url = sqs.create_queue(QueueName="sqs-transactions-test")["QueueUrl"]
         dlq_url = sqs.create_queue(QueueName="sqs-transactions-dlq-test")["QueueUrl"]
         import os

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from pipeline_local.scratch_stack import create_status_table, create_transactions_table
+from pipeline_local.scratch_stack import lib_table
 from tests.unit.conftest import (
     HANDLER_ENV,
     HEADER,
@@ -327,8 +327,8 @@ def moto_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, Any,
         s3.put_bucket_versioning(
             Bucket="bucket-ranges", VersioningConfiguration={"Status": "Enabled"}
         )
-        create_status_table(ddb, "status")
-        create_transactions_table(ddb, "transactions")
+        lib_table("file_status").create(ddb, "status")
+        lib_table("transactions").create(ddb, "transactions")
         cfg = dataclasses.replace(
             proc.load_config(HANDLER_ENV),
             table_name="transactions",
