@@ -284,16 +284,22 @@ fn source(doc: Option<&JsonValue>) -> Option<Source> {
     if !matches!(doc, JsonValue::Object(_)) {
         return None;
     }
+    Some(Source {
+        object: object_named_in(doc)?,
+        line: nonneg_int(doc.get("line")),
+        last_modified: nonneg_int(doc.get("last_modified")),
+    })
+}
+
+/// The object a message names by its `bucket`, `key` and optional `version_id` members; None
+/// unless bucket and key are strings.
+fn object_named_in(doc: &JsonValue) -> Option<ObjectVersion> {
     let (Some(JsonValue::String(bucket)), Some(JsonValue::String(key))) =
         (doc.get("bucket"), doc.get("key"))
     else {
         return None;
     };
-    Some(Source {
-        object: object_version(bucket, key, doc.get("version_id")),
-        line: nonneg_int(doc.get("line")),
-        last_modified: nonneg_int(doc.get("last_modified")),
-    })
+    Some(object_version(bucket, key, doc.get("version_id")))
 }
 
 fn text_or(value: Option<&JsonValue>, fallback: &str) -> String {
@@ -383,13 +389,8 @@ fn from_retry_record(doc: &JsonValue, message: &SqsMessage, now: &str) -> Option
 }
 
 fn from_resume_file(doc: &JsonValue, message: &SqsMessage, now: &str) -> Option<ErrorRecord> {
-    let (Some(JsonValue::String(bucket)), Some(JsonValue::String(key))) =
-        (doc.get("bucket"), doc.get("key"))
-    else {
-        return None;
-    };
+    let object = object_named_in(doc)?;
     let start_line = nonneg_int(doc.get("start_line"))?;
-    let object = object_version(bucket, key, doc.get("version_id"));
     Some(ErrorRecord {
         error_id: error_id(&object, Some(&start_line), FILE_RESUME_FAILED),
         timestamp: first(&[message.sent_timestamp.as_ref()], now),
